@@ -1,0 +1,38 @@
+# Every target does its own set-up: a .venv with torch installed first, then wmplan with its dev
+# extras under constraints.txt (so nothing upgrades that torch). A second run with nothing changed
+# skips the install. With a GPU build of torch: make test TORCH_SPEC='torch==2.6.0'.
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.wmplan-installed
+PYTEST_ARGS ?=
+export MUJOCO_GL ?= egl
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# The stamp records the torch spec: asking for another torch reinstalls.
+$(STAMP): pyproject.toml constraints.txt Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	sed 's/^torch==.*/$(TORCH_SPEC)/' constraints.txt > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
+	echo "$(TORCH_SPEC)" > $(STAMP)
+
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_SPEC))
+.PHONY: $(STAMP)
+endif
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/wmplan demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/collect.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

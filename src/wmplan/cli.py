@@ -1,0 +1,122 @@
+"""The `wmplan` command line: a thin layer over the Python API.
+
+    wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
+    wmplan info data/wall [--json]
+    wmplan demo [--out results/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from wmplan.data.store import DatasetError
+
+
+def _parse_settings(pairs: list[str]) -> dict:
+    """key=value pairs -> dict, values parsed as JSON where they parse (numbers, booleans, lists)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from wmplan.data.collect import collect
+
+    start = time.perf_counter()
+    store = collect(
+        args.env, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, append=args.append,
+        task_settings=_parse_settings(args.task_set), collector_settings=_parse_settings(args.collector_set),
+    )
+    seconds = time.perf_counter() - start
+    print(f"wrote {args.episodes} episodes to {store.path} in {seconds:.1f} s; it now holds "
+          f"{store.n_episodes} episodes, {store.n_frames} frames")
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    lines = [
+        f"dataset   {summary['path']}",
+        f"task      {summary['task']}",
+        f"episodes  {summary['episodes']} finished"
+        + (f" ({summary['unfinished_frames']} frames of an unfinished episode ignored)" if summary["unfinished_frames"] else ""),
+        f"frames    {summary['frames']}"
+        + (f" (episode length {summary['episode_length']['min']}..{summary['episode_length']['max']})" if summary["episode_length"] else ""),
+        "arrays",
+    ]
+    for key, meta in summary["arrays"].items():
+        lines.append(f"  data/{key:<10} {str(tuple(meta['shape'])):<22} {meta['dtype']}")
+    for name in ("action_range", "state_range"):
+        rng = summary[name]
+        if rng:
+            lines.append(f"{name.replace('_', ' '):<13} min {rng['min']}  max {rng['max']}")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from wmplan.data.store import TrajectoryStore
+
+    summary = TrajectoryStore.open(args.path).summary()
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from wmplan.data.collect import collect
+
+    out = Path(args.out)
+    store = collect("wall", out / "data", episodes=args.episodes, seed=args.seed, overwrite=True)
+    print(format_summary(store.summary()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("collect", help="simulate episodes into a zarr dataset")
+    p.add_argument("--env", default="wall", help="task name (default: wall)")
+    p.add_argument("--episodes", type=int, required=True)
+    p.add_argument("--out", required=True, help="dataset path (a folder)")
+    p.add_argument("--seed", type=int, default=0)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    mode.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
+    p.add_argument("--task-set", action="append", default=[], metavar="KEY=VALUE", help="task setting, e.g. random_layout=true")
+    p.add_argument("--collector-set", action="append", default=[], metavar="KEY=VALUE", help="collector setting, e.g. steps=100")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("info", help="describe a dataset")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="the end-to-end job on the Wall task at CPU scale")
+    p.add_argument("--out", default="results/demo")
+    p.add_argument("--episodes", type=int, default=1920)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, ValueError, FileNotFoundError) as exc:
+        print(f"wmplan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Trajectory generators: simulate many episodes at once, append them to a store one by one.
+
+Example:
+    >>> summary = collect("wall", "data/wall", episodes=1920, seed=0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from wmplan.data.store import DatasetError, TrajectoryStore
+from wmplan.envs import make_task
+from wmplan.envs.wall import WallTask
+
+
+@dataclass(frozen=True)
+class WallWalkConfig:
+    """PLDM-style random walks of the Wall dot."""
+
+    steps: int = 50
+    """Env steps per episode (an episode stores steps + 1 frames)."""
+    turn_kappa: float = 5.0
+    """Concentration of the von Mises turning angle added to the heading each step (larger: straighter)."""
+    step_mean: float = 1.0
+    """Mean of the truncated-normal step length, in pixels."""
+    step_std: float = 0.6
+    step_min: float = 0.2
+    step_max: float = 1.8
+
+
+def _truncated_normal(rng: np.random.Generator, mean: float, std: float, lo: float, hi: float, n: int) -> np.ndarray:
+    out = rng.normal(mean, std, n)
+    bad = (out < lo) | (out > hi)
+    while bad.any():
+        out[bad] = rng.normal(mean, std, int(bad.sum()))
+        bad = (out < lo) | (out > hi)
+    return out
+
+
+def _free_positions(task: WallTask, rng: np.random.Generator, layout: np.ndarray) -> np.ndarray:
+    """One uniformly drawn free position (not in a solid) per layout row."""
+    n = len(layout)
+    pos = np.zeros((n, 2))
+    todo = np.arange(n)
+    size = task.image_size
+    while len(todo):
+        pos[todo] = rng.uniform(0, size - 1, (len(todo), 2))
+        todo = todo[task.in_solid(pos[todo], layout[todo])]
+    return pos
+
+
+def random_walk_wall(task: WallTask, rng: np.random.Generator, n: int, cfg: WallWalkConfig) -> dict[str, np.ndarray]:
+    """n episodes of random walks at once; arrays (n, steps + 1, ...), the last action NaN."""
+    layout = task.sample_layout(rng, n)
+    task.reset_to(_free_positions(task, rng, layout), layout)
+    heading = rng.uniform(0, 2 * np.pi, n)
+    states, images, actions = [task.get_state()], [task.render()], []
+    for _ in range(cfg.steps):
+        heading = heading + rng.vonmises(0.0, cfg.turn_kappa, n)
+        length = _truncated_normal(rng, cfg.step_mean, cfg.step_std, cfg.step_min, cfg.step_max, n)
+        action = (length / task.config.action_scale)[:, None] * np.stack([np.cos(heading), np.sin(heading)], 1)
+        actions.append(action)
+        states.append(task.step(action))
+        images.append(task.render())
+    actions.append(np.full((n, 2), np.nan))
+    state = np.stack(states, 1).astype(np.float32)
+    out = {
+        "obs": np.stack(images, 1),
+        "state": state,
+        "proprio": task.proprio(state).astype(np.float32),
+        "action": np.stack(actions, 1).astype(np.float32),
+    }
+    if task.config.random_layout:
+        out["layout"] = np.repeat(layout[:, None], cfg.steps + 1, axis=1).astype(np.float32)
+    return out
+
+
+COLLECTORS = {"wall": (random_walk_wall, WallWalkConfig)}
+
+
+def collect(
+    env: str,
+    out: str | Path,
+    *,
+    episodes: int,
+    seed: int = 0,
+    overwrite: bool = False,
+    append: bool = False,
+    task_settings: dict[str, Any] | None = None,
+    collector_settings: dict[str, Any] | None = None,
+    batch: int = 64,
+    commit_every: int = 16,
+    progress: bool = True,
+) -> TrajectoryStore:
+    """Collect `episodes` episodes of task `env` into the store at `out`.
+
+    Episodes are simulated `batch` at a time and committed `commit_every` at a time (an interrupt
+    loses at most the episodes of one commit); the random stream of each
+    batch is seeded by (seed, index of its first episode), so a run is a pure function of its
+    arguments. With `append`, the task settings come from the existing store."""
+    if env not in COLLECTORS:
+        raise ValueError(f"no collector for task {env!r}; available: {sorted(COLLECTORS)}")
+    if overwrite and append:
+        raise ValueError("--overwrite and --append exclude each other")
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    policy, cfg_type = COLLECTORS[env]
+    cfg = cfg_type(**(collector_settings or {}))
+    if append and Path(out).exists():
+        store = TrajectoryStore.open(out, mode="r+", task=env)
+        task = make_task(env, store.task_settings)
+        if store.attrs.get("collector", {}).get("config") not in (None, asdict(cfg)):
+            raise DatasetError(f"{out} was collected with other collector settings: {store.attrs['collector']['config']}")
+    else:
+        task = make_task(env, task_settings)
+        extra = {"layout": ((2,), "float32")} if getattr(task.config, "random_layout", False) else None
+        store = TrajectoryStore.create(
+            out, task, frames_per_episode=cfg.steps + 1, extra_keys=extra, overwrite=overwrite,
+            collector={"name": policy.__name__, "config": asdict(cfg), "seed": seed},
+        )
+    first = store.n_episodes
+    with tqdm(total=episodes, desc=f"collect {env}", unit="ep", disable=not progress) as bar:
+        for begin in range(first, first + episodes, batch):
+            n = min(batch, first + episodes - begin)
+            rng = np.random.default_rng([seed, begin])
+            data = policy(task, rng, n, cfg)
+            for first_in_commit in range(0, n, commit_every):
+                chunk = range(first_in_commit, min(n, first_in_commit + commit_every))
+                store.append_episodes([{k: v[i] for k, v in data.items()} for i in chunk])
+                bar.update(len(chunk))
+    return store

@@ -1,0 +1,261 @@
+"""Trajectory datasets on disk: a zarr group in the replay-buffer layout.
+
+    PATH/
+      data/obs        uint8   (T, H, W, 3)  rendered observations, episodes concatenated over time
+      data/state      float32 (T, S)        simulator state
+      data/proprio    float32 (T, P)        proprioception
+      data/action     float32 (T, A)        env action applied at frame t (NaN on each episode's last frame)
+      data/<extra>    any     (T, ...)      optional per-frame arrays (e.g. Wall's random layout)
+      meta/episode_ends int64 (E,)          exclusive end frame of each finished episode
+      attrs: format, task, task_settings, image_size, dims, collector
+
+Episodes are appended one at a time (or a few at once): the data arrays first, `meta/episode_ends`
+last, and zarr writes each chunk atomically. A collection killed mid-way therefore leaves every finished episode readable;
+frames past the last recorded end belong to an unfinished episode and are ignored (and dropped by the
+next append).
+
+Example:
+    >>> store = TrajectoryStore.open("data/wall", task="wall")     # doctest: +SKIP
+    >>> store.n_episodes, store.read("action").shape               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+FORMAT = "wmplan.trajectories/1"
+REQUIRED_KEYS = ("obs", "state", "proprio", "action")
+LOW_DIM_CHUNK_EPISODES = 64  # small arrays share chunks across episodes: fewer, larger files
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing, corrupt, or not what the caller expected."""
+
+
+class TrajectoryStore:
+    """A replay-buffer zarr group of episodes; see the module docstring for the layout."""
+
+    def __init__(self, group: zarr.Group, path: Path):
+        self.group = group
+        self.path = path
+        self._writer: tuple | None = None
+
+    # ----- creating and opening -------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        task: Any,
+        *,
+        frames_per_episode: int,
+        extra_keys: dict[str, tuple[tuple[int, ...], str]] | None = None,
+        collector: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> "TrajectoryStore":
+        """A new empty store for `task` (anything with the Task attributes). Refuses a non-empty
+        path unless `overwrite`; `frames_per_episode` sets the time chunk of the image array."""
+        path = Path(path)
+        if path.is_file() or (path.is_dir() and any(path.iterdir())):
+            if not overwrite:
+                raise DatasetError(
+                    f"{path} already exists and is not empty; pass --overwrite to replace it "
+                    f"or --append to add episodes to it"
+                )
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        group = zarr.open_group(str(path), mode="w")
+        size = task.image_size
+        shapes = {
+            "obs": ((size, size, 3), "uint8"),
+            "state": ((task.state_dim,), "float32"),
+            "proprio": ((task.proprio_dim,), "float32"),
+            "action": ((task.action_dim,), "float32"),
+            **(extra_keys or {}),
+        }
+        for key, (shape, dtype) in shapes.items():
+            t_chunk = frames_per_episode if key == "obs" else frames_per_episode * LOW_DIM_CHUNK_EPISODES
+            group.create_array(f"data/{key}", shape=(0, *shape), chunks=(t_chunk, *shape), dtype=dtype)
+        group.create_array("meta/episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=-1)
+        group.attrs.update(
+            {
+                "format": FORMAT,
+                "task": task.name,
+                "task_settings": task.settings,
+                "image_size": size,
+                "state_dim": task.state_dim,
+                "proprio_dim": task.proprio_dim,
+                "action_dim": task.action_dim,
+                "collector": collector or {},
+            }
+        )
+        return cls(group, path)
+
+    @classmethod
+    def open(cls, path: str | Path, *, mode: str = "r", task: str | None = None) -> "TrajectoryStore":
+        """Open and validate a store; `task` (a task name) makes data of another task an error."""
+        path = Path(path)
+        if not path.exists():
+            raise DatasetError(f"no dataset at {path}; make one with `wmplan collect --env wall --out {path}`")
+        try:
+            group = zarr.open_group(str(path), mode=mode)
+        except Exception as exc:  # zarr raises several types for a folder that is not a group
+            raise DatasetError(f"{path} is not a zarr dataset ({exc}); collect a new one with `wmplan collect`") from exc
+        store = cls(group, path)
+        store.validate(task)
+        return store
+
+    def validate(self, task: str | None = None) -> None:
+        """Raise DatasetError naming what is wrong: format, task, a missing array, lengths, shapes."""
+        attrs = self.group.attrs
+        if attrs.get("format") != FORMAT:
+            raise DatasetError(f"{self.path} is not a wmplan dataset (attrs 'format' is {attrs.get('format')!r}, expected {FORMAT!r})")
+        if task is not None and attrs.get("task") != task:
+            raise DatasetError(f"{self.path} holds data of task {attrs.get('task')!r}, not {task!r}; collect {task} data or pick the matching --env")
+        for key in (*(f"data/{k}" for k in REQUIRED_KEYS), "meta/episode_ends"):
+            if key not in self.group:
+                raise DatasetError(f"{self.path} lacks the array {key}; the dataset is incomplete: collect it again")
+        size = attrs["image_size"]
+        expected = {
+            "obs": (size, size, 3),
+            "state": (attrs["state_dim"],),
+            "proprio": (attrs["proprio_dim"],),
+            "action": (attrs["action_dim"],),
+        }
+        for key, shape in expected.items():
+            actual = self.group[f"data/{key}"].shape[1:]
+            if tuple(actual) != shape:
+                raise DatasetError(f"{self.path}: data/{key} has frames of shape {tuple(actual)}, attrs say {shape}")
+        ends = self.episode_ends
+        for key in self.keys:
+            length = self.group[f"data/{key}"].shape[0]
+            if len(ends) and length < ends[-1]:
+                raise DatasetError(
+                    f"{self.path}: data/{key} has {length} frames but meta/episode_ends needs {ends[-1]}; "
+                    f"the arrays have inconsistent lengths (a corrupt store): collect it again"
+                )
+
+    # ----- reading --------------------------------------------------------------------------------
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self.group["data"].array_keys())
+
+    @property
+    def task_name(self) -> str:
+        return self.group.attrs["task"]
+
+    @property
+    def task_settings(self) -> dict[str, Any]:
+        return dict(self.group.attrs["task_settings"])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Ends of the finished episodes: the strictly increasing prefix of meta/episode_ends
+        (an entry left unwritten by an interrupted append reads as the fill value -1)."""
+        raw = self.group["meta/episode_ends"][:]
+        prev = np.concatenate([[0], raw[:-1]])
+        bad = np.flatnonzero(raw <= prev)
+        return raw[: bad[0]] if len(bad) else raw
+
+    @property
+    def n_episodes(self) -> int:
+        return len(self.episode_ends)
+
+    @property
+    def n_frames(self) -> int:
+        ends = self.episode_ends
+        return int(ends[-1]) if len(ends) else 0
+
+    @property
+    def unfinished_frames(self) -> int:
+        """Frames written past the last finished episode (a collection interrupted mid-episode)."""
+        return max(self.group[f"data/{k}"].shape[0] for k in self.keys) - self.n_frames
+
+    def read(self, key: str, episodes: np.ndarray | None = None) -> np.ndarray:
+        """All frames of `key` for the finished episodes (or the given episode indices), concatenated."""
+        if key not in self.keys:
+            raise DatasetError(f"{self.path} has no array data/{key}; it has {self.keys}")
+        array = self.group[f"data/{key}"]
+        if episodes is None:
+            return array[: self.n_frames]
+        return np.concatenate([array[s:e] for s, e in self.episode_bounds(episodes)])
+
+    def episode_bounds(self, episodes: np.ndarray | None = None) -> list[tuple[int, int]]:
+        ends = self.episode_ends
+        starts = np.concatenate([[0], ends[:-1]])
+        idx = np.arange(len(ends)) if episodes is None else np.asarray(episodes)
+        return [(int(starts[i]), int(ends[i])) for i in idx]
+
+    def episode(self, i: int) -> dict[str, np.ndarray]:
+        """Every array of episode i."""
+        if not 0 <= i < self.n_episodes:
+            raise IndexError(f"episode {i} out of range: {self.path} has {self.n_episodes} finished episodes")
+        (s, e), = self.episode_bounds(np.array([i]))
+        return {k: self.group[f"data/{k}"][s:e] for k in self.keys}
+
+    # ----- writing --------------------------------------------------------------------------------
+    def append_episode(self, episode: dict[str, np.ndarray]) -> None:
+        """Append one episode: every data key, each (T, ...) with the same T >= 2."""
+        self.append_episodes([episode])
+
+    def append_episodes(self, episodes: list[dict[str, np.ndarray]]) -> None:
+        """Append several episodes with one write per array, then commit their ends together: an
+        interrupted call loses these episodes only, never one committed before."""
+        if self._writer is None:  # array handles and counts, cached: appends stay cheap
+            arrays = {k: self.group[f"data/{k}"] for k in self.keys}
+            self._writer = (arrays, self.group["meta/episode_ends"], self.n_episodes, self.n_frames)
+        arrays, ends, n, start = self._writer
+        lengths = []
+        for episode in episodes:
+            missing, unknown = set(arrays) - set(episode), set(episode) - set(arrays)
+            if missing or unknown:
+                raise DatasetError(f"append_episode: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
+            sizes = {k: len(v) for k, v in episode.items()}
+            if len(set(sizes.values())) != 1 or sizes["obs"] < 2:
+                raise DatasetError(f"append_episode: all arrays need the same length >= 2, got {sizes}")
+            lengths.append(sizes["obs"])
+        total = sum(lengths)
+        for key, array in arrays.items():  # data first ...
+            array.resize((start + total, *array.shape[1:]))
+            array[start:] = np.concatenate([episode[key] for episode in episodes])
+        ends.resize((n + len(episodes),))  # ... then the commit point
+        ends[n:] = start + np.cumsum(lengths)
+        self._writer = (arrays, ends, n + len(episodes), start + total)
+
+    # ----- summary --------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """What `wmplan info` prints: counts, arrays, and value ranges of actions and states."""
+        ends = self.episode_ends
+        lengths = np.diff(np.concatenate([[0], ends]))
+        arrays = {k: {"shape": list(self.group[f"data/{k}"].shape), "dtype": str(self.group[f"data/{k}"].dtype)} for k in self.keys}
+        for k in arrays:
+            arrays[k]["shape"][0] = self.n_frames
+        action, state = self.read("action"), self.read("state")
+        out: dict[str, Any] = {
+            "path": str(self.path),
+            "task": self.task_name,
+            "episodes": self.n_episodes,
+            "frames": self.n_frames,
+            "episode_length": {"min": int(lengths.min()), "max": int(lengths.max())} if len(lengths) else None,
+            "unfinished_frames": self.unfinished_frames,
+            "arrays": arrays,
+            "action_range": _ranges(action),
+            "state_range": _ranges(state),
+            "task_settings": self.task_settings,
+            "collector": self.attrs.get("collector", {}),
+        }
+        return out
+
+
+def _ranges(values: np.ndarray) -> dict[str, list[float]] | None:
+    finite = values[np.all(np.isfinite(values), axis=1)] if len(values) else values
+    if len(finite) == 0:
+        return None
+    return {"min": finite.min(axis=0).round(4).tolist(), "max": finite.max(axis=0).round(4).tolist()}

@@ -1,0 +1,8 @@
+"""Simulators behind the Task protocol, one file per task."""
+
+from wmplan.envs.base import Task
+from wmplan.envs.registry import make_task, register_gymnasium, task_names
+
+register_gymnasium()
+
+__all__ = ["Task", "make_task", "register_gymnasium", "task_names"]

@@ -1,0 +1,32 @@
+"""Task names -> constructors, and gymnasium registration (`gymnasium.make("wmplan/Wall-v0")`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from wmplan.envs.base import Task
+from wmplan.envs.wall import WallSettings, WallTask
+
+_TASKS: dict[str, tuple[Callable[..., Task], Callable[[dict], Any]]] = {
+    "wall": (WallTask, WallSettings.from_dict),
+}
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def make_task(name: str, settings: dict[str, Any] | None = None) -> Task:
+    """A task by name, with settings as stored in a dataset's attrs (unknown keys are an error)."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(task_names())}")
+    factory, parse = _TASKS[name]
+    return factory(parse(settings or {}))
+
+
+def register_gymnasium() -> None:
+    """Register every task with gymnasium under wmplan/<Name>-v0 (idempotent)."""
+    import gymnasium
+
+    if "wmplan/Wall-v0" not in gymnasium.registry:
+        gymnasium.register(id="wmplan/Wall-v0", entry_point="wmplan.envs.gym_env:TaskEnv", kwargs={"task": "wall"})
