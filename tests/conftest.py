@@ -8,7 +8,7 @@ from wmplan.data.collect import collect
 def wall_store(tmp_path_factory):
     """A small Wall dataset shared by the tests that only read it."""
     path = tmp_path_factory.mktemp("data") / "wall"
-    return collect("wall", path, episodes=24, seed=3, progress=False)
+    return collect("wall", path, episodes=48, seed=3, progress=False)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
     wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
     wmplan info data/wall [--json]
+    wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|state|dinov2]
+                 [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
     wmplan demo [--out results/demo]
 """
 
@@ -71,6 +73,32 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_config(args: argparse.Namespace):
+    """The run config of `wmplan train`: the preset for the dataset's task, then flags, then --set."""
+    from wmplan.config import apply_overrides, parse_set_args, preset
+    from wmplan.data.store import TrajectoryStore
+
+    task = TrajectoryStore.open(args.data).task_name
+    overrides = {"data.path": args.data}
+    for flag, key in (("encoder", "model.encoder.name"), ("epochs", "train.epochs"), ("device", "train.device")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    return apply_overrides(preset(args.preset, task), {**overrides, **parse_set_args(args.set)})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from wmplan.training.trainer import train
+
+    cfg = train_config(args)
+    start = time.perf_counter()
+    train(cfg, args.out, resume=args.resume)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"trained {args.out} in {minutes:.1f} min")
+    print((Path(args.out) / "encoder.json").read_text())
+    print((Path(args.out) / "metrics.csv").read_text())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from wmplan.data.collect import collect
 
@@ -101,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("train", help="train a world model on a dataset")
+    p.add_argument("--data", required=True, help="dataset path")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
+    p.add_argument("--encoder", choices=["conv", "state", "dinov2"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("demo", help="the end-to-end job on the Wall task at CPU scale")
     p.add_argument("--out", default="results/demo")
     p.add_argument("--episodes", type=int, default=1920)
@@ -113,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, ValueError, FileNotFoundError) as exc:
+    except (DatasetError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"wmplan {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

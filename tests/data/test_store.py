@@ -145,6 +145,6 @@ def test_open_reports_a_missing_path_a_missing_array_bad_lengths_and_another_tas
 
 def test_summary_counts_and_ranges(wall_store):
     summary = wall_store.summary()
-    assert summary["episodes"] == 24 and summary["frames"] == 24 * 51
-    assert summary["arrays"]["obs"] == {"shape": [24 * 51, 64, 64, 3], "dtype": "uint8"}
+    assert summary["episodes"] == 48 and summary["frames"] == 48 * 51
+    assert summary["arrays"]["obs"] == {"shape": [48 * 51, 64, 64, 3], "dtype": "uint8"}
     assert -0.9 <= min(summary["action_range"]["min"]) and max(summary["action_range"]["max"]) <= 0.9

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,22 +59,21 @@ def split_episodes(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.
 
 @dataclass
 class Normalizer:
-    """Per-dimension z-scores of env actions (A,) and proprio (P,), fitted on the train split."""
+    """Per-dimension z-scores of env actions (A,), proprio (P,) and state (S,), fitted on the train split."""
 
     action_mean: np.ndarray
     action_std: np.ndarray
     proprio_mean: np.ndarray
     proprio_std: np.ndarray
+    state_mean: np.ndarray
+    state_std: np.ndarray
 
     @classmethod
     def fit(cls, store: TrajectoryStore, episodes: np.ndarray) -> "Normalizer":
         action = store.read("action", episodes)
         action = action[np.all(np.isfinite(action), axis=1)]  # drop each episode's trailing NaN
-        proprio = store.read("proprio", episodes)
-        return cls(
-            action.mean(0).astype(np.float32), np.maximum(action.std(0), STD_FLOOR).astype(np.float32),
-            proprio.mean(0).astype(np.float32), np.maximum(proprio.std(0), STD_FLOOR).astype(np.float32),
-        )
+        stats = [_mean_std(x) for x in (action, store.read("proprio", episodes), store.read("state", episodes))]
+        return cls(*stats[0], *stats[1], *stats[2])
 
     def normalize_action(self, action: np.ndarray | torch.Tensor):
         """Env actions (..., A) -> z-scores (..., A)."""
@@ -86,7 +86,7 @@ class Normalizer:
         return (proprio - _like(self.proprio_mean, proprio)) / _like(self.proprio_std, proprio)
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {k: np.asarray(getattr(self, k)).tolist() for k in ("action_mean", "action_std", "proprio_mean", "proprio_std")}
+        return {f.name: np.asarray(getattr(self, f.name)).tolist() for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict[str, list[float]]) -> "Normalizer":
@@ -98,6 +98,10 @@ class Normalizer:
     @classmethod
     def load(cls, path: str | Path) -> "Normalizer":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return values.mean(0).astype(np.float32), np.maximum(values.std(0), STD_FLOOR).astype(np.float32)
 
 
 def _like(value: np.ndarray, ref):
@@ -145,13 +149,26 @@ class TrajectoryWindows(Dataset):
         return len(self.starts)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        t = int(self.starts[i])
-        fs, frames = self.spec.frameskip, self.spec.frames
-        idx = t + fs * torch.arange(frames)
-        env_actions = self.action[t : t + self.spec.span]  # (span, A)
-        return {
-            "obs": self.obs[idx],
+        return {k: v[0] for k, v in self.batch(torch.tensor([i])).items()}
+
+    def frame_indices(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B,) window indices -> (B, W) indices of their frames in this selection."""
+        starts = torch.as_tensor(self.starts)[windows]
+        return starts[:, None] + self.spec.frameskip * torch.arange(self.spec.frames)
+
+    def batch(self, windows: torch.Tensor, with_obs: bool = True) -> dict[str, torch.Tensor]:
+        """A batch of windows gathered at once: obs (B, W, H, W, 3) (unless with_obs is False),
+        proprio (B, W, P), state (B, W, S), action (B, W - 1, fs * A), frame_index (B, W)."""
+        idx = self.frame_indices(windows)
+        fs, span = self.spec.frameskip, self.spec.span
+        env_steps = idx[:, :1] + torch.arange(span)  # (B, span) env actions inside each window
+        actions = self.action[env_steps]  # (B, span, A)
+        out = {
             "proprio": self.proprio[idx],
             "state": self.state[idx],
-            "action": env_actions.reshape(frames - 1, fs * env_actions.shape[-1]),
+            "action": actions.reshape(len(windows), self.spec.frames - 1, fs * actions.shape[-1]),
+            "frame_index": idx,
         }
+        if with_obs:
+            out["obs"] = self.obs[idx]
+        return out

@@ -1,0 +1,210 @@
+"""Dataclass configs for training runs, with presets and `--set key=value` overrides.
+
+Every field has a docstring; `valid_keys(RunConfig())` lists the dotted keys `--set` accepts.
+
+Example:
+    >>> cfg = preset("tiny", task="wall")
+    >>> cfg = apply_overrides(cfg, {"train.epochs": 2, "model.predictor.depth": 1})
+    >>> cfg.train.epochs, cfg.model.predictor.depth
+    (2, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    """The trajectory dataset (a zarr folder written by `wmplan collect`)."""
+    num_hist: int = 3
+    """Context frames the predictor sees (DINO-WM: 3; Wall: 1)."""
+    num_pred: int = 1
+    """Frames after the context in each training window."""
+    frameskip: int = 5
+    """Env steps per model step; a model action concatenates this many env actions."""
+    val_fraction: float = 0.1
+    """Share of episodes held out for validation (split by episode)."""
+    split_seed: int = 0
+    """Seed of the train/val split."""
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "conv"
+    """Frozen image encoder: conv (CPU default, pretrained on the task's images), state, dinov2."""
+    pretrain_steps: int = 1500
+    """conv: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
+    pretrain_batch: int = 64
+    """conv: pretraining batch size."""
+    pretrain_lr: float = 2e-3
+    """conv: pretraining learning rate."""
+    pretrain_frames: int = 20000
+    """conv: at most this many training-split frames are used for pretraining."""
+    dinov2_weights: str = ""
+    """dinov2: path of a local DINOv2 ViT-S/14 weights file (.safetensors or .pth)."""
+    dinov2_image_size: int = 196
+    """dinov2: images are resized to this side (196 px -> 14 x 14 patches)."""
+
+
+@dataclass
+class PredictorConfig:
+    depth: int = 6
+    """Transformer blocks."""
+    heads: int = 16
+    """Attention heads."""
+    head_dim: int = 64
+    """Width of each head (attention inner width = heads * head_dim)."""
+    mlp_dim: int = 2048
+    """Hidden width of each block's MLP."""
+    width: int = 0
+    """Residual width; 0 means the token width itself (DINO-WM), else tokens are projected in and out."""
+    dropout: float = 0.1
+    """Dropout in attention outputs and MLPs."""
+
+
+@dataclass
+class ModelConfig:
+    action_emb_dim: int = 10
+    """Width of the per-frame action embedding tiled onto every visual token."""
+    proprio_emb_dim: int = 10
+    """Width of the per-frame proprio embedding tiled onto every visual token."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    """Passes over the training windows."""
+    batch_size: int = 32
+    """Windows per optimisation step (per process under torchrun)."""
+    lr_predictor: float = 5e-4
+    """AdamW learning rate of the predictor."""
+    lr_embeddings: float = 5e-4
+    """AdamW learning rate of the action and proprio embeddings."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient norm clip (0: off)."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and dropout."""
+    device: str = "auto"
+    """auto (cuda if available), cpu, cuda or cuda:N."""
+    bf16: bool = False
+    """bfloat16 autocast for the predictor on CUDA."""
+    max_val_windows: int = 4096
+    """Validation uses at most this many windows (evenly spaced), for speed."""
+    steps_per_epoch: int = 0
+    """0: one pass over the training windows per epoch; else this many steps."""
+    cache_tokens_gb: float = 4.0
+    """Encode every frame once and keep the tokens in memory when they fit in this many GB."""
+
+
+@dataclass
+class RunConfig:
+    task: str = "wall"
+    """Task name; must match the dataset's."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        return _from_dict(cls, values, "")
+
+
+def _from_dict(cls, values: dict[str, Any], prefix: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
+        kwargs[name] = _from_dict(type(sub()), value, f"{prefix}{name}.") if sub and dataclasses.is_dataclass(sub()) else value
+    return cls(**kwargs)
+
+
+# Preset predictors: tiny for tests (seconds), small for the CPU (Wall in minutes), paper (DINO-WM).
+PREDICTOR_PRESETS = {
+    "tiny": PredictorConfig(depth=2, heads=2, head_dim=16, mlp_dim=64, width=32, dropout=0.0),
+    "small": PredictorConfig(depth=4, heads=4, head_dim=32, mlp_dim=256, width=128, dropout=0.0),
+    "paper": PredictorConfig(),
+}
+TRAIN_PRESETS = {
+    "tiny": {"epochs": 3, "batch_size": 32, "steps_per_epoch": 60, "lr_predictor": 1e-3, "lr_embeddings": 1e-3},
+    "small": {"epochs": 12, "batch_size": 64},
+    "paper": {"epochs": 100, "batch_size": 32},
+}
+ENCODER_PRESETS = {
+    "tiny": {"pretrain_steps": 150, "pretrain_frames": 4000},
+    "small": {},
+    "paper": {"name": "dinov2"},
+}
+# Per-task settings from DINO-WM (PAPER.md): Wall plans with a 1-frame history.
+TASK_DEFAULTS = {"wall": {"data.num_hist": 1}}
+
+
+def preset(name: str, task: str = "wall") -> RunConfig:
+    """The run config of a preset (tiny | small | paper) for a task."""
+    if name not in PREDICTOR_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PREDICTOR_PRESETS)}")
+    cfg = RunConfig(task=task)
+    cfg.model.predictor = dataclasses.replace(PREDICTOR_PRESETS[name])
+    cfg.model.encoder = dataclasses.replace(cfg.model.encoder, **ENCODER_PRESETS[name])
+    cfg.train = dataclasses.replace(cfg.train, **TRAIN_PRESETS[name])
+    return apply_overrides(cfg, TASK_DEFAULTS.get(task, {}))
+
+
+def valid_keys(obj: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        keys += valid_keys(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
+    return keys
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of cfg with dotted keys set; values are cast to the field's type. An unknown key is a
+    ValueError that lists the valid ones."""
+    cfg = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    keys = valid_keys(cfg)
+    for key, value in overrides.items():
+        if key not in keys:
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(keys)}")
+        *path, name = key.split(".")
+        target = cfg
+        for part in path:
+            target = getattr(target, part)
+        setattr(target, name, _cast(value, type(getattr(target, name)), key))
+    return cfg
+
+
+def _cast(value: Any, kind: type, key: str) -> Any:
+    if kind is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"{key} expects true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{key} expects a {kind.__name__}, got {value!r}") from exc
+
+
+def parse_set_args(pairs: list[str]) -> dict[str, Any]:
+    """["a.b=3", "c=true"] -> {"a.b": "3", "c": "true"} (cast later against the config's types)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,1 @@
+"""World models: frozen encoders (encoders.py, dinov2.py), the predictor, and the WorldModel."""

@@ -1,0 +1,214 @@
+"""The world model: a frozen encoder, action and proprio embeddings, and a frame-causal predictor.
+
+A frame's latent is its visual tokens (P, D) and its proprio embedding (Ep,). The predictor sees tokens
+[visual | proprio emb | action emb] (DINO-WM's layout: both embeddings tiled onto every visual token)
+and predicts the next frame's [visual | proprio emb].
+
+Example:
+    >>> model = WorldModel.load("runs/wall")                              # doctest: +SKIP
+    >>> z0 = model.encode(obs=obs[:, None], proprio=proprio[:, None])     # (B, 1, ...) one context frame
+    >>> z = model.rollout(z0, actions)      # actions (B, H, fs * A) normalised -> latents (B, H + 1, ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from wmplan.config import EncoderConfig, RunConfig
+from wmplan.data.windows import Normalizer
+from wmplan.models.encoders import ConvEncoder, StateEncoder
+from wmplan.models.predictor import FrameCausalPredictor
+
+
+@dataclass
+class Latent:
+    """Per-frame latents: visual (B, T, P, D) and proprio embedding (B, T, Ep)."""
+
+    visual: torch.Tensor
+    proprio: torch.Tensor
+
+    def frames(self, index: slice | int) -> "Latent":
+        if isinstance(index, int):  # keep the frame axis; -1 is the last frame
+            index = slice(index, index + 1 if index != -1 else None)
+        return Latent(self.visual[:, index], self.proprio[:, index])
+
+    @staticmethod
+    def cat(latents: list["Latent"]) -> "Latent":
+        return Latent(torch.cat([z.visual for z in latents], 1), torch.cat([z.proprio for z in latents], 1))
+
+    def flat(self) -> torch.Tensor:
+        """(B, T, P * (D + Ep)): visual tokens with the proprio embedding tiled, as the loss sees them."""
+        b, t, p, _ = self.visual.shape
+        tiled = self.proprio[:, :, None].expand(b, t, p, -1)
+        return torch.cat([self.visual, tiled], -1).reshape(b, t, -1)
+
+    def detach(self) -> "Latent":
+        return Latent(self.visual.detach(), self.proprio.detach())
+
+
+@dataclass(frozen=True)
+class TaskDims:
+    """What the model needs to know of its task's spaces."""
+
+    task: str
+    image_size: int
+    state_dim: int
+    proprio_dim: int
+    action_dim: int
+
+
+def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
+    if cfg.name == "conv":
+        return ConvEncoder(image_size=dims.image_size)
+    if cfg.name == "state":
+        return StateEncoder(dims.state_dim)
+    if cfg.name == "dinov2":
+        from wmplan.models.dinov2 import DinoV2Encoder
+
+        return DinoV2Encoder(cfg.dinov2_weights, image_size=cfg.dinov2_image_size)
+    raise ValueError(f"unknown encoder {cfg.name!r}; choose conv, state or dinov2")
+
+
+class WorldModel(nn.Module):
+    """Owns its encoder (frozen), action_encoder, proprio_encoder and predictor."""
+
+    def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: nn.Module | None = None):
+        super().__init__()
+        self.cfg, self.dims, self.normalizer = cfg, dims, normalizer
+        m = cfg.model
+        self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()
+        self.uses_state = m.encoder.name == "state"
+        self.register_buffer("state_mean", torch.as_tensor(normalizer.state_mean))
+        self.register_buffer("state_std", torch.as_tensor(normalizer.state_std))
+        self.action_dim = cfg.data.frameskip * dims.action_dim
+        self.action_encoder = nn.Linear(self.action_dim, m.action_emb_dim)
+        self.proprio_encoder = nn.Linear(dims.proprio_dim, m.proprio_emb_dim)
+        d, p = self.encoder.dim, self.encoder.num_tokens
+        self.num_hist = cfg.data.num_hist
+        self.predictor = FrameCausalPredictor(d + m.proprio_emb_dim + m.action_emb_dim, d + m.proprio_emb_dim, p, self.num_hist, m.predictor)
+
+    # ----- encoding --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_visual(self, obs: torch.Tensor | None = None, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Frozen visual tokens (B, T, P, D) of uint8 images (B, T, H, W, 3), or of raw states (B, T, S)
+        for the `state` encoder."""
+        x = state if self.uses_state else obs
+        if x is None:
+            raise ValueError(f"the {self.cfg.model.encoder.name} encoder needs {'state' if self.uses_state else 'obs'}")
+        b, t = x.shape[:2]
+        if self.uses_state:
+            x = (x.float() - self.state_mean) / self.state_std
+        return self.encoder(x.flatten(0, 1)).view(b, t, self.encoder.num_tokens, self.encoder.dim)
+
+    def encode(self, obs: torch.Tensor | None = None, proprio: torch.Tensor | None = None, state: torch.Tensor | None = None, visual: torch.Tensor | None = None) -> Latent:
+        """Latent of frames: obs uint8 (B, T, H, W, 3) (or precomputed `visual` (B, T, P, D)) and
+        normalised proprio (B, T, Pp)."""
+        visual = self.encode_visual(obs, state) if visual is None else visual
+        return Latent(visual, self.proprio_encoder(proprio.float()))
+
+    def _tokens(self, z: Latent, actions: torch.Tensor) -> torch.Tensor:
+        """[visual | proprio emb | action emb] (B, T, P, D + Ep + Ea) for T frames and their actions (B, T, fs * A)."""
+        b, t, p, _ = z.visual.shape
+        act = self.action_encoder(actions.float())
+        return torch.cat([z.visual, z.proprio[:, :, None].expand(b, t, p, -1), act[:, :, None].expand(b, t, p, -1)], -1)
+
+    # ----- prediction ------------------------------------------------------------------------------
+    def predict(self, z: Latent, actions: torch.Tensor) -> Latent:
+        """Teacher forcing: latents of T <= num_hist frames and their actions (B, T, fs * A) -> the
+        predicted latents of the T next frames."""
+        out = self.predictor(self._tokens(z, actions))
+        d = self.encoder.dim
+        return Latent(out[..., :d], out[..., d:].mean(dim=2))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """MSE between predicted and encoded next-frame latents (visual + proprio dims, targets
+        detached) over the num_hist predicted frames of each window; with `baseline`, the loss of
+        copying the last frame instead. batch: obs (B, W, H, W, 3) or visual (B, W, P, D), proprio
+        (B, W, Pp), action (B, W - 1, fs * A), state (B, W, S)."""
+        z = self.encode(batch.get("obs"), batch["proprio"], batch.get("state"), batch.get("visual"))
+        h = self.num_hist
+        context, target = z.frames(slice(0, h)), z.frames(slice(1, h + 1)).detach()
+        pred = self.predict(context, batch["action"][:, :h])
+        loss = self.latent_mse(pred, target)
+        baseline = self.latent_mse(context.detach(), target)
+        return {"loss": loss, "baseline": baseline}
+
+    @staticmethod
+    def latent_mse(a: Latent, b: Latent) -> torch.Tensor:
+        """Mean squared error over visual tokens with the proprio embedding tiled (DINO-WM's loss)."""
+        return F.mse_loss(a.flat(), b.flat())
+
+    def rollout(self, z0: Latent, actions: torch.Tensor, past_actions: torch.Tensor | None = None) -> Latent:
+        """Autoregressive prediction, differentiable in the actions. z0: T0 context frames
+        (B, T0, ...); past_actions (B, T0 - 1, fs * A) taken between them; actions (B, H, fs * A).
+        Returns latents (B, T0 + H, ...): the context followed by H predicted frames. The context
+        window holds the last num_hist frames and slides."""
+        t0 = z0.visual.shape[1]
+        acts = actions if past_actions is None else torch.cat([past_actions, actions], 1)
+        if acts.shape[1] != t0 - 1 + actions.shape[1]:
+            raise ValueError(f"a context of {t0} frames needs {t0 - 1} past actions, got {acts.shape[1] - actions.shape[1]}")
+        z = z0
+        for step in range(actions.shape[1]):
+            end = t0 + step  # frames known so far
+            start = max(0, end - self.num_hist)
+            window = z.frames(slice(start, end))
+            z = Latent.cat([z, self.predict(window, acts[:, start:end]).frames(-1)])
+        return z
+
+    # ----- files -----------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "dims": dataclasses.asdict(self.dims)}
+
+    def save(self, run_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Write config.json, model.safetensors and normalization.json into run_dir, each atomically."""
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic_write(run_dir / "model.safetensors", lambda p: save_file(state, str(p)))
+        atomic_write(run_dir / "normalization.json", lambda p: p.write_text(json.dumps(self.normalizer.to_dict(), indent=2)))
+        meta = {**self.describe(), **(extra or {})}
+        atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu", task: str | None = None) -> "WorldModel":
+        """Rebuild a saved model; `task` makes a run of another task an error."""
+        run_dir = Path(run_dir)
+        for name in ("config.json", "model.safetensors", "normalization.json"):
+            if not (run_dir / name).exists():
+                raise FileNotFoundError(f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`")
+        meta = json.loads((run_dir / "config.json").read_text())
+        cfg, dims = RunConfig.from_dict(meta["config"]), TaskDims(**meta["dims"])
+        if task is not None and dims.task != task:
+            raise ValueError(f"{run_dir} is a model of task {dims.task!r}, not {task!r}")
+        state = load_file(str(run_dir / "model.safetensors"))
+        encoder = _saved_encoder(cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
+        model = cls(cfg, dims, Normalizer.load(run_dir / "normalization.json"), encoder=encoder)
+        model.load_state_dict(state)
+        model.encoder.freeze()
+        return model.to(device)
+
+
+def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The encoder of a saved run, its weights taken from model.safetensors (not from elsewhere)."""
+    if cfg.name == "dinov2":
+        from wmplan.models.dinov2 import DinoV2Encoder
+
+        return DinoV2Encoder(None, image_size=cfg.dinov2_image_size, state_dict=state)
+    return build_encoder(cfg, dims)
+
+
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename over `path`: a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Training and finetuning of world models."""

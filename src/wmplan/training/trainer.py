@@ -1,0 +1,250 @@
+"""Training a world model on a trajectory dataset: encoder pretraining (conv), then the predictor.
+
+The run directory holds config.json, model.safetensors, normalization.json (written by the model),
+encoder.json, metrics.csv and trainer_state.pt (optimizer state for --resume). Every file is written
+atomically at the end of each epoch, so a crash keeps the last good epoch.
+
+Runs unchanged under torchrun (DDP; gloo on CPU, nccl on CUDA): each process takes its shard of
+every epoch's shuffled windows, rank 0 writes the files.
+
+Example:
+    >>> from wmplan.config import preset, apply_overrides
+    >>> cfg = apply_overrides(preset("small"), {"data.path": "data/wall"})   # doctest: +SKIP
+    >>> model = train(cfg, "runs/wall")                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from wmplan.config import RunConfig
+from wmplan.data.store import DatasetError, TrajectoryStore
+from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
+from wmplan.models.encoders import pretrain_conv_encoder, random_pairs
+from wmplan.models.world_model import TaskDims, WorldModel, atomic_write, build_encoder
+from wmplan.training.distributed import DistContext, LossModule
+
+METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, a resume that does not match)."""
+
+
+def dataset_fingerprint(store: TrajectoryStore) -> str:
+    """A short hash of the episode ends, states and actions: enough to tell datasets apart."""
+    h = hashlib.sha256(store.episode_ends.tobytes())
+    for key in ("state", "action"):
+        h.update(np.ascontiguousarray(store.read(key)).tobytes())
+    return h.hexdigest()[:16]
+
+
+class TrainingData:
+    """The dataset, its split, normalizer and windows, and (when they fit) cached frozen tokens."""
+
+    def __init__(self, cfg: RunConfig):
+        self.store = TrajectoryStore.open(cfg.data.path, task=cfg.task)
+        attrs = self.store.attrs
+        self.dims = TaskDims(cfg.task, attrs["image_size"], attrs["state_dim"], attrs["proprio_dim"], attrs["action_dim"])
+        self.train_eps, self.val_eps = split_episodes(self.store.n_episodes, cfg.data.val_fraction, cfg.data.split_seed)
+        self.normalizer = Normalizer.fit(self.store, self.train_eps)
+        spec = WindowSpec(cfg.data.num_hist, cfg.data.num_pred, cfg.data.frameskip)
+        self.train = TrajectoryWindows(self.store, self.train_eps, spec, self.normalizer)
+        self.val = TrajectoryWindows(self.store, self.val_eps, spec, self.normalizer)
+        self.fingerprint = dataset_fingerprint(self.store)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def cache_tokens(self, model: WorldModel, limit_gb: float, device: torch.device) -> bool:
+        """Encode every frame once: the encoder is frozen, so its tokens never change."""
+        enc = model.encoder
+        frames = len(self.train.obs) + len(self.val.obs)
+        if frames * enc.num_tokens * enc.dim * 4 > limit_gb * 1e9:
+            return False
+        for name, windows in (("train", self.train), ("val", self.val)):
+            chunks = []
+            for i in range(0, len(windows.obs), 1024):
+                obs = windows.obs[i : i + 1024, None].to(device)
+                chunks.append(model.encode_visual(obs=obs, state=windows.state[i : i + 1024, None].to(device))[:, 0].cpu())
+            self.cache[name] = torch.cat(chunks)
+        return True
+
+    def batch(self, split: str, windows: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        source = self.train if split == "train" else self.val
+        cached = split in self.cache
+        batch = source.batch(windows, with_obs=not cached)
+        if cached:
+            batch["visual"] = self.cache[split][batch["frame_index"]]
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "frame_index"}
+
+
+def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0) -> float:
+    """Spearman rank correlation between latent and true state distances over random pairs of frames."""
+    from scipy.stats import spearmanr
+
+    idx = torch.as_tensor(np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False))
+    device = next(model.parameters()).device
+    tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
+    tokens = tokens.flatten(1).cpu().double().numpy()
+    state = windows.state[idx].double().numpy()
+    i, j = random_pairs(len(idx), pairs, seed)
+    return float(spearmanr(np.linalg.norm(tokens[i] - tokens[j], axis=1), np.linalg.norm(state[i] - state[j], axis=1)).statistic)
+
+
+def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[torch.nn.Module, dict]:
+    """Stage 1: build the encoder and, for conv, pretrain it on training-split images."""
+    encoder = build_encoder(cfg.model.encoder, data.dims).to(device)
+    info: dict = {"encoder": cfg.model.encoder.name}
+    if cfg.model.encoder.name == "conv":
+        rng = np.random.default_rng(cfg.train.seed)
+        obs = data.train.obs.numpy()
+        pick = rng.choice(len(obs), min(cfg.model.encoder.pretrain_frames, len(obs)), replace=False)
+        start = time.perf_counter()
+        info["pretrain"] = pretrain_conv_encoder(
+            encoder, obs[np.sort(pick)], steps=cfg.model.encoder.pretrain_steps, batch_size=cfg.model.encoder.pretrain_batch,
+            lr=cfg.model.encoder.pretrain_lr, seed=cfg.train.seed, progress=progress, device=device,
+        )
+        info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
+    return encoder.freeze(), info
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but this torch build sees no CUDA device; use --device cpu")
+    return device
+
+
+def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> WorldModel:
+    """Train (or resume) a world model run in `out`; returns the trained model."""
+    out = Path(out)
+    ctx = DistContext.from_env(resolve_device(cfg.train.device))
+    data = TrainingData(cfg)
+    state_path = out / "trainer_state.pt"
+    if resume:
+        if not state_path.exists():
+            raise TrainingError(f"--resume: {out} has no checkpoint (trainer_state.pt); start without --resume")
+        saved = json.loads((out / "config.json").read_text())
+        if saved["dataset"]["fingerprint"] != data.fingerprint:
+            raise TrainingError(f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({saved['dataset']['path']})")
+        model = WorldModel.load(out, device=ctx.device, task=cfg.task)
+        model.cfg = cfg
+        encoder_info = json.loads((out / "encoder.json").read_text())
+    else:
+        if ctx.is_main and out.exists() and (out / "config.json").exists():
+            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        torch.manual_seed(cfg.train.seed)
+        encoder, encoder_info = prepare_encoder(cfg, data, ctx.device, progress and ctx.is_main)
+        torch.manual_seed(cfg.train.seed)
+        model = WorldModel(cfg, data.dims, data.normalizer, encoder=encoder).to(ctx.device)
+        encoder_info["latent_distance_spearman"] = round(latent_spearman(model, data.val), 4)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(out / "encoder.json", lambda p: p.write_text(json.dumps(encoder_info, indent=2)))
+    data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
+    return Trainer(model, data, cfg, out, ctx).fit(resume, progress and ctx.is_main)
+
+
+class Trainer:
+    """Receives its parts; runs epochs, validates, checkpoints."""
+
+    def __init__(self, model: WorldModel, data: TrainingData, cfg: RunConfig, out: Path, ctx: DistContext):
+        self.model, self.data, self.cfg, self.out, self.ctx = model, data, cfg, out, ctx
+        t = cfg.train
+        groups = [
+            {"params": list(model.predictor.parameters()), "lr": t.lr_predictor},
+            {"params": list(model.action_encoder.parameters()) + list(model.proprio_encoder.parameters()), "lr": t.lr_embeddings},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay)
+        self.loss_module = ctx.wrap(LossModule(model))
+
+    def fit(self, resume: bool, progress: bool) -> WorldModel:
+        first_epoch = 0
+        if resume:
+            state = torch.load(self.out / "trainer_state.pt", map_location=self.ctx.device, weights_only=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            first_epoch = state["epoch"] + 1
+        for epoch in range(first_epoch, self.cfg.train.epochs):
+            start = time.perf_counter()
+            train_loss, step = self.train_epoch(epoch, progress)
+            val = self.validate()
+            row = {"epoch": epoch, "step": step, "train_loss": train_loss, "val_loss": val["loss"],
+                   "val_baseline_loss": val["baseline"], "seconds": round(time.perf_counter() - start, 2)}
+            if self.ctx.is_main:
+                self.checkpoint(epoch, row)
+                if progress:
+                    tqdm.write(f"epoch {epoch}: train {train_loss:.5f}  val {val['loss']:.5f}  copy-last-frame baseline {val['baseline']:.5f}")
+        self.ctx.barrier()
+        return self.model
+
+    def steps_per_epoch(self) -> int:
+        per_rank = len(self.data.train) // self.ctx.world_size
+        return self.cfg.train.steps_per_epoch or max(1, per_rank // self.cfg.train.batch_size)
+
+    def train_epoch(self, epoch: int, progress: bool) -> tuple[float, int]:
+        t = self.cfg.train
+        gen = torch.Generator().manual_seed(t.seed * 100_003 + epoch)  # a pure function of (seed, epoch): resumable
+        order = torch.randperm(len(self.data.train), generator=gen)[self.ctx.rank :: self.ctx.world_size]
+        steps = self.steps_per_epoch()
+        order = order.repeat(math.ceil(steps * t.batch_size / len(order)))
+        torch.manual_seed(t.seed * 100_003 + epoch + 1)  # dropout
+        self.model.train()
+        total, bar = 0.0, tqdm(range(steps), desc=f"epoch {epoch}", disable=not progress, leave=False)
+        for step in bar:
+            batch = self.data.batch("train", order[step * t.batch_size : (step + 1) * t.batch_size], self.ctx.device)
+            with self.ctx.autocast(t.bf16):
+                loss = self.loss_module(batch)["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss.item()} at epoch {epoch}, step {step}; training stopped. The last good "
+                    f"checkpoint in {self.out} is kept. Lower train.lr_predictor or check the dataset for bad values"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.optimizer.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{total / (step + 1):.5f}")
+        return total / steps, (epoch + 1) * steps
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        n = len(self.data.val)
+        idx = torch.linspace(0, n - 1, min(n, self.cfg.train.max_val_windows)).long()
+        sums = {"loss": 0.0, "baseline": 0.0}
+        for chunk in idx.split(256):
+            out = self.model.loss(self.data.batch("val", chunk, self.ctx.device))
+            for key in sums:
+                sums[key] += out[key].item() * len(chunk)
+        return {k: v / len(idx) for k, v in sums.items()}
+
+    def checkpoint(self, epoch: int, row: dict) -> None:
+        """Model files first, then the metrics row and the optimizer state that make it resumable."""
+        extra = {"dataset": {"path": str(self.cfg.data.path), "fingerprint": self.data.fingerprint,
+                             "episodes": self.data.store.n_episodes}, "epoch": epoch}
+        self.model.save(self.out, extra)
+        metrics = self.out / "metrics.csv"
+        rows = list(csv.DictReader(metrics.open())) if metrics.exists() else []
+        rows = [r for r in rows if int(r["epoch"]) < epoch] + [row]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(metrics, lambda p: p.write_text(text.getvalue()))
+        state = {"epoch": epoch, "optimizer": self.optimizer.state_dict()}
+        atomic_write(self.out / "trainer_state.pt", lambda p: torch.save(state, p))
