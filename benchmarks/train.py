@@ -1,0 +1,111 @@
+"""Training throughput of a preset and its efficiency against this machine's matmul peak.
+
+    python benchmarks/train.py [--preset small] [--batch-size 64] [--tokens 8] [--token-dim 2] [--json PATH]
+
+Measures in one run: (1) the fp32 matmul FLOP/s of this machine (square matmuls, the best of a few
+sizes), (2) one optimisation step of the preset's world model on synthetic cached tokens (the trainer
+caches frozen-encoder tokens, so a step is predictor + embeddings), its FLOPs counted by torch's
+FlopCounterMode, and prints samples per second and achieved FLOP/s as a fraction of (1).
+Target: >= 40% of the matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from wmplan.config import apply_overrides, preset
+from wmplan.data.windows import Normalizer
+from wmplan.models.world_model import TaskDims, WorldModel
+
+
+def matmul_peak(seconds: float = 1.0) -> float:
+    best = 0.0
+    for n in (256, 512, 1024):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            a @ b
+            reps += 1
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
+    return best
+
+
+class _TokenEncoder(torch.nn.Module):
+    """Stands in for a frozen encoder whose tokens are cached: only its shape matters here."""
+
+    def __init__(self, tokens: int, dim: int):
+        super().__init__()
+        self.num_tokens, self.dim = tokens, dim
+
+    def freeze(self):
+        return self
+
+
+def build(preset_name: str, tokens: int, token_dim: int, num_hist: int):
+    cfg = apply_overrides(preset(preset_name), {"data.num_hist": num_hist})
+    ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
+    norm = Normalizer(zeros, ones, zeros, ones, zeros, ones)
+    model = WorldModel(cfg, TaskDims("wall", 64, 2, 2, 2), norm, encoder=_TokenEncoder(tokens, token_dim))
+    return cfg, model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the preset's")
+    parser.add_argument("--tokens", type=int, default=8, help="tokens per frame (the conv encoder's: 8)")
+    parser.add_argument("--token-dim", type=int, default=2, help="width of a visual token (conv: 2)")
+    parser.add_argument("--num-hist", type=int, default=1, help="context frames (Wall: 1)")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    cfg, model = build(args.preset, args.tokens, args.token_dim, args.num_hist)
+    bs = args.batch_size or cfg.train.batch_size
+    w = args.num_hist + 1
+    batch = {"visual": torch.randn(bs, w, args.tokens, args.token_dim), "proprio": torch.randn(bs, w, 2), "action": torch.randn(bs, w - 1, 10)}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        loss = model.loss(batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    step_s = (time.perf_counter() - start) / args.steps
+    peak = matmul_peak()
+    achieved = flops / step_s
+    result = {
+        "preset": args.preset, "batch_size": bs, "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "samples_per_second": bs / step_s, "step_ms": 1000 * step_s, "flops_per_step": flops,
+        "achieved_flops": achieved, "matmul_peak_flops": peak, "fraction_of_peak": achieved / peak,
+    }
+    print(f"preset {args.preset}: {result['parameters']:,} trainable parameters, batch {bs}, {result['threads']} threads")
+    print(f"  training step        {result['step_ms']:.2f} ms   {result['samples_per_second']:,.0f} samples/s")
+    print(f"  FLOPs per step       {flops / 1e9:.3f} GFLOP")
+    print(f"  achieved             {achieved / 1e9:.1f} GFLOP/s")
+    print(f"  fp32 matmul peak     {peak / 1e9:.1f} GFLOP/s")
+    print(f"  fraction of peak     {100 * result['fraction_of_peak']:.0f}%   (target >= 40%)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

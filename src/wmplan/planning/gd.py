@@ -1,0 +1,76 @@
+"""Gradient-based planning: optimise the action sequence through the differentiable world model.
+
+The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from wmplan.models.world_model import Latent
+from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
+
+
+@dataclass
+class GDConfig:
+    """optimizer: "sgd" (the paper's GD) or "adam"; lr: step size; steps: optimisation steps;
+    noise: std of the Gaussian noise added to the actions after each step (the authors' code);
+    horizon: H, model steps planned; init: "randn" | "zero" (ignored where a warm start covers it);
+    bounded: clamp the actions into [action_low, action_high] after each step (projected GD)."""
+
+    optimizer: str = "adam"
+    lr: float = 0.3
+    steps: int = 300
+    noise: float = 0.003
+    horizon: int = 5
+    init: str = "randn"
+    bounded: bool = False
+
+
+class GDPlanner:
+    """Plans B episodes at once. After `plan`: `last_costs` (B,) at the returned actions and
+    `history` (steps,) the mean cost before each step."""
+
+    def __init__(self, cfg: GDConfig, objective: Objective, action_low: torch.Tensor | None = None, action_high: torch.Tensor | None = None):
+        if cfg.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd or adam")
+        self.cfg, self.objective = cfg, objective
+        self.bounds = Bounds(cfg.bounded, action_low, action_high)
+        self.last_costs: torch.Tensor | None = None
+        self.history: torch.Tensor | None = None
+
+    def plan(self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None) -> torch.Tensor:
+        """Actions (B, H, A) minimising the objective from context z0 (B, T0, ...) to goal (B, 1, ...).
+        init: warm start (B, H', A), H' <= H (the rest filled per cfg.init); generator: one, or one per
+        episode (then each episode's result does not depend on its batch); default: seeded 0."""
+        cfg, h = self.cfg, self.cfg.horizon
+        # Detached: a context encoded with grad would tie every step's graph to the encoder's, and that
+        # graph is freed after the first backward.
+        z0, goal = z0.detach(), goal.detach()
+        b, device = z0.visual.shape[0], z0.visual.device
+        gens = resolve_generators(generator, b, device)
+        actions = self.bounds.clamp(initial_actions(init, b, h, model.action_dim, cfg.init, gens, device))
+        actions.requires_grad_(True)
+        # Both optimisers act elementwise, so with the summed cost each episode follows its own path.
+        opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
+        opt = opt_cls([actions], lr=cfg.lr)
+        history = torch.empty(cfg.steps, device=device)
+        for step in range(cfg.steps):
+            with torch.enable_grad():
+                costs = self.objective.cost(model.rollout(z0, actions), goal, horizon=h)
+                # Gradients w.r.t. the actions only: the model's parameters never get a .grad.
+                (grad,) = torch.autograd.grad(costs.sum(), actions)
+            history[step] = costs.detach().mean()
+            actions.grad = grad
+            opt.step()
+            with torch.no_grad():
+                if cfg.noise > 0:
+                    actions.add_(cfg.noise * randn(tuple(actions.shape), gens, device))
+                actions.copy_(self.bounds.clamp(actions))
+        result = actions.detach().clone()
+        with torch.no_grad():
+            self.last_costs = self.objective.cost(model.rollout(z0, result), goal, horizon=h)
+        self.history = history
+        return result
