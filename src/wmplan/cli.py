@@ -4,6 +4,8 @@
     wmplan info data/wall [--json]
     wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|state|dinov2]
                  [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
+    wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
+                [--set planner.lr=0.1 ...] --out DIR
     wmplan demo [--out results/demo]
 """
 
@@ -99,6 +101,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_config(args: argparse.Namespace):
+    """EvalConfig from flags and --set planner.<field>=... / mpc.<field>=..."""
+    from wmplan.config import apply_dataclass_overrides, parse_set_args
+    from wmplan.evaluation.episodes import EvalConfig
+
+    cfg = EvalConfig(planner=args.planner, mpc=args.mpc, episodes=args.episodes, seed=args.seed)
+    overrides = parse_set_args(args.set)
+    groups = {"planner": cfg.settings, "mpc": cfg.mpc_settings}
+    for group, target in groups.items():
+        apply_dataclass_overrides(target, {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".")[0] == group}, group)
+    unknown = [k for k in overrides if k.split(".")[0] not in groups]
+    if unknown:
+        raise ValueError(f"unknown --set keys {unknown}; eval takes planner.<field> and mpc.<field>")
+    return cfg
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from wmplan.evaluation.episodes import evaluate
+
+    summary = evaluate(args.run, eval_config(args), args.out, video=args.video)
+    low, high = summary["ci95"]
+    print(f"{summary['planner']}{' + MPC' if summary['mpc'] else ''} on {summary['episodes']} episodes: success "
+          f"{100 * summary['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}), reached at any step "
+          f"{100 * summary['reached_rate']:.0f}%, {summary['seconds_per_plan']:.3f} s per plan; wrote {args.out}/summary.json")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from wmplan.data.collect import collect
 
@@ -139,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
+    p.add_argument("--run", required=True, help="run directory of a trained model")
+    p.add_argument("--planner", required=True, choices=["gd", "adam", "cem"])
+    p.add_argument("--mpc", action="store_true", help="receding horizon (default: open loop)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--video", type=int, default=0, metavar="N", help="write GIFs of the first N episodes")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="planner.<field> or mpc.<field>, e.g. planner.lr=0.1")
+    p.add_argument("--out", required=True, help="results folder")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the end-to-end job on the Wall task at CPU scale")
     p.add_argument("--out", default="results/demo")

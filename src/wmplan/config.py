@@ -172,6 +172,24 @@ def valid_keys(obj: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+def apply_dataclass_overrides(target: Any, overrides: dict[str, Any], prefix: str) -> None:
+    """Set flat fields of a dataclass in place, cast to their declared types; an unknown name is a
+    ValueError listing the valid `prefix.<field>` keys."""
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    for name, value in overrides.items():
+        if name not in fields:
+            raise ValueError(f"unknown config key {prefix}.{name!r}; valid keys: {', '.join(f'{prefix}.{n}' for n in fields)}")
+        current = getattr(target, name)
+        kind = type(current) if current is not None else _optional_type(fields[name])
+        setattr(target, name, _cast(value, kind, f"{prefix}.{name}"))
+
+
+def _optional_type(f: dataclasses.Field) -> type:
+    """The non-None type of a field annotated `X | None` (annotations are strings here)."""
+    name = str(f.type).split("|")[0].strip()
+    return {"int": int, "float": float, "str": str, "bool": bool}[name]
+
+
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of cfg with dotted keys set; values are cast to the field's type. An unknown key is a
     ValueError that lists the valid ones."""

@@ -1,21 +1,22 @@
 """Frozen observation encoders: images (or simulator state) -> tokens (B, P, D).
 
 The world model predicts next-frame tokens and the planner minimises a distance between predicted and
-goal tokens, so the encoder's latent distance must keep growing with the true distance far from the
-goal. A plain autoencoder latent saturates after a few pixels of motion; here the bottleneck is a set
-of K keypoints (a deep spatial autoencoder): a small CNN emits K heatmaps, a spatial softmax turns each
-into its expected (x, y), and the tokens are those coordinates. A coordinate moves linearly with the
-object it tracks, so the latent distance is (close to) proportional to the true distance at any range.
-Pretraining (`wmplan.models.encoder_training`) reconstructs the image from Gaussians drawn at the
-keypoints, which forces the keypoints onto whatever moves.
+goal tokens, so the latent distance must keep growing with the true distance far from the goal. A
+plain autoencoder latent saturates after a few pixels of motion. Here the bottleneck is a set of K
+keypoints (a deep spatial autoencoder): a small CNN emits K heatmaps, a spatial softmax turns each into
+its expected (x, y), and the tokens are those coordinates. A coordinate moves linearly with what it
+tracks, so the latent distance stays proportional to the true distance at any range.
+`wmplan.models.encoder_training` pretrains it by reconstructing frames from the keypoints alone.
 
 Example:
     >>> enc = ConvEncoder()
-    >>> enc(torch.zeros(4, 64, 64, 3, dtype=torch.uint8)).shape   # (B, P, D) = (4, 8, 2)
+    >>> enc(torch.zeros(4, 64, 64, 3, dtype=torch.uint8)).shape   # (B, P, D) = (B, K, 2)
     torch.Size([4, 8, 2])
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -24,25 +25,37 @@ from torch import nn
 
 
 def images_to_float(obs: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, 3) in [0, 255] or float in [0, 1] -> float (B, 3, H, W) in [0, 1]."""
+    """uint8 (B, H, W, 3) in [0, 255] or float in [0, 1] -> float (B, 3, H, W) in [0, 1], contiguous
+    (a permuted, non-contiguous input makes the conv backward several times slower on CPU)."""
     x = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
-    return x.permute(0, 3, 1, 2)
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def numpy_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing memory with `array`, also when it is read-only (we never write to it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def coordinate_grid(size: int) -> torch.Tensor:
-    """(size,) pixel-centre coordinates in [-1, 1] (pixel i -> -1 + (2 i + 1) / size)."""
+    """(size,) pixel-centre coordinates in [-1, 1]: pixel i -> -1 + (2 i + 1) / size."""
     return (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
 
 
 class ConvEncoder(nn.Module):
-    """Images -> K keypoints: tokens (B, K, 2) holding each keypoint's (x, y) in [-1, 1].
+    """Images -> K keypoints: tokens (B, K, 2), each keypoint's (x, y) in [-1, 1] (x = column).
 
-    Two stride-1/2 convs keep the heatmaps at half resolution (32x32 for 64x64 frames): the soft
-    argmax still resolves sub-pixel positions, and a batch of 256 frames costs ~30 ms on 2 cores.
-    No normalisation layers, so train and eval modes compute the same function.
+    - The input has the pretraining set's mean image subtracted (`mean_image`, set by pretraining):
+      the static scene becomes ~0, so even the untrained heatmaps peak where something moves.
+    - Two convs (the first of stride 2) give heatmaps at half resolution (32x32 for 64x64 frames);
+      the soft argmax still resolves sub-pixel positions, and 256 frames cost ~40 ms on 2 cores.
+    - The logits are multiplied by a learned inverse temperature, initially high, so the heatmaps
+      start sharp: a diffuse heatmap pulls its expectation towards the centre and shrinks the latent.
+    - No normalisation layers, so train and eval modes compute the same function.
     """
 
-    def __init__(self, image_size: int = 64, num_keypoints: int = 8, channels: int = 16):
+    def __init__(self, image_size: int = 64, num_keypoints: int = 8, channels: int = 16, inverse_temperature: float = 10.0):
         super().__init__()
         self.image_size = image_size
         self.num_tokens = num_keypoints
@@ -54,21 +67,23 @@ class ConvEncoder(nn.Module):
             nn.ReLU(),
             nn.Conv2d(channels, num_keypoints, 1),
         )
+        self.log_inverse_temperature = nn.Parameter(torch.tensor(float(np.log(inverse_temperature))))
+        self.register_buffer("mean_image", torch.zeros(1, 3, image_size, image_size))
         self.heatmap_size = (image_size + 1) // 2
         self.register_buffer("grid", coordinate_grid(self.heatmap_size), persistent=False)
 
-    def heatmaps(self, obs: torch.Tensor) -> torch.Tensor:
-        """Softmax-normalised heatmaps (B, K, h, w), each summing to 1."""
-        logits = self.net(images_to_float(obs))
+    def keypoints_and_heatmaps(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs (B, H, W, 3) -> keypoints (B, K, 2) in [-1, 1] and heatmaps (B, K, h, w) summing to 1."""
+        logits = self.net(images_to_float(obs) - self.mean_image) * self.log_inverse_temperature.exp()
         b, k, h, w = logits.shape
-        return torch.softmax(logits.flatten(2), dim=-1).view(b, k, h, w)
+        heatmaps = torch.softmax(logits.flatten(2), dim=-1).view(b, k, h, w)
+        x = (heatmaps.sum(dim=2) * self.grid).sum(dim=-1)  # E[column], from the column marginal
+        y = (heatmaps.sum(dim=3) * self.grid).sum(dim=-1)
+        return torch.stack([x, y], dim=-1), heatmaps
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs uint8 (B, H, W, 3) or float in [0, 1] -> tokens float (B, K, 2), (x, y) in [-1, 1]."""
-        p = self.heatmaps(obs)
-        x = (p.sum(dim=2) * self.grid).sum(dim=-1)  # marginal over rows, then E[column]
-        y = (p.sum(dim=3) * self.grid).sum(dim=-1)
-        return torch.stack([x, y], dim=-1)
+        """obs uint8 (B, H, W, 3) or float in [0, 1] -> tokens float (B, K, 2)."""
+        return self.keypoints_and_heatmaps(obs)[0]
 
     def freeze(self) -> "ConvEncoder":
         """No parameter requires grad; eval mode. Returns self."""
@@ -88,40 +103,54 @@ class StateEncoder(nn.Module):
         return state.float().unsqueeze(1)
 
     def freeze(self) -> "StateEncoder":
+        """Nothing to freeze (no parameters); eval mode. Returns self."""
         return self.eval()
 
 
 @torch.no_grad()
-def encode_images(encoder: nn.Module, images: np.ndarray, batch_size: int = 512) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> tokens (N, P, D), in batches, without gradients."""
+def encode_images(encoder: nn.Module, images: np.ndarray, batch_size: int = 1024) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> tokens (N, P, D) on the CPU, in batches, without gradients."""
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
-    out = [encoder(torch.from_numpy(images[i : i + batch_size]).to(device)).cpu() for i in range(0, len(images), batch_size)]
+    tokens = [encoder(numpy_to_tensor(images[i : i + batch_size]).to(device)).cpu() for i in range(0, len(images), batch_size)]
     encoder.train(was_training)
-    return torch.cat(out)
+    return torch.cat(tokens)
 
 
 def random_pairs(n: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two index arrays (pairs,) of distinct frames i != j, drawn uniformly."""
+    """Two index arrays (pairs,) into n frames, uniformly drawn with i != j."""
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, pairs)
-    j = (i + rng.integers(1, n, pairs)) % n  # never equal to i
+    j = (i + rng.integers(1, n, pairs)) % n
     return i, j
 
 
 def latent_distance_spearman(encoder: nn.Module, images: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0) -> float:
-    """Spearman rank correlation between ||tokens_i - tokens_j|| (flattened) and ||state_i - state_j||
-    over `pairs` random pairs of frames; images uint8 (N, H, W, 3), states (N, S). Use held-out frames."""
-    tokens = encode_images(encoder, images).flatten(1).numpy()
+    """Spearman rank correlation between ||tokens_i - tokens_j|| (tokens flattened) and
+    ||state_i - state_j|| over `pairs` random pairs; images uint8 (N, H, W, 3), states (N, S).
+    Pass held-out frames: this measures whether the latent ranks distances the way the state does."""
+    tokens = encode_images(encoder, images).flatten(1).double().numpy()
+    states = np.asarray(states, dtype=np.float64)
     i, j = random_pairs(len(images), pairs, seed)
     latent = np.linalg.norm(tokens[i] - tokens[j], axis=1)
-    true = np.linalg.norm(np.asarray(states, np.float64)[i] - np.asarray(states, np.float64)[j], axis=1)
+    true = np.linalg.norm(states[i] - states[j], axis=1)
     return float(spearmanr(latent, true).statistic)
 
 
-def pretrain_conv_encoder(encoder: ConvEncoder, images: np.ndarray, *, steps: int, batch_size: int, lr: float, seed: int, progress: bool = True, device: torch.device = torch.device("cpu")) -> dict:
-    """Train `encoder` unsupervised on uint8 images (N, H, W, 3); see `encoder_training`."""
-    from wmplan.models.encoder_training import pretrain
+def pretrain_conv_encoder(
+    encoder: ConvEncoder,
+    images: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool = True,
+    device: torch.device = torch.device("cpu"),
+) -> dict:
+    """Re-initialise `encoder` from `seed` and train it, unsupervised, on uint8 images (N, H, W, 3);
+    returns final metrics. See `wmplan.models.encoder_training.pretrain`."""
+    from wmplan.models.encoder_training import pretrain  # it imports this module
 
     return pretrain(encoder, images, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress, device=device)

@@ -85,6 +85,7 @@ class WorldModel(nn.Module):
     def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: nn.Module | None = None):
         super().__init__()
         self.cfg, self.dims, self.normalizer = cfg, dims, normalizer
+        self.task_settings: dict[str, Any] | None = None  # the simulator settings of the training data
         m = cfg.model
         self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()
         self.uses_state = m.encoder.name == "state"
@@ -167,7 +168,7 @@ class WorldModel(nn.Module):
 
     # ----- files -----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        return {"config": self.cfg.to_dict(), "dims": dataclasses.asdict(self.dims)}
+        return {"config": self.cfg.to_dict(), "dims": dataclasses.asdict(self.dims), "task_settings": self.task_settings}
 
     def save(self, run_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Write config.json, model.safetensors and normalization.json into run_dir, each atomically."""
@@ -194,6 +195,7 @@ class WorldModel(nn.Module):
         encoder = _saved_encoder(cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
         model = cls(cfg, dims, Normalizer.load(run_dir / "normalization.json"), encoder=encoder)
         model.load_state_dict(state)
+        model.task_settings = meta.get("task_settings")
         model.encoder.freeze()
         return model.to(device)
 

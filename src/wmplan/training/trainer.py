@@ -150,6 +150,7 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
         encoder, encoder_info = prepare_encoder(cfg, data, ctx.device, progress and ctx.is_main)
         torch.manual_seed(cfg.train.seed)
         model = WorldModel(cfg, data.dims, data.normalizer, encoder=encoder).to(ctx.device)
+        model.task_settings = data.store.task_settings
         encoder_info["latent_distance_spearman"] = round(latent_spearman(model, data.val), 4)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)

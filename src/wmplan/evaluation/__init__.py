@@ -1,0 +1,1 @@
+"""Evaluation in the simulator: planning episodes, diagnostics, reports."""
