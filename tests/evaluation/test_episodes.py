@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wmplan.cli import main
+from wmplan.config import apply_overrides, preset
+from wmplan.envs import make_task
+from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate, wilson_interval
+from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
+from wmplan.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(wall_store, tmp_path_factory):
+    """A tiny state-encoder Wall model, trained for a few seconds."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = apply_overrides(preset("tiny", "wall"), {
+        "data.path": str(wall_store.path), "model.encoder.name": "state", "train.epochs": 4, "train.steps_per_epoch": 150,
+    })
+    train(cfg, out, progress=False)
+    return out
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(40, 50)
+    assert abs(low - 0.6696) < 1e-3 and abs(high - 0.8876) < 1e-3
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == 1.0
+
+
+def test_mpc_warm_start_shifts_the_plan_by_the_executed_steps():
+    class RecordingPlanner:
+        cfg = type("C", (), {"horizon": 5})()
+
+        def __init__(self):
+            self.inits, self.calls = [], 0
+
+        def plan(self, model, z0, goal, init=None, generator=None):
+            self.inits.append(init)
+            self.calls += 1
+            return torch.arange(5.0)[None, :, None].repeat(2, 1, 3) + 10 * self.calls  # (B=2, H=5, A=3)
+
+    planner = RecordingPlanner()
+    executed = []
+    MPC(planner, MPCConfig(replans=3, execute=2)).run(None, lambda: None, executed.append, None)
+    assert planner.inits[0] is None
+    for call in (1, 2):  # the warm start is the previous plan without its first 2 steps
+        previous = torch.arange(5.0)[None, :, None].repeat(2, 1, 3) + 10 * call
+        torch.testing.assert_close(planner.inits[call], previous[:, 2:])
+    assert [e.shape for e in executed] == [(2, 2, 3)] * 3
+    torch.testing.assert_close(shift_plan(torch.ones(1, 5, 2), 1), torch.ones(1, 4, 2))
+
+
+def test_same_seed_gives_the_same_pairs_and_summary(tiny_run, tmp_path):
+    cfg = EvalConfig(planner="adam", episodes=6, seed=5, settings=PlannerSettings(steps=20))
+    a = evaluate(tiny_run, cfg, tmp_path / "a", progress=False)
+    b = evaluate(tiny_run, cfg, tmp_path / "b", progress=False)
+    drop = lambda s: {k: v for k, v in s.items() if "seconds" not in k}
+    assert drop(a) == drop(b)
+    rows_a = [json.loads(l) for l in (tmp_path / "a" / "episodes.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(l) for l in (tmp_path / "b" / "episodes.jsonl").read_text().splitlines()]
+    assert [(r["start"], r["goal"], r["final"]) for r in rows_a] == [(r["start"], r["goal"], r["final"]) for r in rows_b]
+    c = evaluate(tiny_run, EvalConfig(planner="cem", episodes=6, seed=5, settings=PlannerSettings(samples=20, topk=4, iterations=2)), None, progress=False)
+    rows_c_starts = make_task("wall").sample_start_goal(np.random.default_rng(5), 6)[0]
+    np.testing.assert_allclose([r["start"] for r in rows_a], rows_c_starts)  # every planner sees the same pairs
+    assert set(a) <= set(c) | {"run"}
+
+
+def test_adam_on_a_tiny_wall_model_beats_random_actions(tiny_run):
+    cfg = EvalConfig(planner="adam", episodes=24, seed=1, settings=PlannerSettings(steps=100))
+    planned = evaluate(tiny_run, cfg, None, progress=False)
+    task = make_task("wall")
+    start, goal = task.sample_start_goal(np.random.default_rng(1), 24)
+    task.reset_to(start)
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        task.step(rng.uniform(-1, 1, (24, 2)))
+    random_distance = task.distance(task.get_state(), goal).mean()
+    initial_distance = task.distance(start, goal).mean()
+    assert planned["mean_final_distance"] < 0.7 * min(random_distance, initial_distance)
+
+
+def test_cli_eval_bounded_cem_mpc_writes_summary_and_gif(tiny_run, tmp_path, capsys):
+    code = main(["eval", "--run", str(tiny_run), "--planner", "cem", "--mpc", "--episodes", "4", "--out", str(tmp_path / "e"),
+                 "--set", "planner.bounded=true", "--set", "planner.samples=30", "--set", "planner.topk=5", "--set", "mpc.replans=2",
+                 "--video", "1"])
+    assert code == 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["mpc"] and summary["planning_calls"] == 2 and summary["planner_config"]["bounded"]
+    assert {"success_rate", "ci95", "seconds_per_plan", "episodes", "planner", "run"} <= set(summary)
+    assert (tmp_path / "e" / "episode_00.gif").exists()
+    assert main(["eval", "--run", str(tiny_run), "--planner", "adam", "--out", str(tmp_path / "x"), "--set", "planner.lrr=1"]) == 2
+    assert "planner.lr" in capsys.readouterr().err
