@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from wmplan.data.store import TrajectoryStore
-from wmplan.models.encoders import ConvEncoder, encode_images, latent_distance_spearman, pretrain_conv_encoder, random_pairs
+from wmplan.models.encoders import PRETRAIN_DEFAULTS, ConvEncoder, encode_images, latent_distance_spearman, pretrain_conv_encoder, random_pairs
 
-PRETRAIN = dict(steps=1500, batch_size=64, lr=3e-3)
 BINS = [0, 5, 10, 15, 20, 25, 30, 40, 50, 80]
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=PRETRAIN["steps"])
+    parser.add_argument("--steps", type=int, default=PRETRAIN_DEFAULTS["steps"])
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -43,7 +43,7 @@ def main() -> None:
     encoder = ConvEncoder(image_size=obs.shape[1])
     untrained = latent_distance_spearman(encoder, obs[split:], state[split:], pairs=args.pairs)
     start = time.perf_counter()
-    metrics = pretrain_conv_encoder(encoder, obs[:split], **{**PRETRAIN, "steps": args.steps}, seed=args.seed)
+    metrics = pretrain_conv_encoder(encoder, obs[:split], **{**PRETRAIN_DEFAULTS, "steps": args.steps}, seed=args.seed)
     seconds = time.perf_counter() - start
     encoder.freeze()
     rho = latent_distance_spearman(encoder, obs[split:], state[split:], pairs=args.pairs)
@@ -53,8 +53,16 @@ def main() -> None:
     test_obs, test_state = obs[split:], state[split:].astype(np.float64)
     i, j = random_pairs(len(test_obs), args.pairs, seed=0)
     wall_x = store.task_settings.get("wall_x", obs.shape[1] // 2)
-    across = np.mean((test_state[i, 0] < wall_x) != (test_state[j, 0] < wall_x))
-    print(f"pairs on opposite sides of the wall (x = {wall_x}): {100 * across:.1f}%")
+    across = (test_state[i, 0] < wall_x) != (test_state[j, 0] < wall_x)
+    tokens = encode_images(encoder, test_obs).numpy()  # (N, K, 2)
+    latent = np.linalg.norm((tokens[i] - tokens[j]).reshape(len(i), -1), axis=1)
+    true = np.linalg.norm(test_state[i] - test_state[j], axis=1)
+    print(f"pairs on opposite sides of the wall (x = {wall_x}): {100 * across.mean():.1f}%; Spearman across "
+          f"{spearmanr(latent[across], true[across]).statistic:.4f}, same side {spearmanr(latent[~across], true[~across]).statistic:.4f}")
+    # gain of each keypoint: slope of its coordinate against the dot's, relative to 1 px = 2/size units
+    px = 2 / obs.shape[1]
+    gains = [np.polyfit(test_state[:, a], tokens[:, k, a], 1)[0] / px for k in range(tokens.shape[1]) for a in (0, 1)]
+    print("keypoint gains (x, y; 1 = moves with the dot):", " ".join(f"{g:.2f}" for g in gains))
 
     batch = torch.from_numpy(test_obs[:256])
     with torch.no_grad():
@@ -66,8 +74,7 @@ def main() -> None:
 
     # a denser sample for the table, so that the far bins hold enough pairs
     i, j = random_pairs(len(test_obs), 20000, seed=1)
-    tokens = encode_images(encoder, test_obs).flatten(1).numpy()
-    latent = np.linalg.norm(tokens[i] - tokens[j], axis=1)
+    latent = np.linalg.norm((tokens[i] - tokens[j]).reshape(len(i), -1), axis=1)
     true = np.linalg.norm(test_state[i] - test_state[j], axis=1)
     print(f"{'true px':>10} {'pairs':>6} {'latent mean':>12} {'latent std':>11} {'mean/px':>8}")
     for lo, hi in zip(BINS[:-1], BINS[1:]):

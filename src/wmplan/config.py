@@ -37,11 +37,11 @@ class DataConfig:
 class EncoderConfig:
     name: str = "conv"
     """Frozen image encoder: conv (CPU default, pretrained on the task's images), state, dinov2."""
-    pretrain_steps: int = 1500
+    pretrain_steps: int = 1000
     """conv: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
     pretrain_batch: int = 64
     """conv: pretraining batch size."""
-    pretrain_lr: float = 2e-3
+    pretrain_lr: float = 3e-3
     """conv: pretraining learning rate."""
     pretrain_frames: int = 20000
     """conv: at most this many training-split frames are used for pretraining."""

@@ -96,7 +96,7 @@ def pretrain(
         sample = data[torch.randint(0, len(data), (min(len(data), MEAN_IMAGE_FRAMES),), generator=gen)]
         mean = images_to_float(sample).mean(dim=0, keepdim=True)
         encoder.mean_image.copy_(mean)
-        encoder.log_inverse_temperature.fill_(float(np.log(10.0)))
+        encoder.log_inverse_temperature.fill_(float(np.log(encoder.initial_inverse_temperature)))
     encoder.to(device).train()
     decoder = KeypointDecoder(F.avg_pool2d(mean, 2), encoder.num_tokens).to(device)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=lr)
@@ -119,7 +119,7 @@ def pretrain(
         opt.step()
         for key, value in losses.items():  # exponential moving averages, for a readable bar
             smoothed[key] = value.item() if key not in smoothed else 0.95 * smoothed[key] + 0.05 * value.item()
-        bar.set_postfix(blob_mse=f"{smoothed['blob_mse']:.2e}", refresh=False)
+        bar.set_postfix({k: f"{v:.2e}" for k, v in smoothed.items()}, refresh=False)
     encoder.eval()
     return {
         **smoothed,
