@@ -136,10 +136,15 @@ def latent_distance_spearman(encoder: nn.Module, images: np.ndarray, states: np.
     ||state_i - state_j|| over `pairs` random pairs; images uint8 (N, H, W, 3), states (N, S).
     Pass held-out frames: this measures whether the latent ranks distances the way the state does.
     NaN (with a scipy warning) if the latent is constant, e.g. an encoder blind to the scene."""
-    tokens = encode_images(encoder, images).flatten(1).double().numpy()
+    return distance_spearman(encode_images(encoder, images).flatten(1).double().numpy(), states, pairs=pairs, seed=seed)
+
+
+def distance_spearman(latents: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0) -> float:
+    """Spearman rank correlation between latent distances (latents (N, F)) and state distances
+    (states (N, S)) over `pairs` random pairs of the N frames."""
     states = np.asarray(states, dtype=np.float64)
-    i, j = random_pairs(len(images), pairs, seed)
-    latent = np.linalg.norm(tokens[i] - tokens[j], axis=1)
+    i, j = random_pairs(len(latents), pairs, seed)
+    latent = np.linalg.norm(latents[i] - latents[j], axis=1)
     true = np.linalg.norm(states[i] - states[j], axis=1)
     return float(spearmanr(latent, true).statistic)
 

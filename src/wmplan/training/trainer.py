@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from wmplan.config import RunConfig
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
-from wmplan.models.encoders import pretrain_conv_encoder, random_pairs
+from wmplan.models.encoders import distance_spearman, pretrain_conv_encoder
 from wmplan.models.world_model import TaskDims, WorldModel, atomic_write, build_encoder
 from wmplan.training.distributed import DistContext, LossModule
 
@@ -90,16 +90,12 @@ class TrainingData:
 
 
 def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0) -> float:
-    """Spearman rank correlation between latent and true state distances over random pairs of frames."""
-    from scipy.stats import spearmanr
-
+    """Spearman rank correlation between latent and true state distances over random pairs of frames
+    (any encoder: the state encoder's latent is the state itself)."""
     idx = torch.as_tensor(np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False))
     device = next(model.parameters()).device
     tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
-    tokens = tokens.flatten(1).cpu().double().numpy()
-    state = windows.state[idx].double().numpy()
-    i, j = random_pairs(len(idx), pairs, seed)
-    return float(spearmanr(np.linalg.norm(tokens[i] - tokens[j], axis=1), np.linalg.norm(state[i] - state[j], axis=1)).statistic)
+    return distance_spearman(tokens.flatten(1).cpu().double().numpy(), windows.state[idx].numpy(), pairs=pairs, seed=seed)
 
 
 def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[torch.nn.Module, dict]:
@@ -219,7 +215,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
             self.optimizer.step()
             total += loss.item()
-            bar.set_postfix(loss=f"{total / (step + 1):.5f}")
+            bar.set_postfix(loss=f"{total / (step + 1):.5f}", refresh=False)
         return total / steps, (epoch + 1) * steps
 
     @torch.no_grad()
