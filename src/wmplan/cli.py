@@ -129,11 +129,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from wmplan.data.collect import collect
+    from wmplan.evaluation.demo import run_demo
 
-    out = Path(args.out)
-    store = collect("wall", out / "data", episodes=args.episodes, seed=args.seed, overwrite=True)
-    print(format_summary(store.summary()))
+    print(run_demo(args.out, episodes=50 if args.full else args.episodes, seed=args.seed))
     return 0
 
 
@@ -180,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="the end-to-end job on the Wall task at CPU scale")
-    p.add_argument("--out", default="results/demo")
-    p.add_argument("--episodes", type=int, default=1920)
+    p = sub.add_parser("demo", help="collect, train, plan and report on the Wall task at CPU scale")
+    p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run)")
+    p.add_argument("--episodes", type=int, default=20, help="start/goal pairs per planner (default 20)")
+    p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
     return parser
