@@ -18,7 +18,9 @@ import torch
 from scipy.stats import spearmanr
 
 from wmplan.data.store import TrajectoryStore
-from wmplan.models.encoders import PRETRAIN_DEFAULTS, ConvEncoder, encode_images, latent_distance_spearman, pretrain_conv_encoder, random_pairs
+from wmplan.config import EncoderConfig
+from wmplan.models.encoder_training import pretrain_conv_encoder
+from wmplan.models.encoders import ConvEncoder, encode_images, latent_distance_spearman, random_pairs
 
 BINS = [0, 5, 10, 15, 20, 25, 30, 40, 50, 80]
 
@@ -27,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=PRETRAIN_DEFAULTS["steps"])
+    parser.add_argument("--steps", type=int, default=EncoderConfig().pretrain_steps)
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -43,7 +45,8 @@ def main() -> None:
     encoder = ConvEncoder(image_size=obs.shape[1])
     untrained = latent_distance_spearman(encoder, obs[split:], state[split:], pairs=args.pairs)
     start = time.perf_counter()
-    metrics = pretrain_conv_encoder(encoder, obs[:split], **{**PRETRAIN_DEFAULTS, "steps": args.steps}, seed=args.seed)
+    defaults = EncoderConfig()  # the settings `wmplan train` uses
+    metrics = pretrain_conv_encoder(encoder, obs[:split], steps=args.steps, batch_size=defaults.pretrain_batch, lr=defaults.pretrain_lr, seed=args.seed)
     seconds = time.perf_counter() - start
     encoder.freeze()
     rho = latent_distance_spearman(encoder, obs[split:], state[split:], pairs=args.pairs)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from wmplan.envs.wall import WallTask
-from wmplan.models.encoders import ConvEncoder, StateEncoder, encode_images, latent_distance_spearman, pretrain_conv_encoder
+from wmplan.models.encoder_training import pretrain_conv_encoder
+from wmplan.models.encoders import ConvEncoder, StateEncoder, encode_images, latent_distance_spearman
 
 
 def wall_frames(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

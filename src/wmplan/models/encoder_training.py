@@ -73,7 +73,7 @@ def reinitialise(modules: list[nn.Module], gen: torch.Generator) -> None:
                 module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen))
 
 
-def pretrain(
+def pretrain_conv_encoder(
     encoder: ConvEncoder,
     images: np.ndarray,
     *,

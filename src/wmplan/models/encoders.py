@@ -24,8 +24,6 @@ from scipy.stats import spearmanr
 from torch import nn
 
 
-PRETRAIN_DEFAULTS = {"steps": 1000, "batch_size": 64, "lr": 3e-3}
-"""Settings for `pretrain_conv_encoder` that reach Spearman > 0.99 on Wall in well under a minute."""
 
 
 def images_to_float(obs: torch.Tensor) -> torch.Tensor:
@@ -147,21 +145,3 @@ def distance_spearman(latents: np.ndarray, states: np.ndarray, *, pairs: int = 2
     latent = np.linalg.norm(latents[i] - latents[j], axis=1)
     true = np.linalg.norm(states[i] - states[j], axis=1)
     return float(spearmanr(latent, true).statistic)
-
-
-def pretrain_conv_encoder(
-    encoder: ConvEncoder,
-    images: np.ndarray,
-    *,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    progress: bool = True,
-    device: torch.device = torch.device("cpu"),
-) -> dict:
-    """Re-initialise `encoder` from `seed` and train it, unsupervised, on uint8 images (N, H, W, 3);
-    returns final metrics. See `wmplan.models.encoder_training.pretrain`."""
-    from wmplan.models.encoder_training import pretrain  # it imports this module
-
-    return pretrain(encoder, images, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress, device=device)

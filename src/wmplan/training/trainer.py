@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from wmplan.config import RunConfig
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
-from wmplan.models.encoders import distance_spearman, pretrain_conv_encoder
+from wmplan.models.encoder_training import pretrain_conv_encoder
+from wmplan.models.encoders import distance_spearman
 from wmplan.models.world_model import TaskDims, WorldModel, atomic_write, build_encoder
 from wmplan.training.distributed import DistContext, LossModule
 
