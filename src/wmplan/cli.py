@@ -4,6 +4,8 @@
     wmplan info data/wall [--json]
     wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|state|dinov2]
                  [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
+    wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
+                    [--set adversarial.lambda_action=0.1 ...]
     wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
                 [--set planner.lr=0.1 ...] --out DIR
     wmplan demo [--out results/demo]
@@ -101,6 +103,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from wmplan.config import parse_set_args
+    from wmplan.training.finetune import finetune
+
+    start = time.perf_counter()
+    finetune(args.run, args.out, args.method, parse_set_args(args.set), preset=args.preset)
+    minutes = (time.perf_counter() - start) / 60
+    meta = json.loads((Path(args.out) / "config.json").read_text())
+    print(f"finetuned {args.run} ({args.method}) into {args.out} in {minutes:.1f} min")
+    if "adversarial_eps" in meta:
+        print(f"adversarial radii: {meta['adversarial_eps']}")
+    print((Path(args.out) / "metrics.csv").read_text())
+    return 0
+
+
 def eval_config(args: argparse.Namespace):
     """EvalConfig from flags and --set planner.<field>=... / mpc.<field>=..."""
     from wmplan.config import apply_dataclass_overrides, parse_set_args
@@ -166,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="finetune a trained run (online or adversarial world modeling) into a new run")
+    p.add_argument("--method", required=True, choices=["adversarial", "online"])
+    # --parent: under torchrun, `--run` is taken for an abbreviation of torchrun's own --run-path.
+    p.add_argument("--run", "--parent", dest="run", required=True, help="run directory of the trained parent model (alias --parent)")
+    p.add_argument("--out", required=True, help="run directory of the finetuned model (new)")
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "paper"], help="finetuning length (default: small)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
     p.add_argument("--run", required=True, help="run directory of a trained model")

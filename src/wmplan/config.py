@@ -106,12 +106,45 @@ class TrainConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """Adversarial World Modeling (`wmplan finetune --method adversarial`); see training/adversarial.py.
+    Radii eps = lambda x std of each group. Defaults: the factors of the authors' released config
+    (0.05 visual, 0.02 proprio, 0.02 action), which produced the paper's Table 1 and lie well inside its
+    robust range (lambda_z <= 0.5, lambda_a <= 1); a much larger lambda_z broke a Wall prototype."""
+
+    lambda_visual: float = 0.05
+    """Radius of the visual-latent perturbation, in units of the visual latents' std."""
+    lambda_proprio: float = 0.02
+    """Radius of the proprio-embedding perturbation, in units of the proprio embeddings' std."""
+    lambda_action: float = 0.02
+    """Radius of the action perturbation, in units of the actions' std (raw or embedded, per action_space)."""
+    eps_mode: str = "fixed"
+    """fixed: radii from the first minibatch's std, then kept (the paper's advice); adaptive: every batch."""
+    action_space: str = "raw"
+    """raw: perturb the normalised actions (the paper's equation); embedding: the action embeddings (the authors' code)."""
+    pgd_steps: int = 1
+    """Ascent steps of the attack: 1 is FGSM with a random start; k > 1 is PGD with k such steps."""
+    step_factor: float = 1.25
+    """Size of each ascent step, in units of eps (FGSM with random start: 1.25)."""
+
+
+@dataclass
+class FinetuneConfig:
+    method: str = ""
+    """How this run was made from its parent: adversarial | online; empty for a run trained from scratch."""
+    parent: str = ""
+    """The run directory it was finetuned from; empty for a run trained from scratch."""
+
+
+@dataclass
 class RunConfig:
     task: str = "wall"
     """Task name; must match the dataset's."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -148,6 +181,14 @@ ENCODER_PRESETS = {
     "tiny": {"pretrain_steps": 150, "pretrain_frames": 4000},
     "small": {},
     "paper": {"name": "dinov2"},
+}
+# Finetuning (`wmplan finetune`) starts from a converged model, so it takes far fewer passes; the
+# papers give no finetuning length, so these are ours: about a quarter of training (tiny, small) and
+# 10 of the paper's 100 epochs. Learning rates and batch size stay the parent's (training has no schedule).
+FINETUNE_PRESETS = {
+    "tiny": {"epochs": 1, "steps_per_epoch": 45},
+    "small": {"epochs": 3, "steps_per_epoch": 0},
+    "paper": {"epochs": 10, "steps_per_epoch": 0},
 }
 # Per-task settings from DINO-WM (PAPER.md): Wall plans with a 1-frame history.
 TASK_DEFAULTS = {"wall": {"data.num_hist": 1}}

@@ -117,30 +117,49 @@ class WorldModel(nn.Module):
         visual = self.encode_visual(obs, state) if visual is None else visual
         return Latent(visual, self.proprio_encoder(proprio.float()))
 
-    def _tokens(self, z: Latent, actions: torch.Tensor) -> torch.Tensor:
-        """[visual | proprio emb | action emb] (B, T, P, D + Ep + Ea) for T frames and their actions (B, T, fs * A)."""
+    def embed_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Normalised actions (B, T, fs * A) -> action embeddings (B, T, Ea)."""
+        return self.action_encoder(actions.float())
+
+    def _tokens(self, z: Latent, action_emb: torch.Tensor) -> torch.Tensor:
+        """[visual | proprio emb | action emb] (B, T, P, D + Ep + Ea) for T frames and their action
+        embeddings (B, T, Ea)."""
         b, t, p, _ = z.visual.shape
-        act = self.action_encoder(actions.float())
-        return torch.cat([z.visual, z.proprio[:, :, None].expand(b, t, p, -1), act[:, :, None].expand(b, t, p, -1)], -1)
+        return torch.cat([z.visual, z.proprio[:, :, None].expand(b, t, p, -1), action_emb[:, :, None].expand(b, t, p, -1)], -1)
 
     # ----- prediction ------------------------------------------------------------------------------
     def predict(self, z: Latent, actions: torch.Tensor) -> Latent:
         """Teacher forcing: latents of T <= num_hist frames and their actions (B, T, fs * A) -> the
         predicted latents of the T next frames."""
-        out = self.predictor(self._tokens(z, actions))
+        return self.predict_embedded(z, self.embed_actions(actions))
+
+    def predict_embedded(self, z: Latent, action_emb: torch.Tensor) -> Latent:
+        """`predict` from action embeddings (B, T, Ea) instead of actions: the hook for perturbing
+        the embeddings themselves (adversarial finetuning's `embedding` action space)."""
+        out = self.predictor(self._tokens(z, action_emb))
         d = self.encoder.dim
         return Latent(out[..., :d], out[..., d:].mean(dim=2))
+
+    def encode_window(self, batch: dict[str, torch.Tensor]) -> tuple[Latent, torch.Tensor, Latent]:
+        """A batch of windows -> (context, actions, target): the num_hist context latents (B, h, ...)
+        with the proprio embedding still attached to its encoder's graph, their actions (B, h, fs * A),
+        and the detached latents of the h next frames (B, h, ...). batch: obs (B, W, H, W, 3) or visual
+        (B, W, P, D), proprio (B, W, Pp), action (B, W - 1, fs * A), state (B, W, S)."""
+        z = self.encode(batch.get("obs"), batch["proprio"], batch.get("state"), batch.get("visual"))
+        h = self.num_hist
+        return z.frames(slice(0, h)), batch["action"][:, :h], z.frames(slice(1, h + 1)).detach()
+
+    def prediction_loss(self, context: Latent, action_emb: torch.Tensor, target: Latent) -> torch.Tensor:
+        """Teacher-forced loss of a (possibly perturbed) context and action embeddings (B, h, Ea)
+        against `target` latents: the one definition the plain and the adversarial losses share."""
+        return self.latent_mse(self.predict_embedded(context, action_emb), target)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """MSE between predicted and encoded next-frame latents (visual + proprio dims, targets
         detached) over the num_hist predicted frames of each window; with `baseline`, the loss of
-        copying the last frame instead. batch: obs (B, W, H, W, 3) or visual (B, W, P, D), proprio
-        (B, W, Pp), action (B, W - 1, fs * A), state (B, W, S)."""
-        z = self.encode(batch.get("obs"), batch["proprio"], batch.get("state"), batch.get("visual"))
-        h = self.num_hist
-        context, target = z.frames(slice(0, h)), z.frames(slice(1, h + 1)).detach()
-        pred = self.predict(context, batch["action"][:, :h])
-        loss = self.latent_mse(pred, target)
+        copying the last frame instead. batch: as in `encode_window`."""
+        context, actions, target = self.encode_window(batch)
+        loss = self.prediction_loss(context, self.embed_actions(actions), target)
         baseline = self.latent_mse(context.detach(), target)
         return {"loss": loss, "baseline": baseline}
 

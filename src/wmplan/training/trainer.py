@@ -157,17 +157,22 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
 
 
 class Trainer:
-    """Receives its parts; runs epochs, validates, checkpoints."""
+    """Receives its parts; runs epochs, validates, checkpoints. `loss_module` (default LossModule(model))
+    is the training loss, forward(batch) -> {"loss", ...}, e.g. AdversarialLoss; validation always uses
+    the model's clean loss. `meta` is merged into config.json, and so is the loss module's describe()."""
 
-    def __init__(self, model: WorldModel, data: TrainingData, cfg: RunConfig, out: Path, ctx: DistContext):
+    def __init__(self, model: WorldModel, data: TrainingData, cfg: RunConfig, out: Path, ctx: DistContext,
+                 loss_module: torch.nn.Module | None = None, meta: dict | None = None):
         self.model, self.data, self.cfg, self.out, self.ctx = model, data, cfg, out, ctx
+        self.meta = meta or {}
         t = cfg.train
         groups = [
             {"params": list(model.predictor.parameters()), "lr": t.lr_predictor},
             {"params": list(model.action_encoder.parameters()) + list(model.proprio_encoder.parameters()), "lr": t.lr_embeddings},
         ]
         self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay)
-        self.loss_module = ctx.wrap(LossModule(model))
+        self.loss_core = loss_module if loss_module is not None else LossModule(model)
+        self.loss_module = ctx.wrap(self.loss_core)
 
     def fit(self, resume: bool, progress: bool) -> WorldModel:
         first_epoch = 0
@@ -234,7 +239,9 @@ class Trainer:
     def checkpoint(self, epoch: int, row: dict) -> None:
         """Model files first, then the metrics row and the optimizer state that make it resumable."""
         extra = {"dataset": {"path": str(self.cfg.data.path), "fingerprint": self.data.fingerprint,
-                             "episodes": self.data.store.n_episodes}, "epoch": epoch}
+                             "episodes": self.data.store.n_episodes}, "epoch": epoch, **self.meta}
+        describe = getattr(self.loss_core, "describe", None)
+        extra.update(describe() if describe else {})
         self.model.save(self.out, extra)
         metrics = self.out / "metrics.csv"
         rows = list(csv.DictReader(metrics.open())) if metrics.exists() else []

@@ -1,0 +1,81 @@
+"""Finetuning a trained run (`wmplan finetune`): the parent's model, data and split, a new objective.
+
+The encoder stays frozen (as in training); the predictor and the action and proprio embeddings are
+finetuned, each at the parent's learning rate. The result is an ordinary run directory: WorldModel.load,
+eval, gap and landscape take it like any run. Its config.json records `parent_run` and `method` (also in
+`config.finetune`) and, for the adversarial method, the radii it used (`adversarial_eps`). In its
+metrics.csv, train_loss is the finetuning objective (adversarial: the loss on perturbed batches) while
+val_loss stays the clean teacher-forced loss, comparable with the parent's.
+
+Example:
+    >>> model = finetune("runs/wall", "runs/wall-adv", "adversarial", {"adversarial.lambda_action": 0.1})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
+from wmplan.models.world_model import WorldModel, atomic_write
+from wmplan.training.adversarial import AdversarialLoss
+from wmplan.training.distributed import DistContext
+from wmplan.training.trainer import Trainer, TrainingData, TrainingError, resolve_device
+
+METHODS = ("adversarial", "online")
+
+
+def finetune_config(parent: RunConfig, parent_run: str | Path, method: str, overrides: dict[str, Any] | None = None,
+                    preset: str | None = "small") -> RunConfig:
+    """The parent's config, then the preset's finetuning length (FINETUNE_PRESETS; None keeps the
+    parent's train.*), then `overrides`, then finetune.method / finetune.parent. The architecture
+    (model.*) and the data split (data.* other than data.path) are the parent's and cannot change."""
+    if method not in METHODS:
+        raise ValueError(f"unknown finetune method {method!r}; choose from {', '.join(METHODS)}")
+    overrides = dict(overrides or {})
+    fixed = [k for k in overrides if k.startswith(("model.", "finetune.")) or (k.startswith("data.") and k != "data.path")]
+    if fixed:
+        raise ValueError(f"finetuning keeps the parent's model, data split and lineage; cannot set {fixed}")
+    if preset is not None and preset not in FINETUNE_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(FINETUNE_PRESETS)}")
+    length = {f"train.{k}": v for k, v in FINETUNE_PRESETS[preset].items()} if preset else {}
+    cfg = apply_overrides(parent, {**length, **overrides})
+    return apply_overrides(cfg, {"finetune.method": method, "finetune.parent": str(parent_run)})
+
+
+def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial", overrides: dict[str, Any] | None = None,
+             preset: str | None = "small", progress: bool = True) -> WorldModel:
+    """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model."""
+    parent_run, out = Path(parent_run), Path(out)
+    if method == "online":
+        raise ValueError("finetune --method online is not implemented yet; use --method adversarial")
+    if out.resolve() == parent_run.resolve():
+        raise TrainingError(f"--out must differ from --run: finetuning writes a new run and keeps {parent_run}")
+    if (out / "config.json").exists():
+        raise TrainingError(f"{out} already holds a run; choose another --out")
+    parent_meta = json.loads((parent_run / "config.json").read_text()) if (parent_run / "config.json").exists() else {}
+    model = WorldModel.load(parent_run)  # raises FileNotFoundError on an incomplete run
+    cfg = finetune_config(model.cfg, parent_run, method, overrides, preset)
+    ctx = DistContext.from_env(resolve_device(cfg.train.device))
+    model = model.to(ctx.device)
+    model.cfg = cfg
+    data = TrainingData(cfg)
+    # The same data and split as the parent: a finetuned model must not have seen its parent's val episodes.
+    expected = parent_meta.get("dataset", {}).get("fingerprint")
+    if expected is not None and expected != data.fingerprint:
+        raise TrainingError(f"{cfg.data.path} is not the dataset {parent_run} was trained on "
+                            f"({parent_meta['dataset']['path']}); pass --set data.path=<that dataset>")
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if (parent_run / "encoder.json").exists():  # the encoder is the parent's, unchanged
+            atomic_write(out / "encoder.json", lambda p: shutil.copyfile(parent_run / "encoder.json", p))
+    torch.manual_seed(cfg.train.seed)
+    data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
+    loss = AdversarialLoss(model, cfg.adversarial).to(ctx.device)
+    meta = {"parent_run": str(parent_run), "method": method}
+    trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta)
+    return trainer.fit(resume=False, progress=progress and ctx.is_main)
