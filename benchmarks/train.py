@@ -71,7 +71,7 @@ def main() -> None:
     bs = args.batch_size or cfg.train.batch_size
     w = args.num_hist + 1
     batch = {"visual": torch.randn(bs, w, args.tokens, args.token_dim), "proprio": torch.randn(bs, w, 2), "action": torch.randn(bs, w - 1, 10)}
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)  # as the trainer
 
     def step():
         loss = model.loss(batch)["loss"]

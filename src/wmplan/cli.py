@@ -9,6 +9,8 @@
     wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
                 [--set planner.lr=0.1 ...] --out DIR
     wmplan demo [--out results/demo]
+    wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
+    wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"finetuned {args.run} ({args.method}) into {args.out} in {minutes:.1f} min")
     if "adversarial_eps" in meta:
         print(f"adversarial radii: {meta['adversarial_eps']}")
+    if "online" in meta:
+        print(f"online world modeling: {meta['online']}")
     print((Path(args.out) / "metrics.csv").read_text())
     return 0
 
@@ -149,6 +153,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from wmplan.evaluation.demo import run_demo
 
     print(run_demo(args.out, episodes=50 if args.full else args.episodes, seed=args.seed))
+    return 0
+
+
+def cmd_gap(args: argparse.Namespace) -> int:
+    from wmplan.evaluation.gap import gap
+
+    result = gap(args.run, Path(args.out), episodes=args.episodes, progress=False)
+    print(f"{'run':<24} {'expert':>10} {'planner':>10} {'ratio':>7}")
+    for name, r in result.items():
+        if name != "settings":
+            print(f"{name:<24} {r['expert_error']:>10.5f} {r['planner_error']:>10.5f} {r['ratio']:>7.2f}")
+    print(f"wrote {args.out}/gap.json and gap.png")
+    return 0
+
+
+def cmd_landscape(args: argparse.Namespace) -> int:
+    from wmplan.evaluation.landscape import landscape
+
+    result = landscape(args.run, Path(args.out), grid=args.grid, progress=False)
+    print(f"{'run':<24} {'roughness':>10} {'basin':>7} {'centre cost':>12}")
+    for name, r in result.items():
+        if name != "settings":
+            print(f"{name:<24} {r['roughness']:>10.4f} {r['basin_width']:>7.3f} {r['centre_cost']:>12.5f}")
+    print(f"wrote {args.out}/landscape.json and landscape.png")
     return 0
 
 
@@ -211,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
+    p.add_argument("--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
+    p.set_defaults(func=cmd_gap)
+
+    p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")
+    p.add_argument("--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
+    p.set_defaults(func=cmd_landscape)
     return parser
 
 

@@ -129,6 +129,33 @@ class AdversarialConfig:
 
 
 @dataclass
+class OnlineConfig:
+    """Online World Modeling (`wmplan finetune --method online`); see training/online.py. Planner
+    settings are the authors' (PAPER.md): Adam, lr 0.3, 100 steps, horizon 5, noise 0.003, goal 4 model
+    steps after the start, a refresh every 10 batches. Buffer size, windows per refresh and the batch
+    share are ours (the authors' buffer grows without bound)."""
+
+    every: int = 10
+    """Refresh the buffer (plan, execute, add windows) every this many training batches, from the first."""
+    windows: int = 32
+    """Start/goal pairs planned and executed per refresh (each gives horizon - num_hist + 1 windows)."""
+    goal_steps: int = 4
+    """The goal is the expert trajectory's state this many model steps after the start."""
+    horizon: int = 5
+    """Model steps planned and executed."""
+    plan_steps: int = 100
+    """Adam steps of the planner."""
+    lr: float = 0.3
+    """Planner step size."""
+    noise: float = 0.003
+    """Planner: std of the noise added to the actions after each step."""
+    buffer_size: int = 2048
+    """Online windows kept (FIFO: the oldest are dropped first)."""
+    online_fraction: float = 0.5
+    """Share of each training batch drawn from the buffer once it holds windows; the rest is expert data."""
+
+
+@dataclass
 class FinetuneConfig:
     method: str = ""
     """How this run was made from its parent: adversarial | online; empty for a run trained from scratch."""
@@ -144,6 +171,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict[str, Any]:

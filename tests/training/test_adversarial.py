@@ -144,8 +144,6 @@ def test_cli_finetune_writes_an_ordinary_run_that_records_parent_and_method(pare
     assert model.rollout(model.encode(proprio=torch.zeros(1, 1, 2), state=torch.full((1, 1, 2), 30.0)), torch.zeros(1, 2, 10)).visual.shape == (1, 3, 1, 2)
 
     assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
-    assert main(args[:2] + ["online"] + args[3:6] + [str(tmp_path / "online")]) == 2
-    assert "online is not implemented" in capsys.readouterr().err
     assert main(args[:6] + [str(tmp_path / "x"), "--set", "model.predictor.depth=1"]) == 2
     assert "model.predictor.depth" in capsys.readouterr().err
 

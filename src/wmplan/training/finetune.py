@@ -3,9 +3,12 @@
 The encoder stays frozen (as in training); the predictor and the action and proprio embeddings are
 finetuned, each at the parent's learning rate. The result is an ordinary run directory: WorldModel.load,
 eval, gap and landscape take it like any run. Its config.json records `parent_run` and `method` (also in
-`config.finetune`) and, for the adversarial method, the radii it used (`adversarial_eps`). In its
-metrics.csv, train_loss is the finetuning objective (adversarial: the loss on perturbed batches) while
-val_loss stays the clean teacher-forced loss, comparable with the parent's.
+`config.finetune`) and, for the adversarial method, the radii it used (`adversarial_eps`); for the online
+method, `online` (refreshes, buffer fill, mean expert and online losses) and a per-step
+online_metrics.csv (step, expert_loss, online_loss, buffer, plan_cost, final_distance). In its
+metrics.csv, train_loss is the finetuning objective (adversarial: the loss on perturbed batches; online:
+the loss of the mixed expert + online batch) while val_loss stays the clean teacher-forced loss on expert
+windows, comparable with the parent's.
 
 Example:
     >>> model = finetune("runs/wall", "runs/wall-adv", "adversarial", {"adversarial.lambda_action": 0.1})  # doctest: +SKIP
@@ -24,6 +27,7 @@ from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
 from wmplan.models.world_model import WorldModel, atomic_write
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.distributed import DistContext
+from wmplan.training.online import OnlineLoss
 from wmplan.training.trainer import Trainer, TrainingData, TrainingError, resolve_device
 
 METHODS = ("adversarial", "online")
@@ -51,8 +55,6 @@ def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial
              preset: str | None = "small", progress: bool = True) -> WorldModel:
     """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model."""
     parent_run, out = Path(parent_run), Path(out)
-    if method == "online":
-        raise ValueError("finetune --method online is not implemented yet; use --method adversarial")
     if out.resolve() == parent_run.resolve():
         raise TrainingError(f"--out must differ from --run: finetuning writes a new run and keeps {parent_run}")
     if (out / "config.json").exists():
@@ -75,7 +77,13 @@ def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial
             atomic_write(out / "encoder.json", lambda p: shutil.copyfile(parent_run / "encoder.json", p))
     torch.manual_seed(cfg.train.seed)
     data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
-    loss = AdversarialLoss(model, cfg.adversarial).to(ctx.device)
+    if method == "online":  # seeded per rank: each process plans its own starts
+        loss = OnlineLoss(model, data, cfg.online, seed=cfg.train.seed * 1000 + ctx.rank).to(ctx.device)
+    else:
+        loss = AdversarialLoss(model, cfg.adversarial).to(ctx.device)
     meta = {"parent_run": str(parent_run), "method": method}
     trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta)
-    return trainer.fit(resume=False, progress=progress and ctx.is_main)
+    model = trainer.fit(resume=False, progress=progress and ctx.is_main)
+    if method == "online" and ctx.is_main:
+        loss.write_log(out / "online_metrics.csv")  # rank 0's steps: expert and online losses, refreshes
+    return model

@@ -170,7 +170,8 @@ class Trainer:
             {"params": list(model.predictor.parameters()), "lr": t.lr_predictor},
             {"params": list(model.action_encoder.parameters()) + list(model.proprio_encoder.parameters()), "lr": t.lr_embeddings},
         ]
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay)
+        # fused: one kernel per step instead of ~10 small ops per parameter (a fifth of a small-preset step on a CPU)
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay, fused=True)
         self.loss_core = loss_module if loss_module is not None else LossModule(model)
         self.loss_module = ctx.wrap(self.loss_core)
 

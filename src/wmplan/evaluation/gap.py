@@ -1,0 +1,198 @@
+"""The train-test gap (the paper's Figure 4): a model's open-loop error on expert vs planner trajectories.
+
+For each run, the open-loop latent prediction error over H model steps:
+  expert  - on windows of held-out expert trajectories (the validation episodes of the FIRST run's
+            dataset, split exactly as the trainer splits it);
+  planner - from the same start states, along the actions a GD planner chose to reach the expert
+            window's state H model steps later, executed in the real simulator.
+error = mean over the H predicted steps (and over windows) of the `WorldModel.latent_mse` squared
+error between the rolled-out latents and the encoded true frames. Every run is scored on the SAME
+windows and the SAME planner trajectories, planned with the FIRST run's model: the comparison
+between runs is paired (a run's planner error is then "error where run 1's planner goes"; with run 1
+the base model, that is exactly where a finetuned model is meant to have improved).
+
+Example:
+    >>> result = gap(["runs/wall", "runs/wall-adv"], Path("results/gap"))     # doctest: +SKIP
+    >>> result["wall-adv"]["ratio"]                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wmplan.data.store import TrajectoryStore
+from wmplan.data.windows import split_episodes
+from wmplan.envs import make_task
+from wmplan.models.world_model import WorldModel
+from wmplan.planning import GDConfig, GDPlanner, objective_for
+
+#: The online-world-modeling planner of PAPER.md (horizon set per call).
+PLANNER = dict(optimizer="adam", lr=0.3, steps=100, noise=0.003)
+
+
+def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tuple[list[WorldModel], list[str]]:
+    """Models (eval mode) of the runs and unique labels (folder names, deduplicated with a suffix);
+    a ValueError if the runs are not all of one task."""
+    if not runs:
+        raise ValueError("give at least one run")
+    models = [WorldModel.load(r, device=device).eval() for r in runs]
+    tasks = {m.dims.task for m in models}
+    if len(tasks) > 1:
+        raise ValueError(f"the runs are models of different tasks {sorted(tasks)}: " + ", ".join(f"{r} ({m.dims.task})" for r, m in zip(runs, models)))
+    labels: list[str] = []
+    seen: dict[str, int] = {}
+    for r in runs:  # the same folder name twice (e.g. one run given twice) -> "name", "name (2)"
+        name = Path(r).resolve().name
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return models, labels
+
+
+def model_actions(model: WorldModel, env_actions: np.ndarray) -> torch.Tensor:
+    """Env actions (B, H * fs, A) -> the model's normalised actions (B, H, fs * A) (each run has its
+    own normaliser, so actions travel between runs in env units)."""
+    b, n, a = env_actions.shape
+    fs = model.cfg.data.frameskip
+    norm = model.normalizer.normalize_action(env_actions.astype(np.float32)).astype(np.float32)
+    return torch.as_tensor(norm.reshape(b, n // fs, fs * a), device=device_of(model))
+
+
+def env_actions_of(model: WorldModel, actions: torch.Tensor) -> np.ndarray:
+    """The model's normalised actions (B, H, fs * A) -> env actions (B, H * fs, A)."""
+    b = actions.shape[0]
+    return model.normalizer.denormalize_action(actions.detach().cpu().reshape(b, -1, model.dims.action_dim)).numpy()
+
+
+def device_of(model: WorldModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode_frames(model: WorldModel, obs: np.ndarray, state: np.ndarray, proprio: np.ndarray):
+    """Latent (B, T, ...) of raw frames: obs uint8 (B, T, H, W, 3), state (B, T, S), proprio (B, T, P)."""
+    dev = device_of(model)
+    p = model.normalizer.normalize_proprio(proprio.astype(np.float32)).astype(np.float32)
+    return model.encode(obs=torch.as_tensor(obs, device=dev), proprio=torch.as_tensor(p, device=dev),
+                        state=torch.as_tensor(state, dtype=torch.float32, device=dev))
+
+
+@torch.no_grad()
+def open_loop_error(model: WorldModel, frames: dict[str, np.ndarray], env_actions: np.ndarray) -> np.ndarray:
+    """Per-step errors (B, H): roll out from the encoded frame 0 along env actions (B, H * fs, A) and
+    compare with the encoded true frames 1..H. frames: obs (B, 1+H, ...), state, proprio."""
+    true = encode_frames(model, frames["obs"], frames["state"], frames["proprio"])
+    pred = model.rollout(true.frames(0), model_actions(model, env_actions))
+    diff = (pred.flat()[:, 1:] - true.flat()[:, 1:]).pow(2).mean(-1)  # latent_mse per window and step
+    return diff.cpu().numpy()
+
+
+def expert_windows(model: WorldModel, run: str | Path, episodes: int, horizon: int, seed: int) -> dict[str, np.ndarray]:
+    """`episodes` windows of the run's validation episodes, chosen once by a seeded rng: obs
+    (B, 1+H, ...), state (B, 1+H, S), proprio (B, 1+H, P) at frames t, t+fs, .., t+H*fs; env actions
+    (B, H*fs, A) from t on; layout (B, 2) where the dataset has one (Wall's random layouts)."""
+    meta = json.loads((Path(run) / "config.json").read_text())
+    if "dataset" not in meta:
+        raise ValueError(f"{run}/config.json names no dataset; gap needs the first run's training data")
+    store = TrajectoryStore.open(meta["dataset"]["path"], task=model.dims.task)
+    _, val = split_episodes(store.n_episodes, model.cfg.data.val_fraction, model.cfg.data.split_seed)
+    fs = model.cfg.data.frameskip
+    span = horizon * fs
+    starts = np.concatenate([np.arange(s, e - span) for s, e in store.episode_bounds(val) if e - s > span] or [np.zeros(0, int)])
+    if len(starts) == 0:
+        raise ValueError(f"no validation episode of {store.path} is longer than {span} frames (H={horizon}, frameskip {fs})")
+    chosen = np.sort(np.random.default_rng(seed).choice(starts, size=min(episodes, len(starts)), replace=False))
+    keys = ["obs", "state", "proprio"] + (["layout"] if "layout" in store.keys else [])
+    arrays = {k: store.group[f"data/{k}"] for k in keys + ["action"]}
+    out = {k: np.stack([arrays[k][t : t + span + 1 : fs] for t in chosen]) for k in ("obs", "state", "proprio")}
+    out["action"] = np.stack([arrays["action"][t : t + span] for t in chosen])
+    if "layout" in keys:
+        out["layout"] = np.stack([arrays["layout"][t] for t in chosen])
+    out["start_index"] = chosen
+    return out
+
+
+def planner_trajectories(model: WorldModel, windows: dict[str, np.ndarray], horizon: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Plan from each window's start to its frame H with `model`, execute in the simulator; returns
+    the true frames (obs/state/proprio (B, 1+H, ...), frame 0 = the window's) and env actions (B, H*fs, A)."""
+    task = make_task(model.dims.task, model.task_settings)
+    b, fs = len(windows["state"]), model.cfg.data.frameskip
+    z = encode_frames(model, windows["obs"], windows["state"], windows["proprio"])
+    planner = GDPlanner(GDConfig(**PLANNER, horizon=horizon), objective_for(model.dims.task))
+    gens = [torch.Generator(device=device_of(model)).manual_seed(seed * 1_000_003 + i) for i in range(b)]
+    env = env_actions_of(model, planner.plan(model, z.frames(0), z.frames(-1), generator=gens))
+    start = windows["state"][:, 0].astype(np.float64)
+    task.reset_to(start, **({"layout": windows["layout"]} if "layout" in windows else {}))
+    frames = {k: [windows[k][:, 0]] for k in ("obs", "state", "proprio")}
+    for k in range(horizon):
+        for t in range(fs):
+            task.step(env[:, k * fs + t])
+        state = task.get_state()
+        frames["obs"].append(task.render())
+        frames["state"].append(state.astype(np.float32))
+        frames["proprio"].append(task.proprio(state).astype(np.float32))
+    return {k: np.stack(v, 1) for k, v in frames.items()}, env
+
+
+def gap(runs: list[str | Path], out: Path, *, episodes: int = 50, horizon: int = 5, seed: int = 0, progress: bool = True,
+        device: str | None = None) -> dict[str, Any]:
+    """Expert vs planner open-loop error of each run; writes out/gap.json and out/gap.png.
+    Returns {label: {expert_error, planner_error, ratio, expert_per_step, planner_per_step}, "settings": {...}}."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    models, labels = load_runs(runs, device)
+    windows = expert_windows(models[0], runs[0], episodes, horizon, seed)
+    if progress:
+        print(f"gap: {len(windows['state'])} windows, planning with {labels[0]} ...")
+    executed, planned = planner_trajectories(models[0], windows, horizon, seed)
+    result: dict[str, Any] = {}
+    for label, model in zip(labels, models):
+        expert = open_loop_error(model, windows, windows["action"])
+        planner = open_loop_error(model, executed, planned)
+        e, p = float(expert.mean()), float(planner.mean())
+        result[label] = {"expert_error": e, "planner_error": p, "ratio": p / e if e > 0 else float("inf"),
+                         "expert_per_step": expert.mean(0).tolist(), "planner_per_step": planner.mean(0).tolist()}
+        if progress:
+            print(f"  {label}: expert {e:.5f}  planner {p:.5f}")
+    result["settings"] = {
+        "runs": [str(r) for r in runs], "task": models[0].dims.task, "windows": int(len(windows["state"])),
+        "horizon": horizon, "frameskip": models[0].cfg.data.frameskip, "seed": seed,
+        "planner": {**PLANNER, "horizon": horizon, "objective": "last frame", "model": labels[0]},
+        "window_source": "validation episodes of the first run's dataset (trainer's split)",
+        "window_start_frames": windows["start_index"].tolist(),
+        "error": "mean over windows and the H predicted steps of latent_mse(rollout, encoded true frames)",
+        "paired": "every run scored on the same expert windows and the same planner trajectories (first run's planner)",
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gap.json").write_text(json.dumps(result, indent=2))
+    plot_gap(result, labels, out / "gap.png")
+    return result
+
+
+def plot_gap(result: dict[str, Any], labels: list[str], path: Path) -> None:
+    """Grouped bars: expert vs planner error per run, log-scale y (errors span orders of magnitude)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.8 + 1.4 * len(labels)), 3.6))
+    for offset, key, name in ((-0.2, "expert_error", "expert trajectories"), (0.2, "planner_error", "planner trajectories")):
+        ax.bar(x + offset, [result[l][key] for l in labels], width=0.4, label=name)
+    ax.set_xticks(x, labels, rotation=15)
+    ax.set_yscale("log")
+    values = [result[l][k] for l in labels for k in ("expert_error", "planner_error") if result[l][k] > 0]
+    if values:  # a log axis's default bottom can hide the shorter bars' length
+        ax.set_ylim(bottom=min(values) / 4)
+    s = result["settings"]
+    ax.set_ylabel(f"open-loop latent MSE ({s['horizon']} model steps)")
+    ax.set_title(f"train-test gap, {s['task']} ({s['windows']} windows)")
+    ax.legend(fontsize=8, framealpha=0.7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
