@@ -12,15 +12,6 @@ from wmplan.models.world_model import WorldModel
 from wmplan.training.trainer import train
 
 
-@pytest.fixture(scope="module")
-def tiny_run(wall_store, tmp_path_factory):
-    """A tiny state-encoder Wall model, trained for a few seconds."""
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    cfg = apply_overrides(preset("tiny", "wall"), {
-        "data.path": str(wall_store.path), "model.encoder.name": "state", "train.epochs": 2, "train.steps_per_epoch": 100,
-    })
-    train(cfg, out, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")

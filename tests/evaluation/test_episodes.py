@@ -12,15 +12,6 @@ from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
 from wmplan.training.trainer import train
 
 
-@pytest.fixture(scope="module")
-def tiny_run(wall_store, tmp_path_factory):
-    """A tiny state-encoder Wall model, trained for a few seconds."""
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    cfg = apply_overrides(preset("tiny", "wall"), {
-        "data.path": str(wall_store.path), "model.encoder.name": "state", "train.epochs": 4, "train.steps_per_epoch": 150,
-    })
-    train(cfg, out, progress=False)
-    return out
 
 
 def test_wilson_interval_known_values():

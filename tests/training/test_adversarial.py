@@ -31,20 +31,12 @@ def _batch(b=16, num_hist=2, spread=15.0, seed=0):
             "action": torch.randn(b, w - 1, 10, generator=g) * spread / 15}
 
 
-@pytest.fixture(scope="module")
-def parent_run(wall_store, tmp_path_factory):
-    """A briefly trained tiny model on the state encoder: a landscape with some structure to attack."""
-    run = tmp_path_factory.mktemp("runs") / "parent"
-    cfg = apply_overrides(preset("tiny", "wall"), {"data.path": str(wall_store.path), "model.encoder.name": "state",
-                                                   "train.epochs": 1, "train.steps_per_epoch": 60})
-    train(cfg, run, progress=False)
-    return run
 
 
 @pytest.mark.parametrize("action_space,pgd_steps", [("raw", 1), ("embedding", 1), ("raw", 3)])
-def test_fgsm_stays_in_the_ball_and_raises_the_loss_more_than_random_corners(parent_run, action_space, pgd_steps):
+def test_fgsm_stays_in_the_ball_and_raises_the_loss_more_than_random_corners(tiny_run, action_space, pgd_steps):
     torch.manual_seed(0)
-    model = WorldModel.load(parent_run).eval()
+    model = WorldModel.load(tiny_run).eval()
     adv = AdversarialLoss(model, AdversarialConfig(0.1, 0.1, 0.1, eps_mode="adaptive", action_space=action_space, pgd_steps=pgd_steps))
     data = TrainingData(model.cfg)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
@@ -126,20 +118,20 @@ def test_bad_settings_are_refused():
             AdversarialLoss(model, cfg)
 
 
-def test_cli_finetune_writes_an_ordinary_run_that_records_parent_and_method(parent_run, tmp_path, capsys):
+def test_cli_finetune_writes_an_ordinary_run_that_records_parent_and_method(tiny_run, tmp_path, capsys):
     out = tmp_path / "adv"
-    args = ["finetune", "--method", "adversarial", "--run", str(parent_run), "--out", str(out), "--preset", "tiny"]
+    args = ["finetune", "--method", "adversarial", "--run", str(tiny_run), "--out", str(out), "--preset", "tiny"]
     assert main(args + ["--set", "train.steps_per_epoch=10", "--set", "adversarial.lambda_action=0.5"]) == 0
     assert "adversarial radii" in capsys.readouterr().out
-    meta, parent_meta = (json.loads((run / "config.json").read_text()) for run in (out, parent_run))
-    assert (meta["parent_run"], meta["method"]) == (str(parent_run), "adversarial")
-    assert meta["config"]["finetune"] == {"method": "adversarial", "parent": str(parent_run)}
+    meta, parent_meta = (json.loads((run / "config.json").read_text()) for run in (out, tiny_run))
+    assert (meta["parent_run"], meta["method"]) == (str(tiny_run), "adversarial")
+    assert meta["config"]["finetune"] == {"method": "adversarial", "parent": str(tiny_run)}
     assert meta["config"]["adversarial"]["lambda_action"] == 0.5 and meta["config"]["train"]["epochs"] == 1
     assert meta["dataset"] == parent_meta["dataset"] and meta["config"]["data"] == parent_meta["config"]["data"]
     assert all(e > 0 for e in meta["adversarial_eps"].values())
     assert [r["epoch"] for r in csv.DictReader((out / "metrics.csv").open())] == ["0"]
     model = WorldModel.load(out, task="wall")
-    parent, child = load_file(str(parent_run / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    parent, child = load_file(str(tiny_run / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert parent.keys() == child.keys() and not torch.equal(parent["action_encoder.weight"], child["action_encoder.weight"])
     assert model.rollout(model.encode(proprio=torch.zeros(1, 1, 2), state=torch.full((1, 1, 2), 30.0)), torch.zeros(1, 2, 10)).visual.shape == (1, 3, 1, 2)
 

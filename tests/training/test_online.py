@@ -13,17 +13,8 @@ from wmplan.models.world_model import TaskDims, WorldModel
 from wmplan.training.online import OnlineBuffer, OnlineLoss, build_windows, execute_plan
 from wmplan.training.trainer import METRIC_COLUMNS, TrainingData, train
 
-torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def parent_run(wall_store, tmp_path_factory):
-    """A briefly trained tiny Wall model on the state encoder (fast to plan with)."""
-    run = tmp_path_factory.mktemp("runs") / "parent"
-    cfg = apply_overrides(preset("tiny", "wall"), {"data.path": str(wall_store.path), "model.encoder.name": "state",
-                                                   "train.epochs": 1, "train.steps_per_epoch": 20})
-    train(cfg, run, progress=False)
-    return run
 
 
 def test_windows_pair_each_context_with_the_frames_its_own_actions_reached():
@@ -77,9 +68,9 @@ def test_buffer_is_bounded_and_first_in_first_out():
         OnlineBuffer(0)
 
 
-def test_online_batches_enter_the_loss_after_the_first_refresh(parent_run, monkeypatch):
+def test_online_batches_enter_the_loss_after_the_first_refresh(tiny_run, monkeypatch):
     torch.manual_seed(0)
-    model = WorldModel.load(parent_run).train()
+    model = WorldModel.load(tiny_run).train()
     data = TrainingData(model.cfg)
     cfg = OnlineConfig(every=2, windows=3, plan_steps=4, online_fraction=0.25)
     online = OnlineLoss(model, data, cfg)
@@ -107,15 +98,15 @@ def test_online_batches_enter_the_loss_after_the_first_refresh(parent_run, monke
     assert "plan_cost" in online.log[2] and "plan_cost" not in online.log[1]
 
 
-def test_cli_finetune_online_end_to_end(parent_run, tmp_path, capsys):
+def test_cli_finetune_online_end_to_end(tiny_run, tmp_path, capsys):
     out = tmp_path / "online"
-    args = ["finetune", "--method", "online", "--run", str(parent_run), "--out", str(out), "--preset", "tiny"]
+    args = ["finetune", "--method", "online", "--run", str(tiny_run), "--out", str(out), "--preset", "tiny"]
     sets = {"train.steps_per_epoch": 6, "online.every": 3, "online.windows": 4, "online.plan_steps": 5}
     assert main(args + sum((["--set", f"{k}={v}"] for k, v in sets.items()), [])) == 0
     assert "online world modeling" in capsys.readouterr().out
     meta = json.loads((out / "config.json").read_text())
-    assert (meta["parent_run"], meta["method"]) == (str(parent_run), "online")
-    assert meta["config"]["finetune"] == {"method": "online", "parent": str(parent_run)}
+    assert (meta["parent_run"], meta["method"]) == (str(tiny_run), "online")
+    assert meta["config"]["finetune"] == {"method": "online", "parent": str(tiny_run)}
     assert meta["config"]["online"]["every"] == 3
     per_episode = 5 - meta["config"]["data"]["num_hist"] + 1
     assert meta["online"]["refreshes"] == 2 and meta["online"]["buffer_windows"] == 2 * 4 * per_episode
