@@ -124,8 +124,7 @@ class SimulatedEpisodes:
 
     def execute(self, actions: torch.Tensor) -> None:
         """Model actions (B, k, fs * A), normalised -> k * fs env steps."""
-        b, k, _ = actions.shape
-        env = self.model.normalizer.denormalize_action(actions.detach().cpu().reshape(b, -1, self.task.action_dim)).numpy()
+        env = self.model.env_actions(actions)
         for t in range(env.shape[1]):
             state = self.task.step(env[:, t])
             self.reached |= self.task.is_success(state, self.goal)

@@ -53,21 +53,6 @@ def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tup
     return models, labels
 
 
-def model_actions(model: WorldModel, env_actions: np.ndarray) -> torch.Tensor:
-    """Env actions (B, H * fs, A) -> the model's normalised actions (B, H, fs * A) (each run has its
-    own normaliser, so actions travel between runs in env units)."""
-    b, n, a = env_actions.shape
-    fs = model.cfg.data.frameskip
-    norm = model.normalizer.normalize_action(env_actions.astype(np.float32)).astype(np.float32)
-    return torch.as_tensor(norm.reshape(b, n // fs, fs * a), device=device_of(model))
-
-
-def env_actions_of(model: WorldModel, actions: torch.Tensor) -> np.ndarray:
-    """The model's normalised actions (B, H, fs * A) -> env actions (B, H * fs, A)."""
-    b = actions.shape[0]
-    return model.normalizer.denormalize_action(actions.detach().cpu().reshape(b, -1, model.dims.action_dim)).numpy()
-
-
 def device_of(model: WorldModel) -> torch.device:
     return next(model.parameters()).device
 
@@ -86,7 +71,7 @@ def open_loop_error(model: WorldModel, frames: dict[str, np.ndarray], env_action
     """Per-step errors (B, H): roll out from the encoded frame 0 along env actions (B, H * fs, A) and
     compare with the encoded true frames 1..H. frames: obs (B, 1+H, ...), state, proprio."""
     true = encode_frames(model, frames["obs"], frames["state"], frames["proprio"])
-    pred = model.rollout(true.frames(0), model_actions(model, env_actions))
+    pred = model.rollout(true.frames(0), model.model_actions(env_actions))
     diff = (pred.flat()[:, 1:] - true.flat()[:, 1:]).pow(2).mean(-1)  # latent_mse per window and step
     return diff.cpu().numpy()
 
@@ -124,7 +109,7 @@ def planner_trajectories(model: WorldModel, windows: dict[str, np.ndarray], hori
     z = encode_frames(model, windows["obs"], windows["state"], windows["proprio"])
     planner = GDPlanner(GDConfig(**PLANNER, horizon=horizon), objective_for(model.dims.task))
     gens = [torch.Generator(device=device_of(model)).manual_seed(seed * 1_000_003 + i) for i in range(b)]
-    env = env_actions_of(model, planner.plan(model, z.frames(0), z.frames(-1), generator=gens))
+    env = model.env_actions(planner.plan(model, z.frames(0), z.frames(-1), generator=gens))
     start = windows["state"][:, 0].astype(np.float64)
     task.reset_to(start, **({"layout": windows["layout"]} if "layout" in windows else {}))
     frames = {k: [windows[k][:, 0]] for k in ("obs", "state", "proprio")}

@@ -28,7 +28,7 @@ import torch
 
 from wmplan.envs import make_task
 from wmplan.evaluation.episodes import SimulatedEpisodes
-from wmplan.evaluation.gap import device_of, env_actions_of, load_runs, model_actions
+from wmplan.evaluation.gap import device_of, load_runs
 from wmplan.models.world_model import WorldModel
 from wmplan.planning import GDConfig, GDPlanner, objective_for
 
@@ -86,7 +86,7 @@ def landscape(runs: list[str | Path], out: Path, *, grid: int = 41, span: float 
     z0, zg = encoded[id(first)]
     a_star = planner.plan(first, z0, zg, generator=torch.Generator(device=device_of(first)).manual_seed(seed))
     planner_cost = float(planner.last_costs[0])
-    env_star = env_actions_of(first, a_star)[0]  # (H * fs, A)
+    env_star = first.env_actions(a_star)[0]  # (H * fs, A)
     flat = a_star.flatten().cpu().double()
     gen = torch.Generator().manual_seed(seed)
     d1, d2 = (v / v.norm() for v in torch.randn(2, flat.numel(), generator=gen, dtype=torch.float64))
@@ -94,13 +94,13 @@ def landscape(runs: list[str | Path], out: Path, *, grid: int = 41, span: float 
     alpha, beta = np.meshgrid(coords, coords, indexing="ij")
     points = flat + torch.as_tensor(alpha.reshape(-1, 1)) * d1 + torch.as_tensor(beta.reshape(-1, 1)) * d2  # (grid^2, H*fs*A)
     points = points.float().reshape(-1, *a_star.shape[1:])  # the first run's normalised actions
-    env_points = env_actions_of(first, points)
+    env_points = first.env_actions(points)
     result: dict[str, Any] = {}
     for label, model in zip(labels, models):
         # Runs sharing the first run's action normaliser (finetuned children do) take its normalised
         # actions as they are: no float round trip through env units, so the centre is a* bit for bit.
         same = all(np.array_equal(getattr(model.normalizer, k), getattr(first.normalizer, k)) for k in ("action_mean", "action_std"))
-        acts = points.to(device_of(model)) if same and model.cfg.data.frameskip == first.cfg.data.frameskip else model_actions(model, env_points)
+        acts = points.to(device_of(model)) if same and model.cfg.data.frameskip == first.cfg.data.frameskip else model.model_actions(env_points)
         z0, zg = encoded[id(model)]
         cost = slice_costs(model, z0, zg, acts, horizon).cpu().double().numpy().reshape(grid, grid)
         result[label] = {"cost": cost.tolist(), "centre_cost": float(cost[grid // 2, grid // 2]), **surface_stats(cost)}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -126,6 +127,19 @@ class WorldModel(nn.Module):
         embeddings (B, T, Ea)."""
         b, t, p, _ = z.visual.shape
         return torch.cat([z.visual, z.proprio[:, :, None].expand(b, t, p, -1), action_emb[:, :, None].expand(b, t, p, -1)], -1)
+
+    # ----- action units ----------------------------------------------------------------------------
+    def env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        """The model's normalised actions (B, H, fs * A) -> env actions (B, H * fs, A), for a simulator."""
+        b = actions.shape[0]
+        return self.normalizer.denormalize_action(actions.detach().cpu().float().reshape(b, -1, self.dims.action_dim)).numpy()
+
+    def model_actions(self, env_actions: np.ndarray) -> torch.Tensor:
+        """Env actions (B, H * fs, A) -> normalised model actions (B, H, fs * A) on the model's device."""
+        b, n, a = env_actions.shape
+        fs = self.cfg.data.frameskip
+        norm = self.normalizer.normalize_action(env_actions.astype(np.float32)).astype(np.float32)
+        return torch.as_tensor(norm.reshape(b, n // fs, fs * a), device=self.state_mean.device)
 
     # ----- prediction ------------------------------------------------------------------------------
     def predict(self, z: Latent, actions: torch.Tensor) -> Latent:

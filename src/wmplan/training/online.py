@@ -70,10 +70,10 @@ def execute_plan(task, model: WorldModel, start: np.ndarray, actions: torch.Tens
     """Run normalised model actions (B, H, fs * A) in the simulator from `start` (B, S) and return the
     H + 1 frames at every model step: state (B, H + 1, S), obs uint8 (B, H + 1, Hi, Wi, 3), proprio
     normalised (B, H + 1, Pp), visual tokens (B, H + 1, P, D); frame 0 is the start itself."""
-    b, horizon, _ = actions.shape
+    horizon = actions.shape[1]
     fs, norm = model.cfg.data.frameskip, model.normalizer
     task.reset_to(start) if layout is None else task.reset_to(start, layout)
-    env = norm.denormalize_action(actions.detach().cpu().float().reshape(b, horizon * fs, task.action_dim)).numpy()
+    env = model.env_actions(actions)  # (B, H * fs, A)
     states = [task.get_state()]
     for t in range(horizon * fs):
         task.step(env[:, t])
