@@ -8,7 +8,7 @@
                     [--set adversarial.lambda_action=0.1 ...]
     wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
                 [--set planner.lr=0.1 ...] --out DIR
-    wmplan demo [--out results/demo]
+    wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full]
     wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
     wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
 """
@@ -150,16 +150,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from wmplan.evaluation.demo import run_demo
+    from wmplan.evaluation.demo import DemoScale, run_demo
 
-    print(run_demo(args.out, episodes=50 if args.full else args.episodes, seed=args.seed))
+    print(run_demo(args.out, DemoScale(episodes=50 if args.full else args.episodes), env=args.env, seed=args.seed))
     return 0
 
 
 def cmd_gap(args: argparse.Namespace) -> int:
     from wmplan.evaluation.gap import gap
 
-    result = gap(args.run, Path(args.out), episodes=args.episodes, progress=False)
+    result = gap(args.run, Path(args.out), episodes=args.episodes, seed=args.seed, progress=False)
     print(f"{'run':<24} {'expert':>10} {'planner':>10} {'ratio':>7}")
     for name, r in result.items():
         if name != "settings":
@@ -171,7 +171,7 @@ def cmd_gap(args: argparse.Namespace) -> int:
 def cmd_landscape(args: argparse.Namespace) -> int:
     from wmplan.evaluation.landscape import landscape
 
-    result = landscape(args.run, Path(args.out), grid=args.grid, progress=False)
+    result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, progress=False)
     print(f"{'run':<24} {'roughness':>10} {'basin':>7} {'centre cost':>12}")
     for name, r in result.items():
         if name != "settings":
@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="collect, train, plan and report on the Wall task at CPU scale")
+    p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")
+    p.add_argument("--env", default="wall", help="task (default: wall)")
     p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run)")
     p.add_argument("--episodes", type=int, default=20, help="start/goal pairs per planner (default 20)")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
@@ -244,12 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the windows and the planner (default 0)")
     p.set_defaults(func=cmd_gap)
 
     p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")
     p.add_argument("--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
     p.set_defaults(func=cmd_landscape)
     return parser
 

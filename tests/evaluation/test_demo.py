@@ -1,13 +1,31 @@
-from wmplan.evaluation.demo import run_demo
+import json
+
+from wmplan.evaluation.demo import CELLS, MODELS, DemoScale, cell_name, run_demo
+
+TINY = {"model.predictor.width": 32, "train.epochs": 1, "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 10}
 
 
-def test_demo_runs_end_to_end_and_writes_the_report(tmp_path):
-    report = run_demo(
-        tmp_path / "demo", episodes=2, progress=False, preset_name="tiny", collect_episodes=12,
-        train_overrides={"train.epochs": 1, "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 10},
-    )
-    assert (tmp_path / "demo" / "report.md").read_text() == report
-    for name in ("gd", "adam", "cem", "gd_mpc", "adam_mpc", "cem_mpc"):
-        assert (tmp_path / "demo" / "eval" / name / "summary.json").exists()
-    table_rows = [line for line in report.splitlines() if line.startswith("| GD") or line.startswith("| Adam") or line.startswith("| CEM")]
-    assert len(table_rows) == 6
+def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path):
+    scale = DemoScale(episodes=2, collect_episodes=12, preset="tiny", train=TINY,
+                      adversarial={"train.epochs": 1, "train.steps_per_epoch": 3},
+                      online={"train.epochs": 1, "train.steps_per_epoch": 3, "online.windows": 2},
+                      planner={"steps": 4, "samples": 16, "topk": 4, "iterations": 2}, mpc={"replans": 2},
+                      gap_windows=3, landscape_grid=5)
+    out = tmp_path / "demo"
+    report = run_demo(out, scale, progress=False)
+    assert (out / "report.md").read_text() == report
+    for encoder in ("conv", "state"):
+        for model in MODELS:
+            for planner, mpc, bounded in CELLS:
+                summary = json.loads((out / "eval" / encoder / model / cell_name(planner, mpc, bounded) / "summary.json").read_text())
+                assert summary["planner_config"].get("bounded", False) == bounded and summary["mpc"] == mpc
+                assert summary["encoder"] == encoder and summary["planning_calls"] == (2 if mpc else 1)
+        assert (out / "gap" / encoder / "gap.png").exists() and (out / "landscape" / encoder / "landscape.png").exists()
+    assert (out / "efficiency.png").exists()
+    rows = [line for line in report.splitlines() if line.startswith(("| base", "| Online", "| Adversarial"))]
+    # per encoder: 3 models x (open, MPC, MPC bounded) success rows + 3 gap/landscape rows
+    assert len(rows) == 2 * (9 + 3)
+    assert "wmplan finetune --method online" in report and "--set planner.bounded=true" in report
+    for method in ("online", "adversarial"):
+        meta = json.loads((out / "runs" / "state" / method / "config.json").read_text())
+        assert meta["method"] == method and meta["parent_run"] == str(out / "runs" / "state" / "base")

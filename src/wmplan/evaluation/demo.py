@@ -1,77 +1,109 @@
-"""The end-to-end Wall job behind `make demo`: collect -> train -> plan in the simulator -> report.
+"""The end-to-end job behind `make demo`: collect -> train -> finetune both ways -> plan in the
+simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileged-state (`state`) encoder.
 
 Everything lands under `out` (default results/demo), which the demo rewrites on each run:
-data/ (the dataset), runs/wall/ (the model), eval/<planner>[_mpc]/ (summaries) and report.md.
+data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
+gap/<encoder>/, landscape/<encoder>/, efficiency.png and report.md.
 
 Example:
-    >>> report = run_demo("results/demo", episodes=20)   # doctest: +SKIP
+    >>> report = run_demo("results/demo", DemoScale(episodes=20))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from wmplan.config import apply_overrides, preset
+from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
 from wmplan.data.collect import collect
-from wmplan.evaluation.episodes import EvalConfig, evaluate
-from wmplan.evaluation.report import success_table
+from wmplan.evaluation.demo_report import write_report
+from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+from wmplan.evaluation.gap import gap
+from wmplan.evaluation.landscape import landscape
+from wmplan.training.finetune import finetune
 from wmplan.training.trainer import train
 
-PLANNERS = ("gd", "adam", "cem")
+ENCODERS = ("conv", "state")
+MODELS = ("base", "online", "adversarial")
+# (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
+CELLS = (("gd", False, False), ("adam", False, False), ("cem", False, False),
+         ("gd", True, False), ("adam", True, False), ("cem", True, False),
+         ("adam", True, True), ("cem", True, True))
 
 
-def run_demo(
-    out: str | Path = "results/demo", *, episodes: int = 20, seed: int = 0, progress: bool = True,
-    preset_name: str = "small", collect_episodes: int = 1920, train_overrides: dict | None = None,
-) -> str:
-    """Run the whole job and return the report's Markdown (also written to out/report.md). The keyword
-    arguments after `progress` shrink the job for tests."""
+@dataclass
+class DemoScale:
+    """What the demo runs. The defaults fit about 20 minutes on 2 CPU cores: a narrower predictor than
+    the `small` preset (width 64: CEM's 300 samples x 10 iterations x 10 replans dominate the time),
+    6 epochs, and shorter finetuning; every knob is a `--set` of the ordinary commands."""
+
+    episodes: int = 20
+    """Start/goal pairs per cell (the paper: 50, `wmplan demo --full`)."""
+    collect_episodes: int = 1920
+    preset: str = "small"
+    train: dict[str, Any] = field(default_factory=lambda: {
+        "model.predictor.width": 64, "model.predictor.head_dim": 16, "model.predictor.mlp_dim": 128, "train.epochs": 6})
+    adversarial: dict[str, Any] = field(default_factory=lambda: {"train.epochs": 1, "train.steps_per_epoch": 0})
+    online: dict[str, Any] = field(default_factory=lambda: {"train.epochs": 1, "train.steps_per_epoch": 300})
+    planner: dict[str, Any] = field(default_factory=dict)
+    """planner.<field> overrides for every cell (empty: the paper's budgets); tests shrink them."""
+    mpc: dict[str, Any] = field(default_factory=dict)
+    """mpc.<field> overrides (empty: 10 replans, one model step executed from each)."""
+    gap_windows: int = 50
+    """Held-out expert windows of the train-test gap (as many as `wmplan gap`'s default)."""
+    landscape_grid: int = 41
+    encoders: tuple[str, ...] = ENCODERS
+
+
+def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
+    return planner + ("_mpc" if mpc else "") + ("_bounded" if bounded else "")
+
+
+def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *, env: str = "wall", seed: int = 0,
+             progress: bool = True) -> str:
+    """Run the whole job and return the report's Markdown (also written to out/report.md)."""
+    scale = scale or DemoScale()
     out = Path(out)
+    seconds: dict[str, float] = {}
     start = time.perf_counter()
-    store = collect("wall", out / "data", episodes=collect_episodes, seed=seed, overwrite=True, progress=progress)
-    run = out / "runs" / "wall"
-    shutil.rmtree(run, ignore_errors=True)  # the demo owns its folder: a fresh model each time
-    cfg = apply_overrides(preset(preset_name, "wall"), {"data.path": str(out / "data"), "train.seed": seed, **(train_overrides or {})})
-    t0 = time.perf_counter()
-    train(cfg, run, progress=progress)
-    train_minutes = (time.perf_counter() - t0) / 60
-    results = {}
-    for mpc in (False, True):
-        for planner in PLANNERS:
-            name = f"{planner}{'_mpc' if mpc else ''}"
-            results[(planner, mpc)] = evaluate(run, EvalConfig(planner=planner, mpc=mpc, episodes=episodes), out / "eval" / name, progress=progress)
-    report = _report(out, store.summary(), run, results, episodes, train_minutes, (time.perf_counter() - start) / 60, preset_name)
-    (out / "report.md").write_text(report)
-    return report
 
+    def timed(stage: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
+        return result
 
-def _report(out: Path, data: dict, run: Path, results: dict, episodes: int, train_minutes: float, total_minutes: float, run_preset: str) -> str:
-    metrics = list(csv.DictReader((run / "metrics.csv").open()))[-1]
-    encoder = json.loads((run / "encoder.json").read_text())
-    return f"""# wmplan demo: Wall, pixel (`conv`) world model, CPU scale
-
-Total time {total_minutes:.1f} min. Dataset: {data['episodes']} random walks, {data['frames']} frames.
-World model: `{run_preset}` preset, conv keypoint encoder (latent/true distance Spearman
-{encoder['latent_distance_spearman']:.4f}), trained in {train_minutes:.1f} min; final validation loss
-{float(metrics['val_loss']):.2e} against {float(metrics['val_baseline_loss']):.2e} for copying the last frame.
-
-## Planning success in the simulator ({episodes} start/goal pairs, the same for every planner)
-
-{success_table(results, 'wall')}
-
-Seconds per plan: wall-clock of one planning call for all {episodes} episodes at once, simulator excluded.
-Success is the task's criterion (distance < 4.5 px) at the end of the budget; "reached" counts an episode that
-touched the goal at any env step. The paper's column is DINO-WM with DINOv2 on 50 episodes, for direction only.
-
-## Commands
-
-```
-wmplan collect --env wall --episodes {data['episodes']} --out {out}/data --overwrite
-wmplan train --data {out}/data --out {run} --preset {run_preset}
-wmplan eval --run {run} --planner gd|adam|cem [--mpc] --episodes {episodes} --out {out}/eval/NAME
-```
-"""
+    for stale in ("runs", "eval", "gap", "landscape"):  # the demo owns its folder: fresh models each time
+        shutil.rmtree(out / stale, ignore_errors=True)
+    store = timed("collect", collect, env, out / "data", episodes=scale.collect_episodes, seed=seed, overwrite=True, progress=progress)
+    grids: dict[str, dict] = {}
+    diagnostics: dict[str, dict] = {}
+    for encoder in scale.encoders:
+        runs = {m: out / "runs" / encoder / m for m in MODELS}
+        overrides = {"data.path": str(out / "data"), "train.seed": seed, "model.encoder.name": encoder, **scale.train}
+        timed(f"{encoder}: train", train, apply_overrides(preset(scale.preset, env), overrides), runs["base"], progress=progress)
+        for method in ("online", "adversarial"):
+            timed(f"{encoder}: finetune {method}", finetune, runs["base"], runs[method], method,
+                  getattr(scale, method), preset=None, progress=progress)
+        grid = {}
+        for model in MODELS:
+            for planner, mpc, bounded in CELLS:
+                cfg = EvalConfig(planner=planner, mpc=mpc, episodes=scale.episodes, settings=PlannerSettings(bounded=bounded))
+                apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
+                apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
+                grid[(model, planner, mpc, bounded)] = timed(
+                    f"{encoder}: eval", evaluate, runs[model], cfg, out / "eval" / encoder / model / cell_name(planner, mpc, bounded),
+                    progress=progress)
+        grids[encoder] = grid
+        ordered = [runs[m] for m in MODELS]
+        diagnostics[encoder] = {
+            "gap": timed(f"{encoder}: gap", gap, ordered, out / "gap" / encoder, episodes=scale.gap_windows, seed=seed, progress=progress),
+            "landscape": timed(f"{encoder}: landscape", landscape, ordered, out / "landscape" / encoder,
+                               grid=scale.landscape_grid, seed=seed, progress=progress),
+        }
+    seconds["total"] = time.perf_counter() - start
+    return write_report(out, env, store.summary(), grids, diagnostics, seconds, dataclasses.asdict(scale), seed)

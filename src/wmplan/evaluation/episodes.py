@@ -169,6 +169,7 @@ def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | No
         "success_rate": float(success.mean()), "ci95": wilson_interval(int(success.sum()), cfg.episodes),
         "reached_rate": float(episodes.reached.mean()), "mean_final_distance": float(distance.mean()),
         "seconds_per_plan": per_plan, "planning_calls": len(result.plan_seconds),
+        "planning_seconds_total": float(np.sum(result.plan_seconds)),
         "seconds_per_plan_note": "wall-clock of one batched planning call for all episodes, simulator excluded",
         "planner_config": dataclasses.asdict(planner.cfg), "mpc_config": dataclasses.asdict(mpc_cfg),
         "simulator_early_stop": False, "encoder": meta["config"]["model"]["encoder"]["name"],

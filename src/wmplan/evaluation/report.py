@@ -1,34 +1,96 @@
-"""Tables of planning results beside the paper's numbers, as Markdown.
+"""Tables of planning results beside the paper's numbers (Markdown), and the efficiency plot.
+
+A result grid maps (model, planner, mpc, bounded) to an `evaluate` summary; `model` is base, online or
+adversarial.
 
 Example:
-    >>> print(success_table({("adam", True): summary}, task="wall"))   # doctest: +SKIP
+    >>> print(success_grid_table(grid, task="wall"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-# Success % over 50 episodes of the base DINO-WM model (the paper's Table 1): planner -> (open loop, MPC).
-PAPER_BASE_SUCCESS = {
-    "wall": {"gd": (2, 12), "adam": (10, 80), "cem": (74, 82)},
-    "pointmaze": {"gd": (12, 42), "adam": (24, 68), "cem": (90, 90)},
-    "pusht": {"gd": (38, 56), "adam": (54, 76), "cem": (78, 92)},
+# Success % over 50 episodes (the paper's Table 1, DINO-WM with DINOv2 tokens):
+# task -> model -> planner -> (open loop, MPC).
+PAPER_SUCCESS = {
+    "wall": {
+        "base": {"gd": (2, 12), "adam": (10, 80), "cem": (74, 82)},
+        "online": {"gd": (16, 38), "adam": (18, 80), "cem": (54, 90)},
+        "adversarial": {"gd": (32, 14), "adam": (34, 94), "cem": (30, 94)},
+    },
+    "pointmaze": {
+        "base": {"gd": (12, 42), "adam": (24, 68), "cem": (90, 90)},
+        "online": {"gd": (20, 54), "adam": (14, 88), "cem": (62, 96)},
+        "adversarial": {"gd": (32, 50), "adam": (70, 94), "cem": (88, 98)},
+    },
+    "pusht": {
+        "base": {"gd": (38, 56), "adam": (54, 76), "cem": (78, 92)},
+        "online": {"gd": (34, 50), "adam": (52, 76), "cem": (90, 92)},
+        "adversarial": {"gd": (56, 66), "adam": (82, 92), "cem": (94, 92)},
+    },
 }
 PLANNER_NAMES = {"gd": "GD", "adam": "Adam", "cem": "CEM"}
+MODEL_NAMES = {"base": "base", "online": "Online WM", "adversarial": "Adversarial WM"}
+PLANNERS = ("gd", "adam", "cem")
+# (mpc, bounded) rows of a model's block; bounded rows exist for Adam and CEM MPC only.
+MODES = ((False, False), (True, False), (True, True))
+MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "MPC, bounded"}
 
 
-def success_table(results: dict[tuple[str, bool], dict[str, Any]], task: str) -> str:
-    """One row per (planner, mpc) summary: success % with its 95% CI, seconds per plan, the paper's %."""
-    lines = [
-        "| planner | mode | success % (95% CI) | reached at any step % | seconds per plan | paper (DINO-WM, DINOv2) % |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (planner, mpc), s in results.items():
-        low, high = s["ci95"]
-        paper = PAPER_BASE_SUCCESS.get(task, {}).get(planner)
-        paper_cell = str(paper[int(mpc)]) if paper else "-"
-        lines.append(
-            f"| {PLANNER_NAMES.get(planner, planner)} | {'MPC' if mpc else 'open loop'} | {100 * s['success_rate']:.0f} "
-            f"({100 * low:.0f}-{100 * high:.0f}) | {100 * s['reached_rate']:.0f} | {s['seconds_per_plan']:.2f} | {paper_cell} |"
-        )
+def cell(summary: dict[str, Any] | None) -> str:
+    """'62 (48-74) · 4.1 s': success % with its 95% CI, and seconds per planning call."""
+    if summary is None:
+        return "-"
+    low, high = summary["ci95"]
+    return f"{100 * summary['success_rate']:.0f} ({100 * low:.0f}-{100 * high:.0f}) · {summary['seconds_per_plan']:.1f} s"
+
+
+def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], task: str) -> str:
+    """One row per (model, mode) present in `grid`; columns GD, Adam, CEM, then the paper's GD / Adam / CEM."""
+    lines = ["| model | mode | GD | Adam | CEM | paper GD / Adam / CEM |", "|---|---|---|---|---|---|"]
+    models = list(dict.fromkeys(key[0] for key in grid))
+    for model in models:
+        for mpc, bounded in MODES:
+            row = [grid.get((model, planner, mpc, bounded)) for planner in PLANNERS]
+            if all(r is None for r in row):
+                continue
+            paper = PAPER_SUCCESS.get(task, {}).get(model)
+            paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
+            lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+                         + " | ".join(cell(r) for r in row) + f" | {paper_cell} |")
     return "\n".join(lines)
+
+
+def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str, Any]]], path: Path, task: str) -> None:
+    """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3).
+    Colour = planner, marker = model, filled = MPC, hollow = open loop, a black edge = bounded plans."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"gd": "tab:blue", "adam": "tab:orange", "cem": "tab:green"}
+    markers = {"base": "o", "online": "s", "adversarial": "^"}
+    fig, axes = plt.subplots(1, len(grids), figsize=(5.2 * len(grids), 4.2), squeeze=False)
+    for ax, (encoder, grid) in zip(axes[0], grids.items()):
+        for (model, planner, mpc, bounded), s in grid.items():
+            colour = colours.get(planner, "grey")
+            ax.scatter(s["planning_seconds_total"], 100 * s["success_rate"], s=60 if bounded else 45, marker=markers.get(model, "x"),
+                       facecolors=colour if mpc else "none", edgecolors="black" if bounded else colour, linewidths=1.4)
+        ax.set_xscale("log")
+        ax.set_ylim(-4, 104)
+        ax.set_xlabel("planning seconds for all episodes (all replans, batched)")
+        ax.set_ylabel("success %")
+        ax.set_title(f"{task}, {encoder} encoder")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=PLANNER_NAMES[p]) for p, c in colours.items()]
+    handles += [plt.Line2D([], [], color="grey", marker=m, linestyle="", label=MODEL_NAMES[k]) for k, m in markers.items()]
+    handles += [plt.Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="", label="open loop"),
+                plt.Line2D([], [], color="grey", marker="o", linestyle="", label="MPC"),
+                plt.Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle="", label="MPC, bounded")]
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
