@@ -68,13 +68,20 @@ def format_summary(summary: dict) -> str:
         rng = summary[name]
         if rng:
             lines.append(f"{name.replace('_', ' '):<13} min {rng['min']}  max {rng['max']}")
+    if "block_moved_fraction" in summary:
+        lines.append(f"episodes that move the block  {100 * summary['block_moved_fraction']:.1f}%")
     return "\n".join(lines)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from wmplan.data.store import TrajectoryStore
 
-    summary = TrajectoryStore.open(args.path).summary()
+    store = TrajectoryStore.open(args.path)
+    summary = store.summary()
+    if summary["task"] == "pusht" and store.n_episodes:  # contact-rich data is the point of the PushT collector
+        from wmplan.data.collect_pusht import block_moved_fraction
+
+        summary["block_moved_fraction"] = block_moved_fraction(store.read("state"), store.episode_ends)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -143,16 +150,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     summary = evaluate(args.run, eval_config(args), args.out, video=args.video)
     low, high = summary["ci95"]
+    d_low, d_high = summary["final_distance_ci95"]
     print(f"{summary['planner']}{' + MPC' if summary['mpc'] else ''} on {summary['episodes']} episodes: success "
           f"{100 * summary['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}), reached at any step "
-          f"{100 * summary['reached_rate']:.0f}%, {summary['seconds_per_plan']:.3f} s per plan; wrote {args.out}/summary.json")
+          f"{100 * summary['reached_rate']:.0f}%, mean final {summary['distance']} {summary['mean_final_distance']:.3g} "
+          f"(95% CI {d_low:.3g}-{d_high:.3g}), {summary['seconds_per_plan']:.3f} s per plan; wrote {args.out}/summary.json")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from wmplan.evaluation.demo import DemoScale, run_demo
+    from wmplan.evaluation.demo import demo_scale, run_demo
 
-    print(run_demo(args.out, DemoScale(episodes=50 if args.full else args.episodes), env=args.env, seed=args.seed))
+    scale = demo_scale(args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {}))
+    print(run_demo(args.out, scale, env=args.env, seed=args.seed))
     return 0
 
 
@@ -234,9 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")
-    p.add_argument("--env", default="wall", help="task (default: wall)")
+    p.add_argument("--env", default="wall", help="wall | pointmaze | pusht (default: wall)")
     p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run)")
-    p.add_argument("--episodes", type=int, default=20, help="start/goal pairs per planner (default 20)")
+    p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)

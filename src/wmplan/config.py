@@ -218,8 +218,13 @@ FINETUNE_PRESETS = {
     "small": {"epochs": 3, "steps_per_epoch": 0},
     "paper": {"epochs": 10, "steps_per_epoch": 0},
 }
-# Per-task settings from DINO-WM (PAPER.md): Wall plans with a 1-frame history.
-TASK_DEFAULTS = {"wall": {"data.num_hist": 1}}
+# Per-task settings from DINO-WM (PAPER.md): Wall plans with a 1-frame history; PointMaze and PushT
+# keep the defaults (3 frames of history, frameskip 5); the deformable tasks act once per frame.
+TASK_DEFAULTS = {
+    "wall": {"data.num_hist": 1},
+    "rope": {"data.num_hist": 1, "data.frameskip": 1},
+    "granular": {"data.num_hist": 1, "data.frameskip": 1},
+}
 
 
 def preset(name: str, task: str = "wall") -> RunConfig:

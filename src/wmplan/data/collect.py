@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from wmplan.data.collect_deformable import RandomPushConfig, random_pushes_granular, random_pushes_rope
+from wmplan.data.collect_pointmaze import PointMazeRandomConfig, random_pointmaze
+from wmplan.data.collect_pusht import PushTPusherConfig, scripted_pusher
+from wmplan.data.episode_arrays import episode_arrays
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.envs import make_task
 from wmplan.envs.wall import WallTask
@@ -67,20 +72,19 @@ def random_walk_wall(task: WallTask, rng: np.random.Generator, n: int, cfg: Wall
         actions.append(action)
         states.append(task.step(action))
         images.append(task.render())
-    actions.append(np.full((n, 2), np.nan))
-    state = np.stack(states, 1).astype(np.float32)
-    out = {
-        "obs": np.stack(images, 1),
-        "state": state,
-        "proprio": task.proprio(state).astype(np.float32),
-        "action": np.stack(actions, 1).astype(np.float32),
-    }
+    out = episode_arrays(task, states, images, actions)
     if task.config.random_layout:
         out["layout"] = np.repeat(layout[:, None], cfg.steps + 1, axis=1).astype(np.float32)
     return out
 
 
-COLLECTORS = {"wall": (random_walk_wall, WallWalkConfig)}
+COLLECTORS = {
+    "wall": (random_walk_wall, WallWalkConfig),
+    "pointmaze": (random_pointmaze, PointMazeRandomConfig),
+    "pusht": (scripted_pusher, PushTPusherConfig),
+    "rope": (random_pushes_rope, RandomPushConfig),
+    "granular": (random_pushes_granular, RandomPushConfig),
+}
 
 
 def collect(
@@ -114,7 +118,8 @@ def collect(
     if append and Path(out).exists():
         store = TrajectoryStore.open(out, mode="r+", task=env)
         task = make_task(env, store.task_settings)
-        if store.attrs.get("collector", {}).get("config") not in (None, asdict(cfg)):
+        # compared as stored: JSON turns a config's tuples into lists
+        if store.attrs.get("collector", {}).get("config") not in (None, json.loads(json.dumps(asdict(cfg)))):
             raise DatasetError(f"{out} was collected with other collector settings: {store.attrs['collector']['config']}")
     else:
         task = make_task(env, task_settings)

@@ -16,6 +16,7 @@ class Task(Protocol):
     """What every simulator offers to collectors, planners' evaluation and the gymnasium wrapper."""
 
     name: str
+    distance_name: str  # what `distance` measures, e.g. "Chamfer distance", for reports
     image_size: int
     state_dim: int
     proprio_dim: int

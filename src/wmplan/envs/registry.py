@@ -1,15 +1,26 @@
-"""Task names -> constructors, and gymnasium registration (`gymnasium.make("wmplan/Wall-v0")`)."""
+"""Task names -> constructors, and gymnasium registration (`gymnasium.make("wmplan/Wall-v0")`,
+wmplan/PointMaze-v0, wmplan/PushT-v0, wmplan/Rope-v0, wmplan/Granular-v0)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from wmplan.envs.base import Task
+from wmplan.envs.granular import GranularSettings, GranularTask
+from wmplan.envs.pointmaze import PointMazeSettings, PointMazeTask
+from wmplan.envs.pusht import PushTSettings, PushTTask
+from wmplan.envs.rope import RopeSettings, RopeTask
 from wmplan.envs.wall import WallSettings, WallTask
 
 _TASKS: dict[str, tuple[Callable[..., Task], Callable[[dict], Any]]] = {
     "wall": (WallTask, WallSettings.from_dict),
+    "pointmaze": (PointMazeTask, PointMazeSettings.from_dict),
+    "pusht": (PushTTask, PushTSettings.from_dict),
+    "rope": (RopeTask, RopeSettings.from_dict),
+    "granular": (GranularTask, GranularSettings.from_dict),
 }
+# gymnasium ids: wmplan/<Name>-v0
+GYM_NAMES = {"wall": "Wall", "pointmaze": "PointMaze", "pusht": "PushT", "rope": "Rope", "granular": "Granular"}
 
 
 def task_names() -> list[str]:
@@ -28,5 +39,6 @@ def register_gymnasium() -> None:
     """Register every task with gymnasium under wmplan/<Name>-v0 (idempotent)."""
     import gymnasium
 
-    if "wmplan/Wall-v0" not in gymnasium.registry:
-        gymnasium.register(id="wmplan/Wall-v0", entry_point="wmplan.envs.gym_env:TaskEnv", kwargs={"task": "wall"})
+    for task, name in GYM_NAMES.items():
+        if f"wmplan/{name}-v0" not in gymnasium.registry:
+            gymnasium.register(id=f"wmplan/{name}-v0", entry_point="wmplan.envs.gym_env:TaskEnv", kwargs={"task": task})

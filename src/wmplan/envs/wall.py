@@ -76,6 +76,7 @@ class WallTask:
     """N dots, each in its own copy of the arena, simulated and rendered at once in numpy."""
 
     name = "wall"
+    distance_name = "distance (px)"  # what `distance` measures, for reports
     state_dim = 2
     proprio_dim = 2
     action_dim = 2

@@ -57,6 +57,28 @@ class DemoScale:
     """Held-out expert windows of the train-test gap (as many as `wmplan gap`'s default)."""
     landscape_grid: int = 41
     encoders: tuple[str, ...] = ENCODERS
+    cells: tuple[tuple[str, bool, bool], ...] = CELLS
+    """(planner, mpc, bounded) cells evaluated for every model."""
+
+
+NARROW = {"model.predictor.width": 64, "model.predictor.head_dim": 16, "model.predictor.mlp_dim": 128}
+# Per task. PointMaze and PushT plan with 3 frames of history (up to 3x the tokens per rollout step) and
+# PushT's CEM runs 30 iterations, so their demos keep the pixel model and the unbounded cells only, and
+# run about an hour on 2 cores (the Wall demo: about 20 minutes).
+DEMO_SCALES = {
+    "wall": DemoScale(),
+    "pointmaze": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=("conv",), cells=CELLS[:6],
+                           online={"train.epochs": 1, "train.steps_per_epoch": 200}),
+    "pusht": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=("conv",), cells=CELLS[:6],
+                       online={"train.epochs": 1, "train.steps_per_epoch": 200}),
+}
+
+
+def demo_scale(env: str, **changes) -> DemoScale:
+    """The demo's scale for a task, with fields replaced (e.g. episodes=50 for --full)."""
+    if env not in DEMO_SCALES:
+        raise ValueError(f"no demo for task {env!r}; choose from {', '.join(DEMO_SCALES)}")
+    return dataclasses.replace(DEMO_SCALES[env], **changes)
 
 
 def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
@@ -66,7 +88,7 @@ def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
 def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *, env: str = "wall", seed: int = 0,
              progress: bool = True) -> str:
     """Run the whole job and return the report's Markdown (also written to out/report.md)."""
-    scale = scale or DemoScale()
+    scale = scale or demo_scale(env)
     out = Path(out)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -91,7 +113,7 @@ def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *
                   getattr(scale, method), preset=None, progress=progress)
         grid = {}
         for model in MODELS:
-            for planner, mpc, bounded in CELLS:
+            for planner, mpc, bounded in scale.cells:
                 cfg = EvalConfig(planner=planner, mpc=mpc, episodes=scale.episodes, settings=PlannerSettings(bounded=bounded))
                 apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
                 apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")

@@ -55,8 +55,9 @@ def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagno
 
 def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict) -> str:
     runs = out / "runs" / encoder
+    bounded = any(key[3] for key in grid)
     lines = [f"## {ENCODER_TITLES.get(encoder, encoder)}\n", _models_line(runs), "", success_grid_table(grid, env), "",
-             "Bounded rows keep every plan inside the task's action range (`--set planner.bounded=true`).\n",
+             "Bounded rows keep every plan inside the task's action range (`--set planner.bounded=true`).\n" if bounded else "",
              _directions(grid), "", "### Train-test gap (the paper's Figure 4) and cost landscape (Figure 2)\n",
              "| model | expert error | planner error | ratio | landscape roughness | basin width |", "|---|---|---|---|---|---|"]
     gap, land = diag["gap"], diag["landscape"]
@@ -126,16 +127,19 @@ def _commands(out: Path, env: str, data: dict, scale: dict[str, Any], seed: int,
                      f"--set train.seed={seed} {sets(scale['train'])}")
         for method in ("online", "adversarial"):
             lines.append(f"wmplan finetune --method {method} --run {r}/base --out {r}/{method} {sets(scale[method])}")
-        n, e = scale["episodes"], f"{out}/eval/{encoder}/$m"
+        e = f"{out}/eval/{encoder}/$m"
+        n = f"{scale['episodes']}" + "".join(f" --set {group}.{k}={v}" for group in ("planner", "mpc") for k, v in scale[group].items())
         lines += [f"for m in base online adversarial; do",
                   f"  for p in gd adam cem; do",
                   f"    wmplan eval --run {r}/$m --planner $p --episodes {n} --out {e}/$p",
                   f"    wmplan eval --run {r}/$m --planner $p --mpc --episodes {n} --out {e}/${{p}}_mpc",
-                  f"  done",
-                  f"  for p in adam cem; do",
-                  f"    wmplan eval --run {r}/$m --planner $p --mpc --set planner.bounded=true --episodes {n} --out {e}/${{p}}_mpc_bounded",
-                  f"  done",
-                  f"done"]
+                  f"  done"]
+        bounded = sorted({p for p, _, b in scale["cells"] if b})
+        if bounded:
+            lines += [f"  for p in {' '.join(bounded)}; do",
+                      f"    wmplan eval --run {r}/$m --planner $p --mpc --set planner.bounded=true --episodes {n} --out {e}/${{p}}_mpc_bounded",
+                      f"  done"]
+        lines.append("done")
         runs = " ".join(f"--run {r}/{m}" for m in ("base", "online", "adversarial"))
         lines.append(f"wmplan gap {runs} --episodes {scale['gap_windows']} --seed {seed} --out {out}/gap/{encoder}")
         lines.append(f"wmplan landscape {runs} --grid {scale['landscape_grid']} --seed {seed} --out {out}/landscape/{encoder}")

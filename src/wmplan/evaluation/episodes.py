@@ -27,7 +27,7 @@ from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
 from wmplan.planning.mpc import MPC, MPCConfig
 
-CEM_ITERATIONS = {"pusht": 30, "pointmaze": 10, "wall": 10}
+CEM_ITERATIONS = {"pusht": 30, "pointmaze": 10, "wall": 10, "rope": 10, "granular": 10}
 
 
 @dataclass
@@ -78,6 +78,13 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def mean_interval(values: np.ndarray, z: float = 1.96) -> list[float]:
+    """Normal-approximation 95% interval of a mean (the task's final distance, e.g. Chamfer)."""
+    values = np.asarray(values, dtype=np.float64)
+    half = z * values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("inf")
+    return [float(values.mean() - half), float(values.mean() + half)]
 
 
 def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: np.ndarray, env_high: np.ndarray):
@@ -168,6 +175,7 @@ def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | No
         "task": model.dims.task, "planner": cfg.planner, "mpc": cfg.mpc, "episodes": cfg.episodes, "seed": cfg.seed,
         "success_rate": float(success.mean()), "ci95": wilson_interval(int(success.sum()), cfg.episodes),
         "reached_rate": float(episodes.reached.mean()), "mean_final_distance": float(distance.mean()),
+        "final_distance_ci95": mean_interval(distance), "distance": getattr(task, "distance_name", "distance"),
         "seconds_per_plan": per_plan, "planning_calls": len(result.plan_seconds),
         "planning_seconds_total": float(np.sum(result.plan_seconds)),
         "seconds_per_plan_note": "wall-clock of one batched planning call for all episodes, simulator excluded",

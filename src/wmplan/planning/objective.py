@@ -56,6 +56,8 @@ TASK_OBJECTIVE_DEFAULTS: dict[str, dict[str, float]] = {
     "wall": {"alpha": 1.0},
     "pusht": {"alpha": 1.0},
     "pointmaze": {"alpha": 0.0},  # the authors plan PointMaze on the visual latents only
+    "rope": {"alpha": 0.0},  # no proprio: the particles are all in the image
+    "granular": {"alpha": 0.0},
 }
 
 

@@ -1,0 +1,33 @@
+"""Importing mujoco with a headless renderer where one exists; every task that uses mujoco imports it here."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+
+def prefer_egl() -> None:
+    """Choose mujoco's headless EGL backend on Linux where libEGL loads, unless MUJOCO_GL is set.
+
+    mujoco reads MUJOCO_GL once, at its first import, so this runs when this module is imported (and
+    again before any import of mujoco here). Its default backend (GLFW) needs a display, and
+    MUJOCO_GL=egl without libEGL makes `import mujoco` itself fail (mujoco 4.0)."""
+    if "mujoco" in sys.modules or "MUJOCO_GL" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return
+    os.environ["MUJOCO_GL"] = "egl"
+
+
+def import_mujoco():
+    """The mujoco module, imported on first use (a task that only simulates needs no OpenGL)."""
+    prefer_egl()
+    import mujoco
+
+    return mujoco
+
+
+prefer_egl()
