@@ -29,3 +29,16 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     for method in ("online", "adversarial"):
         meta = json.loads((out / "runs" / "state" / method / "config.json").read_text())
         assert meta["method"] == method and meta["parent_run"] == str(out / "runs" / "state" / "base")
+
+
+def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
+    from wmplan.evaluation.demo import demo_scale
+
+    scale = demo_scale("rope", episodes=2, collect_episodes=8, preset="tiny", train=TINY, cells=CELLS[:1],
+                       adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
+                       online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
+                       planner={"steps": 3}, gap_windows=2, landscape_grid=3)
+    report = run_demo(tmp_path / "demo", scale, env="rope", progress=False)
+    summary = json.loads((tmp_path / "demo" / "eval" / "conv" / "base" / "gd" / "summary.json").read_text())
+    assert summary["distance"] == "Chamfer distance"
+    assert f"| base | open loop | {summary['mean_final_distance']:.3f} (" in report

@@ -39,16 +39,27 @@ MODES = ((False, False), (True, False), (True, True))
 MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "MPC, bounded"}
 
 
-def cell(summary: dict[str, Any] | None) -> str:
-    """'62 (48-74) · 4.1 s': success % with its 95% CI, and seconds per planning call."""
+# Tasks scored by a distance first (DINO-WM reports the Chamfer distance for the deformable tasks).
+DISTANCE_TASKS = ("rope", "granular")
+
+
+def cell(summary: dict[str, Any] | None, distance: bool = False) -> str:
+    """'62 (48-74) · 4.1 s': success % with its 95% CI, and seconds per planning call; with `distance`,
+    the mean final distance and its 95% CI first ('0.21 (0.17-0.25) · 35% · 4.1 s')."""
     if summary is None:
         return "-"
     low, high = summary["ci95"]
-    return f"{100 * summary['success_rate']:.0f} ({100 * low:.0f}-{100 * high:.0f}) · {summary['seconds_per_plan']:.1f} s"
+    text = f"{100 * summary['success_rate']:.0f} ({100 * low:.0f}-{100 * high:.0f}) · {summary['seconds_per_plan']:.1f} s"
+    if distance:
+        d_low, d_high = summary["final_distance_ci95"]
+        text = f"{summary['mean_final_distance']:.3f} ({d_low:.3f}-{d_high:.3f}) · {text.replace(' (', '% (', 1)}"
+    return text
 
 
 def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], task: str) -> str:
-    """One row per (model, mode) present in `grid`; columns GD, Adam, CEM, then the paper's GD / Adam / CEM."""
+    """One row per (model, mode) present in `grid`; columns GD, Adam, CEM, then the paper's GD / Adam / CEM.
+    For the deformable tasks each cell leads with the mean final Chamfer distance."""
+    distance = task in DISTANCE_TASKS
     lines = ["| model | mode | GD | Adam | CEM | paper GD / Adam / CEM |", "|---|---|---|---|---|---|"]
     models = list(dict.fromkeys(key[0] for key in grid))
     for model in models:
@@ -59,7 +70,7 @@ def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], 
             paper = PAPER_SUCCESS.get(task, {}).get(model)
             paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
             lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
-                         + " | ".join(cell(r) for r in row) + f" | {paper_cell} |")
+                         + " | ".join(cell(r, distance) for r in row) + f" | {paper_cell} |")
     return "\n".join(lines)
 
 
