@@ -23,8 +23,8 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
         assert (out / "gap" / encoder / "gap.png").exists() and (out / "landscape" / encoder / "landscape.png").exists()
     assert (out / "efficiency.png").exists()
     rows = [line for line in report.splitlines() if line.startswith(("| base", "| Online", "| Adversarial"))]
-    # per encoder: 3 models x (open, MPC, MPC bounded) success rows + 3 gap/landscape rows
-    assert len(rows) == 2 * (9 + 3)
+    # per encoder: 3 models x (open, MPC, MPC bounded) success rows and reached rows + 3 gap/landscape rows
+    assert len(rows) == 2 * (9 + 9 + 3)
     assert "wmplan finetune --method online" in report and "--set planner.bounded=true" in report
     for method in ("online", "adversarial"):
         meta = json.loads((out / "runs" / "state" / method / "config.json").read_text())

@@ -74,6 +74,18 @@ def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], 
     return "\n".join(lines)
 
 
+def reached_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]) -> str:
+    """The share of episodes that touched the goal at any env step (DINO-WM stops an episode there), per cell."""
+    lines = ["| model | mode | GD | Adam | CEM |", "|---|---|---|---|---|"]
+    for model in dict.fromkeys(key[0] for key in grid):
+        for mpc, bounded in MODES:
+            row = [grid.get((model, planner, mpc, bounded)) for planner in PLANNERS]
+            if any(r is not None for r in row):
+                lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+                             + " | ".join("-" if r is None else f"{100 * r['reached_rate']:.0f}" for r in row) + " |")
+    return "\n".join(lines)
+
+
 def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str, Any]]], path: Path, task: str) -> None:
     """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3).
     Colour = planner, marker = model, filled = MPC, hollow = open loop, a black edge = bounded plans."""
