@@ -90,6 +90,7 @@ def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str,
     """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3).
     Colour = planner, marker = model, filled = MPC, hollow = open loop, a black edge = bounded plans."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -103,6 +104,8 @@ def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str,
             ax.scatter(s["planning_seconds_total"], 100 * s["success_rate"], s=60 if bounded else 45, marker=markers.get(model, "x"),
                        facecolors=colour if mpc else "none", edgecolors="black" if bounded else colour, linewidths=1.4)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a short log axis
         ax.set_ylim(-4, 104)
         ax.set_xlabel("planning seconds for all episodes (all replans, batched)")
         ax.set_ylabel("success %")
