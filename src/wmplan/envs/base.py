@@ -19,6 +19,7 @@ class Task(Protocol):
     distance_name: str  # what `distance` measures, e.g. "Chamfer distance", for reports
     image_size: int
     state_dim: int
+    # Optional `pose_dims`: the state indices an image shows (default all); latent/true-distance checks use them.
     proprio_dim: int
     action_dim: int
     action_low: np.ndarray  # (A,) bounds a planner may respect (planner.bounded=true)

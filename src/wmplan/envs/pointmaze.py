@@ -85,6 +85,7 @@ class PointMazeTask:
     name = "pointmaze"
     distance_name = "distance"  # what `distance` measures, for reports
     state_dim = 4
+    pose_dims = (0, 1)  # what an image shows: the position, not the velocity
     proprio_dim = 4
     action_dim = 2
 

@@ -175,6 +175,7 @@ class PushTTask:
     name = "pusht"
     distance_name = "position error"  # what `distance` measures, for reports
     state_dim = 7
+    pose_dims = (0, 1, 2, 3, 4)  # what an image shows: agent and block poses, not the agent's velocity
     proprio_dim = 4
     action_dim = 2
 

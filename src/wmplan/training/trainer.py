@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from wmplan.config import RunConfig
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
+from wmplan.envs import make_task
 from wmplan.models.encoder_training import pretrain_conv_encoder
 from wmplan.models.encoders import distance_spearman
 from wmplan.models.world_model import TaskDims, WorldModel, atomic_write, build_encoder
@@ -92,11 +93,13 @@ class TrainingData:
 
 def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0) -> float:
     """Spearman rank correlation between latent and true state distances over random pairs of frames
-    (any encoder: the state encoder's latent is the state itself)."""
+    (any encoder: the state encoder's latent is the state itself), on the task's pose_dims."""
     idx = torch.as_tensor(np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False))
     device = next(model.parameters()).device
     tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
-    return distance_spearman(tokens.flatten(1).cpu().double().numpy(), windows.state[idx].numpy(), pairs=pairs, seed=seed)
+    # Distances over what images show: a velocity (PointMaze, PushT's agent) is invisible in one frame.
+    pose = list(getattr(make_task(model.dims.task, model.task_settings), "pose_dims", range(windows.state.shape[1])))
+    return distance_spearman(tokens.flatten(1).cpu().double().numpy(), windows.state[idx][:, pose].numpy(), pairs=pairs, seed=seed)
 
 
 def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[torch.nn.Module, dict]:
