@@ -6,6 +6,7 @@ simulator allows it). Shapes: N copies, S state dims, P proprio dims, A action d
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -56,6 +57,16 @@ class Task(Protocol):
 
     def sample_start_goal(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n start states and n goal states (each (n, S)) by the task's evaluation protocol."""
+
+
+def settings_from_dict(cls, values: dict[str, Any], label: str):
+    """A settings dataclass from stored values (a dataset's attrs): an unknown key is a ValueError that
+    lists the valid ones; lists become tuples again (JSON stores tuples as lists)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {label} {sorted(unknown)}; valid: {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def as_batch(array: np.ndarray, width: int, what: str) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.envs.base import as_batch
+from wmplan.envs.base import as_batch, settings_from_dict
 from wmplan.envs.pointmaze_scene import (
     BODY_OFFSET, MazeGeometry, MujocoMazeRenderer, NumpyMazeRenderer, SceneStyle, import_mujoco, maze_mjcf,
 )
@@ -71,12 +71,7 @@ class PointMazeSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "PointMazeSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown PointMaze settings {sorted(unknown)}; valid: {sorted(known)}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**fixed)
+        return settings_from_dict(cls, values, "PointMaze settings")
 
 
 class PointMazeTask:

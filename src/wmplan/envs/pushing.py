@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.envs.base import as_batch
+from wmplan.envs.base import as_batch, settings_from_dict
 from wmplan.envs.mujoco_gl import import_mujoco
 
 mujoco = import_mujoco()
@@ -91,11 +91,7 @@ class PushingSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "PushingSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return settings_from_dict(cls, values, f"{cls.__name__} keys")
 
 
 def build_mjcf(c: PushingSettings, link_length: float | None = None) -> str:

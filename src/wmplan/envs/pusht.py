@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pymunk
 
-from wmplan.envs.base import as_batch
+from wmplan.envs.base import as_batch, settings_from_dict
 from wmplan.envs.pusht_render import PushTRenderer
 
 WORLD_SIZE = 512.0
@@ -82,11 +82,7 @@ class PushTSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "PushTSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown PushT settings {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "PushT settings")
 
 
 def tee_boxes(scale: float) -> tuple[tuple[float, float, float, float], ...]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.envs.base import as_batch
+from wmplan.envs.base import as_batch, settings_from_dict
 
 MAX_SUBSTEP_PX = 0.5  # smaller than any solid's thickness, so no move skips over a wall
 
@@ -64,12 +64,7 @@ class WallSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "WallSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown Wall settings {sorted(unknown)}; valid: {sorted(known)}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**fixed)
+        return settings_from_dict(cls, values, "Wall settings")
 
 
 class WallTask:
