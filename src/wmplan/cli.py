@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")
-    p.add_argument("--env", default="wall", help="wall | pointmaze | pusht (default: wall)")
+    p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
     p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run)")
     p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -137,11 +138,17 @@ def latent_distance_spearman(encoder: nn.Module, images: np.ndarray, states: np.
     return distance_spearman(encode_images(encoder, images).flatten(1).double().numpy(), states, pairs=pairs, seed=seed)
 
 
-def distance_spearman(latents: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0) -> float:
+def distance_spearman(latents: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0,
+                      true_distance: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> float:
     """Spearman rank correlation between latent distances (latents (N, F)) and state distances
-    (states (N, S)) over `pairs` random pairs of the N frames."""
+    (states (N, S)) over `pairs` random pairs of the N frames. The state distance is Euclidean
+    unless `true_distance(a, b) -> (P,)` is given (e.g. a task's Chamfer distance between particle
+    sets, where the Euclidean distance of two state vectors depends on how the particles are numbered)."""
     states = np.asarray(states, dtype=np.float64)
     i, j = random_pairs(len(latents), pairs, seed)
     latent = np.linalg.norm(latents[i] - latents[j], axis=1)
-    true = np.linalg.norm(states[i] - states[j], axis=1)
+    if true_distance is None:
+        true = np.linalg.norm(states[i] - states[j], axis=1)
+    else:  # in chunks: a set distance may build a (P, K, K) array
+        true = np.concatenate([true_distance(states[i[k : k + 100]], states[j[k : k + 100]]) for k in range(0, pairs, 100)])
     return float(spearmanr(latent, true).statistic)

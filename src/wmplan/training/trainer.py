@@ -93,13 +93,18 @@ class TrainingData:
 
 def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0) -> float:
     """Spearman rank correlation between latent and true state distances over random pairs of frames
-    (any encoder: the state encoder's latent is the state itself), on the task's pose_dims."""
+    (any encoder: the state encoder's latent is the state itself): Euclidean on the task's pose_dims
+    where it declares them, else the task's own `distance`."""
     idx = torch.as_tensor(np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False))
     device = next(model.parameters()).device
     tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
-    # Distances over what images show: a velocity (PointMaze, PushT's agent) is invisible in one frame.
-    pose = list(getattr(make_task(model.dims.task, model.task_settings), "pose_dims", range(windows.state.shape[1])))
-    return distance_spearman(tokens.flatten(1).cpu().double().numpy(), windows.state[idx][:, pose].numpy(), pairs=pairs, seed=seed)
+    latents, states = tokens.flatten(1).cpu().double().numpy(), windows.state[idx].numpy()
+    task = make_task(model.dims.task, model.task_settings)
+    if hasattr(task, "pose_dims"):  # what images show: a velocity (PointMaze, PushT's agent) is invisible in one frame
+        return distance_spearman(latents, states[:, list(task.pose_dims)], pairs=pairs, seed=seed)
+    # Otherwise the task's own distance: Wall's is Euclidean anyway; Rope's and Granular's Chamfer
+    # distance does not depend on how the particles are numbered, as an image does not.
+    return distance_spearman(latents, states, pairs=pairs, seed=seed, true_distance=task.distance)
 
 
 def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[torch.nn.Module, dict]:
