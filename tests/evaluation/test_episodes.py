@@ -83,3 +83,14 @@ def test_cli_eval_bounded_cem_mpc_writes_summary_and_gif(tiny_run, tmp_path, cap
     assert (tmp_path / "e" / "episode_00.gif").exists()
     assert main(["eval", "--run", str(tiny_run), "--planner", "adam", "--out", str(tmp_path / "x"), "--set", "planner.lrr=1"]) == 2
     assert "planner.lr" in capsys.readouterr().err
+
+
+def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, capsys):
+    args = ["eval", "--run", str(tiny_run), "--planner", "adam", "--mpc", "--episodes", "2", "--set", "planner.steps=2", "--set", "mpc.replans=1"]
+    assert main([*args, "--out", str(tmp_path / "all"), "--set", "planner.objective=all"]) == 0
+    assert json.loads((tmp_path / "all" / "summary.json").read_text())["objective"]["mode"] == "all"
+    assert main([*args, "--out", str(tmp_path / "last")]) == 0
+    assert json.loads((tmp_path / "last" / "summary.json").read_text())["objective"]["mode"] == "last"
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--set", "planner.objective=first"]) == 2
+    assert "objective mode 'first'" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -54,6 +54,9 @@ class PlannerSettings:
     """Keep plans inside the task's action bounds (GD: projection; CEM: clipped samples)."""
     init: str = "randn"
     """GD/Adam initial actions: randn or zero."""
+    objective: str = "last"
+    """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
+    frame, later ones weighted more)."""
 
 
 @dataclass
@@ -93,7 +96,7 @@ def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: n
     norm, fs = model.normalizer, model.cfg.data.frameskip
     low = torch.as_tensor(np.tile((env_low - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
     high = torch.as_tensor(np.tile((env_high - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
-    objective = objective_for(task_name)
+    objective = objective_for(task_name, mode=s.objective)
     if cfg.planner == "cem":
         iterations = s.iterations if s.iterations is not None else CEM_ITERATIONS.get(task_name, 10)
         pc = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)
@@ -180,7 +183,7 @@ def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | No
         "planning_seconds_total": float(np.sum(result.plan_seconds)),
         "seconds_per_plan_note": "wall-clock of one batched planning call for all episodes, simulator excluded",
         "planner_config": dataclasses.asdict(planner.cfg), "mpc_config": dataclasses.asdict(mpc_cfg),
-        "simulator_early_stop": False, "encoder": meta["config"]["model"]["encoder"]["name"],
+        "objective": dataclasses.asdict(planner.objective), "simulator_early_stop": False, "encoder": meta["config"]["model"]["encoder"]["name"],
     }
     if out is not None:
         out = Path(out)
