@@ -37,6 +37,8 @@ class DataConfig:
 class EncoderConfig:
     name: str = "conv"
     """Frozen image encoder: conv (CPU default, pretrained on the task's images), state, dinov2."""
+    keypoints: int = 8
+    """conv: keypoints, i.e. visual tokens per frame (scenes of many parts, such as a rope, may need more)."""
     pretrain_steps: int = 1000
     """conv: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
     pretrain_batch: int = 64

@@ -70,7 +70,7 @@ class TaskDims:
 
 def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
     if cfg.name == "conv":
-        return ConvEncoder(image_size=dims.image_size)
+        return ConvEncoder(image_size=dims.image_size, num_keypoints=cfg.keypoints)
     if cfg.name == "state":
         return StateEncoder(dims.state_dim)
     if cfg.name == "dinov2":
