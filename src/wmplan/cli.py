@@ -190,6 +190,19 @@ def cmd_landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from wmplan.evaluation.sim_reference import greedy_reference
+
+    r = greedy_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed, pushes=args.pushes,
+                         candidates=args.candidates)
+    print(f"{args.env}: greedy planning in the simulator, {args.candidates} candidate pushes per step, {args.episodes} episodes")
+    print(f"{'pushes':>6} {'mean ' + r['distance']:>24} {'success':>8}")
+    for k, (d, s) in enumerate(zip(r["mean_distance_after"], r["success_rate_after"])):
+        print(f"{k:>6} {d:>24.3f} {s:>8.0%}")
+    print(f"wrote {args.out}/summary.json ({r['seconds']:.0f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
     p.set_defaults(func=cmd_landscape)
+
+    p = sub.add_parser("reference", help="greedy planning in the simulator itself: what the pushes can reach (rope, granular)")
+    p.add_argument("--env", required=True, help="rope | granular")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--episodes", type=int, default=20, help="start/goal pairs, as eval draws them (default 20)")
+    p.add_argument("--seed", type=int, default=99, help="seed of the pairs, as eval's --seed (default 99)")
+    p.add_argument("--pushes", type=int, default=10, help="pushes per episode (default 10, an MPC episode's)")
+    p.add_argument("--candidates", type=int, default=100, help="pushes tried in the simulator per step (default 100)")
+    p.set_defaults(func=cmd_reference)
     return parser
 
 
@@ -271,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Planning drives attention into regimes whose backward pass makes subnormal floats; on x86 CPUs
     # those run 5-40x slower (measured on PushT's Adam planner). Flushing them to zero costs no accuracy
-    # a planner or a training step can see. (collect and info never load torch.)
-    if args.command not in ("collect", "info"):
+    # a planner or a training step can see. (collect, info and reference compute nothing in torch.)
+    if args.command not in ("collect", "info", "reference"):
         import torch
 
         torch.set_flush_denormal(True)
