@@ -105,3 +105,16 @@ def test_distance_spearman_with_a_set_distance_ignores_particle_numbering():
     by_vectors = distance_spearman(latents, states, pairs=1000)
     assert by_chamfer >= 0.9
     assert by_vectors <= by_chamfer - 0.25  # measured 0.95 vs 0.63
+
+
+def test_keypoints_setting_sets_the_visual_tokens_per_frame():
+    from wmplan.config import apply_overrides, preset
+    from wmplan.models.world_model import TaskDims, build_encoder
+
+    dims = TaskDims("rope", 64, 48, 0, 4)
+    cfg = apply_overrides(preset("tiny", "rope"), {"model.encoder.keypoints": 12})
+    encoder = build_encoder(cfg.model.encoder, dims)
+    assert encoder.num_tokens == 12
+    assert encoder(torch.zeros(3, 64, 64, 3, dtype=torch.uint8)).shape == (3, 12, 2)
+    with pytest.raises(ValueError, match="model.encoder.keypoints"):
+        build_encoder(apply_overrides(cfg, {"model.encoder.keypoints": 0}).model.encoder, dims)

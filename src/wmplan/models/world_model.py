@@ -70,6 +70,8 @@ class TaskDims:
 
 def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
     if cfg.name == "conv":
+        if cfg.keypoints < 1:
+            raise ValueError(f"model.encoder.keypoints must be at least 1, got {cfg.keypoints}")
         return ConvEncoder(image_size=dims.image_size, num_keypoints=cfg.keypoints)
     if cfg.name == "state":
         return StateEncoder(dims.state_dim)
