@@ -56,33 +56,35 @@ def cell(summary: dict[str, Any] | None, distance: bool = False) -> str:
     return text
 
 
+def grid_rows(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]):
+    """(model, mpc, bounded, [summary or None per planner]) for every (model, mode) that `grid` holds,
+    models in the grid's order and modes in MODES order: the rows of every table of a grid."""
+    for model in dict.fromkeys(key[0] for key in grid):
+        for mpc, bounded in MODES:
+            row = [grid.get((model, planner, mpc, bounded)) for planner in PLANNERS]
+            if any(r is not None for r in row):
+                yield model, mpc, bounded, row
+
+
 def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], task: str) -> str:
     """One row per (model, mode) present in `grid`; columns GD, Adam, CEM, then the paper's GD / Adam / CEM.
     For the deformable tasks each cell leads with the mean final Chamfer distance."""
     distance = task in DISTANCE_TASKS
     lines = ["| model | mode | GD | Adam | CEM | paper GD / Adam / CEM |", "|---|---|---|---|---|---|"]
-    models = list(dict.fromkeys(key[0] for key in grid))
-    for model in models:
-        for mpc, bounded in MODES:
-            row = [grid.get((model, planner, mpc, bounded)) for planner in PLANNERS]
-            if all(r is None for r in row):
-                continue
-            paper = PAPER_SUCCESS.get(task, {}).get(model)
-            paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
-            lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
-                         + " | ".join(cell(r, distance) for r in row) + f" | {paper_cell} |")
+    for model, mpc, bounded, row in grid_rows(grid):
+        paper = PAPER_SUCCESS.get(task, {}).get(model)
+        paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
+        lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+                     + " | ".join(cell(r, distance) for r in row) + f" | {paper_cell} |")
     return "\n".join(lines)
 
 
 def reached_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]) -> str:
     """The share of episodes that touched the goal at any env step (DINO-WM stops an episode there), per cell."""
     lines = ["| model | mode | GD | Adam | CEM |", "|---|---|---|---|---|"]
-    for model in dict.fromkeys(key[0] for key in grid):
-        for mpc, bounded in MODES:
-            row = [grid.get((model, planner, mpc, bounded)) for planner in PLANNERS]
-            if any(r is not None for r in row):
-                lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
-                             + " | ".join("-" if r is None else f"{100 * r['reached_rate']:.0f}" for r in row) + " |")
+    for model, mpc, bounded, row in grid_rows(grid):
+        lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+                     + " | ".join("-" if r is None else f"{100 * r['reached_rate']:.0f}" for r in row) + " |")
     return "\n".join(lines)
 
 

@@ -27,15 +27,16 @@ from wmplan.envs import make_task
 from wmplan.envs.pushing import PushingTask
 
 
-def greedy_step(task: PushingTask, sim: PushingTask, state: np.ndarray, goal: np.ndarray, candidates: int,
-                rng: np.random.Generator) -> np.ndarray:
-    """One greedy push for one episode: state (2K,), goal (2K,) -> the next state (2K,), never farther."""
+def greedy_step(task: PushingTask, sim: PushingTask, state: np.ndarray, goal: np.ndarray, current: float,
+                candidates: int, rng: np.random.Generator) -> np.ndarray:
+    """One greedy push for one episode: state (2K,) at distance `current` from goal (2K,) -> the next
+    state (2K,), never farther."""
     tried = np.repeat(state[None], candidates, axis=0)
     sim.reset_to(tried)
     after = sim.step(aimed_pushes(task, tried, rng, RandomPushConfig()))
     distance = task.distance(after, np.repeat(goal[None], candidates, axis=0))
     best = int(np.argmin(distance))
-    return after[best] if distance[best] < task.distance(state[None], goal[None])[0] else state
+    return after[best] if distance[best] < current else state
 
 
 def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int = 20, seed: int = 99, pushes: int = 10,
@@ -52,7 +53,7 @@ def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int =
     state, distances, successes = start.copy(), [task.distance(start, goal)], [task.is_success(start, goal)]
     begin = time.perf_counter()
     for _ in tqdm(range(pushes), desc=f"{env} greedy reference", unit="push", disable=not progress):
-        state = np.stack([greedy_step(task, sim, state[i], goal[i], candidates, rng) for i in range(episodes)])
+        state = np.stack([greedy_step(task, sim, state[i], goal[i], distances[-1][i], candidates, rng) for i in range(episodes)])
         distances.append(task.distance(state, goal))
         successes.append(task.is_success(state, goal))
     summary = {
