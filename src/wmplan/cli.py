@@ -191,8 +191,16 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from wmplan.evaluation.sim_reference import greedy_reference
+    from wmplan.evaluation.sim_reference import cem_reference, greedy_reference, plans_pushes
 
+    if not plans_pushes(args.env):
+        r = cem_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed)
+        print(f"{args.env}: CEM in the simulator ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, "
+              f"horizon {r['horizon']} x {r['frameskip']} env steps), {args.episodes} episodes, open loop")
+        print(f"success {r['success_rate']:.0%} (95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), reached at any step "
+              f"{r['reached_rate']:.0%}, mean {r['distance']} {r['mean_initial_distance']:.2f} -> {r['mean_final_distance']:.2f}")
+        print(f"wrote {args.out}/summary.json ({r['seconds']:.0f} s)")
+        return 0
     r = greedy_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed, pushes=args.pushes,
                          candidates=args.candidates)
     print(f"{args.env}: greedy planning in the simulator, {args.candidates} candidate pushes per step, {args.episodes} episodes")
@@ -228,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset path")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
-    p.add_argument("--encoder", choices=["conv", "state", "dinov2"])
+    p.add_argument("--encoder", choices=["conv", "patch", "state", "dinov2"])
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -278,13 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
     p.set_defaults(func=cmd_landscape)
 
-    p = sub.add_parser("reference", help="greedy planning in the simulator itself: what the pushes can reach (rope, granular)")
-    p.add_argument("--env", required=True, help="rope | granular")
+    p = sub.add_parser("reference", help="planning in the simulator itself: what a perfect model could reach")
+    p.add_argument("--env", required=True, help="wall | pointmaze | pusht (CEM in the simulator) | rope | granular (greedy pushes)")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--episodes", type=int, default=20, help="start/goal pairs, as eval draws them (default 20)")
     p.add_argument("--seed", type=int, default=99, help="seed of the pairs, as eval's --seed (default 99)")
-    p.add_argument("--pushes", type=int, default=10, help="pushes per episode (default 10, an MPC episode's)")
-    p.add_argument("--candidates", type=int, default=100, help="pushes tried in the simulator per step (default 100)")
+    p.add_argument("--pushes", type=int, default=10, help="rope, granular: pushes per episode (default 10, an MPC episode's)")
+    p.add_argument("--candidates", type=int, default=100, help="rope, granular: pushes tried in the simulator per step (default 100)")
     p.set_defaults(func=cmd_reference)
     return parser
 

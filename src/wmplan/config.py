@@ -36,17 +36,28 @@ class DataConfig:
 @dataclass
 class EncoderConfig:
     name: str = "conv"
-    """Frozen image encoder: conv (CPU default, pretrained on the task's images), state, dinov2."""
+    """Frozen image encoder: conv (CPU default: keypoints, pretrained on the task's images), patch (a grid
+    of patch-feature tokens, pretrained on the task's images), state, dinov2."""
     keypoints: int = 8
     """conv: keypoints, i.e. visual tokens per frame (scenes of many parts, such as a rope, may need more)."""
     pretrain_steps: int = 1000
-    """conv: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
+    """conv, patch: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
     pretrain_batch: int = 64
-    """conv: pretraining batch size."""
+    """conv, patch: pretraining batch size."""
     pretrain_lr: float = 3e-3
-    """conv: pretraining learning rate."""
+    """conv, patch: pretraining learning rate."""
     pretrain_frames: int = 20000
-    """conv: at most this many training-split frames are used for pretraining."""
+    """conv, patch: at most this many training-split frames are used for pretraining (patch: whole episodes)."""
+    patch_grid: int = 8
+    """patch: the token grid's side; visual tokens per frame = patch_grid ** 2 (images >= 4 x patch_grid px)."""
+    patch_dim: int = 8
+    """patch: width of each token (even): half near features, half spread wide (models/patch_encoder.py)."""
+    patch_context_sigma: float = 2.0
+    """patch: std, in grid cells, of the wide kernel that spreads features over the grid (the near one: 1)."""
+    patch_rank_weight: float = 1.0
+    """patch: weight of the pretraining's temporal ranking term (0: reconstruction only)."""
+    patch_rarity_power: float = 1.0
+    """patch: pretraining weighs each pixel's error by its colour's frequency to this power, negated (0: plain MSE)."""
     dinov2_weights: str = ""
     """dinov2: path of a local DINOv2 ViT-S/14 weights file (.safetensors or .pth)."""
     dinov2_image_size: int = 196
@@ -91,6 +102,8 @@ class TrainConfig:
     """AdamW learning rate of the action and proprio embeddings."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
+    lr_schedule: str = "constant"
+    """constant, or cosine: each learning rate decays from its value to 0 over the run's steps."""
     grad_clip: float = 1.0
     """Gradient norm clip (0: off)."""
     seed: int = 0

@@ -1,6 +1,6 @@
 import json
 
-from wmplan.evaluation.demo import CELLS, MODELS, DemoScale, cell_name, run_demo
+from wmplan.evaluation.demo import CELLS, MODELS, OBJECTIVE_CHECK, DemoScale, cell_name, run_demo
 
 TINY = {"model.predictor.width": 32, "train.epochs": 1, "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 10}
 
@@ -29,6 +29,22 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     for method in ("online", "adversarial"):
         meta = json.loads((out / "runs" / "state" / method / "config.json").read_text())
         assert meta["method"] == method and meta["parent_run"] == str(out / "runs" / "state" / "base")
+    # the simulator reference on the same pairs, in the report and in grid.json with every cell
+    reference = json.loads((out / "reference" / "summary.json").read_text())
+    assert reference["episodes"] == 2 and reference["method"] == "cem_in_simulator"
+    assert f"reaches {100 * reference['success_rate']:.0f}% success" in report
+    grid = json.loads((out / "grid.json").read_text())
+    assert grid["task"] == "wall" and grid["reference"]["success_rate"] == reference["success_rate"]
+    assert grid["encoders"]["conv"]["pixels"] and not grid["encoders"]["state"]["pixels"]
+    assert 0.9 < grid["encoders"]["state"]["latent_distance_spearman"] <= 1  # the state is the true distance itself
+    assert grid["encoders"]["conv"]["copy_last_loss"] > 0 and 0 < grid["encoders"]["conv"]["latent_distance_spearman"] <= 1
+    assert len(grid["cells"]) == 2 * (len(MODELS) * len(CELLS) + len(OBJECTIVE_CHECK))
+    adam_mpc = json.loads((out / "eval" / "state" / "online" / "adam_mpc" / "summary.json").read_text())
+    [cell] = [c for c in grid["cells"] if (c["encoder"], c["model"], c["planner"], c["mpc"], c["bounded"]) == ("state", "online", "adam", True, False)]
+    assert cell["success_rate"] == adam_mpc["success_rate"] and cell["seconds_per_plan"] == adam_mpc["seconds_per_plan"]
+    # the base model planned with the other objective mode too, beside the default in the report
+    modes = {c["objective"] for c in grid["cells"] if (c["encoder"], c["model"], c["planner"], c["mpc"]) == ("conv", "base", "cem", True)}
+    assert modes == {"last", "all"} and "| cem | MPC | last: " in report
 
 
 def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
@@ -37,10 +53,12 @@ def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
     scale = demo_scale("rope", episodes=2, collect_episodes=8, preset="tiny", train=TINY, cells=CELLS[:1],
                        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
                        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
-                       planner={"steps": 3}, gap_windows=2, landscape_grid=3)
+                       planner={"steps": 3}, gap_windows=2, landscape_grid=3, objective_check=(), reference_candidates=4)
     report = run_demo(tmp_path / "demo", scale, env="rope", progress=False)
     summary = json.loads((tmp_path / "demo" / "eval" / "conv" / "base" / "gd" / "summary.json").read_text())
     assert summary["distance"] == "Chamfer distance"
     assert f"| base | open loop | {summary['mean_final_distance']:.3f} (" in report
     assert f"the starts are {summary['mean_initial_distance']:.3f} from their goals" in report
     assert "checked on the point estimates above, by mean final distance" in report
+    reference = json.loads((tmp_path / "demo" / "reference" / "summary.json").read_text())
+    assert reference["method"] == "greedy_pushes_in_simulator" and reference["pushes"] == 10 and reference["candidates"] == 4

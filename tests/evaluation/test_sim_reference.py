@@ -5,7 +5,7 @@ import pytest
 
 from wmplan.cli import main
 from wmplan.envs import make_task
-from wmplan.evaluation.sim_reference import greedy_reference
+from wmplan.evaluation.sim_reference import cem_reference, greedy_reference, success_margin
 
 
 def test_greedy_reference_never_moves_away_and_gets_closer_on_rope(tmp_path):
@@ -19,8 +19,32 @@ def test_greedy_reference_never_moves_away_and_gets_closer_on_rope(tmp_path):
     assert json.loads((tmp_path / "ref" / "summary.json").read_text())["mean_distance_after"] == summary["mean_distance_after"]
 
 
-def test_reference_cli_rejects_tasks_without_particles(tmp_path, capsys):
-    assert main(["reference", "--env", "wall", "--out", str(tmp_path / "r"), "--episodes", "1", "--pushes", "1"]) == 2
-    assert "rope, granular" in capsys.readouterr().err and not (tmp_path / "r").exists()
+def test_cem_in_the_simulator_reaches_wall_goals_on_evals_pairs(tmp_path):
+    summary = cem_reference("wall", tmp_path / "ref", episodes=6, progress=False)
+    start, goal = make_task("wall").sample_start_goal(np.random.default_rng(99), 6)
+    assert summary["mean_initial_distance"] == pytest.approx(make_task("wall").distance(start, goal).mean())
+    # the pairs lie on opposite sides of the wall, ~27 px apart: only a plan through the door gets there
+    assert summary["mean_final_distance"] < 0.2 * summary["mean_initial_distance"] and summary["success_rate"] >= 5 / 6
+    assert summary["iterations"] == 10 and summary["samples"] == 300 and summary["horizon"] * summary["frameskip"] == 25
+    assert cem_reference("wall", episodes=6, progress=False)["mean_final_distance"] == summary["mean_final_distance"]  # seeded
+    assert json.loads((tmp_path / "ref" / "summary.json").read_text())["success_rate"] == summary["success_rate"]
+
+
+def test_success_margin_is_below_one_exactly_on_success():
+    task = make_task("pusht")
+    goal = np.array([[200.0, 200.0, 300.0, 300.0, 1.0, 0.0, 0.0]] * 3)
+    state = goal.copy()
+    state[1, 0] += 25.0  # position error 25 > 20
+    state[2, 4] += 0.5  # angle error 0.5 > pi / 9
+    margin = success_margin(task, state, goal)
+    assert margin[0] == 0.0 and margin[1] == pytest.approx(25 / 20) and margin[2] == pytest.approx(0.5 / (np.pi / 9))
+    assert list(task.is_success(state, goal)) == [True, False, False]
+
+
+def test_reference_cli_picks_cem_or_greedy_pushes_by_task(tmp_path, capsys):
+    assert main(["reference", "--env", "wall", "--out", str(tmp_path / "r"), "--episodes", "2"]) == 0
+    assert "CEM in the simulator" in capsys.readouterr().out and (tmp_path / "r" / "summary.json").exists()
+    assert main(["reference", "--env", "nope", "--out", str(tmp_path / "n"), "--episodes", "2"]) == 2
+    assert "unknown task 'nope'" in capsys.readouterr().err
     assert main(["reference", "--env", "granular", "--out", str(tmp_path / "g"), "--episodes", "2", "--pushes", "1", "--candidates", "4"]) == 0
     assert "greedy planning in the simulator" in capsys.readouterr().out

@@ -103,3 +103,25 @@ def test_ddp_with_two_gloo_processes_runs(wall_store, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["epoch"] for r in _metrics(tmp_path / "ddp")] == ["0", "1"]
+
+
+def test_cosine_schedule_decays_to_zero_and_a_typo_fails_before_anything_is_written(wall_store, tmp_path):
+    assert trainer_module.lr_factor("constant", 7, 10) == 1.0
+    factors = [trainer_module.lr_factor("cosine", s, 10) for s in range(11)]
+    assert factors[0] == 1.0 and factors[5] == pytest.approx(0.5) and factors[10] == pytest.approx(0.0)
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    seen = []
+    original = torch.optim.AdamW.step
+
+    def record(self, *args, **kwargs):  # the learning rate each optimizer step uses
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.AdamW, "step", record)
+        train(_cfg(wall_store, **{"train.epochs": 2, "train.lr_schedule": "cosine"}), tmp_path / "run", progress=False)
+    base = preset("tiny", "wall").train.lr_predictor
+    assert len(seen) == 50 and seen[0] == pytest.approx(base) and seen[-1] < 0.01 * base
+    with pytest.raises(ValueError, match="constant or cosine"):
+        train(_cfg(wall_store, **{"train.lr_schedule": "cosin"}), tmp_path / "typo", progress=False)
+    assert not (tmp_path / "typo").exists()

@@ -172,6 +172,7 @@ class PushTTask:
     distance_name = "position error"  # what `distance` measures, for reports
     state_dim = 7
     pose_dims = (0, 1, 2, 3, 4)  # what an image shows: agent and block poses, not the agent's velocity
+    angle_dims = (4,)  # the block angle wraps at 2 pi: the `state` encoder gives its cosine and sine
     proprio_dim = 4
     action_dim = 2
 

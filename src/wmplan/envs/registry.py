@@ -27,6 +27,13 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
+def task_type(name: str) -> type:
+    """A task's class by name (for class-level facts such as `angle_dims`, without building a simulator)."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(task_names())}")
+    return _TASKS[name][0]
+
+
 def make_task(name: str, settings: dict[str, Any] | None = None) -> Task:
     """A task by name, with settings as stored in a dataset's attrs (unknown keys are an error)."""
     if name not in _TASKS:

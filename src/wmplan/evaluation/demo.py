@@ -3,7 +3,8 @@ simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileg
 
 Everything lands under `out` (default results/demo), which the demo rewrites on each run:
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
-gap/<encoder>/, landscape/<encoder>/, efficiency.png and report.md.
+gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself: the ceiling),
+efficiency.png, report.md and grid.json (the numbers, machine-readable).
 
 Example:
     >>> report = run_demo("results/demo", DemoScale(episodes=20))   # doctest: +SKIP
@@ -20,10 +21,14 @@ from typing import Any
 
 from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
 from wmplan.data.collect import collect
+from wmplan.evaluation.demo_grid import write_grid
 from wmplan.evaluation.demo_report import write_report
 from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
+from wmplan.evaluation.sim_reference import simulator_reference
+from wmplan.planning.mpc import MPCConfig
+from wmplan.planning.objective import objective_mode
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import train
 
@@ -33,6 +38,8 @@ MODELS = ("base", "online", "adversarial")
 CELLS = (("gd", False, False), ("adam", False, False), ("cem", False, False),
          ("gd", True, False), ("adam", True, False), ("cem", True, False),
          ("adam", True, True), ("cem", True, True))
+
+OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True))
 
 
 # The demo's predictor: the `small` preset made narrower and shallower (width 64, 3 blocks), about 5x
@@ -60,18 +67,28 @@ class DemoScale:
     gap_windows: int = 50
     """Held-out expert windows of the train-test gap (as many as `wmplan gap`'s default)."""
     landscape_grid: int = 41
+    reference_candidates: int = 100
+    """Rope, Granular: pushes the simulator reference tries per step (the others run the eval's CEM budget)."""
     encoders: tuple[str, ...] = ENCODERS
     cells: tuple[tuple[str, bool, bool], ...] = CELLS
     """(planner, mpc, bounded) cells evaluated for every model."""
+    objective_check: tuple[tuple[str, bool], ...] = OBJECTIVE_CHECK
+    """(planner, mpc) cells evaluated again on the base model with the other objective mode than the
+    task's default (last <-> all), so the report shows what the default choice is worth."""
 
 
-# Per task. PointMaze and PushT plan with 3 frames of history (up to 3x the tokens per rollout step) and
-# PushT's CEM runs 30 iterations, so their demos keep the pixel model and the unbounded cells only, and
-# run about an hour on 2 cores (the Wall demo: about 20 minutes).
+# Per task. PointMaze plans with 3 frames of history (up to 3x the tokens per rollout step), so its demo
+# keeps the unbounded cells only. PushT plans with 1: with the agent's velocity in the proprio and a block
+# that only moves while pushed, one frame holds the whole state (the finetuning paper plans Markov
+# rollouts too), which makes every rollout step 3x cheaper and leaves time for 4x the optimisation steps
+# its dynamics need: the PushT state control planned CEM open loop at 0% after 3 epochs (batch 64,
+# constant lr, 3 frames) and 85% after 20 epochs of PUSHT_TRAIN (and the block angle given as cos/sin).
+PUSHT_TRAIN = {**NARROW, "data.num_hist": 1, "train.batch_size": 256, "train.lr_predictor": 1e-3, "train.lr_embeddings": 1e-3,
+               "train.lr_schedule": "cosine", "train.epochs": 20}
 DEMO_SCALES = {
     "wall": DemoScale(),
-    "pointmaze": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=("conv",), cells=CELLS[:6]),
-    "pusht": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=("conv",), cells=CELLS[:6]),
+    "pointmaze": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=ENCODERS, cells=CELLS[:6]),
+    "pusht": DemoScale(collect_episodes=2000, train=PUSHT_TRAIN, encoders=ENCODERS, cells=CELLS[:6]),
     # DINO-WM's deformable datasets hold 1,000 episodes; one env step is a whole push (frameskip 1). The
     # 20,000 transitions make an epoch cheap (~2 s), and push dynamics need many: on Rope 6 epochs left
     # the state model's val loss 21% under copying the last frame and CEM's final Chamfer distance at
@@ -89,6 +106,11 @@ def demo_scale(env: str, **changes) -> DemoScale:
     if env not in DEMO_SCALES:
         raise ValueError(f"no demo for task {env!r}; choose from {', '.join(DEMO_SCALES)}")
     return dataclasses.replace(DEMO_SCALES[env], **changes)
+
+
+def other_mode(env: str, mpc: bool) -> str:
+    """The objective mode that is not the task's default for open loop (mpc False) or MPC."""
+    return "all" if objective_mode(env, mpc) == "last" else "last"
 
 
 def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
@@ -109,10 +131,14 @@ def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *
         seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
         return result
 
-    for stale in ("runs", "eval", "gap", "landscape"):  # the demo owns its folder: fresh models each time
+    for stale in ("runs", "eval", "gap", "landscape", "reference"):  # the demo owns its folder: fresh models each time
         shutil.rmtree(out / stale, ignore_errors=True)
     store = timed("collect", collect, env, out / "data", episodes=scale.collect_episodes, seed=seed, overwrite=True, progress=progress)
+    pushes = int(scale.mpc.get("replans", MPCConfig().replans))  # as many pushes as an MPC episode executes
+    reference = timed("simulator reference", simulator_reference, env, out / "reference", episodes=scale.episodes,
+                      seed=EvalConfig().seed, pushes=pushes, candidates=scale.reference_candidates, progress=progress)
     grids: dict[str, dict] = {}
+    other_objective: dict[str, dict] = {}
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
         runs = {m: out / "runs" / encoder / m for m in MODELS}
@@ -121,16 +147,15 @@ def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *
         for method in ("online", "adversarial"):
             timed(f"{encoder}: finetune {method}", finetune, runs["base"], runs[method], method,
                   getattr(scale, method), preset=None, progress=progress)
-        grid = {}
-        for model in MODELS:
-            for planner, mpc, bounded in scale.cells:
-                cfg = EvalConfig(planner=planner, mpc=mpc, episodes=scale.episodes, settings=PlannerSettings(bounded=bounded))
-                apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
-                apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
-                grid[(model, planner, mpc, bounded)] = timed(
-                    f"{encoder}: eval", evaluate, runs[model], cfg, out / "eval" / encoder / model / cell_name(planner, mpc, bounded),
-                    progress=progress)
-        grids[encoder] = grid
+        def eval_cell(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> dict:
+            cfg = EvalConfig(planner=planner, mpc=mpc, episodes=scale.episodes, settings=PlannerSettings(bounded=bounded, objective=objective))
+            apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
+            apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
+            name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
+            return timed(f"{encoder}: eval", evaluate, runs[model], cfg, out / "eval" / encoder / model / name, progress=progress)
+
+        grids[encoder] = {(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells}
+        other_objective[encoder] = {(p, mpc): eval_cell("base", p, mpc, False, other_mode(env, mpc)) for p, mpc in scale.objective_check}
         ordered = [runs[m] for m in MODELS]
         diagnostics[encoder] = {
             "gap": timed(f"{encoder}: gap", gap, ordered, out / "gap" / encoder, episodes=scale.gap_windows, seed=seed, progress=progress),
@@ -138,4 +163,5 @@ def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *
                                grid=scale.landscape_grid, seed=seed, progress=progress),
         }
     seconds["total"] = time.perf_counter() - start
-    return write_report(out, env, store.summary(), grids, diagnostics, seconds, dataclasses.asdict(scale), seed)
+    write_grid(out, env, reference, {encoder: out / "runs" / encoder / "base" for encoder in grids}, grids, other_objective)
+    return write_report(out, env, store.summary(), grids, diagnostics, seconds, dataclasses.asdict(scale), seed, reference, other_objective)

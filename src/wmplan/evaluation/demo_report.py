@@ -20,12 +20,14 @@ from wmplan.evaluation.report import DISTANCE_TASKS, MODEL_NAMES, plot_efficienc
 
 Grid = dict[tuple[str, str, bool, bool], dict[str, Any]]
 ENCODER_TITLES = {"conv": "pixel model (`conv` keypoint encoder on 64x64 RGB)", "state": "privileged-state control (`state` encoder)",
-                  "dinov2": "DINOv2 patch tokens"}
+                  "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on 64x64 RGB)", "dinov2": "DINOv2 patch tokens"}
 
 
 def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagnostics: dict[str, dict], seconds: dict[str, float],
-                 scale: dict[str, Any], seed: int) -> str:
-    """Write out/efficiency.png and out/report.md; return the Markdown."""
+                 scale: dict[str, Any], seed: int, reference: dict[str, Any], other_objective: dict[str, dict] | None = None) -> str:
+    """Write out/efficiency.png and out/report.md; return the Markdown. `reference`: the simulator
+    reference's summary (what a perfect model could reach on the same pairs); `other_objective`: per
+    encoder, {(planner, mpc): summary} of the base model planned with the non-default objective mode."""
     plot_efficiency(grids, out / "efficiency.png", env)
     episodes = scale["episodes"]
     parts = [
@@ -43,8 +45,9 @@ def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagno
         parts.append(f"Cells lead with the mean final Chamfer distance to the goal's particles (table units, 95% CI); the starts are "
                      f"{initial:.3f} from their goals on average, and success means under the task's threshold. DINO-WM "
                      "reports CEM + MPC Chamfer distances of 0.41 (Rope) and 0.26 (Granular) on FleX, in other units.\n")
+    parts.append(_reference_line(reference))
     for encoder, grid in grids.items():
-        parts.append(_encoder_section(out, env, encoder, grid, diagnostics[encoder]))
+        parts.append(_encoder_section(out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {})))
     parts += [
         "## Success against planning time (the paper's Figure 3)\n",
         "![efficiency](efficiency.png)\n",
@@ -58,12 +61,12 @@ def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagno
     return report
 
 
-def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict) -> str:
+def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict, other: dict) -> str:
     runs = out / "runs" / encoder
     bounded = any(key[3] for key in grid)
     lines = [f"## {ENCODER_TITLES.get(encoder, encoder)}\n", _models_line(runs), "", success_grid_table(grid, env), "",
              "Bounded rows keep every plan inside the task's action range (`--set planner.bounded=true`).\n" if bounded else "",
-             _directions(grid, by_distance=env in DISTANCE_TASKS), "",
+             _directions(grid, by_distance=env in DISTANCE_TASKS), "", _objective_table(grid, other, env in DISTANCE_TASKS), "",
              "Reached at any step, % (the goal touched at some env step on the way; DINO-WM's own evaluation stops "
              "an episode there, which the success columns above do not):\n", reached_table(grid), "", "### Train-test gap (the paper's Figure 4) and cost landscape (Figure 2)\n",
              "| model | expert error | planner error | ratio | landscape roughness | basin width |", "|---|---|---|---|---|---|"]
@@ -79,6 +82,38 @@ def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict) 
               "optimum, over the cost range (lower = smoother); basin width: share of the slice within 10% of the range above its minimum.\n",
               f"![gap](gap/{encoder}/gap.png)\n", f"![landscape](landscape/{encoder}/landscape.png)\n"]
     return "\n".join(lines)
+
+
+def _objective_table(grid: Grid, other: dict, by_distance: bool) -> str:
+    """The base model's cells under the task's default objective mode beside the other mode."""
+    if not other:
+        return ""
+    lines = ["Objective (base model): the task's default mode, which the tables above use, beside the other "
+             "(`last`: the horizon's final frame; `all`: every predicted frame, later ones weighted more; `--set planner.objective=...`):\n",
+             "| planner | mode | default | other |", "|---|---|---|---|"]
+    for (planner, mpc), alt in other.items():
+        default = grid.get(("base", planner, mpc, False))
+        if default is not None:
+            lines.append(f"| {planner} | {'MPC' if mpc else 'open loop'} | {_objective_cell(default, by_distance)} | "
+                         f"{_objective_cell(alt, by_distance)} |")
+    return "\n".join(lines)
+
+
+def _objective_cell(s: dict[str, Any], by_distance: bool) -> str:
+    value = f"{s['mean_final_distance']:.3f}" if by_distance else f"{100 * s['success_rate']:.0f}%"
+    return f"{s['objective']['mode']}: {value}"
+
+
+def _reference_line(r: dict[str, Any]) -> str:
+    """What planning in the simulator itself reaches on the same pairs: the ceiling of every cell."""
+    if r["method"] == "cem_in_simulator":
+        how = (f"the eval's CEM ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, horizon {r['horizon']}) "
+               "with every candidate scored by the simulator on the true state, open loop")
+    else:
+        how = f"greedy pushes in the simulator ({r['candidates']} candidates per push, {r['pushes']} pushes, judged on the true state)"
+    return (f"Simulator reference (`wmplan reference`, below): {how} reaches "
+            f"{100 * r['success_rate']:.0f}% success and a mean final {r['distance']} of {r['mean_final_distance']:.3f} on the same "
+            "pairs: what a perfect model could give these planners.\n")
 
 
 def _models_line(runs: Path) -> str:
@@ -136,6 +171,8 @@ def _commands(out: Path, env: str, data: dict, scale: dict[str, Any], seed: int,
 
     lines = ["## Commands that make the same files\n", "```",
              f"wmplan collect --env {env} --episodes {data['episodes']} --out {out}/data --seed {seed} --overwrite"]
+    pushes = f" --pushes {scale['mpc'].get('replans', 10)} --candidates {scale['reference_candidates']}" if env in DISTANCE_TASKS else ""
+    lines.append(f"wmplan reference --env {env} --episodes {scale['episodes']}{pushes} --out {out}/reference")
     for encoder in encoders:
         r = f"{out}/runs/{encoder}"
         lines.append(f"wmplan train --data {out}/data --out {r}/base --preset {scale['preset']} --encoder {encoder} "

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from wmplan.envs import make_task
 from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
+from wmplan.planning.objective import objective_mode
 from wmplan.planning.mpc import MPC, MPCConfig
 
 CEM_ITERATIONS = {"pusht": 30, "pointmaze": 10, "wall": 10, "rope": 10, "granular": 10}
@@ -54,9 +55,9 @@ class PlannerSettings:
     """Keep plans inside the task's action bounds (GD: projection; CEM: clipped samples)."""
     init: str = "randn"
     """GD/Adam initial actions: randn or zero."""
-    objective: str = "last"
+    objective: str | None = None
     """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
-    frame, later ones weighted more)."""
+    frame, later ones weighted more); default per task and mode (planning.objective.TASK_OBJECTIVE_MODES)."""
 
 
 @dataclass
@@ -96,7 +97,7 @@ def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: n
     norm, fs = model.normalizer, model.cfg.data.frameskip
     low = torch.as_tensor(np.tile((env_low - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
     high = torch.as_tensor(np.tile((env_high - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
-    objective = objective_for(task_name, mode=s.objective)
+    objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
     if cfg.planner == "cem":
         iterations = s.iterations if s.iterations is not None else CEM_ITERATIONS.get(task_name, 10)
         pc = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)

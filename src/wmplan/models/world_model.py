@@ -28,6 +28,7 @@ from torch import nn
 from wmplan.config import EncoderConfig, RunConfig
 from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, StateEncoder
+from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
 
 
@@ -66,6 +67,12 @@ class TaskDims:
     state_dim: int
     proprio_dim: int
     action_dim: int
+    angle_dims: tuple[int, ...] = ()
+    """State indices that are angles (PushT's block angle): the `state` encoder gives each as its cosine
+    and sine, so a turn through 0 = 2 pi is a small step in the latent, as it is in the image."""
+
+
+ENCODERS = ("conv", "patch", "state", "dinov2")
 
 
 def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
@@ -73,13 +80,21 @@ def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
         if cfg.keypoints < 1:
             raise ValueError(f"model.encoder.keypoints must be at least 1, got {cfg.keypoints}")
         return ConvEncoder(image_size=dims.image_size, num_keypoints=cfg.keypoints)
+    if cfg.name == "patch":
+        if cfg.patch_grid < 1 or dims.image_size < 4 * cfg.patch_grid:
+            raise ValueError(f"model.encoder.patch_grid must lie in [1, image size / 4 = {dims.image_size // 4}], got {cfg.patch_grid}")
+        if cfg.patch_dim < 2 or cfg.patch_dim % 2:
+            raise ValueError(f"model.encoder.patch_dim must be an even number >= 2, got {cfg.patch_dim}")
+        if cfg.patch_context_sigma <= 0:
+            raise ValueError(f"model.encoder.patch_context_sigma must be positive, got {cfg.patch_context_sigma}")
+        return PatchEncoder(image_size=dims.image_size, grid=cfg.patch_grid, dim=cfg.patch_dim, context_sigma=cfg.patch_context_sigma)
     if cfg.name == "state":
-        return StateEncoder(dims.state_dim)
+        return StateEncoder(dims.state_dim + len(dims.angle_dims))
     if cfg.name == "dinov2":
         from wmplan.models.dinov2 import DinoV2Encoder
 
         return DinoV2Encoder(cfg.dinov2_weights, image_size=cfg.dinov2_image_size)
-    raise ValueError(f"unknown encoder {cfg.name!r}; choose conv, state or dinov2")
+    raise ValueError(f"unknown encoder {cfg.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)")
 
 
 class WorldModel(nn.Module):
@@ -109,10 +124,29 @@ class WorldModel(nn.Module):
         x = state if self.uses_state else obs
         if x is None:
             raise ValueError(f"the {self.cfg.model.encoder.name} encoder needs {'state' if self.uses_state else 'obs'}")
+        self.check_image_size(tuple(x.shape[-3:-1]), "these images")
         b, t = x.shape[:2]
         if self.uses_state:
-            x = (x.float() - self.state_mean) / self.state_std
+            x = self.state_features(x.float())
         return self.encoder(x.flatten(0, 1)).view(b, t, self.encoder.num_tokens, self.encoder.dim)
+
+    def check_image_size(self, size: tuple[int, int], what: str) -> None:
+        """Refuse images of another size than the model's own (dims.image_size, the size its encoder
+        was built and pretrained for) with a ValueError naming both; a state model takes any."""
+        own = self.dims.image_size
+        if not self.uses_state and tuple(size) != (own, own):
+            raise ValueError(f"{what} are {size[0]}x{size[1]} px but this model's {self.cfg.model.encoder.name} encoder "
+                             f"was built for {own}x{own} px images; render (or collect) the task at image_size={own}, "
+                             f"or train a model on data of that size")
+
+    def state_features(self, state: torch.Tensor) -> torch.Tensor:
+        """Raw states (..., S) -> the `state` encoder's input: z-scored dims, each angle as (cos, sin)."""
+        z = (state - self.state_mean) / self.state_std
+        angles = list(self.dims.angle_dims)
+        if not angles:
+            return z
+        keep = [i for i in range(state.shape[-1]) if i not in angles]
+        return torch.cat([z[..., keep], torch.cos(state[..., angles]), torch.sin(state[..., angles])], dim=-1)
 
     def encode(self, obs: torch.Tensor | None = None, proprio: torch.Tensor | None = None, state: torch.Tensor | None = None, visual: torch.Tensor | None = None) -> Latent:
         """Latent of frames: obs uint8 (B, T, H, W, 3) (or precomputed `visual` (B, T, P, D)) and
@@ -223,7 +257,7 @@ class WorldModel(nn.Module):
             if not (run_dir / name).exists():
                 raise FileNotFoundError(f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`")
         meta = json.loads((run_dir / "config.json").read_text())
-        cfg, dims = RunConfig.from_dict(meta["config"]), TaskDims(**meta["dims"])
+        cfg, dims = RunConfig.from_dict(meta["config"]), TaskDims(**{**meta["dims"], "angle_dims": tuple(meta["dims"].get("angle_dims", ()))})
         if task is not None and dims.task != task:
             raise ValueError(f"{run_dir} is a model of task {dims.task!r}, not {task!r}")
         state = load_file(str(run_dir / "model.safetensors"))

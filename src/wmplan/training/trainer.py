@@ -1,4 +1,4 @@
-"""Training a world model on a trajectory dataset: encoder pretraining (conv), then the predictor.
+"""Training a world model on a trajectory dataset: encoder pretraining (conv, patch), then the predictor.
 
 The run directory holds config.json, model.safetensors, normalization.json (written by the model),
 encoder.json, metrics.csv and trainer_state.pt (optimizer state for --resume). Every file is written
@@ -33,12 +33,15 @@ from wmplan.config import RunConfig
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
 from wmplan.envs import make_task
+from wmplan.envs.registry import task_type
 from wmplan.models.encoder_training import pretrain_conv_encoder
 from wmplan.models.encoders import distance_spearman
+from wmplan.models.patch_training import pretrain_patch_encoder
 from wmplan.models.world_model import TaskDims, WorldModel, atomic_write, build_encoder
 from wmplan.training.distributed import DistContext, LossModule
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
+PRETRAINING = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}  # encoders pretrained on the task's images
 
 
 class TrainingError(RuntimeError):
@@ -59,8 +62,11 @@ class TrainingData:
     def __init__(self, cfg: RunConfig):
         self.store = TrajectoryStore.open(cfg.data.path, task=cfg.task)
         attrs = self.store.attrs
-        self.dims = TaskDims(cfg.task, attrs["image_size"], attrs["state_dim"], attrs["proprio_dim"], attrs["action_dim"])
+        self.dims = TaskDims(cfg.task, attrs["image_size"], attrs["state_dim"], attrs["proprio_dim"], attrs["action_dim"],
+                             tuple(getattr(task_type(cfg.task), "angle_dims", ())))
         self.train_eps, self.val_eps = split_episodes(self.store.n_episodes, cfg.data.val_fraction, cfg.data.split_seed)
+        lengths = np.array([e - s for s, e in self.store.episode_bounds(self.train_eps)])
+        self.train_bounds = np.stack([np.cumsum(lengths) - lengths, np.cumsum(lengths)], 1)  # in self.train's frames
         self.normalizer = Normalizer.fit(self.store, self.train_eps)
         spec = WindowSpec(cfg.data.num_hist, cfg.data.num_pred, cfg.data.frameskip)
         self.train = TrajectoryWindows(self.store, self.train_eps, spec, self.normalizer)
@@ -69,7 +75,9 @@ class TrainingData:
         self.cache: dict[str, torch.Tensor] = {}
 
     def cache_tokens(self, model: WorldModel, limit_gb: float, device: torch.device) -> bool:
-        """Encode every frame once: the encoder is frozen, so its tokens never change."""
+        """Encode every frame once: the encoder is frozen, so its tokens never change. First refuses a
+        model built for another image size than the dataset's."""
+        model.check_image_size(tuple(self.train.obs.shape[1:3]), f"the images of {self.store.path}")
         enc = model.encoder
         frames = len(self.train.obs) + len(self.val.obs)
         if frames * enc.num_tokens * enc.dim * 4 > limit_gb * 1e9:
@@ -107,21 +115,48 @@ def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 
     return distance_spearman(latents, states, pairs=pairs, seed=seed, true_distance=task.distance)
 
 
+def pretraining_frames(obs: np.ndarray, bounds: np.ndarray, limit: int, seed: int, by_episode: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """At most `limit` of the frames obs (N, H, W, 3), whose episodes are bounds (E, 2) [start, end):
+    random frames in their order, with None; or (by_episode) random whole episodes, as many as fit,
+    in their order, with their bounds (E', 2) in the returned frames (a lone episode longer than
+    `limit` is cut)."""
+    rng = np.random.default_rng(seed)
+    if not by_episode:
+        return obs[np.sort(rng.choice(len(obs), min(limit, len(obs)), replace=False))], None
+    order = rng.permutation(len(bounds))
+    fit = int(np.searchsorted(np.cumsum(bounds[order, 1] - bounds[order, 0]), limit, side="right"))
+    keep = bounds[np.sort(order[: max(1, fit)])]
+    images = np.concatenate([obs[s:e] for s, e in keep])[:limit]
+    ends = np.cumsum(keep[:, 1] - keep[:, 0])
+    return images, np.minimum(np.stack([ends - (keep[:, 1] - keep[:, 0]), ends], 1), len(images))
+
+
 def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[torch.nn.Module, dict]:
-    """Stage 1: build the encoder and, for conv, pretrain it on training-split images."""
-    encoder = build_encoder(cfg.model.encoder, data.dims).to(device)
-    info: dict = {"encoder": cfg.model.encoder.name}
-    if cfg.model.encoder.name == "conv":
-        rng = np.random.default_rng(cfg.train.seed)
-        obs = data.train.obs.numpy()
-        pick = rng.choice(len(obs), min(cfg.model.encoder.pretrain_frames, len(obs)), replace=False)
+    """Stage 1: build the encoder and, for conv and patch, pretrain it on training-split images."""
+    enc = cfg.model.encoder
+    encoder = build_encoder(enc, data.dims).to(device)
+    info: dict = {"encoder": enc.name}
+    if enc.name in PRETRAINING:
+        patch = enc.name == "patch"  # whose pretraining takes whole episodes (its ranking term) and settings of its own
+        images, episodes = pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, cfg.train.seed, patch)
+        options = {"episodes": episodes, "rank_weight": enc.patch_rank_weight, "rarity_power": enc.patch_rarity_power} if patch else {}
         start = time.perf_counter()
-        info["pretrain"] = pretrain_conv_encoder(
-            encoder, obs[np.sort(pick)], steps=cfg.model.encoder.pretrain_steps, batch_size=cfg.model.encoder.pretrain_batch,
-            lr=cfg.model.encoder.pretrain_lr, seed=cfg.train.seed, progress=progress, device=device,
+        info["pretrain"] = PRETRAINING[enc.name](
+            encoder, images, steps=enc.pretrain_steps, batch_size=enc.pretrain_batch, lr=enc.pretrain_lr,
+            seed=cfg.train.seed, progress=progress, device=device, **options,
         )
         info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
     return encoder.freeze(), info
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The learning rate's multiplier at a global step: 1 (constant) or a cosine from 1 to 0 over the
+    run's `total` steps. A pure function of the step, so a resumed run follows the same schedule."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    raise ValueError(f"train.lr_schedule must be constant or cosine, got {schedule!r}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,6 +171,7 @@ def resolve_device(name: str) -> torch.device:
 def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> WorldModel:
     """Train (or resume) a world model run in `out`; returns the trained model."""
     out = Path(out)
+    lr_factor(cfg.train.lr_schedule, 0, 1)  # a typo fails here, not after the encoder's pretraining
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
     data = TrainingData(cfg)
     state_path = out / "trainer_state.pt"
@@ -180,6 +216,7 @@ class Trainer:
         ]
         # fused: one kernel per step instead of ~10 small ops per parameter (a fifth of a small-preset step on a CPU)
         self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay, fused=True)
+        self.base_lrs = [g["lr"] for g in groups]
         self.loss_core = loss_module if loss_module is not None else LossModule(model)
         self.loss_module = ctx.wrap(self.loss_core)
 
@@ -228,6 +265,9 @@ class Trainer:
             loss.backward()
             if t.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            factor = lr_factor(t.lr_schedule, epoch * steps + step, t.epochs * steps)
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base * factor
             self.optimizer.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / (step + 1):.5f}", refresh=False)

@@ -1,0 +1,133 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wmplan.config import EncoderConfig, apply_overrides, preset
+from wmplan.data.collect import collect
+from wmplan.models.encoders import distance_spearman, encode_images
+from wmplan.models.patch_encoder import PatchEncoder
+from wmplan.models.patch_training import pretrain_patch_encoder
+from wmplan.models.world_model import TaskDims, WorldModel, build_encoder
+from wmplan.training.trainer import TrainingData, pretraining_frames, train
+
+SIZE = 32
+
+
+def moving_squares(episodes: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Episodes of a small blue square drifting over a grey floor beside a big orange one that moves
+    less: images uint8 (N, 32, 32, 3), states (N, 4) (both squares' top-left corners) and episode
+    bounds (E, 2). Area weighs the big square 4x in the pixels; both count alike in the state."""
+    rng = np.random.default_rng(seed)
+    images, states, bounds = [], [], []
+    for e in range(episodes):
+        small, big = rng.uniform(0, SIZE - 4, 2), rng.uniform(0, SIZE - 8, 2)
+        v_small, v_big = rng.normal(0, 1.5, 2), rng.normal(0, 0.5, 2)
+        bounds.append((e * steps, (e + 1) * steps))
+        for _ in range(steps):
+            small = np.clip(small + v_small + rng.normal(0, 0.3, 2), 0, SIZE - 4)
+            big = np.clip(big + v_big + rng.normal(0, 0.1, 2), 0, SIZE - 8)
+            img = np.full((SIZE, SIZE, 3), 200, np.uint8)
+            (bx, by), (sx, sy) = big.astype(int), small.astype(int)
+            img[by : by + 8, bx : bx + 8] = (230, 120, 40)
+            img[sy : sy + 4, sx : sx + 4] = (40, 60, 220)
+            images.append(img)
+            states.append(np.concatenate([small, big]))
+    return np.stack(images), np.stack(states), np.array(bounds)
+
+
+def test_shapes_dtype_and_the_image_size_it_takes():
+    encoder = PatchEncoder(image_size=SIZE, grid=4, dim=6)
+    tokens = encoder(torch.zeros(3, SIZE, SIZE, 3, dtype=torch.uint8))
+    assert (encoder.num_tokens, encoder.dim, encoder.image_size) == (16, 6, SIZE)
+    assert tokens.shape == (3, 16, 6) and tokens.dtype == torch.float32
+    assert encoder(torch.rand(2, SIZE, SIZE, 3)).shape == (2, 16, 6)  # float images in [0, 1]
+    with pytest.raises(ValueError, match="32x32"):
+        encoder(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
+    frozen = encoder.freeze()
+    assert frozen is encoder and not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_pretraining_is_deterministic_and_scales_tokens_to_unit_mean_square():
+    images, _, bounds = moving_squares(4, 12, seed=0)
+    weights = []
+    for global_seed in (1, 2):  # the global RNG must not matter
+        torch.manual_seed(global_seed)
+        encoder = PatchEncoder(image_size=SIZE, grid=4, dim=4)
+        metrics = pretrain_patch_encoder(encoder, images, steps=3, batch_size=12, lr=3e-3, seed=7, episodes=bounds, progress=False)
+        assert np.isfinite(metrics["recon"]) and np.isfinite(metrics["rank"])
+        weights.append(encoder.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    tokens = encode_images(encoder, images)
+    assert tokens.pow(2).mean().item() == pytest.approx(1.0, rel=0.2)
+
+
+def test_pretraining_makes_latent_distance_track_displacement():
+    """Against the squares' true displacement, the pretrained latent ranks pairs of held-out frames
+    clearly better than the same encoder untrained (whose features weigh the big square by its area)."""
+    train_images, _, bounds = moving_squares(40, 20, seed=0)
+    test_images, test_states, _ = moving_squares(10, 20, seed=1)
+    torch.manual_seed(0)
+    encoder = PatchEncoder(image_size=SIZE, grid=4, dim=8)
+    pretrain_patch_encoder(encoder, train_images, steps=0, batch_size=48, lr=3e-3, seed=0, episodes=bounds, progress=False)
+    untrained = distance_spearman(encode_images(encoder, test_images).flatten(1).numpy(), test_states)
+    pretrain_patch_encoder(encoder, train_images, steps=150, batch_size=48, lr=3e-3, seed=0, episodes=bounds, progress=False)
+    trained = distance_spearman(encode_images(encoder.freeze(), test_images).flatten(1).numpy(), test_states)
+    assert trained >= untrained + 0.05, (trained, untrained)
+    assert trained >= 0.8
+
+
+def test_pretraining_frames_by_episode_keeps_whole_episodes():
+    obs = np.arange(30)[:, None, None, None].repeat(2, 1)  # frame i holds the value i
+    bounds = np.array([[0, 10], [10, 14], [14, 30]])
+    images, episodes = pretraining_frames(obs, bounds, limit=21, seed=0, by_episode=True)
+    assert len(images) <= 21 and episodes[-1, 1] == len(images)
+    for s, e in episodes:  # each is one original episode, in order
+        values = images[s:e, 0, 0, 0]
+        assert np.array_equal(values, np.arange(values[0], values[0] + e - s))
+        assert any(values[0] == b[0] and e - s == b[1] - b[0] for b in bounds)
+    images, episodes = pretraining_frames(obs, bounds, limit=8, seed=1, by_episode=True)  # one episode, cut
+    assert len(images) <= 8 and len(episodes) == 1
+    frames, none = pretraining_frames(obs, bounds, limit=21, seed=0, by_episode=False)  # conv: random frames
+    assert none is None and len(frames) == 21 and np.all(np.diff(frames[:, 0, 0, 0]) > 0)
+
+
+@pytest.fixture(scope="module")
+def patch_run(wall_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "patch"
+    cfg = apply_overrides(preset("tiny", "wall"), {
+        "data.path": str(wall_store.path), "model.encoder.name": "patch", "model.encoder.pretrain_steps": 10,
+        "model.encoder.pretrain_batch": 24, "model.encoder.patch_grid": 4, "train.epochs": 1, "train.steps_per_epoch": 5,
+    })
+    model = train(cfg, out, progress=False)
+    return out, model, wall_store
+
+
+def test_a_patch_run_loads_back_with_identical_tokens(patch_run):
+    out, model, store = patch_run
+    info = json.loads((out / "encoder.json").read_text())
+    assert info["encoder"] == "patch" and np.isfinite(info["latent_distance_spearman"]) and "rank" in info["pretrain"]
+    loaded = WorldModel.load(out)
+    assert isinstance(loaded.encoder, PatchEncoder) and loaded.encoder.num_tokens == 16
+    obs = torch.from_numpy(store.read("obs")[:40])[:, None]
+    torch.testing.assert_close(loaded.encode_visual(obs=obs), model.encode_visual(obs=obs), rtol=0, atol=0)
+
+
+def test_images_of_another_size_are_refused(patch_run, tmp_path):
+    out, model, _ = patch_run
+    with pytest.raises(ValueError, match=r"48x48 px .* 64x64 px"):
+        model.encode_visual(obs=torch.zeros(2, 1, 48, 48, 3, dtype=torch.uint8))
+    # a dataset rendered at 48 px meets the 64 px model before any training step
+    other = collect("wall", tmp_path / "wall48", episodes=4, seed=0, task_settings={"image_size": 48}, progress=False)
+    cfg = apply_overrides(model.cfg, {"data.path": str(other.path), "data.num_hist": 1})
+    with pytest.raises(ValueError, match=r"48x48 px .* 64x64 px"):
+        TrainingData(cfg).cache_tokens(model, 1.0, torch.device("cpu"))
+
+
+def test_unknown_encoder_lists_the_valid_names():
+    dims = TaskDims("wall", 64, 2, 2, 2)
+    with pytest.raises(ValueError, match="conv, patch, state, dinov2"):
+        build_encoder(EncoderConfig(name="vit"), dims)
+    with pytest.raises(ValueError, match="model.encoder.patch_grid"):
+        build_encoder(EncoderConfig(name="patch", patch_grid=32), dims)
