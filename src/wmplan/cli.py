@@ -2,7 +2,7 @@
 
     wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
     wmplan info data/wall [--json]
-    wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|state|dinov2]
+    wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]
                  [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
     wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
                     [--set adversarial.lambda_action=0.1 ...]

@@ -3,15 +3,17 @@
 Keypoints (`ConvEncoder`) suit a scene of one dot; a patch grid also shows shape and orientation (the
 T of PushT, the bends of a rope). A patch latent has one weakness for planning: with purely local
 features, two frames whose objects sit in disjoint patches are all equally far apart, so the latent
-distance stops growing after a few pixels of motion (measured: tokens of raw patch features rank
-PushT distances at Spearman 0.45-0.7). So the CNN's per-patch features are spread over the grid by
-two fixed Gaussian kernels, and a token holds both:
+distance stops growing after a few pixels of motion (on PushT, un-spread patch features or pooled
+pixels rank distances at Spearman 0.45-0.73). So the CNN's per-patch features are spread over the
+grid by two fixed Gaussian kernels, and a token holds both:
 - near (dim // 2 channels): the features within about one patch (std `near_sigma` cells): where
   things are, and their shape at the patch scale;
 - far (the other half): the same features spread wide (std `context_sigma` cells), so a token keeps
   changing while an object moves anywhere in the image and the distance keeps growing.
 The kernels are fixed, not learned: learned ones lost their spread within a few hundred steps.
-`wmplan.models.patch_training` pretrains the CNN from pixels alone.
+`wmplan.models.patch_training` pretrains the CNN from pixels alone. Cost: the predictor sees 64
+tokens per frame instead of the keypoint encoder's 8, so a `small` training step costs ~7x as much
+on a CPU (patch_grid 4: ~1.2x, but PushT's Spearman drops from 0.92 to 0.84).
 
 Example:
     >>> enc = PatchEncoder(grid=8, dim=8)
@@ -48,7 +50,7 @@ class PatchEncoder(nn.Module):
       static scene is ~0 and features come from what moves.
     - Two strided convs (to 1/4 resolution), an average pool to the grid and a 1x1 conv give dim // 2
       features per patch; the near and far kernels spread each over the grid into the two token halves.
-      256 frames at 64 px take about half the ConvEncoder's time (~80 ms on one loaded core).
+      256 frames at 64 px take about half the ConvEncoder's time on a CPU.
     - Scale: `token_mean` (P, D) is subtracted and the result divided by `token_scale` (a scalar), both
       measured on pretraining frames once pretraining ends, so tokens have unit mean square. An offset
       and one global factor keep the ranking of latent distances exactly as pretrained; per-channel
