@@ -205,3 +205,15 @@ def test_gd_leaves_model_parameters_and_mode_alone():
     with torch.no_grad():  # planning works even when called under no_grad
         make("adam", steps=10).plan(model, z0, goal)
     assert model.w.grad is None and model.w.requires_grad and model.training
+
+
+def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
+    from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+    from wmplan.planning.objective import objective_mode
+
+    assert [objective_mode("pointmaze", True), objective_mode("pusht", True), objective_mode("pusht", False)] == ["all", "all", "last"]
+    assert objective_mode("wall", True) == objective_mode("wall", False) == "last"
+    small = PlannerSettings(steps=2)
+    assert evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=small), progress=False)["objective"]["mode"] == "last"
+    forced = PlannerSettings(steps=2, objective="all")
+    assert evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=forced), progress=False)["objective"]["mode"] == "all"
