@@ -38,6 +38,15 @@ from wmplan.envs.pushing import PushingTask
 from wmplan.evaluation.episodes import CEM_ITERATIONS, PlannerSettings, mean_interval, wilson_interval
 
 
+def saved(summary: dict[str, Any], out: str | Path | None) -> dict[str, Any]:
+    """Write `summary` to out/summary.json (when `out` is given) and return it."""
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def plans_pushes(env: str) -> bool:
     """Whether a task's actions are pushes (Rope, Granular: the greedy reference) rather than moves."""
     return isinstance(make_task(env), PushingTask)
@@ -81,11 +90,7 @@ def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int =
         "seconds": time.perf_counter() - begin,
         "note": "greedy planning in the simulator on the true state: a reference of what the pushes can reach",
     }
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return saved(summary, out)
 
 
 def success_margin(task: Task, state: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -146,11 +151,7 @@ def cem_reference(env: str, out: str | Path | None = None, *, episodes: int = 20
         "distance": task.distance_name, "seconds": time.perf_counter() - begin,
         "note": "CEM scored by the simulator on the true state, open loop: a reference of what the actions can reach",
     }
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return saved(summary, out)
 
 
 def simulator_reference(env: str, out: str | Path | None = None, *, episodes: int = 20, seed: int = 99, pushes: int = 10,
