@@ -63,6 +63,18 @@ def heatmap_variance(keypoints: torch.Tensor, heatmaps: torch.Tensor, grid: torc
     return var_x + var_y
 
 
+def step_and_report(opt: torch.optim.Optimizer, loss: torch.Tensor, losses: dict[str, torch.Tensor],
+                    smoothed: dict[str, float], bar) -> None:
+    """One optimiser step on `loss`; `smoothed` keeps exponential moving averages of `losses`, shown on
+    the progress bar (readable where single batches are noisy)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    for key, value in losses.items():
+        smoothed[key] = value.item() if key not in smoothed else 0.95 * smoothed[key] + 0.05 * value.item()
+    bar.set_postfix({k: f"{v:.2e}" for k, v in smoothed.items()}, refresh=False)
+
+
 def reinitialise(modules: list[nn.Module], gen: torch.Generator) -> None:
     """PyTorch's default conv initialisation (uniform, bound 1/sqrt(fan_in)), drawn from `gen`."""
     for module in modules:
@@ -114,12 +126,7 @@ def pretrain_conv_encoder(
             "concentration": heatmap_variance(keypoints, heatmaps, encoder.grid).mean(),
         }
         loss = losses["blob_mse"] + losses["heatmap_mse"] + CONCENTRATION_WEIGHT * losses["concentration"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for key, value in losses.items():  # exponential moving averages, for a readable bar
-            smoothed[key] = value.item() if key not in smoothed else 0.95 * smoothed[key] + 0.05 * value.item()
-        bar.set_postfix({k: f"{v:.2e}" for k, v in smoothed.items()}, refresh=False)
+        step_and_report(opt, loss, losses, smoothed, bar)
     encoder.eval()
     return {
         **smoothed,

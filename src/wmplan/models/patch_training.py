@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from wmplan.models.encoder_training import MEAN_IMAGE_FRAMES, reinitialise
+from wmplan.models.encoder_training import MEAN_IMAGE_FRAMES, reinitialise, step_and_report
 from wmplan.models.encoders import images_to_float, numpy_to_tensor
 from wmplan.models.patch_encoder import PatchEncoder
 
@@ -168,12 +168,7 @@ def pretrain_patch_encoder(
         if ranking:
             losses["rank"] = rank_loss(features.flatten(1).view(-1, 3, features[0].numel()))
             loss = loss + rank_weight * losses["rank"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for key, value in losses.items():  # exponential moving averages, for a readable bar
-            smoothed[key] = value.item() if key not in smoothed else 0.95 * smoothed[key] + 0.05 * value.item()
-        bar.set_postfix({k: f"{v:.2e}" for k, v in smoothed.items()}, refresh=False)
+        step_and_report(opt, loss, losses, smoothed, bar)
     encoder.eval()
     set_token_scale(encoder, data, gen, device)
     return {**smoothed, "token_scale": float(encoder.token_scale), "seconds": time.perf_counter() - start}
