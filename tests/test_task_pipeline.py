@@ -33,7 +33,8 @@ def test_task_runs_through_collect_train_finetune_eval(task, tmp_path, capsys):
     assert main(["info", str(data), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert info["task"] == task and info["episodes"] == 6
-    assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--encoder", "state",
+    encoder = "particles" if task in ("rope", "granular") else "state"  # the particle tasks' control: a token per particle
+    assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--encoder", encoder,
                  "--set", "train.epochs=1", "--set", "train.steps_per_epoch=3", "--set", "train.batch_size=8"]) == 0
     assert main(["finetune", "--method", "adversarial", "--run", str(run), "--out", str(tmp_path / "adv"), "--preset", "tiny",
                  "--set", "train.steps_per_epoch=2", "--set", "train.batch_size=8"]) == 0

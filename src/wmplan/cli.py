@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from wmplan.config import ENCODERS
 from wmplan.data.store import DatasetError
 
 
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset path")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
-    p.add_argument("--encoder", choices=["conv", "patch", "state", "dinov2"])
+    p.add_argument("--encoder", choices=ENCODERS)
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

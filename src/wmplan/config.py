@@ -33,11 +33,17 @@ class DataConfig:
     """Seed of the train/val split."""
 
 
+ENCODERS = ("conv", "patch", "state", "particles", "dinov2")
+STATE_ENCODERS = ("state", "particles")
+"""Encoders of the simulator state (privileged controls), not of images."""
+
+
 @dataclass
 class EncoderConfig:
     name: str = "conv"
-    """Frozen image encoder: conv (CPU default: keypoints, pretrained on the task's images), patch (a grid
-    of patch-feature tokens, pretrained on the task's images), state, dinov2."""
+    """Frozen encoder (ENCODERS): conv (CPU default: keypoints, pretrained on the task's images), patch (a
+    grid of patch-feature tokens, pretrained on the task's images), dinov2; the privileged controls
+    state (the whole state in one token) and particles (one xy token per particle: Rope, Granular)."""
     keypoints: int = 8
     """conv: keypoints, i.e. visual tokens per frame (scenes of many parts, such as a rope, may need more)."""
     pretrain_steps: int = 1000

@@ -32,7 +32,7 @@ from wmplan.planning.objective import objective_mode
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import train
 
-ENCODERS = ("conv", "state")
+DEMO_ENCODERS = ("conv", "state")
 MODELS = ("base", "online", "adversarial")
 # (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
 CELLS = (("gd", False, False), ("adam", False, False), ("cem", False, False),
@@ -69,7 +69,7 @@ class DemoScale:
     landscape_grid: int = 41
     reference_candidates: int = 100
     """Rope, Granular: pushes the simulator reference tries per step (the others run the eval's CEM budget)."""
-    encoders: tuple[str, ...] = ENCODERS
+    encoders: tuple[str, ...] = DEMO_ENCODERS
     cells: tuple[tuple[str, bool, bool], ...] = CELLS
     """(planner, mpc, bounded) cells evaluated for every model."""
     objective_check: tuple[tuple[str, bool], ...] = OBJECTIVE_CHECK
@@ -87,16 +87,19 @@ PUSHT_TRAIN = {**NARROW, "data.num_hist": 1, "train.batch_size": 256, "train.lr_
                "train.lr_schedule": "cosine", "train.epochs": 20}
 DEMO_SCALES = {
     "wall": DemoScale(),
-    "pointmaze": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=ENCODERS, cells=CELLS[:6]),
-    "pusht": DemoScale(collect_episodes=2000, train=PUSHT_TRAIN, encoders=ENCODERS, cells=CELLS[:6]),
+    "pointmaze": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=DEMO_ENCODERS, cells=CELLS[:6]),
+    "pusht": DemoScale(collect_episodes=2000, train=PUSHT_TRAIN, encoders=DEMO_ENCODERS, cells=CELLS[:6]),
     # DINO-WM's deformable datasets hold 1,000 episodes; one env step is a whole push (frameskip 1). The
     # 20,000 transitions make an epoch cheap (~2 s), and push dynamics need many: on Rope 6 epochs left
     # the state model's val loss 21% under copying the last frame and CEM's final Chamfer distance at
-    # 0.51; 60 epochs, 65% and 0.24. The state encoder is the control that separates what the pixel
-    # encoder cannot see from what the dynamics cannot learn. Not on Granular: its flat 400-number state
-    # in one token is no control (through the narrow predictor's 64 wide residual stream, val loss 60x
-    # copying the last frame; 400 wide, 3x, overfitting).
-    "rope": DemoScale(collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=ENCODERS, cells=CELLS[:6]),
+    # 0.51; 60 epochs, 65% and 0.24. The state controls separate what the pixel encoder cannot see from
+    # what the dynamics cannot learn: Rope has both the flat state and a token per bead (`particles`,
+    # ~9 s an epoch). Granular has neither: its 400 numbers in one token are no control (through the
+    # narrow predictor's 64 wide residual stream, val loss 60x copying the last frame; 400 wide, 3x,
+    # overfitting), and 200 particle tokens cost ~80 s an epoch (still above copying the last frame
+    # after 2), 30x the pixel model: 60 epochs do not fit the demo.
+    "rope": DemoScale(collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=(*DEMO_ENCODERS, "particles"),
+                      cells=CELLS[:6]),
     "granular": DemoScale(collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=("conv",), cells=CELLS[:6]),
 }
 

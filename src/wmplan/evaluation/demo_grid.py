@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wmplan.config import STATE_ENCODERS
+
 GRID_FILE = "grid.json"
 
 
@@ -26,7 +28,7 @@ def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
     (from encoder.json; null where the encoder was not pretrained) and the final validation losses."""
     last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
     facts = json.loads((run / "encoder.json").read_text()) if (run / "encoder.json").exists() else {}
-    return {"pixels": encoder != "state", "latent_distance_spearman": facts.get("latent_distance_spearman"),
+    return {"pixels": encoder not in STATE_ENCODERS, "latent_distance_spearman": facts.get("latent_distance_spearman"),
             "val_loss": float(last["val_loss"]), "copy_last_loss": float(last["val_baseline_loss"])}
 
 

@@ -20,6 +20,7 @@ from wmplan.evaluation.report import DISTANCE_TASKS, MODEL_NAMES, plot_efficienc
 
 Grid = dict[tuple[str, str, bool, bool], dict[str, Any]]
 ENCODER_TITLES = {"conv": "pixel model (`conv` keypoint encoder on 64x64 RGB)", "state": "privileged-state control (`state` encoder)",
+                  "particles": "privileged-state control (`particles` encoder: one xy token per particle)",
                   "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on 64x64 RGB)", "dinov2": "DINOv2 patch tokens"}
 
 

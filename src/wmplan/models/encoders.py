@@ -111,6 +111,28 @@ class StateEncoder(nn.Module):
         return self.eval()
 
 
+class ParticleEncoder(nn.Module):
+    """The privileged control for particle tasks (Rope, Granular): a state that lists K points' xy,
+    normalised (B, 2K), -> one token per point (B, K, 2). The predictor then sees each particle as
+    its own token, as a spatial image encoder sees each region, rather than 2K numbers in one token
+    (which a narrow predictor cannot carry). The planner's token distance compares particle i with
+    particle i: the tasks' goals move the same particles, so the numbering matches."""
+
+    def __init__(self, state_dim: int):
+        super().__init__()
+        if state_dim % 2:
+            raise ValueError(f"the particles encoder reads the state as xy points, but it has {state_dim} numbers (odd)")
+        self.num_tokens = state_dim // 2
+        self.dim = 2
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return state.float().view(len(state), self.num_tokens, 2)
+
+    def freeze(self) -> "ParticleEncoder":
+        """Nothing to freeze (no parameters); eval mode. Returns self."""
+        return self.eval()
+
+
 @torch.no_grad()
 def encode_images(encoder: nn.Module, images: np.ndarray, batch_size: int = 1024) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> tokens (N, P, D) on the CPU, in batches, without gradients."""

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from wmplan.config import EncoderConfig, RunConfig
+from wmplan.config import ENCODERS, STATE_ENCODERS, EncoderConfig, RunConfig
 from wmplan.data.windows import Normalizer
-from wmplan.models.encoders import ConvEncoder, StateEncoder
+from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
 
@@ -72,7 +72,6 @@ class TaskDims:
     and sine, so a turn through 0 = 2 pi is a small step in the latent, as it is in the image."""
 
 
-ENCODERS = ("conv", "patch", "state", "dinov2")
 
 
 def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
@@ -90,6 +89,11 @@ def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
         return PatchEncoder(image_size=dims.image_size, grid=cfg.patch_grid, dim=cfg.patch_dim, context_sigma=cfg.patch_context_sigma)
     if cfg.name == "state":
         return StateEncoder(dims.state_dim + len(dims.angle_dims))
+    if cfg.name == "particles":
+        if dims.angle_dims:
+            raise ValueError(f"the particles encoder reads the state as xy points, but {dims.task}'s state holds angles; "
+                             "use the state encoder")
+        return ParticleEncoder(dims.state_dim)
     if cfg.name == "dinov2":
         from wmplan.models.dinov2 import DinoV2Encoder
 
@@ -106,7 +110,7 @@ class WorldModel(nn.Module):
         self.task_settings: dict[str, Any] | None = None  # the simulator settings of the training data
         m = cfg.model
         self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()
-        self.uses_state = m.encoder.name == "state"
+        self.uses_state = m.encoder.name in STATE_ENCODERS
         self.register_buffer("state_mean", torch.as_tensor(normalizer.state_mean))
         self.register_buffer("state_std", torch.as_tensor(normalizer.state_std))
         self.action_dim = cfg.data.frameskip * dims.action_dim
@@ -120,7 +124,7 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def encode_visual(self, obs: torch.Tensor | None = None, state: torch.Tensor | None = None) -> torch.Tensor:
         """Frozen visual tokens (B, T, P, D) of uint8 images (B, T, H, W, 3), or of raw states (B, T, S)
-        for the `state` encoder."""
+        for the encoders of the state (STATE_ENCODERS)."""
         x = state if self.uses_state else obs
         if x is None:
             raise ValueError(f"the {self.cfg.model.encoder.name} encoder needs {'state' if self.uses_state else 'obs'}")
