@@ -202,6 +202,45 @@ class RunConfig:
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
         return _from_dict(cls, values, "")
 
+    def check(self) -> "RunConfig":
+        """Raise a ValueError naming the first setting out of its range (RUN_MINIMUMS, RUN_POSITIVE);
+        returns self."""
+        check_ranges(self, RUN_MINIMUMS, RUN_POSITIVE)
+        if not 0 < self.data.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must lie strictly between 0 and 1, got {self.data.val_fraction}")
+        if not 0 <= self.online.online_fraction <= 1:
+            raise ValueError(f"online.online_fraction must lie in [0, 1], got {self.online.online_fraction}")
+        return self
+
+
+# Ranges of the run settings: dotted key -> least allowed value, and keys that must be above 0.
+RUN_MINIMUMS = {"data.num_hist": 1, "data.num_pred": 1, "data.frameskip": 1, "data.split_seed": 0,
+                "model.action_emb_dim": 1, "model.proprio_emb_dim": 1, "model.encoder.keypoints": 1,
+                "model.encoder.pretrain_steps": 0, "model.encoder.pretrain_batch": 1,
+                "model.predictor.depth": 1, "model.predictor.heads": 1, "model.predictor.head_dim": 1,
+                "model.predictor.mlp_dim": 1, "model.predictor.width": 0, "model.predictor.dropout": 0,
+                "train.epochs": 1, "train.batch_size": 1, "train.weight_decay": 0, "train.grad_clip": 0, "train.seed": 0,
+                "train.max_val_windows": 1, "train.steps_per_epoch": 0, "train.cache_tokens_gb": 0,
+                "adversarial.lambda_visual": 0, "adversarial.lambda_proprio": 0, "adversarial.lambda_action": 0,
+                "adversarial.pgd_steps": 1, "online.every": 1, "online.windows": 1, "online.goal_steps": 1,
+                "online.horizon": 1, "online.plan_steps": 1, "online.noise": 0, "online.buffer_size": 1}
+RUN_POSITIVE = ("train.lr_predictor", "train.lr_embeddings", "model.encoder.pretrain_lr", "adversarial.step_factor", "online.lr")
+
+
+def check_ranges(obj: Any, minimums: dict[str, float], positive: tuple[str, ...] = ()) -> None:
+    """ValueError naming the first dotted key of `obj` below its minimum or not above 0 (a None value
+    means "the default" and passes; NaN fails both)."""
+    for key, low in [*minimums.items(), *((k, None) for k in positive)]:
+        v = obj
+        for part in key.split("."):
+            v = getattr(v, part)
+        if v is None:
+            continue
+        if low is None and not v > 0:
+            raise ValueError(f"{key} must be above 0, got {v!r}")
+        if low is not None and not v >= low:
+            raise ValueError(f"{key} must be at least {low}, got {v!r}")
+
 
 def _from_dict(cls, values: dict[str, Any], prefix: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -298,7 +337,7 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         for part in path:
             target = getattr(target, part)
         setattr(target, name, _cast(value, type(getattr(target, name)), key))
-    return cfg
+    return cfg.check()
 
 
 def _cast(value: Any, kind: type, key: str) -> Any:

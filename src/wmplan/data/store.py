@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,14 @@ class TrajectoryStore:
         (s, e), = self.episode_bounds(np.array([i]))
         return {k: self.group[f"data/{k}"][s:e] for k in self.keys}
 
+    def fingerprint(self) -> str:
+        """A short hash of the episode ends, states and actions: enough to tell datasets apart (a run
+        records its dataset's, so a moved or replaced dataset is recognised)."""
+        h = hashlib.sha256(self.episode_ends.tobytes())
+        for key in ("state", "action"):
+            h.update(np.ascontiguousarray(self.read(key)).tobytes())
+        return h.hexdigest()[:16]
+
     # ----- writing --------------------------------------------------------------------------------
     def append_episode(self, episode: dict[str, np.ndarray]) -> None:
         """Append one episode: every data key, each (T, ...) with the same T >= 2."""
@@ -252,6 +261,20 @@ class TrajectoryStore:
             "collector": self.attrs.get("collector", {}),
         }
         return out
+
+
+def open_run_dataset(run: str | Path, recorded: dict[str, Any], task: str, path: str | Path | None = None) -> "TrajectoryStore":
+    """The dataset a run was trained on. `recorded` is the run's config.json "dataset" entry (path,
+    fingerprint); `path` points a run whose dataset moved at it. Another dataset is refused."""
+    where = Path(path if path is not None else recorded["path"])
+    if not where.exists():
+        raise DatasetError(f"{run} was trained on {recorded['path']}, which is gone; pass --data PATH to point the run at "
+                           f"its dataset where it is now")
+    store = TrajectoryStore.open(where, task=task)
+    if recorded.get("fingerprint") not in (None, store.fingerprint()):
+        raise DatasetError(f"{where} is not the dataset {run} was trained on ({recorded['path']}: its episodes differ); "
+                           f"pass --data with that dataset")
+    return store
 
 
 def _ranges(values: np.ndarray) -> dict[str, list[float]] | None:

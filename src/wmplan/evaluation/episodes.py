@@ -22,11 +22,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wmplan.config import check_ranges
 from wmplan.envs import make_task
 from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
 from wmplan.planning.objective import objective_mode
 from wmplan.planning.mpc import MPC, MPCConfig
+from wmplan.writing import claim_folder
 
 CEM_ITERATIONS = {"pusht": 30, "pointmaze": 10, "wall": 10, "rope": 10, "granular": 10}
 
@@ -72,6 +74,17 @@ class EvalConfig:
     """Seed of the start/goal pairs and of the planners' random streams."""
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     mpc_settings: MPCConfig = field(default_factory=MPCConfig)
+
+    def check(self) -> "EvalConfig":
+        """Raise a ValueError naming the first setting out of its range; returns self."""
+        check_ranges(self, {"episodes": 1, "seed": 0, "settings.steps": 1, "settings.noise": 0, "settings.horizon": 1,
+                            "settings.samples": 1, "settings.topk": 1, "settings.iterations": 1,
+                            "mpc_settings.replans": 1, "mpc_settings.execute": 1}, ("settings.lr",))
+        if self.settings.topk > self.settings.samples:
+            raise ValueError(f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})")
+        if self.mpc and self.mpc_settings.execute > self.settings.horizon:
+            raise ValueError(f"mpc.execute ({self.mpc_settings.execute}) cannot exceed planner.horizon ({self.settings.horizon})")
+        return self
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float]:
@@ -145,12 +158,14 @@ class SimulatedEpisodes:
 
 def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | None = None, *, progress: bool = True, video: int = 0) -> dict[str, Any]:
     """Plan and execute cfg.episodes episodes; write summary.json and episodes.jsonl into `out`."""
+    cfg.check()
     model = run if isinstance(run, WorldModel) else WorldModel.load(run)
     model.eval()
     meta = model.describe()
     task = make_task(model.dims.task, model.task_settings)
     start, goal = task.sample_start_goal(np.random.default_rng(cfg.seed), cfg.episodes)
     planner = build_planner(cfg, model.dims.task, model, task.action_low, task.action_high)
+    lock = claim_folder(out, "the evaluation") if out is not None else None  # noqa: F841 (settings checked; fail before planning)
     episodes = SimulatedEpisodes(task, model, start, goal, record=video)
     z_goal = episodes.encode(goal)
     gens = [torch.Generator(device=episodes.device).manual_seed(cfg.seed * 1_000_003 + i) for i in range(cfg.episodes)]

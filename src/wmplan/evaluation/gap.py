@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from wmplan.data.store import TrajectoryStore
+from wmplan.data.store import open_run_dataset
 from wmplan.data.windows import split_episodes
 from wmplan.envs import make_task
 from wmplan.models.world_model import WorldModel
 from wmplan.planning import GDConfig, GDPlanner, objective_for
+from wmplan.writing import checkpoint_source, claim_folder
 
 #: The online-world-modeling planner of PAPER.md (horizon set per call).
 PLANNER = dict(optimizer="adam", lr=0.3, steps=100, noise=0.003)
@@ -76,14 +77,16 @@ def open_loop_error(model: WorldModel, frames: dict[str, np.ndarray], env_action
     return diff.cpu().numpy()
 
 
-def expert_windows(model: WorldModel, run: str | Path, episodes: int, horizon: int, seed: int) -> dict[str, np.ndarray]:
+def expert_windows(model: WorldModel, run: str | Path, episodes: int, horizon: int, seed: int,
+                   data: str | Path | None = None) -> dict[str, np.ndarray]:
     """`episodes` windows of the run's validation episodes, chosen once by a seeded rng: obs
     (B, 1+H, ...), state (B, 1+H, S), proprio (B, 1+H, P) at frames t, t+fs, .., t+H*fs; env actions
-    (B, H*fs, A) from t on; layout (B, 2) where the dataset has one (Wall's random layouts)."""
-    meta = json.loads((Path(run) / "config.json").read_text())
+    (B, H*fs, A) from t on; layout (B, 2) where the dataset has one (Wall's random layouts). `data`:
+    where the run's dataset is now, if it moved."""
+    meta = json.loads((checkpoint_source(run) / "config.json").read_text())
     if "dataset" not in meta:
         raise ValueError(f"{run}/config.json names no dataset; gap needs the first run's training data")
-    store = TrajectoryStore.open(meta["dataset"]["path"], task=model.dims.task)
+    store = open_run_dataset(run, meta["dataset"], model.dims.task, data)
     _, val = split_episodes(store.n_episodes, model.cfg.data.val_fraction, model.cfg.data.split_seed)
     fs = model.cfg.data.frameskip
     span = horizon * fs
@@ -124,12 +127,14 @@ def planner_trajectories(model: WorldModel, windows: dict[str, np.ndarray], hori
 
 
 def gap(runs: list[str | Path], out: Path, *, episodes: int = 50, horizon: int = 5, seed: int = 0, progress: bool = True,
-        device: str | None = None) -> dict[str, Any]:
-    """Expert vs planner open-loop error of each run; writes out/gap.json and out/gap.png.
-    Returns {label: {expert_error, planner_error, ratio, expert_per_step, planner_per_step}, "settings": {...}}."""
+        device: str | None = None, data: str | Path | None = None) -> dict[str, Any]:
+    """Expert vs planner open-loop error of each run; writes out/gap.json and out/gap.png. `data`: the
+    first run's dataset, if it moved. Returns {label: {expert_error, planner_error, ratio,
+    expert_per_step, planner_per_step}, "settings": {...}}."""
+    lock = claim_folder(out, "the gap results")  # noqa: F841 (fail before any work; held until gap returns)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     models, labels = load_runs(runs, device)
-    windows = expert_windows(models[0], runs[0], episodes, horizon, seed)
+    windows = expert_windows(models[0], runs[0], episodes, horizon, seed, data)
     if progress:
         print(f"gap: {len(windows['state'])} windows, planning with {labels[0]} ...")
     executed, planned = planner_trajectories(models[0], windows, horizon, seed)

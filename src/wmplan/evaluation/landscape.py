@@ -31,6 +31,7 @@ from wmplan.evaluation.episodes import SimulatedEpisodes
 from wmplan.evaluation.gap import device_of, load_runs
 from wmplan.models.world_model import WorldModel
 from wmplan.planning import GDConfig, GDPlanner, objective_for
+from wmplan.writing import claim_folder
 
 #: The open-loop GD planner of PAPER.md without noise, so the optimum is a function of the seed.
 PLANNER = dict(optimizer="adam", lr=0.3, steps=300, noise=0.0)
@@ -74,6 +75,7 @@ def landscape(runs: list[str | Path], out: Path, *, grid: int = 41, span: float 
     roughness, basin_width, min_cost, max_cost}, "settings": {..., planner_cost (the first run's cost at
     a*, which its centre_cost reproduces)}}."""
     coords = grid_coordinates(grid, span)  # checks the grid before any work
+    lock = claim_folder(out, "the landscape results")  # noqa: F841 (fail before any work; held until landscape returns)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     models, labels = load_runs(runs, device)
     first = models[0]

@@ -36,6 +36,7 @@ from wmplan.envs import make_task
 from wmplan.envs.base import Task
 from wmplan.envs.pushing import PushingTask
 from wmplan.evaluation.episodes import CEM_ITERATIONS, PlannerSettings, mean_interval, wilson_interval
+from wmplan.writing import claim_folder
 
 
 def saved(summary: dict[str, Any], out: str | Path | None) -> dict[str, Any]:
@@ -68,6 +69,7 @@ def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int =
                      candidates: int = 100, progress: bool = True) -> dict[str, Any]:
     """Greedy simulator planning on `episodes` start/goal pairs of seed `seed`; writes summary.json into
     `out` (when given) with the mean distance and success rate after every push count 0..pushes."""
+    lock = claim_folder(out, "the reference") if out is not None else None  # noqa: F841 (fail before any work)
     task, sim = make_task(env), make_task(env)
     if not isinstance(task, PushingTask):
         raise ValueError(f"the simulator reference covers the pushing tasks (rope, granular), not {env!r}")
@@ -122,6 +124,7 @@ def cem_reference(env: str, out: str | Path | None = None, *, episodes: int = 20
     task's CEM iterations and frameskip) on `episodes` pairs of seed `seed`; writes summary.json into `out`
     (when given). Samples start from the middle of the action bounds with half their width as std and
     are clipped into them, as the simulator's actions must be."""
+    lock = claim_folder(out, "the reference") if out is not None else None  # noqa: F841 (fail before any work)
     task, sim = make_task(env, task_settings), make_task(env, task_settings)
     if isinstance(task, PushingTask):
         raise ValueError(f"{env} plans pushes: use the greedy reference (pushes, candidates) for it")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
+from wmplan.writing import atomic_write, checkpoint_source
 
 
 @dataclass
@@ -255,18 +255,25 @@ class WorldModel(nn.Module):
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device = "cpu", task: str | None = None) -> "WorldModel":
-        """Rebuild a saved model; `task` makes a run of another task an error."""
+        """Rebuild a saved model; `task` makes a run of another task an error. Reads the run's last
+        complete checkpoint (wmplan.writing.checkpoint_source), also when a kill tore the run folder."""
         run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"no run at {run_dir}; train one with `wmplan train --out {run_dir}`")
+        source = checkpoint_source(run_dir)
         for name in ("config.json", "model.safetensors", "normalization.json"):
-            if not (run_dir / name).exists():
+            if not (source / name).exists():
                 raise FileNotFoundError(f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`")
-        meta = json.loads((run_dir / "config.json").read_text())
+        meta = json.loads((source / "config.json").read_text())
         cfg, dims = RunConfig.from_dict(meta["config"]), TaskDims(**{**meta["dims"], "angle_dims": tuple(meta["dims"].get("angle_dims", ()))})
         if task is not None and dims.task != task:
             raise ValueError(f"{run_dir} is a model of task {dims.task!r}, not {task!r}")
-        state = load_file(str(run_dir / "model.safetensors"))
+        try:
+            state = load_file(str(source / "model.safetensors"))
+        except Exception as exc:  # safetensors raises its own error types for a truncated or garbled file
+            raise ValueError(f"{source / 'model.safetensors'} cannot be read ({exc}); the run is damaged: train it again") from exc
         encoder = _saved_encoder(cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
-        model = cls(cfg, dims, Normalizer.load(run_dir / "normalization.json"), encoder=encoder)
+        model = cls(cfg, dims, Normalizer.load(source / "normalization.json"), encoder=encoder)
         model.load_state_dict(state)
         model.task_settings = meta.get("task_settings")
         model.encoder.freeze()
@@ -281,9 +288,3 @@ def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Te
         return DinoV2Encoder(None, image_size=cfg.dinov2_image_size, state_dict=state)
     return build_encoder(cfg, dims)
 
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename over `path`: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)

@@ -24,11 +24,12 @@ from typing import Any
 import torch
 
 from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
-from wmplan.models.world_model import WorldModel, atomic_write
+from wmplan.models.world_model import WorldModel
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.distributed import DistContext
 from wmplan.training.online import OnlineLoss
 from wmplan.training.trainer import Trainer, TrainingData, TrainingError, resolve_device
+from wmplan.writing import atomic_write, checkpoint_source, claim_folder
 
 METHODS = ("adversarial", "online")
 
@@ -54,15 +55,17 @@ def finetune_config(parent: RunConfig, parent_run: str | Path, method: str, over
 def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial", overrides: dict[str, Any] | None = None,
              preset: str | None = "small", progress: bool = True) -> WorldModel:
     """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model."""
-    parent_run, out = Path(parent_run), Path(out)
-    if out.resolve() == parent_run.resolve():
+    parent_run, out = Path(parent_run).resolve(), Path(out)
+    if out.resolve() == parent_run:
         raise TrainingError(f"--out must differ from --run: finetuning writes a new run and keeps {parent_run}")
     if (out / "config.json").exists():
         raise TrainingError(f"{out} already holds a run; choose another --out")
-    parent_meta = json.loads((parent_run / "config.json").read_text()) if (parent_run / "config.json").exists() else {}
     model = WorldModel.load(parent_run)  # raises FileNotFoundError on an incomplete run
+    parent_meta = json.loads((checkpoint_source(parent_run) / "config.json").read_text())
     cfg = finetune_config(model.cfg, parent_run, method, overrides, preset)
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
+    if ctx.is_main:  # one writer per run folder, and a writable one, before any work
+        lock = claim_folder(out, "the finetuned run")  # noqa: F841 (held until finetune returns)
     model = model.to(ctx.device)
     model.cfg = cfg
     data = TrainingData(cfg)

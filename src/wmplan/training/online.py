@@ -31,8 +31,9 @@ from torch import nn
 from wmplan.config import OnlineConfig
 from wmplan.data.windows import WindowSpec, window_starts
 from wmplan.envs import make_task
-from wmplan.models.world_model import Latent, WorldModel, atomic_write
+from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning import GDConfig, GDPlanner, objective_for
+from wmplan.writing import atomic_write
 
 KEYS = ("visual", "proprio", "action", "state")
 LOG_COLUMNS = ["step", "expert_loss", "online_loss", "buffer", "plan_cost", "final_distance"]

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import csv
-import hashlib
+import dataclasses
 import io
 import json
 import math
@@ -37,8 +37,9 @@ from wmplan.envs.registry import task_type
 from wmplan.models.encoder_training import pretrain_conv_encoder
 from wmplan.models.encoders import distance_spearman
 from wmplan.models.patch_training import pretrain_patch_encoder
-from wmplan.models.world_model import TaskDims, WorldModel, atomic_write, build_encoder
+from wmplan.models.world_model import TaskDims, WorldModel, build_encoder
 from wmplan.training.distributed import DistContext, LossModule
+from wmplan.writing import atomic_write, checkpoint_source, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
 PRETRAINING = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}  # encoders pretrained on the task's images
@@ -46,14 +47,6 @@ PRETRAINING = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}  
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, a resume that does not match)."""
-
-
-def dataset_fingerprint(store: TrajectoryStore) -> str:
-    """A short hash of the episode ends, states and actions: enough to tell datasets apart."""
-    h = hashlib.sha256(store.episode_ends.tobytes())
-    for key in ("state", "action"):
-        h.update(np.ascontiguousarray(store.read(key)).tobytes())
-    return h.hexdigest()[:16]
 
 
 class TrainingData:
@@ -71,7 +64,7 @@ class TrainingData:
         spec = WindowSpec(cfg.data.num_hist, cfg.data.num_pred, cfg.data.frameskip)
         self.train = TrajectoryWindows(self.store, self.train_eps, spec, self.normalizer)
         self.val = TrajectoryWindows(self.store, self.val_eps, spec, self.normalizer)
-        self.fingerprint = dataset_fingerprint(self.store)
+        self.fingerprint = self.store.fingerprint()
         self.cache: dict[str, torch.Tensor] = {}
 
     def cache_tokens(self, model: WorldModel, limit_gb: float, device: torch.device) -> bool:
@@ -168,25 +161,62 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+RESUME_MAY_CHANGE = ("train.epochs", "train.device", "data.path")
+"""What a resumed run may set differently from its stored config (a moved dataset is checked by its fingerprint)."""
+
+
+def config_differences(stored: dict, asked: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (RunConfig.to_dict())."""
+    keys = []
+    for key in sorted(set(stored) | set(asked)):
+        a, b = stored.get(key), asked.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(prefix + key)
+    return keys
+
+
+def replace_data_path(cfg: RunConfig, path: Path) -> RunConfig:
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(path)))
+
+
+def stored_config(run: str | Path) -> RunConfig:
+    """The config a run was trained with (its last complete checkpoint's config.json)."""
+    path = checkpoint_source(run) / "config.json"
+    if not path.exists():
+        raise TrainingError(f"{run} holds no run (no config.json); train one with `wmplan train --out {run}`")
+    return RunConfig.from_dict(json.loads(path.read_text())["config"])
+
+
 def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> WorldModel:
-    """Train (or resume) a world model run in `out`; returns the trained model."""
+    """Train (or resume) a world model run in `out`; returns the trained model. A resumed run must ask
+    for the stored config (train.epochs, train.device and data.path aside): a difference is refused."""
     out = Path(out)
+    cfg = replace_data_path(cfg, Path(cfg.data.path).resolve())  # a run finds its dataset from any folder
     lr_factor(cfg.train.lr_schedule, 0, 1)  # a typo fails here, not after the encoder's pretraining
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
+    if ctx.is_main:  # one writer per run folder, and a writable one, before any work
+        if not resume and (out / "config.json").exists():
+            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        lock = claim_folder(out, "the run")  # noqa: F841 (held until train returns)
+        if resume:
+            restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
     data = TrainingData(cfg)
-    state_path = out / "trainer_state.pt"
     if resume:
-        if not state_path.exists():
+        if not (out / "trainer_state.pt").exists():
             raise TrainingError(f"--resume: {out} has no checkpoint (trainer_state.pt); start without --resume")
         saved = json.loads((out / "config.json").read_text())
+        changed = [k for k in config_differences(saved["config"], cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
+        if changed:
+            raise TrainingError(f"--resume: the config asked for differs from {out}'s in {', '.join(changed)}; resume without "
+                                f"--preset/--set/--encoder to use the stored config, or train a new run into another --out")
         if saved["dataset"]["fingerprint"] != data.fingerprint:
             raise TrainingError(f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({saved['dataset']['path']})")
         model = WorldModel.load(out, device=ctx.device, task=cfg.task)
         model.cfg = cfg
         encoder_info = json.loads((out / "encoder.json").read_text())
     else:
-        if ctx.is_main and out.exists() and (out / "config.json").exists():
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         torch.manual_seed(cfg.train.seed)
         encoder, encoder_info = prepare_encoder(cfg, data, ctx.device, progress and ctx.is_main)
         torch.manual_seed(cfg.train.seed)
@@ -286,12 +316,13 @@ class Trainer:
         return {k: v / len(idx) for k, v in sums.items()}
 
     def checkpoint(self, epoch: int, row: dict) -> None:
-        """Model files first, then the metrics row and the optimizer state that make it resumable."""
-        extra = {"dataset": {"path": str(self.cfg.data.path), "fingerprint": self.data.fingerprint,
+        """The epoch's model files, metrics and optimizer state, switched in as one set
+        (wmplan.writing.commit_checkpoint): a kill never leaves a model of one epoch beside the
+        optimizer state of another."""
+        extra = {"dataset": {"path": str(Path(self.cfg.data.path).resolve()), "fingerprint": self.data.fingerprint,
                              "episodes": self.data.store.n_episodes}, "epoch": epoch, **self.meta}
         describe = getattr(self.loss_core, "describe", None)
         extra.update(describe() if describe else {})
-        self.model.save(self.out, extra)
         metrics = self.out / "metrics.csv"
         rows = list(csv.DictReader(metrics.open())) if metrics.exists() else []
         rows = [r for r in rows if int(r["epoch"]) < epoch] + [row]
@@ -299,6 +330,11 @@ class Trainer:
         writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write(metrics, lambda p: p.write_text(text.getvalue()))
         state = {"epoch": epoch, "optimizer": self.optimizer.state_dict()}
-        atomic_write(self.out / "trainer_state.pt", lambda p: torch.save(state, p))
+
+        def write_files(folder: Path) -> None:
+            self.model.save(folder, extra)
+            (folder / "metrics.csv").write_text(text.getvalue())
+            torch.save(state, folder / "trainer_state.pt")
+
+        commit_checkpoint(self.out, epoch, write_files)
