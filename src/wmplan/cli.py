@@ -25,27 +25,14 @@ from wmplan.config import ENCODERS
 from wmplan.data.store import DatasetError
 
 
-def _parse_settings(pairs: list[str]) -> dict:
-    """key=value pairs -> dict, values parsed as JSON where they parse (numbers, booleans, lists)."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"expected key=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 def cmd_collect(args: argparse.Namespace) -> int:
+    from wmplan.config import parse_set_args
     from wmplan.data.collect import collect
 
     start = time.perf_counter()
     store = collect(
         args.env, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, append=args.append,
-        task_settings=_parse_settings(args.task_set), collector_settings=_parse_settings(args.collector_set),
+        task_settings=parse_set_args(args.task_set, '--task-set'), collector_settings=parse_set_args(args.collector_set, '--collector-set'),
     )
     seconds = time.perf_counter() - start
     print(f"wrote {args.episodes} episodes to {store.path} in {seconds:.1f} s; it now holds "
@@ -78,6 +65,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     from wmplan.data.store import TrajectoryStore
 
     store = TrajectoryStore.open(args.path)
+    if args.verify:
+        problems = store.chunk_problems()
+        for line in problems:
+            print(line)
+        print(f"{args.path}: {len(problems)} damaged chunk(s)" + ("; collect the dataset again" if problems else ", every chunk reads back"))
+        return 1 if problems else 0
     summary = store.summary()
     if summary["task"] == "pusht" and store.n_episodes:  # contact-rich data is the point of the PushT collector
         from wmplan.data.collect_pusht import block_moved_fraction
@@ -88,7 +81,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def train_config(args: argparse.Namespace):
-    """The run config of `wmplan train`: the preset for the dataset's task, then flags, then --set."""
+    """The run config of `wmplan train`: the preset for the dataset's task (default small), then flags,
+    then --set. With --resume and none of --preset, --encoder, --set: the run's stored config (train
+    rechecks any other against it)."""
     from wmplan.config import apply_overrides, parse_set_args, preset
     from wmplan.data.store import TrajectoryStore
 
@@ -97,7 +92,11 @@ def train_config(args: argparse.Namespace):
     for flag, key in (("encoder", "model.encoder.name"), ("epochs", "train.epochs"), ("device", "train.device")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
-    return apply_overrides(preset(args.preset, task), {**overrides, **parse_set_args(args.set)})
+    if args.resume and args.preset is None and args.encoder is None and not args.set:
+        from wmplan.training.trainer import stored_config
+
+        return apply_overrides(stored_config(args.out), overrides)
+    return apply_overrides(preset(args.preset or "small", task), {**overrides, **parse_set_args(args.set)})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -118,7 +117,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from wmplan.training.finetune import finetune
 
     start = time.perf_counter()
-    finetune(args.run, args.out, args.method, parse_set_args(args.set), preset=args.preset)
+    overrides = parse_set_args(args.set) | ({"data.path": args.data} if args.data else {})
+    finetune(args.run, args.out, args.method, overrides, preset=args.preset)
     minutes = (time.perf_counter() - start) / 60
     meta = json.loads((Path(args.out) / "config.json").read_text())
     print(f"finetuned {args.run} ({args.method}) into {args.out} in {minutes:.1f} min")
@@ -170,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_gap(args: argparse.Namespace) -> int:
     from wmplan.evaluation.gap import gap
 
-    result = gap(args.run, Path(args.out), episodes=args.episodes, seed=args.seed, progress=False)
+    result = gap(args.run, Path(args.out), episodes=args.episodes, seed=args.seed, progress=False, data=args.data)
     print(f"{'run':<24} {'expert':>10} {'planner':>10} {'ratio':>7}")
     for name, r in result.items():
         if name != "settings":
@@ -231,12 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe a dataset")
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--verify", action="store_true", help="read every chunk back and list the missing or damaged ones")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a world model on a dataset")
     p.add_argument("--data", required=True, help="dataset path")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
+    p.add_argument("--preset", choices=["tiny", "small", "paper"], help="tiny | small | paper (default: small; with --resume: the run's)")
     p.add_argument("--encoder", choices=ENCODERS)
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="small", choices=["tiny", "small", "paper"], help="finetuning length (default: small)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive")
+    p.add_argument("--data", help="the parent's dataset, if it moved since training (checked by its fingerprint)")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
@@ -278,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the windows and the planner (default 0)")
+    p.add_argument("--data", help="the first run's dataset, if it moved since training (checked by its fingerprint)")
     p.set_defaults(func=cmd_gap)
 
     p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")

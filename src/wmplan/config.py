@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,19 +228,22 @@ RUN_MINIMUMS = {"data.num_hist": 1, "data.num_pred": 1, "data.frameskip": 1, "da
 RUN_POSITIVE = ("train.lr_predictor", "train.lr_embeddings", "model.encoder.pretrain_lr", "adversarial.step_factor", "online.lr")
 
 
-def check_ranges(obj: Any, minimums: dict[str, float], positive: tuple[str, ...] = ()) -> None:
+def check_ranges(obj: Any, minimums: dict[str, float], positive: tuple[str, ...] = (), names: dict[str, str] | None = None) -> None:
     """ValueError naming the first dotted key of `obj` below its minimum or not above 0 (a None value
-    means "the default" and passes; NaN fails both)."""
+    means "the default" and passes; NaN fails both). `names` renames a key's first part in the message
+    to what the user typed (e.g. mpc_settings -> mpc)."""
     for key, low in [*minimums.items(), *((k, None) for k in positive)]:
         v = obj
         for part in key.split("."):
             v = getattr(v, part)
         if v is None:
             continue
+        head, *rest = key.split(".")
+        shown = ".".join([(names or {}).get(head, head), *rest])
         if low is None and not v > 0:
-            raise ValueError(f"{key} must be above 0, got {v!r}")
+            raise ValueError(f"{shown} must be above 0, got {v!r}")
         if low is not None and not v >= low:
-            raise ValueError(f"{key} must be at least {low}, got {v!r}")
+            raise ValueError(f"{shown} must be at least {low}, got {v!r}")
 
 
 def _from_dict(cls, values: dict[str, Any], prefix: str):
@@ -309,24 +313,17 @@ def valid_keys(obj: Any, prefix: str = "") -> list[str]:
 def apply_dataclass_overrides(target: Any, overrides: dict[str, Any], prefix: str) -> None:
     """Set flat fields of a dataclass in place, cast to their declared types; an unknown name is a
     ValueError listing the valid `prefix.<field>` keys."""
-    fields = {f.name: f for f in dataclasses.fields(target)}
+    fields = {f.name for f in dataclasses.fields(target)}
+    types = typing.get_type_hints(type(target))
     for name, value in overrides.items():
         if name not in fields:
             raise ValueError(f"unknown config key {prefix}.{name!r}; valid keys: {', '.join(f'{prefix}.{n}' for n in fields)}")
-        current = getattr(target, name)
-        kind = type(current) if current is not None else _optional_type(fields[name])
-        setattr(target, name, _cast(value, kind, f"{prefix}.{name}"))
-
-
-def _optional_type(f: dataclasses.Field) -> type:
-    """The non-None type of a field annotated `X | None` (annotations are strings here)."""
-    name = str(f.type).split("|")[0].strip()
-    return {"int": int, "float": float, "str": str, "bool": bool}[name]
+        setattr(target, name, cast_value(value, types[name], f"{prefix}.{name}"))
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of cfg with dotted keys set; values are cast to the field's type. An unknown key is a
-    ValueError that lists the valid ones."""
+    ValueError that lists the valid ones; a value out of range is one too (RunConfig.check)."""
     cfg = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     keys = valid_keys(cfg)
     for key, value in overrides.items():
@@ -336,27 +333,75 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         target = cfg
         for part in path:
             target = getattr(target, part)
-        setattr(target, name, _cast(value, type(getattr(target, name)), key))
+        setattr(target, name, cast_value(value, typing.get_type_hints(type(target))[name], key))
     return cfg.check()
 
 
-def _cast(value: Any, kind: type, key: str) -> Any:
-    if kind is bool and isinstance(value, str):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{key} expects true or false, got {value!r}")
-        return value.lower() in ("true", "1")
-    try:
-        return kind(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{key} expects a {kind.__name__}, got {value!r}") from exc
+def typed_dataclass(cls: type, values: dict[str, Any], label: str) -> Any:
+    """An instance of the dataclass `cls` from loosely typed values (command-line strings, JSON): each
+    cast to its field's declared type (cast_value). An unknown key is a ValueError listing the valid
+    ones; a `check()` method of the class, if any, then judges the ranges."""
+    types = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {label} {unknown}; valid: {known}")
+    obj = cls(**{k: cast_value(v, types[k], k) for k, v in values.items()})
+    if hasattr(obj, "check"):
+        obj.check()
+    return obj
 
 
-def parse_set_args(pairs: list[str]) -> dict[str, Any]:
-    """["a.b=3", "c=true"] -> {"a.b": "3", "c": "true"} (cast later against the config's types)."""
+def cast_value(value: Any, kind: Any, key: str) -> Any:
+    """`value` as the annotated type `kind`: bool (true/false/1/0 only), int (whole numbers only),
+    float, str, tuple[...] (from a list or a JSON string) or `X | None`; else a ValueError naming `key`."""
+    args = typing.get_args(kind)
+    if type(None) in args:  # X | None
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        kind = next(a for a in args if a is not type(None))
+        args = typing.get_args(kind)
+    origin = typing.get_origin(kind)
+    if origin is tuple or kind is tuple:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"{key} expects a list such as [1, 2], got {value!r}") from None
+        if not isinstance(value, (list, tuple)) or (args and args[-1] is not Ellipsis and len(value) != len(args)):
+            raise ValueError(f"{key} expects a list of {len(args)} values, got {value!r}")
+        element = lambda i: args[0] if args and args[-1] is Ellipsis else (args[i] if args else str)  # noqa: E731
+        return tuple(cast_value(v, element(i), f"{key}[{i}]") for i, v in enumerate(value))
+    if kind is bool:
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise ValueError(f"{key} expects true or false, got {value!r}")
+    if kind is int:
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number.is_integer():
+            raise ValueError(f"{key} expects a whole number, got {value!r}")
+        return int(number)
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} expects a number, got {value!r}") from None
+    if kind is str:
+        return str(value)
+    raise TypeError(f"{key}: no rule to cast to {kind}")
+
+
+def parse_set_args(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
+    """["a.b=3", "c=true"] -> {"a.b": "3", "c": "true"} (cast later against the settings' types)."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise ValueError(f"{flag} expects key=value, got {pair!r}")
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip()
     return out

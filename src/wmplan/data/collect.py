@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from wmplan.config import typed_dataclass
 from wmplan.data.collect_deformable import RandomPushConfig, random_pushes_granular, random_pushes_rope
 from wmplan.data.collect_pointmaze import PointMazeRandomConfig, random_pointmaze
 from wmplan.data.collect_pusht import PushTPusherConfig, scripted_pusher
@@ -114,7 +115,11 @@ def collect(
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     policy, cfg_type = COLLECTORS[env]
-    cfg = cfg_type(**(collector_settings or {}))
+    cfg = typed_dataclass(cfg_type, collector_settings or {}, f"collector settings of {env}")
+    if cfg.steps < 1:
+        raise ValueError(f"collector setting steps must be at least 1, got {cfg.steps}")
+    if seed < 0:
+        raise ValueError(f"--seed must be at least 0, got {seed}")
     if append and Path(out).exists():
         store = TrajectoryStore.open(out, mode="r+", task=env)
         task = make_task(env, store.task_settings)

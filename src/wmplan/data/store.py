@@ -29,21 +29,43 @@ from typing import Any
 import numpy as np
 import zarr
 
+from wmplan.writing import LOCK_NAME, WriterLock, claim_folder
+
 FORMAT = "wmplan.trajectories/1"
 REQUIRED_KEYS = ("obs", "state", "proprio", "action")
 LOW_DIM_CHUNK_EPISODES = 64  # small arrays share chunks across episodes: fewer, larger files
+ABSURD = 1e6  # no task's state, proprio or action comes near this: a value beyond it is a bug upstream
 
 
 class DatasetError(ValueError):
     """A dataset on disk is missing, corrupt, or not what the caller expected."""
 
 
+def check_replaceable(path: Path) -> None:
+    """Refuse to replace (collect --overwrite) anything but a wmplan dataset: not a plain file, not a
+    folder of other files, never the current folder or one above it."""
+    here = Path.cwd().resolve()
+    target = path.resolve()
+    if target == here or target in here.parents:
+        raise DatasetError(f"--overwrite would delete {path}, which holds the current folder; give the dataset its own --out")
+    if path.is_file():
+        raise DatasetError(f"{path} is a file, not a dataset; --overwrite only replaces a wmplan dataset: choose another --out")
+    try:
+        is_dataset = zarr.open_group(str(path), mode="r").attrs.get("format") == FORMAT
+    except Exception:  # not a zarr group at all
+        is_dataset = False
+    if not is_dataset:
+        raise DatasetError(f"{path} holds files that are not a wmplan dataset; --overwrite only replaces a wmplan dataset: "
+                           f"remove the folder yourself or choose another --out")
+
+
 class TrajectoryStore:
     """A replay-buffer zarr group of episodes; see the module docstring for the layout."""
 
-    def __init__(self, group: zarr.Group, path: Path):
+    def __init__(self, group: zarr.Group, path: Path, lock: WriterLock | None = None):
         self.group = group
         self.path = path
+        self.lock = lock  # held by a store opened for writing: one writer per dataset
         self._writer: tuple | None = None
 
     # ----- creating and opening -------------------------------------------------------------------
@@ -58,17 +80,22 @@ class TrajectoryStore:
         collector: dict[str, Any] | None = None,
         overwrite: bool = False,
     ) -> "TrajectoryStore":
-        """A new empty store for `task` (anything with the Task attributes). Refuses a non-empty
-        path unless `overwrite`; `frames_per_episode` sets the time chunk of the image array."""
+        """A new empty store for `task` (anything with the Task attributes), holding the path's writer
+        lock. Refuses a non-empty path unless `overwrite`, and even then anything but a wmplan dataset
+        (see `check_replaceable`); `frames_per_episode` sets the time chunk of the image array."""
         path = Path(path)
-        if path.is_file() or (path.is_dir() and any(path.iterdir())):
+        if path.is_file() or (path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir())):
             if not overwrite:
                 raise DatasetError(
                     f"{path} already exists and is not empty; pass --overwrite to replace it "
                     f"or --append to add episodes to it"
                 )
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        group = zarr.open_group(str(path), mode="w")
+            check_replaceable(path)
+        lock = claim_folder(path, "the dataset")
+        for child in path.iterdir():  # the old dataset, now that no one else writes it; the lock stays
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        group = zarr.open_group(str(path), mode="a")
         size = task.image_size
         shapes = {
             "obs": ((size, size, 3), "uint8"),
@@ -93,19 +120,21 @@ class TrajectoryStore:
                 "collector": collector or {},
             }
         )
-        return cls(group, path)
+        return cls(group, path, lock)
 
     @classmethod
     def open(cls, path: str | Path, *, mode: str = "r", task: str | None = None) -> "TrajectoryStore":
-        """Open and validate a store; `task` (a task name) makes data of another task an error."""
+        """Open and validate a store; `task` (a task name) makes data of another task an error. A
+        writer (mode "r+") takes the dataset's writer lock: a second one is refused; readers never wait."""
         path = Path(path)
         if not path.exists():
             raise DatasetError(f"no dataset at {path}; make one with `wmplan collect --env wall --out {path}`")
+        lock = claim_folder(path, "the dataset") if mode != "r" else None
         try:
             group = zarr.open_group(str(path), mode=mode)
         except Exception as exc:  # zarr raises several types for a folder that is not a group
             raise DatasetError(f"{path} is not a zarr dataset ({exc}); collect a new one with `wmplan collect`") from exc
-        store = cls(group, path)
+        store = cls(group, path, lock)
         store.validate(task)
         return store
 
@@ -183,7 +212,11 @@ class TrajectoryStore:
         """All frames of `key` for the finished episodes (or the given episode indices), concatenated."""
         if key not in self.keys:
             raise DatasetError(f"{self.path} has no array data/{key}; it has {self.keys}")
-        everything = self.group[f"data/{key}"][: self.n_frames]  # one read: far faster than one per episode
+        try:
+            everything = self.group[f"data/{key}"][: self.n_frames]  # one read: far faster than one per episode
+        except Exception as exc:  # the codec's own error types
+            raise DatasetError(f"{self.path}: data/{key} cannot be decoded ({exc}); `wmplan info --verify {self.path}` "
+                               f"lists the damaged chunks; collect the dataset again") from exc
         if episodes is None:
             return everything
         return np.concatenate([everything[s:e] for s, e in self.episode_bounds(episodes)])
@@ -209,6 +242,30 @@ class TrajectoryStore:
             h.update(np.ascontiguousarray(self.read(key)).tobytes())
         return h.hexdigest()[:16]
 
+    def chunk_problems(self, decode: bool = True) -> list[str]:
+        """Every chunk of every data array holding finished frames, checked: its file present (zarr
+        would read a missing one as zeros) and, with `decode`, decodable. One line per bad chunk, naming
+        the array, the chunk file, its frames and their episodes; empty if all is well."""
+        problems = []
+        ends = self.episode_ends
+        for key in self.keys:
+            array = self.group[f"data/{key}"]
+            step = array.chunks[0]
+            for i in range(-(-self.n_frames // step)):
+                name = array.metadata.encode_chunk_key((i,) + (0,) * (array.ndim - 1))
+                first, last = i * step, min((i + 1) * step, self.n_frames) - 1
+                where = (f"data/{key} chunk {name} (frames {first}-{last}, episodes "
+                         f"{int(np.searchsorted(ends, first, side='right'))}-{int(np.searchsorted(ends, last, side='right'))})")
+                if not (self.path / "data" / key / name).is_file():
+                    problems.append(f"{where}: missing")
+                    continue
+                if decode:
+                    try:
+                        array[first : last + 1]
+                    except Exception as exc:  # the codec's own error types
+                        problems.append(f"{where}: cannot be decoded ({type(exc).__name__}: {exc})")
+        return problems
+
     # ----- writing --------------------------------------------------------------------------------
     def append_episode(self, episode: dict[str, np.ndarray]) -> None:
         """Append one episode: every data key, each (T, ...) with the same T >= 2."""
@@ -229,6 +286,11 @@ class TrajectoryStore:
             sizes = {k: len(v) for k, v in episode.items()}
             if len(set(sizes.values())) != 1 or sizes["obs"] < 2:
                 raise DatasetError(f"append_episode: all arrays need the same length >= 2, got {sizes}")
+            for key in ("state", "proprio", "action"):
+                values = episode[key][:-1] if key == "action" else episode[key]  # the last action is NaN by design
+                if not np.all(np.abs(values) < ABSURD):  # also false for NaN and Inf
+                    raise DatasetError(f"episode {n + len(lengths)}: data/{key} holds a non-finite value or one beyond "
+                                       f"{ABSURD:g}; nothing of this append was written")
             lengths.append(sizes["obs"])
         total = sum(lengths)
         for key, array in arrays.items():  # data first ...

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from wmplan.data.store import DatasetError, TrajectoryStore
+from wmplan.data.store import ABSURD, DatasetError, TrajectoryStore
 
 STD_FLOOR = 1e-6  # a constant dimension normalises to 0 rather than dividing by zero
 
@@ -70,9 +70,19 @@ class Normalizer:
 
     @classmethod
     def fit(cls, store: TrajectoryStore, episodes: np.ndarray) -> "Normalizer":
-        action = store.read("action", episodes)
-        action = action[np.all(np.isfinite(action), axis=1)]  # drop each episode's trailing NaN
-        stats = [_mean_std(x) for x in (action, store.read("proprio", episodes), store.read("state", episodes))]
+        """Per-dimension mean and std over `episodes`; a non-finite or absurd value (a dataset written by
+        other means than `wmplan collect`) is a DatasetError naming its array and episode."""
+        arrays = {key: store.read(key, episodes) for key in ("action", "proprio", "state")}
+        ends = np.cumsum([e - s for s, e in store.episode_bounds(episodes)])  # in the concatenated frames
+        last = np.zeros(len(arrays["state"]), bool)
+        last[ends - 1] = True  # each episode's last action is NaN by design
+        for key, values in arrays.items():
+            bad = ~np.all(np.abs(values) < ABSURD, axis=1) & ~(last if key == "action" else False)
+            if bad.any():
+                episode = int(np.asarray(episodes)[np.searchsorted(ends, np.flatnonzero(bad)[0], side="right")])
+                raise DatasetError(f"{store.path}: data/{key} of episode {episode} holds a non-finite value or one beyond "
+                                   f"{ABSURD:g}; drop that episode or collect the dataset again")
+        stats = [_mean_std(x) for x in (arrays["action"][~last], arrays["proprio"], arrays["state"])]
         return cls(*stats[0], *stats[1], *stats[2])
 
     def normalize_action(self, action: np.ndarray | torch.Tensor):

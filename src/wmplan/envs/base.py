@@ -6,10 +6,11 @@ simulator allows it). Shapes: N copies, S state dims, P proprio dims, A action d
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from wmplan.config import typed_dataclass
 
 
 @runtime_checkable
@@ -60,13 +61,10 @@ class Task(Protocol):
 
 
 def settings_from_dict(cls, values: dict[str, Any], label: str):
-    """A settings dataclass from stored values (a dataset's attrs): an unknown key is a ValueError that
-    lists the valid ones; lists become tuples again (JSON stores tuples as lists)."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {label} {sorted(unknown)}; valid: {sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    """A settings dataclass from stored values (a dataset's attrs) or command-line strings, each cast
+    to its declared type (`--task-set random_layout=false` is False); an unknown key or a bad value is a
+    ValueError that names it (wmplan.config.typed_dataclass)."""
+    return typed_dataclass(cls, values, label)
 
 
 def as_batch(array: np.ndarray, width: int, what: str) -> np.ndarray:

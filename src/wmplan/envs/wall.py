@@ -66,6 +66,28 @@ class WallSettings:
     def from_dict(cls, values: dict[str, Any]) -> "WallSettings":
         return settings_from_dict(cls, values, "Wall settings")
 
+    def check(self) -> None:
+        """ValueError naming the first setting that leaves no playable arena: the wall and its door
+        inside the frame (for the fixed layout and the random ranges), a door the dot fits through."""
+        inner = (self.border, self.image_size - self.border)  # the free rows and columns [lo, hi)
+        if self.image_size < 16 or self.border < 0 or inner[1] - inner[0] < 8:
+            raise ValueError(f"Wall settings: image_size {self.image_size} with border {self.border} leaves no arena")
+        for name, value in (("dot_std", self.dot_std), ("action_scale", self.action_scale), ("wall_width", self.wall_width),
+                            ("success_threshold", self.success_threshold), ("goal_max_path", self.goal_max_path)):
+            if not value > 0:
+                raise ValueError(f"Wall settings: {name} must be above 0, got {value}")
+        if not 0 <= self.dot_radius < self.door_height / 2:
+            raise ValueError(f"Wall settings: door_height {self.door_height} must exceed the dot's diameter 2 x {self.dot_radius}")
+        for xs, ys in (((self.wall_x,) * 2, (self.door_y,) * 2), (self.wall_x_range, self.door_y_range)):
+            if xs[0] > xs[1] or ys[0] > ys[1]:
+                raise ValueError(f"Wall settings: a range runs backwards: wall_x {xs}, door_y {ys}")
+            if xs[0] - self.wall_width / 2 <= inner[0] or xs[1] + self.wall_width / 2 >= inner[1]:
+                raise ValueError(f"Wall settings: a wall at x = {xs[0]}..{xs[1]}, {self.wall_width} wide, leaves the arena "
+                                 f"(free columns {inner[0]}..{inner[1] - 1}); move wall_x or wall_x_range inside it")
+            if ys[0] - self.door_height / 2 < inner[0] or ys[1] + self.door_height / 2 > inner[1]:
+                raise ValueError(f"Wall settings: a door at y = {ys[0]}..{ys[1]}, {self.door_height} high, leaves the arena "
+                                 f"(free rows {inner[0]}..{inner[1] - 1}); lower door_height or move door_y inside it")
+
 
 class WallTask:
     """N dots, each in its own copy of the arena, simulated and rendered at once in numpy."""

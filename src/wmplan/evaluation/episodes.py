@@ -79,7 +79,8 @@ class EvalConfig:
         """Raise a ValueError naming the first setting out of its range; returns self."""
         check_ranges(self, {"episodes": 1, "seed": 0, "settings.steps": 1, "settings.noise": 0, "settings.horizon": 1,
                             "settings.samples": 1, "settings.topk": 1, "settings.iterations": 1,
-                            "mpc_settings.replans": 1, "mpc_settings.execute": 1}, ("settings.lr",))
+                            "mpc_settings.replans": 1, "mpc_settings.execute": 1}, ("settings.lr",),
+                     names={"settings": "planner", "mpc_settings": "mpc", "episodes": "--episodes", "seed": "--seed"})
         if self.settings.topk > self.settings.samples:
             raise ValueError(f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})")
         if self.mpc and self.mpc_settings.execute > self.settings.horizon:

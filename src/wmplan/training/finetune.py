@@ -68,12 +68,15 @@ def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial
         lock = claim_folder(out, "the finetuned run")  # noqa: F841 (held until finetune returns)
     model = model.to(ctx.device)
     model.cfg = cfg
+    if not Path(cfg.data.path).exists():
+        raise TrainingError(f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
+                            f"--set data.path=PATH) to point it at that dataset where it is now")
     data = TrainingData(cfg)
     # The same data and split as the parent: a finetuned model must not have seen its parent's val episodes.
     expected = parent_meta.get("dataset", {}).get("fingerprint")
     if expected is not None and expected != data.fingerprint:
         raise TrainingError(f"{cfg.data.path} is not the dataset {parent_run} was trained on "
-                            f"({parent_meta['dataset']['path']}); pass --set data.path=<that dataset>")
+                            f"({parent_meta['dataset']['path']}); pass --data <that dataset>")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if (parent_run / "encoder.json").exists():  # the encoder is the parent's, unchanged

@@ -54,6 +54,10 @@ class TrainingData:
 
     def __init__(self, cfg: RunConfig):
         self.store = TrajectoryStore.open(cfg.data.path, task=cfg.task)
+        missing = self.store.chunk_problems(decode=False)  # zarr would read a missing chunk as zeros: black frames
+        if missing:
+            raise DatasetError(f"{cfg.data.path} is damaged, {len(missing)} chunk file(s) missing, e.g. {missing[0]}; "
+                               f"collect the dataset again")
         attrs = self.store.attrs
         self.dims = TaskDims(cfg.task, attrs["image_size"], attrs["state_dim"], attrs["proprio_dim"], attrs["action_dim"],
                              tuple(getattr(task_type(cfg.task), "angle_dims", ())))
