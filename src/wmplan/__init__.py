@@ -4,4 +4,12 @@ The package is split by concern, and imports flow downward only:
 cli -> evaluation / training -> planning -> models -> data -> envs.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# Two processes on one machine (a sweep, tests beside a demo) must share its cores. With OpenMP's
+# default, a thread that waits for work spins on its core and starves the other process's threads
+# (measured by benchmarks/sharing.py). A passive wait costs a single process almost nothing. It only
+# takes effect if torch is not loaded yet, and a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

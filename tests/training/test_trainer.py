@@ -96,11 +96,11 @@ def test_cli_train_with_the_conv_encoder_and_an_unknown_set_key(wall_store, tmp_
 def test_ddp_with_two_gloo_processes_runs(wall_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "wmplan.cli",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "wmplan.cli",
         "train", "--data", str(wall_store.path), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--encoder", "state",
         "--epochs", "2", "--device", "cpu", "--set", "train.steps_per_epoch=4",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["epoch"] for r in _metrics(tmp_path / "ddp")] == ["0", "1"]
 
