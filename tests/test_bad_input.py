@@ -120,3 +120,106 @@ def test_a_moved_dataset_is_found_with_data_and_checked_by_fingerprint(wall_stor
     assert main(["finetune", "--method", "adversarial", "--run", str(moved_run), "--out", str(tmp_path / "f"), "--preset", "tiny",
                  "--set", "train.steps_per_epoch=2"]) == 2
     assert "--data" in _error(capsys)
+
+
+@pytest.fixture(scope="module")
+def battery_files(wall_store, tiny_run, tmp_path_factory):
+    """A plain file, a foreign folder and a finished run, for the battery below."""
+    root = tmp_path_factory.mktemp("battery")
+    (root / "file").write_text("x")
+    (root / "foreign").mkdir()
+    (root / "foreign" / "a.txt").write_text("x")
+    return {"DATA": str(wall_store.path), "RUN": str(tiny_run), "FILE": str(root / "file"), "FOREIGN": str(root / "foreign"),
+            "NEW": str(root / "new"), "ROOT": str(root)}
+
+
+# (command line, a word the error must contain); NEW is a fresh path per case, the others exist.
+BATTERY = [
+    ("collect --env wall --episodes 0 --out NEW", "--episodes"),
+    ("collect --env nope --episodes 2 --out NEW", "nope"),
+    ("collect --env wall --episodes 2 --out NEW --seed -1", "--seed"),
+    ("collect --env wall --episodes 2 --out NEW --task-set random_layout=maybe", "random_layout"),
+    ("collect --env wall --episodes 2 --out NEW --task-set door_height=abc", "door_height"),
+    ("collect --env wall --episodes 2 --out NEW --task-set door_height=1000", "door_height"),
+    ("collect --env wall --episodes 2 --out NEW --task-set wall_x=2", "wall"),
+    ("collect --env wall --episodes 2 --out NEW --task-set nokey=1", "nokey"),
+    ("collect --env wall --episodes 2 --out NEW --task-set random_layout", "key=value"),
+    ("collect --env wall --episodes 2 --out NEW --collector-set steps=0", "steps"),
+    ("collect --env wall --episodes 2 --out NEW --collector-set steps=1.5", "steps"),
+    ("collect --env wall --episodes 2 --out NEW --collector-set nokey=1", "nokey"),
+    ("collect --env pointmaze --episodes 2 --out NEW --collector-set steps=abc", "steps"),
+    ("collect --env wall --episodes 2 --out FILE --overwrite", "is a file"),
+    ("collect --env wall --episodes 2 --out FOREIGN --overwrite", "not a wmplan dataset"),
+    ("collect --env wall --episodes 2 --out FOREIGN", "not empty"),
+    ("collect --env wall --episodes 2 --out ROOT --overwrite", "not a wmplan dataset"),
+    ("collect --env pointmaze --episodes 2 --out DATA --append", "task"),
+    ("collect --env wall --episodes 2 --out DATA --append --collector-set steps=10", "collector settings"),
+    ("info NEW", "no dataset"),
+    ("info FILE", "not a zarr dataset"),
+    ("info FOREIGN", "not a"),
+    ("train --data NEW --out NEW", "no dataset"),
+    ("train --data FOREIGN --out NEW", "not a"),
+    ("train --data DATA --out NEW --set train.lr_predictor=-1", "train.lr_predictor"),
+    ("train --data DATA --out NEW --set train.lr_predictor=nan", "train.lr_predictor"),
+    ("train --data DATA --out NEW --set data.frameskip=0", "data.frameskip"),
+    ("train --data DATA --out NEW --set model.predictor.heads=0", "model.predictor.heads"),
+    ("train --data DATA --out NEW --set train.epochs=0", "train.epochs"),
+    ("train --data DATA --out NEW --set train.batch_size=0", "train.batch_size"),
+    ("train --data DATA --out NEW --set data.num_hist=0", "data.num_hist"),
+    ("train --data DATA --out NEW --set data.val_fraction=1.5", "data.val_fraction"),
+    ("train --data DATA --out NEW --set nokey=1", "nokey"),
+    ("train --data DATA --out NEW --set train.epochs=abc", "train.epochs"),
+    ("train --data DATA --out NEW --set train.lr_schedule=linear", "lr_schedule"),
+    ("train --data DATA --out NEW --set train.device=cuda", "cuda"),
+    ("train --data DATA --out NEW --set model.encoder.name=nope", "nope"),
+    ("train --data DATA --out RUN", "already holds a run"),
+    ("train --data DATA --out NEW --resume", "no run"),
+    ("train --data DATA --out RUN --resume --set model.predictor.depth=9", "model.predictor.depth"),
+    ("train --data DATA --out FILE", "is a file"),
+    ("finetune --method adversarial --run NEW --out NEW", "must differ"),
+    ("finetune --method adversarial --run FOREIGN --out NEW", "not a complete run"),
+    ("finetune --method adversarial --run RUN --out RUN", "must differ"),
+    ("finetune --method adversarial --run RUN --out NEW --set model.predictor.depth=2", "cannot set"),
+    ("finetune --method adversarial --run RUN --out NEW --set train.lr_predictor=0", "train.lr_predictor"),
+    ("finetune --method online --run RUN --out RUN", "must differ"),
+    ("finetune --method adversarial --run RUN --out FILE", "is a file"),
+    ("eval --run NEW --planner cem --out NEW", "no run"),
+    ("eval --run RUN --planner cem --episodes 0 --out NEW", "--episodes"),
+    ("eval --run RUN --planner cem --seed -1 --out NEW", "--seed"),
+    ("eval --run RUN --planner cem --mpc --set mpc.replans=0 --out NEW", "mpc.replans"),
+    ("eval --run RUN --planner cem --mpc --set mpc.execute=0 --out NEW", "mpc.execute"),
+    ("eval --run RUN --planner cem --mpc --set mpc.execute=9 --out NEW", "mpc.execute"),
+    ("eval --run RUN --planner adam --set planner.lr=-1 --out NEW", "planner.lr"),
+    ("eval --run RUN --planner adam --set planner.steps=0 --out NEW", "planner.steps"),
+    ("eval --run RUN --planner adam --set planner.horizon=0 --out NEW", "planner.horizon"),
+    ("eval --run RUN --planner cem --set planner.topk=500 --out NEW", "planner.topk"),
+    ("eval --run RUN --planner cem --set planner.samples=0 --out NEW", "planner.samples"),
+    ("eval --run RUN --planner adam --set planner.objective=first --out NEW", "first"),
+    ("eval --run RUN --planner adam --set planner.optimizer=rmsprop --out NEW", "rmsprop"),
+    ("eval --run RUN --planner adam --set planner.init=ones --out NEW", "ones"),
+    ("eval --run RUN --planner adam --set planner.nokey=1 --out NEW", "nokey"),
+    ("eval --run RUN --planner adam --set foo.bar=1 --out NEW", "foo.bar"),
+    ("eval --run RUN --planner adam --out FILE", "is a file"),
+    ("eval --run DATA --planner adam --out NEW", "not a complete run"),
+    ("gap --run NEW --out NEW", "no run"),
+    ("gap --run RUN --out NEW --episodes 0", "--episodes"),
+    ("gap --run RUN --out FILE", "is a file"),
+    ("landscape --run NEW --out NEW", "no run"),
+    ("landscape --run RUN --out NEW --grid 4", "grid"),
+    ("landscape --run RUN --out FILE", "is a file"),
+    ("reference --env nope --out NEW", "nope"),
+    ("reference --env wall --out NEW --episodes 0", "--episodes"),
+    ("reference --env wall --out FILE", "is a file"),
+    ("demo --env nope --out NEW", "nope"),
+]
+
+
+@pytest.mark.parametrize("line, word", BATTERY, ids=[line for line, _ in BATTERY])
+def test_battery_of_bad_inputs_gets_clear_errors_and_writes_nothing(battery_files, line, word, tmp_path, capsys):
+    files = {**battery_files, "NEW": str(tmp_path / "new")}
+    before = {p: os.path.getmtime(p) for p in (files["RUN"] + "/model.safetensors", files["DATA"] + "/zarr.json")}
+    assert main([files.get(token, token) for token in line.split()]) == 2
+    err = _error(capsys)
+    assert word in err and err.count("\n") == 0, err
+    assert not (tmp_path / "new").exists() or line.startswith(("train --data DATA --out NEW --resume",))
+    assert before == {p: os.path.getmtime(p) for p in before}  # the dataset and the run are untouched

@@ -207,6 +207,10 @@ class RunConfig:
         """Raise a ValueError naming the first setting out of its range (RUN_MINIMUMS, RUN_POSITIVE);
         returns self."""
         check_ranges(self, RUN_MINIMUMS, RUN_POSITIVE)
+        if self.model.encoder.name not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.model.encoder.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)")
+        if self.train.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"train.lr_schedule must be constant or cosine, got {self.train.lr_schedule!r}")
         if not 0 < self.data.val_fraction < 1:
             raise ValueError(f"data.val_fraction must lie strictly between 0 and 1, got {self.data.val_fraction}")
         if not 0 <= self.online.online_fraction <= 1:

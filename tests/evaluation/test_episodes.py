@@ -93,4 +93,4 @@ def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, caps
     assert json.loads((tmp_path / "last" / "summary.json").read_text())["objective"]["mode"] == "last"
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "bad"), "--set", "planner.objective=first"]) == 2
-    assert "objective mode 'first'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert "planner.objective 'first'" in capsys.readouterr().err and not (tmp_path / "bad").exists()

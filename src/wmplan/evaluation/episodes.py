@@ -81,6 +81,11 @@ class EvalConfig:
                             "settings.samples": 1, "settings.topk": 1, "settings.iterations": 1,
                             "mpc_settings.replans": 1, "mpc_settings.execute": 1}, ("settings.lr",),
                      names={"settings": "planner", "mpc_settings": "mpc", "episodes": "--episodes", "seed": "--seed"})
+        for name, value, allowed in (("init", self.settings.init, ("randn", "zero")),
+                                     ("optimizer", self.settings.optimizer, (None, "sgd", "adam")),
+                                     ("objective", self.settings.objective, (None, "last", "all"))):
+            if value not in allowed:
+                raise ValueError(f"unknown planner.{name} {value!r}; choose {' or '.join(a for a in allowed if a)}")
         if self.settings.topk > self.settings.samples:
             raise ValueError(f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})")
         if self.mpc and self.mpc_settings.execute > self.settings.horizon:

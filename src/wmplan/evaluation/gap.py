@@ -131,9 +131,11 @@ def gap(runs: list[str | Path], out: Path, *, episodes: int = 50, horizon: int =
     """Expert vs planner open-loop error of each run; writes out/gap.json and out/gap.png. `data`: the
     first run's dataset, if it moved. Returns {label: {expert_error, planner_error, ratio,
     expert_per_step, planner_per_step}, "settings": {...}}."""
-    lock = claim_folder(out, "the gap results")  # noqa: F841 (fail before any work; held until gap returns)
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     models, labels = load_runs(runs, device)
+    lock = claim_folder(out, "the gap results")  # noqa: F841 (fail before any work; held until gap returns)
     windows = expert_windows(models[0], runs[0], episodes, horizon, seed, data)
     if progress:
         print(f"gap: {len(windows['state'])} windows, planning with {labels[0]} ...")

@@ -75,9 +75,9 @@ def landscape(runs: list[str | Path], out: Path, *, grid: int = 41, span: float 
     roughness, basin_width, min_cost, max_cost}, "settings": {..., planner_cost (the first run's cost at
     a*, which its centre_cost reproduces)}}."""
     coords = grid_coordinates(grid, span)  # checks the grid before any work
-    lock = claim_folder(out, "the landscape results")  # noqa: F841 (fail before any work; held until landscape returns)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     models, labels = load_runs(runs, device)
+    lock = claim_folder(out, "the landscape results")  # noqa: F841 (fail before any work; held until landscape returns)
     first = models[0]
     task = make_task(first.dims.task, first.task_settings)
     start, goal = task.sample_start_goal(np.random.default_rng(seed), episode + 1)

@@ -69,6 +69,8 @@ def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int =
                      candidates: int = 100, progress: bool = True) -> dict[str, Any]:
     """Greedy simulator planning on `episodes` start/goal pairs of seed `seed`; writes summary.json into
     `out` (when given) with the mean distance and success rate after every push count 0..pushes."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
     lock = claim_folder(out, "the reference") if out is not None else None  # noqa: F841 (fail before any work)
     task, sim = make_task(env), make_task(env)
     if not isinstance(task, PushingTask):
@@ -124,6 +126,8 @@ def cem_reference(env: str, out: str | Path | None = None, *, episodes: int = 20
     task's CEM iterations and frameskip) on `episodes` pairs of seed `seed`; writes summary.json into `out`
     (when given). Samples start from the middle of the action bounds with half their width as std and
     are clipped into them, as the simulator's actions must be."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
     lock = claim_folder(out, "the reference") if out is not None else None  # noqa: F841 (fail before any work)
     task, sim = make_task(env, task_settings), make_task(env, task_settings)
     if isinstance(task, PushingTask):
