@@ -97,6 +97,7 @@ def test_non_finite_or_absurd_values_are_refused_with_the_episode(tmp_path, rng)
     episode = {"obs": np.zeros((3, 64, 64, 3), np.uint8), "state": np.ones((3, 2), np.float32),
                "proprio": np.ones((3, 2), np.float32), "action": np.array([[0, 0], [0, 0], [np.nan, np.nan]], np.float32)}
     store.append_episode(episode)  # the trailing NaN action is the format's own
+    assert TrajectoryStore.open(tmp_path / "d").chunk_problems() == []  # an all-black image chunk is written, not skipped
     with pytest.raises(DatasetError, match="episode 1: data/action"):
         store.append_episode({**episode, "action": np.array([[1e30, 0], [0, 0], [np.nan, np.nan]], np.float32)})
     assert TrajectoryStore.open(tmp_path / "d").n_episodes == 1

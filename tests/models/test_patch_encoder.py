@@ -130,7 +130,7 @@ def test_images_of_another_size_are_refused(patch_run, tmp_path):
 
 def test_unknown_encoder_lists_the_valid_names():
     dims = TaskDims("wall", 64, 2, 2, 2)
-    with pytest.raises(ValueError, match="conv, patch, state, dinov2"):
+    with pytest.raises(ValueError, match="conv, patch, state, particles, dinov2"):
         build_encoder(EncoderConfig(name="vit"), dims)
     with pytest.raises(ValueError, match="model.encoder.patch_grid"):
         build_encoder(EncoderConfig(name="patch", patch_grid=32), dims)

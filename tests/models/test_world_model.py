@@ -89,5 +89,5 @@ def test_save_and_load_give_identical_predictions(tmp_path):
 def test_unknown_config_key_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid keys: .*train.epochs"):
         apply_overrides(preset("tiny"), {"train.epoch": 3})
-    with pytest.raises(ValueError, match="expects a int"):
+    with pytest.raises(ValueError, match="expects a whole number"):
         apply_overrides(preset("tiny"), {"train.epochs": "many"})

@@ -118,6 +118,7 @@ class TrajectoryStore:
                 "proprio_dim": task.proprio_dim,
                 "action_dim": task.action_dim,
                 "collector": collector or {},
+                "every_chunk_written": True,  # see append_episodes: a chunk file missing on disk is damage
             }
         )
         return cls(group, path, lock)
@@ -248,16 +249,20 @@ class TrajectoryStore:
         the array, the chunk file, its frames and their episodes; empty if all is well."""
         problems = []
         ends = self.episode_ends
+        all_written = bool(self.group.attrs.get("every_chunk_written"))  # older stores skipped empty chunks
         for key in self.keys:
             array = self.group[f"data/{key}"]
             step = array.chunks[0]
+            if 0 in array.shape[1:]:  # frames of no numbers (no proprioception): no chunk files at all
+                continue
             for i in range(-(-self.n_frames // step)):
                 name = array.metadata.encode_chunk_key((i,) + (0,) * (array.ndim - 1))
                 first, last = i * step, min((i + 1) * step, self.n_frames) - 1
                 where = (f"data/{key} chunk {name} (frames {first}-{last}, episodes "
                          f"{int(np.searchsorted(ends, first, side='right'))}-{int(np.searchsorted(ends, last, side='right'))})")
                 if not (self.path / "data" / key / name).is_file():
-                    problems.append(f"{where}: missing")
+                    if all_written:
+                        problems.append(f"{where}: missing")
                     continue
                 if decode:
                     try:
@@ -275,7 +280,9 @@ class TrajectoryStore:
         """Append several episodes with one write per array, then commit their ends together: an
         interrupted call loses these episodes only, never one committed before."""
         if self._writer is None:  # array handles and counts, cached: appends stay cheap
-            arrays = {k: self.group[f"data/{k}"] for k in self.keys}
+            # Every chunk is written, even one equal to the fill value (zarr skips those by default), so
+            # that `chunk_problems` can tell a deleted chunk file from an empty one.
+            arrays = {k: self.group[f"data/{k}"].with_config({"write_empty_chunks": True}) for k in self.keys}
             self._writer = (arrays, self.group["meta/episode_ends"], self.n_episodes, self.n_frames)
         arrays, ends, n, start = self._writer
         lengths = []

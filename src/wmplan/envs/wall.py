@@ -78,7 +78,8 @@ class WallSettings:
                 raise ValueError(f"Wall settings: {name} must be above 0, got {value}")
         if not 0 <= self.dot_radius < self.door_height / 2:
             raise ValueError(f"Wall settings: door_height {self.door_height} must exceed the dot's diameter 2 x {self.dot_radius}")
-        for xs, ys in (((self.wall_x,) * 2, (self.door_y,) * 2), (self.wall_x_range, self.door_y_range)):
+        layouts = [((self.wall_x,) * 2, (self.door_y,) * 2)] + ([(self.wall_x_range, self.door_y_range)] if self.random_layout else [])
+        for xs, ys in layouts:
             if xs[0] > xs[1] or ys[0] > ys[1]:
                 raise ValueError(f"Wall settings: a range runs backwards: wall_x {xs}, door_y {ys}")
             if xs[0] - self.wall_width / 2 <= inner[0] or xs[1] + self.wall_width / 2 >= inner[1]:
