@@ -9,7 +9,7 @@ STAMP := $(VENV)/.wmplan-installed
 PYTEST_ARGS ?=
 export MUJOCO_GL ?= egl
 
-.PHONY: install test demo bench clean
+.PHONY: install lint test demo bench clean
 
 install: $(STAMP)
 
@@ -25,7 +25,12 @@ ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_SPEC))
 .PHONY: $(STAMP)
 endif
 
-test: $(STAMP)
+# The formatter and the linter (settings in pyproject.toml) run before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -24,7 +24,8 @@ import io
 import json
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,14 +49,22 @@ def simulate_render(name: str, episodes: int, copies: int, settings: dict[str, A
     """Frames per second of task `name`'s collector producing `episodes` episodes, `copies` at a time."""
     policy, cfg_type = COLLECTORS[name]
     task, cfg = make_task(name, settings), cfg_type()
-    policy(task, np.random.default_rng(1), min(copies, 2), dataclasses.replace(cfg, steps=1))  # warm-up (GL context, caches)
+    policy(
+        task, np.random.default_rng(1), min(copies, 2), dataclasses.replace(cfg, steps=1)
+    )  # warm-up (GL context, caches)
     frames, start = 0, time.perf_counter()
     for begin in range(0, episodes, copies):
         data = policy(task, np.random.default_rng([0, begin]), min(copies, episodes - begin), cfg)
         frames += data["obs"].shape[0] * data["obs"].shape[1]
         assert data["obs"].shape[2:] == (IMAGE_SIZE, IMAGE_SIZE, 3), data["obs"].shape
     seconds = time.perf_counter() - start
-    return {"episodes": episodes, "copies": min(copies, episodes), "frames": frames, "seconds": seconds, "fps": frames / seconds}
+    return {
+        "episodes": episodes,
+        "copies": min(copies, episodes),
+        "frames": frames,
+        "seconds": seconds,
+        "fps": frames / seconds,
+    }
 
 
 def wall_to_disk(episodes: int) -> dict[str, float]:
@@ -91,24 +100,35 @@ def _time_gym(make: Callable[[], Any], steps: int, render: bool) -> dict[str, fl
 
 
 def gym_pusht_fps(steps: int) -> dict[str, float]:
-    import gymnasium
     import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+    import gymnasium
 
-    return _time_gym(lambda: gymnasium.make("gym_pusht/PushT-v0", obs_type="pixels", render_mode="rgb_array",
-                                            observation_width=IMAGE_SIZE, observation_height=IMAGE_SIZE),
-                     steps, render=False)
+    return _time_gym(
+        lambda: gymnasium.make(
+            "gym_pusht/PushT-v0",
+            obs_type="pixels",
+            render_mode="rgb_array",
+            observation_width=IMAGE_SIZE,
+            observation_height=IMAGE_SIZE,
+        ),
+        steps,
+        render=False,
+    )
 
 
 def gymnasium_robotics_pointmaze_fps(steps: int) -> dict[str, float]:
-    import wmplan.envs.mujoco_gl  # noqa: F401  (MUJOCO_GL=egl where libEGL loads, before mujoco's import)
     import gymnasium
+
+    import wmplan.envs.mujoco_gl  # noqa: F401  (MUJOCO_GL=egl where libEGL loads, before mujoco's import)
 
     with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about Adroit rewards
         import gymnasium_robotics
     gymnasium.register_envs(gymnasium_robotics)
-    return _time_gym(lambda: gymnasium.make("PointMaze_UMaze-v3", render_mode="rgb_array",
-                                            width=IMAGE_SIZE, height=IMAGE_SIZE),
-                     steps, render=True)
+    return _time_gym(
+        lambda: gymnasium.make("PointMaze_UMaze-v3", render_mode="rgb_array", width=IMAGE_SIZE, height=IMAGE_SIZE),
+        steps,
+        render=True,
+    )
 
 
 THEIRS = {
@@ -139,20 +159,26 @@ def main() -> None:
         parser.error("--episodes must be at least 1")
 
     result: dict[str, dict[str, Any]] = {}
-    print(f"Frames/s of simulation + {IMAGE_SIZE}x{IMAGE_SIZE} RGB rendering through each task's collector, one process:")
+    print(
+        f"Frames/s of simulation + {IMAGE_SIZE}x{IMAGE_SIZE} RGB rendering through each task's collector, one process:"
+    )
     for name in tasks:
         episodes, copies = DEFAULTS[name]
         episodes = args.episodes or episodes
         r = result[name] = simulate_render(name, episodes, copies)
         steps = r["frames"] // episodes
         target = "   (target >= 20,000)" if name == "wall" else ""
-        print(f"  {name:10s} {r['fps']:>10,.0f} frames/s   {episodes} episodes x {steps} frames, "
-              f"{r['copies']} copies at a time, {r['seconds']:.1f} s{target}")
+        print(
+            f"  {name:10s} {r['fps']:>10,.0f} frames/s   {episodes} episodes x {steps} frames, "
+            f"{r['copies']} copies at a time, {r['seconds']:.1f} s{target}"
+        )
         if name == "wall":
             disk = r["end_to_end"] = wall_to_disk(episodes)
             r["store_share_of_time"] = 1 - r["seconds"] / disk["seconds"]
-            print(f"  {'':10s} {disk['fps']:>10,.0f} frames/s   end to end into zarr, {disk['seconds']:.1f} s; "
-                  f"writing the store takes {100 * r['store_share_of_time']:.0f}% of it")
+            print(
+                f"  {'':10s} {disk['fps']:>10,.0f} frames/s   end to end into zarr, {disk['seconds']:.1f} s; "
+                f"writing the store takes {100 * r['store_share_of_time']:.0f}% of it"
+            )
         if name == "pointmaze" and not args.no_mujoco_render:
             try:
                 gl = r["mujoco_render"] = simulate_render(name, min(episodes, copies), copies, {"render": "mujoco"})
@@ -160,12 +186,16 @@ def main() -> None:
                 print(f"  {'':10s} MuJoCo OpenGL renderer unavailable: {type(exc).__name__}: {exc}")
             else:
                 r["numpy_over_mujoco_render"] = r["fps"] / gl["fps"]
-                print(f"  {'':10s} {gl['fps']:>10,.0f} frames/s   with MuJoCo's OpenGL renderer instead of numpy "
-                      f"({gl['episodes']} episodes): numpy is {r['numpy_over_mujoco_render']:.1f}x faster")
+                print(
+                    f"  {'':10s} {gl['fps']:>10,.0f} frames/s   with MuJoCo's OpenGL renderer instead of numpy "
+                    f"({gl['episodes']} episodes): numpy is {r['numpy_over_mujoco_render']:.1f}x faster"
+                )
 
     compared = [name for name in tasks if name in THEIRS]
     if compared and not args.no_compare:
-        print(f"Against the reference envs, one env stepped with random actions, {IMAGE_SIZE}x{IMAGE_SIZE} frames (target >= 5x):")
+        print(
+            f"Against the reference envs, one env stepped with random actions, {IMAGE_SIZE}x{IMAGE_SIZE} frames (target >= 5x):"
+        )
         missing = []
         for name in compared:
             label, module, measure = THEIRS[name]
@@ -179,8 +209,10 @@ def main() -> None:
                 continue
             ratio = result[name]["fps"] / theirs["fps"]
             result[name]["reference"] = {"env": label, **theirs, "ours_over_theirs": ratio}
-            print(f"  {label:38s} {theirs['fps']:>8,.0f} frames/s   ours {result[name]['fps']:>8,.0f}: "
-                  f"{ratio:.1f}x {'(meets >= 5x)' if ratio >= 5 else '(below 5x)'}")
+            print(
+                f"  {label:38s} {theirs['fps']:>8,.0f} frames/s   ours {result[name]['fps']:>8,.0f}: "
+                f"{ratio:.1f}x {'(meets >= 5x)' if ratio >= 5 else '(below 5x)'}"
+            )
         if missing:
             print(f"  {', '.join(missing)} not installed: {INSTALL_HINT} (the optional `compare` extra) to compare")
 

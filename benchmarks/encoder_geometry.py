@@ -45,7 +45,9 @@ def pusht_outline_distance(scale: float):
 
     def outline(s: np.ndarray) -> np.ndarray:
         c, s_ = np.cos(s[:, 4:5]), np.sin(s[:, 4:5])
-        return np.stack([s[:, 2:3] + c * corners[:, 0] - s_ * corners[:, 1], s[:, 3:4] + s_ * corners[:, 0] + c * corners[:, 1]], -1)
+        return np.stack(
+            [s[:, 2:3] + c * corners[:, 0] - s_ * corners[:, 1], s[:, 3:4] + s_ * corners[:, 0] + c * corners[:, 1]], -1
+        )
 
     def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         block = np.linalg.norm(outline(a) - outline(b), axis=-1).mean(axis=1)
@@ -59,7 +61,13 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--encoder", choices=["conv", "patch"], default="conv")
     parser.add_argument("--seed", type=int, default=0, help="train.seed: pretraining seed and frame choice")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config fields, e.g. model.encoder.pretrain_steps=500")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config fields, e.g. model.encoder.pretrain_steps=500",
+    )
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -67,11 +75,18 @@ def main() -> None:
     torch.set_flush_denormal(True)
 
     task_name = TrajectoryStore.open(args.data).task_name
-    overrides = {"data.path": args.data, "model.encoder.name": args.encoder, "train.seed": args.seed, "train.device": "cpu"}
+    overrides = {
+        "data.path": args.data,
+        "model.encoder.name": args.encoder,
+        "train.seed": args.seed,
+        "train.device": "cpu",
+    }
     cfg = apply_overrides(preset("small", task_name), {**overrides, **parse_set_args(args.set)})
     data = TrainingData(cfg)
     task = make_task(task_name, data.store.task_settings)
-    print(f"{task_name}: {data.store.n_episodes} episodes; {len(data.train.obs)} training frames, {len(data.val.obs)} held out")
+    print(
+        f"{task_name}: {data.store.n_episodes} episodes; {len(data.train.obs)} training frames, {len(data.val.obs)} held out"
+    )
     print(f"encoder: {cfg.model.encoder}")
 
     def spearman(encoder: torch.nn.Module) -> float:
@@ -91,7 +106,9 @@ def main() -> None:
     tokens = encode_images(encoder, test_obs).numpy()  # (N, P, D)
     flat = tokens.reshape(len(tokens), -1)
     if task_name == "pusht":
-        angle_aware = distance_spearman(flat, test_state, pairs=args.pairs, true_distance=pusht_outline_distance(task.config.block_scale))
+        angle_aware = distance_spearman(
+            flat, test_state, pairs=args.pairs, true_distance=pusht_outline_distance(task.config.block_scale)
+        )
         print(f"Spearman against agent + T-outline distance (sees the block's angle): {angle_aware:.4f}")
     if task_name == "wall":
         i, j = random_pairs(len(test_obs), args.pairs, seed=0)
@@ -99,11 +116,17 @@ def main() -> None:
         across = (test_state[i, 0] < wall_x) != (test_state[j, 0] < wall_x)
         latent = np.linalg.norm(flat[i] - flat[j], axis=1)
         true = np.linalg.norm(test_state[i] - test_state[j], axis=1)
-        print(f"pairs on opposite sides of the wall (x = {wall_x}): {100 * across.mean():.1f}%; Spearman across "
-              f"{spearmanr(latent[across], true[across]).statistic:.4f}, same side {spearmanr(latent[~across], true[~across]).statistic:.4f}")
-        if args.encoder == "conv":  # slope of each keypoint coordinate against the dot's, relative to 1 px = 2/size units
+        print(
+            f"pairs on opposite sides of the wall (x = {wall_x}): {100 * across.mean():.1f}%; Spearman across "
+            f"{spearmanr(latent[across], true[across]).statistic:.4f}, same side {spearmanr(latent[~across], true[~across]).statistic:.4f}"
+        )
+        if (
+            args.encoder == "conv"
+        ):  # slope of each keypoint coordinate against the dot's, relative to 1 px = 2/size units
             px = 2 / test_obs.shape[1]
-            gains = [np.polyfit(test_state[:, a], tokens[:, k, a], 1)[0] / px for k in range(tokens.shape[1]) for a in (0, 1)]
+            gains = [
+                np.polyfit(test_state[:, a], tokens[:, k, a], 1)[0] / px for k in range(tokens.shape[1]) for a in (0, 1)
+            ]
             print("keypoint gains (x, y; 1 = moves with the dot):", " ".join(f"{g:.2f}" for g in gains))
 
     batch = torch.from_numpy(test_obs[:256])
@@ -112,8 +135,10 @@ def main() -> None:
         t0 = time.perf_counter()
         for _ in range(10):
             encoder(batch)
-    print(f"forward: {1000 * (time.perf_counter() - t0) / 10:.1f} ms per 256 frames ({args.threads} thread(s)); "
-          f"tokens {tokens.shape[1]} x {tokens.shape[2]}, RMS {np.sqrt((tokens**2).mean()):.3f}")
+    print(
+        f"forward: {1000 * (time.perf_counter() - t0) / 10:.1f} ms per 256 frames ({args.threads} thread(s)); "
+        f"tokens {tokens.shape[1]} x {tokens.shape[2]}, RMS {np.sqrt((tokens**2).mean()):.3f}"
+    )
 
     # a denser sample, binned by deciles of the true distance: the latent should keep growing to the last bin
     i, j = random_pairs(len(test_obs), 20000, seed=1)

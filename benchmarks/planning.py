@@ -63,8 +63,11 @@ def main() -> None:
     single = [Latent(z.visual[i : i + 1], z.proprio[i : i + 1]) for z in (z0, goal) for i in range(n)]
     t["adam100_one_at_a_time"] = seconds(lambda: [adam.plan(model, single[i], single[n + i]) for i in range(n)])
     result = {
-        "episodes": n, "threads": torch.get_num_threads(), "seconds": t,
-        "adam_over_cem10": t["adam100"] / t["cem300x10"], "adam_over_cem30": t["adam100"] / t["cem300x30"],
+        "episodes": n,
+        "threads": torch.get_num_threads(),
+        "seconds": t,
+        "adam_over_cem10": t["adam100"] / t["cem300x10"],
+        "adam_over_cem30": t["adam100"] / t["cem300x30"],
         "batched_speedup": t["adam100_one_at_a_time"] / t["adam100"],
     }
     print(f"{n} episodes, untrained small Wall model, {result['threads']} threads; seconds per planning call:")

@@ -41,8 +41,16 @@ print(steps / float(sys.argv[2]), flush=True)
 def run(copies: int, mode: str, seconds: float) -> list[float]:
     """Steps/s of each of `copies` processes started together; mode "torch" or "wmplan"."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, mode, str(seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env=env) for _ in range(copies)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, mode, str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(copies)
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     for p in procs:

@@ -70,7 +70,11 @@ def main() -> None:
     cfg, model = build(args.preset, args.tokens, args.token_dim, args.num_hist)
     bs = args.batch_size or cfg.train.batch_size
     w = args.num_hist + 1
-    batch = {"visual": torch.randn(bs, w, args.tokens, args.token_dim), "proprio": torch.randn(bs, w, 2), "action": torch.randn(bs, w - 1, 10)}
+    batch = {
+        "visual": torch.randn(bs, w, args.tokens, args.token_dim),
+        "proprio": torch.randn(bs, w, 2),
+        "action": torch.randn(bs, w - 1, 10),
+    }
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)  # as the trainer
 
     def step():
@@ -91,12 +95,20 @@ def main() -> None:
     peak = matmul_peak()
     achieved = flops / step_s
     result = {
-        "preset": args.preset, "batch_size": bs, "threads": torch.get_num_threads(),
+        "preset": args.preset,
+        "batch_size": bs,
+        "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "samples_per_second": bs / step_s, "step_ms": 1000 * step_s, "flops_per_step": flops,
-        "achieved_flops": achieved, "matmul_peak_flops": peak, "fraction_of_peak": achieved / peak,
+        "samples_per_second": bs / step_s,
+        "step_ms": 1000 * step_s,
+        "flops_per_step": flops,
+        "achieved_flops": achieved,
+        "matmul_peak_flops": peak,
+        "fraction_of_peak": achieved / peak,
     }
-    print(f"preset {args.preset}: {result['parameters']:,} trainable parameters, batch {bs}, {result['threads']} threads")
+    print(
+        f"preset {args.preset}: {result['parameters']:,} trainable parameters, batch {bs}, {result['threads']} threads"
+    )
     print(f"  training step        {result['step_ms']:.2f} ms   {result['samples_per_second']:,.0f} samples/s")
     print(f"  FLOPs per step       {flops / 1e9:.3f} GFLOP")
     print(f"  achieved             {achieved / 1e9:.1f} GFLOP/s")

@@ -23,8 +23,14 @@ def tiny_run(wall_store, tmp_path_factory):
     """A tiny state-encoder Wall model trained for a few seconds, shared by the tests that plan with,
     finetune or diagnose a trained model (and never modify it)."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    cfg = apply_overrides(preset("tiny", "wall"), {
-        "data.path": str(wall_store.path), "model.encoder.name": "state", "train.epochs": 4, "train.steps_per_epoch": 150,
-    })
+    cfg = apply_overrides(
+        preset("tiny", "wall"),
+        {
+            "data.path": str(wall_store.path),
+            "model.encoder.name": "state",
+            "train.epochs": 4,
+            "train.steps_per_epoch": 150,
+        },
+    )
     train(cfg, out, progress=False)
     return out

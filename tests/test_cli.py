@@ -22,7 +22,9 @@ def test_collect_into_a_non_empty_path_fails_clearly(tmp_path, capsys):
 
 
 def test_info_on_a_missing_dataset_names_the_fix(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "wmplan.cli", "info", str(tmp_path / "nope")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wmplan.cli", "info", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "wmplan collect" in proc.stderr
 
 

@@ -28,8 +28,9 @@ class Holder:
     """A second process that holds a folder's writer lock until closed: waits on its "held" line."""
 
     def __init__(self, folder, kind="folder"):
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), kind], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(folder), kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout.readline().strip() == "held"
 
     def close(self):
@@ -92,8 +93,16 @@ class Killed(BaseException):
 
 
 def _cfg(store, **overrides):
-    return apply_overrides(preset("tiny", "wall"), {"data.path": str(store.path), "model.encoder.name": "state",
-                                                    "train.steps_per_epoch": 10, "train.epochs": 2, **overrides})
+    return apply_overrides(
+        preset("tiny", "wall"),
+        {
+            "data.path": str(store.path),
+            "model.encoder.name": "state",
+            "train.steps_per_epoch": 10,
+            "train.epochs": 2,
+            **overrides,
+        },
+    )
 
 
 def _train_killed_in_checkpoint(store, run, monkeypatch, kill_at: int | None) -> int:
@@ -126,7 +135,9 @@ def _train_killed_in_checkpoint(store, run, monkeypatch, kill_at: int | None) ->
     return count["n"]
 
 
-def test_a_kill_anywhere_inside_a_checkpoint_then_resume_ends_where_an_uninterrupted_run_ends(wall_store, tmp_path, monkeypatch):
+def test_a_kill_anywhere_inside_a_checkpoint_then_resume_ends_where_an_uninterrupted_run_ends(
+    wall_store, tmp_path, monkeypatch
+):
     per_checkpoint = _train_killed_in_checkpoint(wall_store, tmp_path / "full", monkeypatch, None)
     expected = load_file(str(tmp_path / "full" / "model.safetensors"))
     assert per_checkpoint >= 7  # 3 model files staged, the commit, 5 links and the manifest: several kill points
@@ -139,7 +150,9 @@ def test_a_kill_anywhere_inside_a_checkpoint_then_resume_ends_where_an_uninterru
         resumed = load_file(str(run / "model.safetensors"))
         for key in expected:
             torch.testing.assert_close(resumed[key], expected[key], rtol=0, atol=0, msg=f"kill point {kill_at}: {key}")
-        leftovers = [p.name for p in run.iterdir() if writing.TEMP_MARK in p.name or p.name.startswith(writing.STAGING_PREFIX)]
+        leftovers = [
+            p.name for p in run.iterdir() if writing.TEMP_MARK in p.name or p.name.startswith(writing.STAGING_PREFIX)
+        ]
         assert leftovers == [], f"kill point {kill_at}: stray files {leftovers}"
 
 
@@ -148,13 +161,28 @@ def test_resume_refuses_another_config_and_the_cli_resumes_with_the_stored_one(w
 
     train(_cfg(wall_store, **{"train.epochs": 1}), tmp_path / "run", progress=False)
     with pytest.raises(TrainingError, match="model.predictor.depth"):
-        train(_cfg(wall_store, **{"train.epochs": 2, "model.predictor.depth": 3}), tmp_path / "run", resume=True, progress=False)
+        train(
+            _cfg(wall_store, **{"train.epochs": 2, "model.predictor.depth": 3}),
+            tmp_path / "run",
+            resume=True,
+            progress=False,
+        )
     WorldModel.load(tmp_path / "run")  # the run is untouched
-    assert main(["train", "--data", str(wall_store.path), "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]) == 0
-    assert [line.split(",")[0] for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]] == ["0", "1"]
+    assert (
+        main(["train", "--data", str(wall_store.path), "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"])
+        == 0
+    )
+    assert [line.split(",")[0] for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]] == [
+        "0",
+        "1",
+    ]
 
 
 def test_every_run_file_gets_the_same_permissions(wall_store, tmp_path):
     train(_cfg(wall_store, **{"train.epochs": 1}), tmp_path / "run", progress=False)
-    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir() if p.is_file() and p.name != writing.LOCK_NAME}
+    modes = {
+        p.name: p.stat().st_mode & 0o777
+        for p in (tmp_path / "run").iterdir()
+        if p.is_file() and p.name != writing.LOCK_NAME
+    }
     assert len(set(modes.values())) == 1, modes

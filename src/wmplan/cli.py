@@ -1,16 +1,16 @@
 """The `wmplan` command line: a thin layer over the Python API.
 
-    wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
-    wmplan info data/wall [--json]
-    wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]
-                 [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
-    wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
-                    [--set adversarial.lambda_action=0.1 ...]
-    wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
-                [--set planner.lr=0.1 ...] --out DIR
-    wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full]
-    wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
-    wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
+wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
+wmplan info data/wall [--json]
+wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]
+             [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
+wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
+                [--set adversarial.lambda_action=0.1 ...]
+wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
+            [--set planner.lr=0.1 ...] --out DIR
+wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full]
+wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
+wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
 """
 
 from __future__ import annotations
@@ -31,12 +31,20 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     store = collect(
-        args.env, args.out, episodes=args.episodes, seed=args.seed, overwrite=args.overwrite, append=args.append,
-        task_settings=parse_set_args(args.task_set, '--task-set'), collector_settings=parse_set_args(args.collector_set, '--collector-set'),
+        args.env,
+        args.out,
+        episodes=args.episodes,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        append=args.append,
+        task_settings=parse_set_args(args.task_set, "--task-set"),
+        collector_settings=parse_set_args(args.collector_set, "--collector-set"),
     )
     seconds = time.perf_counter() - start
-    print(f"wrote {args.episodes} episodes to {store.path} in {seconds:.1f} s; it now holds "
-          f"{store.n_episodes} episodes, {store.n_frames} frames")
+    print(
+        f"wrote {args.episodes} episodes to {store.path} in {seconds:.1f} s; it now holds "
+        f"{store.n_episodes} episodes, {store.n_frames} frames"
+    )
     return 0
 
 
@@ -45,9 +53,17 @@ def format_summary(summary: dict) -> str:
         f"dataset   {summary['path']}",
         f"task      {summary['task']}",
         f"episodes  {summary['episodes']} finished"
-        + (f" ({summary['unfinished_frames']} frames of an unfinished episode ignored)" if summary["unfinished_frames"] else ""),
+        + (
+            f" ({summary['unfinished_frames']} frames of an unfinished episode ignored)"
+            if summary["unfinished_frames"]
+            else ""
+        ),
         f"frames    {summary['frames']}"
-        + (f" (episode length {summary['episode_length']['min']}..{summary['episode_length']['max']})" if summary["episode_length"] else ""),
+        + (
+            f" (episode length {summary['episode_length']['min']}..{summary['episode_length']['max']})"
+            if summary["episode_length"]
+            else ""
+        ),
         "arrays",
     ]
     for key, meta in summary["arrays"].items():
@@ -69,7 +85,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         problems = store.chunk_problems()
         for line in problems:
             print(line)
-        print(f"{args.path}: {len(problems)} damaged chunk(s)" + ("; collect the dataset again" if problems else ", every chunk reads back"))
+        print(
+            f"{args.path}: {len(problems)} damaged chunk(s)"
+            + ("; collect the dataset again" if problems else ", every chunk reads back")
+        )
         return 1 if problems else 0
     summary = store.summary()
     if summary["task"] == "pusht" and store.n_episodes:  # contact-rich data is the point of the PushT collector
@@ -139,7 +158,9 @@ def eval_config(args: argparse.Namespace):
     overrides = parse_set_args(args.set)
     groups = {"planner": cfg.settings, "mpc": cfg.mpc_settings}
     for group, target in groups.items():
-        apply_dataclass_overrides(target, {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".")[0] == group}, group)
+        apply_dataclass_overrides(
+            target, {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".")[0] == group}, group
+        )
     unknown = [k for k in overrides if k.split(".")[0] not in groups]
     if unknown:
         raise ValueError(f"unknown --set keys {unknown}; eval takes planner.<field> and mpc.<field>")
@@ -152,17 +173,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary = evaluate(args.run, eval_config(args), args.out, video=args.video)
     low, high = summary["ci95"]
     d_low, d_high = summary["final_distance_ci95"]
-    print(f"{summary['planner']}{' + MPC' if summary['mpc'] else ''} on {summary['episodes']} episodes: success "
-          f"{100 * summary['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}), reached at any step "
-          f"{100 * summary['reached_rate']:.0f}%, mean final {summary['distance']} {summary['mean_final_distance']:.3g} "
-          f"(95% CI {d_low:.3g}-{d_high:.3g}), {summary['seconds_per_plan']:.3f} s per plan; wrote {args.out}/summary.json")
+    print(
+        f"{summary['planner']}{' + MPC' if summary['mpc'] else ''} on {summary['episodes']} episodes: success "
+        f"{100 * summary['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}), reached at any step "
+        f"{100 * summary['reached_rate']:.0f}%, mean final {summary['distance']} {summary['mean_final_distance']:.3g} "
+        f"(95% CI {d_low:.3g}-{d_high:.3g}), {summary['seconds_per_plan']:.3f} s per plan; wrote {args.out}/summary.json"
+    )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from wmplan.evaluation.demo import demo_scale, run_demo
 
-    scale = demo_scale(args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {}))
+    scale = demo_scale(
+        args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
+    )
     print(run_demo(args.out, scale, env=args.env, seed=args.seed))
     return 0
 
@@ -196,15 +221,22 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
     if not plans_pushes(args.env):
         r = cem_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed)
-        print(f"{args.env}: CEM in the simulator ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, "
-              f"horizon {r['horizon']} x {r['frameskip']} env steps), {args.episodes} episodes, open loop")
-        print(f"success {r['success_rate']:.0%} (95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), reached at any step "
-              f"{r['reached_rate']:.0%}, mean {r['distance']} {r['mean_initial_distance']:.2f} -> {r['mean_final_distance']:.2f}")
+        print(
+            f"{args.env}: CEM in the simulator ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, "
+            f"horizon {r['horizon']} x {r['frameskip']} env steps), {args.episodes} episodes, open loop"
+        )
+        print(
+            f"success {r['success_rate']:.0%} (95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), reached at any step "
+            f"{r['reached_rate']:.0%}, mean {r['distance']} {r['mean_initial_distance']:.2f} -> {r['mean_final_distance']:.2f}"
+        )
         print(f"wrote {args.out}/summary.json ({r['seconds']:.0f} s)")
         return 0
-    r = greedy_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed, pushes=args.pushes,
-                         candidates=args.candidates)
-    print(f"{args.env}: greedy planning in the simulator, {args.candidates} candidate pushes per step, {args.episodes} episodes")
+    r = greedy_reference(
+        args.env, Path(args.out), episodes=args.episodes, seed=args.seed, pushes=args.pushes, candidates=args.candidates
+    )
+    print(
+        f"{args.env}: greedy planning in the simulator, {args.candidates} candidate pushes per step, {args.episodes} episodes"
+    )
     print(f"{'pushes':>6} {'mean ' + r['distance']:>24} {'success':>8}")
     for k, (d, s) in enumerate(zip(r["mean_distance_after"], r["success_rate_after"])):
         print(f"{k:>6} {d:>24.3f} {s:>8.0%}")
@@ -213,7 +245,9 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collect", help="simulate episodes into a zarr dataset")
@@ -224,8 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     mode.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
-    p.add_argument("--task-set", action="append", default=[], metavar="KEY=VALUE", help="task setting, e.g. random_layout=true")
-    p.add_argument("--collector-set", action="append", default=[], metavar="KEY=VALUE", help="collector setting, e.g. steps=100")
+    p.add_argument(
+        "--task-set", action="append", default=[], metavar="KEY=VALUE", help="task setting, e.g. random_layout=true"
+    )
+    p.add_argument(
+        "--collector-set", action="append", default=[], metavar="KEY=VALUE", help="collector setting, e.g. steps=100"
+    )
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("info", help="describe a dataset")
@@ -237,22 +275,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a world model on a dataset")
     p.add_argument("--data", required=True, help="dataset path")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--preset", choices=["tiny", "small", "paper"], help="tiny | small | paper (default: small; with --resume: the run's)")
+    p.add_argument(
+        "--preset",
+        choices=["tiny", "small", "paper"],
+        help="tiny | small | paper (default: small; with --resume: the run's)",
+    )
     p.add_argument("--encoder", choices=ENCODERS)
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("finetune", help="finetune a trained run (online or adversarial world modeling) into a new run")
     p.add_argument("--method", required=True, choices=["adversarial", "online"])
     # --parent: under torchrun, `--run` is taken for an abbreviation of torchrun's own --run-path.
-    p.add_argument("--run", "--parent", dest="run", required=True, help="run directory of the trained parent model (alias --parent)")
+    p.add_argument(
+        "--run",
+        "--parent",
+        dest="run",
+        required=True,
+        help="run directory of the trained parent model (alias --parent)",
+    )
     p.add_argument("--out", required=True, help="run directory of the finetuned model (new)")
-    p.add_argument("--preset", default="small", choices=["tiny", "small", "paper"], help="finetuning length (default: small)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive")
+    p.add_argument(
+        "--preset", default="small", choices=["tiny", "small", "paper"], help="finetuning length (default: small)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive",
+    )
     p.add_argument("--data", help="the parent's dataset, if it moved since training (checked by its fingerprint)")
     p.set_defaults(func=cmd_finetune)
 
@@ -263,7 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=99)
     p.add_argument("--video", type=int, default=0, metavar="N", help="write GIFs of the first N episodes")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="planner.<field> or mpc.<field>, e.g. planner.lr=0.1")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="planner.<field> or mpc.<field>, e.g. planner.lr=0.1",
+    )
     p.add_argument("--out", required=True, help="results folder")
     p.set_defaults(func=cmd_eval)
 
@@ -276,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
-    p.add_argument("--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)")
+    p.add_argument(
+        "--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)"
+    )
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the windows and the planner (default 0)")
@@ -284,19 +349,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gap)
 
     p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")
-    p.add_argument("--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)")
+    p.add_argument(
+        "--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)"
+    )
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
     p.set_defaults(func=cmd_landscape)
 
     p = sub.add_parser("reference", help="planning in the simulator itself: what a perfect model could reach")
-    p.add_argument("--env", required=True, help="wall | pointmaze | pusht (CEM in the simulator) | rope | granular (greedy pushes)")
+    p.add_argument(
+        "--env", required=True, help="wall | pointmaze | pusht (CEM in the simulator) | rope | granular (greedy pushes)"
+    )
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--episodes", type=int, default=20, help="start/goal pairs, as eval draws them (default 20)")
     p.add_argument("--seed", type=int, default=99, help="seed of the pairs, as eval's --seed (default 99)")
-    p.add_argument("--pushes", type=int, default=10, help="rope, granular: pushes per episode (default 10, an MPC episode's)")
-    p.add_argument("--candidates", type=int, default=100, help="rope, granular: pushes tried in the simulator per step (default 100)")
+    p.add_argument(
+        "--pushes", type=int, default=10, help="rope, granular: pushes per episode (default 10, an MPC episode's)"
+    )
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=100,
+        help="rope, granular: pushes tried in the simulator per step (default 100)",
+    )
     p.set_defaults(func=cmd_reference)
     return parser
 

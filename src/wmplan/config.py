@@ -200,15 +200,17 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         return _from_dict(cls, values, "")
 
-    def check(self) -> "RunConfig":
+    def check(self) -> RunConfig:
         """Raise a ValueError naming the first setting out of its range (RUN_MINIMUMS, RUN_POSITIVE);
         returns self."""
         check_ranges(self, RUN_MINIMUMS, RUN_POSITIVE)
         if self.model.encoder.name not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.model.encoder.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)")
+            raise ValueError(
+                f"unknown encoder {self.model.encoder.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)"
+            )
         if self.train.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"train.lr_schedule must be constant or cosine, got {self.train.lr_schedule!r}")
         if not 0 < self.data.val_fraction < 1:
@@ -219,20 +221,54 @@ class RunConfig:
 
 
 # Ranges of the run settings: dotted key -> least allowed value, and keys that must be above 0.
-RUN_MINIMUMS = {"data.num_hist": 1, "data.num_pred": 1, "data.frameskip": 1, "data.split_seed": 0,
-                "model.action_emb_dim": 1, "model.proprio_emb_dim": 1, "model.encoder.keypoints": 1,
-                "model.encoder.pretrain_steps": 0, "model.encoder.pretrain_batch": 1,
-                "model.predictor.depth": 1, "model.predictor.heads": 1, "model.predictor.head_dim": 1,
-                "model.predictor.mlp_dim": 1, "model.predictor.width": 0, "model.predictor.dropout": 0,
-                "train.epochs": 1, "train.batch_size": 1, "train.weight_decay": 0, "train.grad_clip": 0, "train.seed": 0,
-                "train.max_val_windows": 1, "train.steps_per_epoch": 0, "train.cache_tokens_gb": 0,
-                "adversarial.lambda_visual": 0, "adversarial.lambda_proprio": 0, "adversarial.lambda_action": 0,
-                "adversarial.pgd_steps": 1, "online.every": 1, "online.windows": 1, "online.goal_steps": 1,
-                "online.horizon": 1, "online.plan_steps": 1, "online.noise": 0, "online.buffer_size": 1}
-RUN_POSITIVE = ("train.lr_predictor", "train.lr_embeddings", "model.encoder.pretrain_lr", "adversarial.step_factor", "online.lr")
+RUN_MINIMUMS = {
+    "data.num_hist": 1,
+    "data.num_pred": 1,
+    "data.frameskip": 1,
+    "data.split_seed": 0,
+    "model.action_emb_dim": 1,
+    "model.proprio_emb_dim": 1,
+    "model.encoder.keypoints": 1,
+    "model.encoder.pretrain_steps": 0,
+    "model.encoder.pretrain_batch": 1,
+    "model.predictor.depth": 1,
+    "model.predictor.heads": 1,
+    "model.predictor.head_dim": 1,
+    "model.predictor.mlp_dim": 1,
+    "model.predictor.width": 0,
+    "model.predictor.dropout": 0,
+    "train.epochs": 1,
+    "train.batch_size": 1,
+    "train.weight_decay": 0,
+    "train.grad_clip": 0,
+    "train.seed": 0,
+    "train.max_val_windows": 1,
+    "train.steps_per_epoch": 0,
+    "train.cache_tokens_gb": 0,
+    "adversarial.lambda_visual": 0,
+    "adversarial.lambda_proprio": 0,
+    "adversarial.lambda_action": 0,
+    "adversarial.pgd_steps": 1,
+    "online.every": 1,
+    "online.windows": 1,
+    "online.goal_steps": 1,
+    "online.horizon": 1,
+    "online.plan_steps": 1,
+    "online.noise": 0,
+    "online.buffer_size": 1,
+}
+RUN_POSITIVE = (
+    "train.lr_predictor",
+    "train.lr_embeddings",
+    "model.encoder.pretrain_lr",
+    "adversarial.step_factor",
+    "online.lr",
+)
 
 
-def check_ranges(obj: Any, minimums: dict[str, float], positive: tuple[str, ...] = (), names: dict[str, str] | None = None) -> None:
+def check_ranges(
+    obj: Any, minimums: dict[str, float], positive: tuple[str, ...] = (), names: dict[str, str] | None = None
+) -> None:
     """ValueError naming the first dotted key of `obj` below its minimum or not above 0 (a None value
     means "the default" and passes; NaN fails both). `names` renames a key's first part in the message
     to what the user typed (e.g. mpc_settings -> mpc)."""
@@ -258,7 +294,9 @@ def _from_dict(cls, values: dict[str, Any], prefix: str):
     kwargs = {}
     for name, value in values.items():
         sub = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
-        kwargs[name] = _from_dict(type(sub()), value, f"{prefix}{name}.") if sub and dataclasses.is_dataclass(sub()) else value
+        kwargs[name] = (
+            _from_dict(type(sub()), value, f"{prefix}{name}.") if sub and dataclasses.is_dataclass(sub()) else value
+        )
     return cls(**kwargs)
 
 
@@ -321,7 +359,9 @@ def apply_dataclass_overrides(target: Any, overrides: dict[str, Any], prefix: st
     types = typing.get_type_hints(type(target))
     for name, value in overrides.items():
         if name not in fields:
-            raise ValueError(f"unknown config key {prefix}.{name!r}; valid keys: {', '.join(f'{prefix}.{n}' for n in fields)}")
+            raise ValueError(
+                f"unknown config key {prefix}.{name!r}; valid keys: {', '.join(f'{prefix}.{n}' for n in fields)}"
+            )
         setattr(target, name, cast_value(value, types[name], f"{prefix}.{name}"))
 
 

@@ -65,7 +65,7 @@ class WriterLock:
         self.release()
 
 
-_held: "weakref.WeakValueDictionary[str, WriterLock]" = weakref.WeakValueDictionary()
+_held: weakref.WeakValueDictionary[str, WriterLock] = weakref.WeakValueDictionary()
 
 
 def claim_folder(folder: str | Path, what: str) -> WriterLock:
@@ -91,8 +91,10 @@ def claim_folder(folder: str | Path, what: str) -> WriterLock:
         handle.seek(0)
         pid = handle.read().strip() or "unknown"
         handle.close()
-        raise OutputError(f"{folder} is being written by another process (pid {pid}); wait for it to finish, "
-                          f"or write {what} elsewhere") from None
+        raise OutputError(
+            f"{folder} is being written by another process (pid {pid}); wait for it to finish, "
+            f"or write {what} elsewhere"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -133,7 +135,7 @@ def _committed(run_dir: Path) -> list[Path]:
     """The run's committed checkpoint folders, newest epoch first."""
     found = []
     for p in run_dir.glob(f"{CHECKPOINT_PREFIX}*"):
-        suffix = p.name[len(CHECKPOINT_PREFIX):]
+        suffix = p.name[len(CHECKPOINT_PREFIX) :]
         if p.is_dir() and suffix.isdigit():
             found.append((int(suffix), p))
     return [p for _, p in sorted(found, reverse=True)]
@@ -150,8 +152,10 @@ def checkpoint_source(run_dir: str | Path) -> Path:
         if _manifest_verifies(folder) is not None:
             return folder
     if (run_dir / MANIFEST).exists():
-        raise OutputError(f"{run_dir}: the checkpoint files do not match {MANIFEST} and no complete checkpoint is "
-                          f"left to fall back to; the run is damaged: train it again")
+        raise OutputError(
+            f"{run_dir}: the checkpoint files do not match {MANIFEST} and no complete checkpoint is "
+            f"left to fall back to; the run is damaged: train it again"
+        )
     return run_dir
 
 
@@ -176,7 +180,7 @@ def remove_stray_files(run_dir: Path, keep_epoch: int | None = None) -> None:
         elif p.name.startswith(STAGING_PREFIX) and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
     for folder in _committed(run_dir):
-        if keep_epoch is None or int(folder.name[len(CHECKPOINT_PREFIX):]) != keep_epoch:
+        if keep_epoch is None or int(folder.name[len(CHECKPOINT_PREFIX) :]) != keep_epoch:
             shutil.rmtree(folder, ignore_errors=True)
 
 

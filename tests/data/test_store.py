@@ -1,10 +1,7 @@
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +33,9 @@ def test_round_trip_of_episodes(tmp_path, rng):
         got = again.episode(i)
         for key in ep:
             np.testing.assert_array_equal(got[key], ep[key])
-    np.testing.assert_array_equal(again.read("state", np.array([2, 0])), np.concatenate([episodes[2]["state"], episodes[0]["state"]]))
+    np.testing.assert_array_equal(
+        again.read("state", np.array([2, 0])), np.concatenate([episodes[2]["state"], episodes[0]["state"]])
+    )
     assert WallSettings.from_dict(again.task_settings) == WallTask().config
 
 
@@ -101,13 +100,12 @@ def test_an_interrupted_append_leaves_finished_episodes_readable(tmp_path, rng, 
 
 
 def finished_episodes(path) -> int:
-    """Episodes a running collection has finished, read from its episode_ends metadata (0 before it exists)."""
-    meta, chunk = path / "meta" / "episode_ends" / "zarr.json", path / "meta" / "episode_ends" / "c" / "0"
-    if not (meta.exists() and chunk.exists()):
-        return 0
+    """Episodes a running collection has committed: the store's own count of finished episodes (its
+    meta/episode_ends values, written after the episode's data; the array's shape grows first, so it
+    is not the commit). 0 while the store is still being created."""
     try:
-        return json.loads(meta.read_text())["shape"][0]
-    except json.JSONDecodeError:  # caught mid-rewrite: read it again on the next poll
+        return TrajectoryStore.open(path).n_episodes
+    except (DatasetError, KeyError, ValueError, OSError):  # not created yet, or caught mid-creation
         return 0
 
 
@@ -128,7 +126,9 @@ def test_a_killed_collection_stays_readable(tmp_path):
     assert store.n_episodes >= 48
     for key in store.keys:  # every finished episode reads back in full
         assert len(store.read(key)) == store.n_frames == 51 * store.n_episodes
-    out = subprocess.run([sys.executable, "-m", "wmplan.cli", "info", str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "wmplan.cli", "info", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     assert f"{store.n_episodes} finished" in out
 
 

@@ -42,7 +42,9 @@ def test_windows_match_the_raw_arrays_index_by_index(wall_store):
             frame = t + 5 * k
             np.testing.assert_array_equal(item["obs"][k].numpy(), raw["obs"][ep][frame])
             np.testing.assert_array_equal(item["state"][k].numpy(), raw["state"][ep][frame])
-            np.testing.assert_allclose(item["proprio"][k].numpy(), norm.normalize_proprio(raw["proprio"][ep][frame]), rtol=1e-6)
+            np.testing.assert_allclose(
+                item["proprio"][k].numpy(), norm.normalize_proprio(raw["proprio"][ep][frame]), rtol=1e-6
+            )
         assert item["action"].shape == (3, 10)
         for k in range(3):
             for j in range(5):  # env action t + 5k + j sits at columns 2j..2j+1 of model action k

@@ -105,7 +105,9 @@ def test_a_push_through_the_rope_drags_it_and_a_miss_changes_nothing(rope):
     k = rope.config.n_particles
     assert after[k // 2, 1] > 0.1, "the middle bead should follow the pusher"
     rope.reset_to(straight)
-    np.testing.assert_allclose(rope.step(np.array([[-0.5, -0.6, 0.5, -0.6]])), straight, atol=1e-9)  # taut links creep by 1e-11
+    np.testing.assert_allclose(
+        rope.step(np.array([[-0.5, -0.6, 0.5, -0.6]])), straight, atol=1e-9
+    )  # taut links creep by 1e-11
 
 
 def test_settled_starts_do_not_move_without_a_touch(rope, granular):

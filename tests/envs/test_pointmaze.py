@@ -110,7 +110,9 @@ def test_walls_stop_the_point_mass(task, push):
 @settings(max_examples=25, deadline=None)
 @given(
     start=st.integers(0, 6),
-    actions=st.lists(st.tuples(st.sampled_from([-1.0, 0.0, 1.0]), st.sampled_from([-1.0, 0.0, 1.0])), min_size=1, max_size=80),
+    actions=st.lists(
+        st.tuples(st.sampled_from([-1.0, 0.0, 1.0]), st.sampled_from([-1.0, 0.0, 1.0])), min_size=1, max_size=80
+    ),
     repeat=st.integers(1, 10),
 )
 def test_no_bang_bang_sequence_enters_a_wall(start, actions, repeat):
@@ -182,8 +184,9 @@ def test_collector_shapes_nan_last_action_and_travel():
 def test_collect_writes_a_store_and_the_gymnasium_view_works(tmp_path, monkeypatch):
     monkeypatch.setitem(registry._TASKS, "pointmaze", (PointMazeTask, PointMazeSettings.from_dict))
     monkeypatch.setitem(collect_module.COLLECTORS, "pointmaze", (random_pointmaze, PointMazeRandomConfig))
-    store = collect_module.collect("pointmaze", tmp_path / "pm", episodes=5, seed=1, batch=4, progress=False,
-                                   collector_settings={"steps": 12})
+    store = collect_module.collect(
+        "pointmaze", tmp_path / "pm", episodes=5, seed=1, batch=4, progress=False, collector_settings={"steps": 12}
+    )
     assert store.n_episodes == 5 and store.read("obs").shape == (65, 64, 64, 3)
     assert registry.make_task("pointmaze", store.task_settings).config == PointMazeSettings()
 

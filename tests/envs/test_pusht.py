@@ -21,7 +21,9 @@ def test_same_states_and_actions_give_the_same_trajectory():
     runs = []
     for _ in range(2):
         task = PushTTask()
-        task.reset_to(np.array([UNDER_STEM, [100.0, 100.0, 200.0, 200.0, 1.0, 5.0, -3.0], [400, 250, 300, 250, 3.0, 0, 0]]))
+        task.reset_to(
+            np.array([UNDER_STEM, [100.0, 100.0, 200.0, 200.0, 1.0, 5.0, -3.0], [400, 250, 300, 250, 3.0, 0, 0]])
+        )
         runs.append(np.stack([task.step(a) for a in actions]))
     np.testing.assert_array_equal(runs[0], runs[1])
 

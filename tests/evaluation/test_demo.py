@@ -6,18 +6,27 @@ TINY = {"model.predictor.width": 32, "train.epochs": 1, "train.steps_per_epoch":
 
 
 def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path):
-    scale = DemoScale(episodes=2, collect_episodes=12, preset="tiny", train=TINY,
-                      adversarial={"train.epochs": 1, "train.steps_per_epoch": 3},
-                      online={"train.epochs": 1, "train.steps_per_epoch": 3, "online.windows": 2},
-                      planner={"steps": 4, "samples": 16, "topk": 4, "iterations": 2}, mpc={"replans": 2},
-                      gap_windows=3, landscape_grid=5)
+    scale = DemoScale(
+        episodes=2,
+        collect_episodes=12,
+        preset="tiny",
+        train=TINY,
+        adversarial={"train.epochs": 1, "train.steps_per_epoch": 3},
+        online={"train.epochs": 1, "train.steps_per_epoch": 3, "online.windows": 2},
+        planner={"steps": 4, "samples": 16, "topk": 4, "iterations": 2},
+        mpc={"replans": 2},
+        gap_windows=3,
+        landscape_grid=5,
+    )
     out = tmp_path / "demo"
     report = run_demo(out, scale, progress=False)
     assert (out / "report.md").read_text() == report
     for encoder in ("conv", "state"):
         for model in MODELS:
             for planner, mpc, bounded in CELLS:
-                summary = json.loads((out / "eval" / encoder / model / cell_name(planner, mpc, bounded) / "summary.json").read_text())
+                summary = json.loads(
+                    (out / "eval" / encoder / model / cell_name(planner, mpc, bounded) / "summary.json").read_text()
+                )
                 assert summary["planner_config"].get("bounded", False) == bounded and summary["mpc"] == mpc
                 assert summary["encoder"] == encoder and summary["planning_calls"] == (2 if mpc else 1)
         assert (out / "gap" / encoder / "gap.png").exists() and (out / "landscape" / encoder / "landscape.png").exists()
@@ -37,23 +46,44 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     assert grid["task"] == "wall" and grid["reference"]["success_rate"] == reference["success_rate"]
     assert grid["encoders"]["conv"]["pixels"] and not grid["encoders"]["state"]["pixels"]
     assert 0.9 < grid["encoders"]["state"]["latent_distance_spearman"] <= 1  # the state is the true distance itself
-    assert grid["encoders"]["conv"]["copy_last_loss"] > 0 and 0 < grid["encoders"]["conv"]["latent_distance_spearman"] <= 1
+    assert (
+        grid["encoders"]["conv"]["copy_last_loss"] > 0 and 0 < grid["encoders"]["conv"]["latent_distance_spearman"] <= 1
+    )
     assert len(grid["cells"]) == 2 * (len(MODELS) * len(CELLS) + len(OBJECTIVE_CHECK))
     adam_mpc = json.loads((out / "eval" / "state" / "online" / "adam_mpc" / "summary.json").read_text())
-    [cell] = [c for c in grid["cells"] if (c["encoder"], c["model"], c["planner"], c["mpc"], c["bounded"]) == ("state", "online", "adam", True, False)]
+    [cell] = [
+        c
+        for c in grid["cells"]
+        if (c["encoder"], c["model"], c["planner"], c["mpc"], c["bounded"]) == ("state", "online", "adam", True, False)
+    ]
     assert cell["success_rate"] == adam_mpc["success_rate"] and cell["seconds_per_plan"] == adam_mpc["seconds_per_plan"]
     # the base model planned with the other objective mode too, beside the default in the report
-    modes = {c["objective"] for c in grid["cells"] if (c["encoder"], c["model"], c["planner"], c["mpc"]) == ("conv", "base", "cem", True)}
+    modes = {
+        c["objective"]
+        for c in grid["cells"]
+        if (c["encoder"], c["model"], c["planner"], c["mpc"]) == ("conv", "base", "cem", True)
+    }
     assert modes == {"last", "all"} and "| cem | MPC | last: " in report
 
 
 def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
     from wmplan.evaluation.demo import demo_scale
 
-    scale = demo_scale("rope", episodes=2, collect_episodes=8, preset="tiny", train=TINY, cells=CELLS[:1],
-                       adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
-                       online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
-                       planner={"steps": 3}, gap_windows=2, landscape_grid=3, objective_check=(), reference_candidates=4)
+    scale = demo_scale(
+        "rope",
+        episodes=2,
+        collect_episodes=8,
+        preset="tiny",
+        train=TINY,
+        cells=CELLS[:1],
+        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
+        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
+        planner={"steps": 3},
+        gap_windows=2,
+        landscape_grid=3,
+        objective_check=(),
+        reference_candidates=4,
+    )
     report = run_demo(tmp_path / "demo", scale, env="rope", progress=False)
     summary = json.loads((tmp_path / "demo" / "eval" / "conv" / "base" / "gd" / "summary.json").read_text())
     assert summary["distance"] == "Chamfer distance"
@@ -61,4 +91,8 @@ def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
     assert f"the starts are {summary['mean_initial_distance']:.3f} from their goals" in report
     assert "checked on the point estimates above, by mean final distance" in report
     reference = json.loads((tmp_path / "demo" / "reference" / "summary.json").read_text())
-    assert reference["method"] == "greedy_pushes_in_simulator" and reference["pushes"] == 10 and reference["candidates"] == 4
+    assert (
+        reference["method"] == "greedy_pushes_in_simulator"
+        and reference["pushes"] == 10
+        and reference["candidates"] == 4
+    )

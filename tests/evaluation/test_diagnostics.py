@@ -5,13 +5,9 @@ import pytest
 import torch
 
 from wmplan.cli import main
-from wmplan.config import apply_overrides, preset
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
 from wmplan.models.world_model import WorldModel
-from wmplan.training.trainer import train
-
-
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,12 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from wmplan.cli import main
-from wmplan.config import apply_overrides, preset
 from wmplan.envs import make_task
 from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate, wilson_interval
 from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
-from wmplan.training.trainer import train
-
-
 
 
 def test_wilson_interval_known_values():
@@ -49,10 +44,17 @@ def test_same_seed_gives_the_same_pairs_and_summary(tiny_run, tmp_path):
     b = evaluate(tiny_run, cfg, tmp_path / "b", progress=False)
     drop = lambda s: {k: v for k, v in s.items() if "seconds" not in k}
     assert drop(a) == drop(b)
-    rows_a = [json.loads(l) for l in (tmp_path / "a" / "episodes.jsonl").read_text().splitlines()]
-    rows_b = [json.loads(l) for l in (tmp_path / "b" / "episodes.jsonl").read_text().splitlines()]
-    assert [(r["start"], r["goal"], r["final"]) for r in rows_a] == [(r["start"], r["goal"], r["final"]) for r in rows_b]
-    c = evaluate(tiny_run, EvalConfig(planner="cem", episodes=6, seed=5, settings=PlannerSettings(samples=20, topk=4, iterations=2)), None, progress=False)
+    rows_a = [json.loads(line) for line in (tmp_path / "a" / "episodes.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(line) for line in (tmp_path / "b" / "episodes.jsonl").read_text().splitlines()]
+    assert [(r["start"], r["goal"], r["final"]) for r in rows_a] == [
+        (r["start"], r["goal"], r["final"]) for r in rows_b
+    ]
+    c = evaluate(
+        tiny_run,
+        EvalConfig(planner="cem", episodes=6, seed=5, settings=PlannerSettings(samples=20, topk=4, iterations=2)),
+        None,
+        progress=False,
+    )
     rows_c_starts = make_task("wall").sample_start_goal(np.random.default_rng(5), 6)[0]
     np.testing.assert_allclose([r["start"] for r in rows_a], rows_c_starts)  # every planner sees the same pairs
     assert set(a) <= set(c) | {"run"}
@@ -73,20 +75,69 @@ def test_adam_on_a_tiny_wall_model_beats_random_actions(tiny_run):
 
 
 def test_cli_eval_bounded_cem_mpc_writes_summary_and_gif(tiny_run, tmp_path, capsys):
-    code = main(["eval", "--run", str(tiny_run), "--planner", "cem", "--mpc", "--episodes", "4", "--out", str(tmp_path / "e"),
-                 "--set", "planner.bounded=true", "--set", "planner.samples=30", "--set", "planner.topk=5", "--set", "mpc.replans=2",
-                 "--video", "1"])
+    code = main(
+        [
+            "eval",
+            "--run",
+            str(tiny_run),
+            "--planner",
+            "cem",
+            "--mpc",
+            "--episodes",
+            "4",
+            "--out",
+            str(tmp_path / "e"),
+            "--set",
+            "planner.bounded=true",
+            "--set",
+            "planner.samples=30",
+            "--set",
+            "planner.topk=5",
+            "--set",
+            "mpc.replans=2",
+            "--video",
+            "1",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     assert summary["mpc"] and summary["planning_calls"] == 2 and summary["planner_config"]["bounded"]
     assert {"success_rate", "ci95", "seconds_per_plan", "episodes", "planner", "run"} <= set(summary)
     assert (tmp_path / "e" / "episode_00.gif").exists()
-    assert main(["eval", "--run", str(tiny_run), "--planner", "adam", "--out", str(tmp_path / "x"), "--set", "planner.lrr=1"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--run",
+                str(tiny_run),
+                "--planner",
+                "adam",
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                "planner.lrr=1",
+            ]
+        )
+        == 2
+    )
     assert "planner.lr" in capsys.readouterr().err
 
 
 def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, capsys):
-    args = ["eval", "--run", str(tiny_run), "--planner", "adam", "--mpc", "--episodes", "2", "--set", "planner.steps=2", "--set", "mpc.replans=1"]
+    args = [
+        "eval",
+        "--run",
+        str(tiny_run),
+        "--planner",
+        "adam",
+        "--mpc",
+        "--episodes",
+        "2",
+        "--set",
+        "planner.steps=2",
+        "--set",
+        "mpc.replans=1",
+    ]
     assert main([*args, "--out", str(tmp_path / "all"), "--set", "planner.objective=all"]) == 0
     assert json.loads((tmp_path / "all" / "summary.json").read_text())["objective"]["mode"] == "all"
     assert main([*args, "--out", str(tmp_path / "last")]) == 0

@@ -16,7 +16,10 @@ def test_greedy_reference_never_moves_away_and_gets_closer_on_rope(tmp_path):
     assert after[0] == pytest.approx(make_task("rope").distance(start, goal).mean())
     assert np.all(np.diff(after) <= 1e-12)  # a greedy step keeps the state when no candidate gets closer
     assert after[-1] < 0.8 * after[0]  # three aimed pushes out of 20 candidates do bring a rope closer
-    assert json.loads((tmp_path / "ref" / "summary.json").read_text())["mean_distance_after"] == summary["mean_distance_after"]
+    assert (
+        json.loads((tmp_path / "ref" / "summary.json").read_text())["mean_distance_after"]
+        == summary["mean_distance_after"]
+    )
 
 
 def test_cem_in_the_simulator_reaches_wall_goals_on_evals_pairs(tmp_path):
@@ -26,7 +29,9 @@ def test_cem_in_the_simulator_reaches_wall_goals_on_evals_pairs(tmp_path):
     # the pairs lie on opposite sides of the wall, ~27 px apart: only a plan through the door gets there
     assert summary["mean_final_distance"] < 0.2 * summary["mean_initial_distance"] and summary["success_rate"] >= 5 / 6
     assert summary["iterations"] == 10 and summary["samples"] == 300 and summary["horizon"] * summary["frameskip"] == 25
-    assert cem_reference("wall", episodes=6, progress=False)["mean_final_distance"] == summary["mean_final_distance"]  # seeded
+    assert (
+        cem_reference("wall", episodes=6, progress=False)["mean_final_distance"] == summary["mean_final_distance"]
+    )  # seeded
     assert json.loads((tmp_path / "ref" / "summary.json").read_text())["success_rate"] == summary["success_rate"]
 
 
@@ -46,5 +51,22 @@ def test_reference_cli_picks_cem_or_greedy_pushes_by_task(tmp_path, capsys):
     assert "CEM in the simulator" in capsys.readouterr().out and (tmp_path / "r" / "summary.json").exists()
     assert main(["reference", "--env", "nope", "--out", str(tmp_path / "n"), "--episodes", "2"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
-    assert main(["reference", "--env", "granular", "--out", str(tmp_path / "g"), "--episodes", "2", "--pushes", "1", "--candidates", "4"]) == 0
+    assert (
+        main(
+            [
+                "reference",
+                "--env",
+                "granular",
+                "--out",
+                str(tmp_path / "g"),
+                "--episodes",
+                "2",
+                "--pushes",
+                "1",
+                "--candidates",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert "greedy planning in the simulator" in capsys.readouterr().out

@@ -121,7 +121,12 @@ def test_full_forward_matches_manual_reference(hf_encoder):
     w = to_hf(random_state_dict("meta", seed=0), prefix="dinov2.")
     img = torch.rand(1, 28, 28, 3, generator=torch.Generator().manual_seed(4))
     x = img.permute(0, 3, 1, 2) * 2 - 1
-    t = F.conv2d(x, w["dinov2.embeddings.patch_embeddings.projection.weight"], w["dinov2.embeddings.patch_embeddings.projection.bias"], stride=14)
+    t = F.conv2d(
+        x,
+        w["dinov2.embeddings.patch_embeddings.projection.weight"],
+        w["dinov2.embeddings.patch_embeddings.projection.bias"],
+        stride=14,
+    )
     t = torch.cat([w["dinov2.embeddings.cls_token"], t.flatten(2).transpose(1, 2)], dim=1)
     pos = w["dinov2.embeddings.position_embeddings"]
     grid = pos[:, 1:].reshape(1, 37, 37, DIM).permute(0, 3, 1, 2)

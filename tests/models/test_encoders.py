@@ -125,11 +125,15 @@ def test_particles_encoder_gives_each_particle_its_own_token():
     from wmplan.models.world_model import TaskDims, build_encoder
 
     dims = TaskDims("rope", 64, 48, 0, 4)
-    encoder = build_encoder(apply_overrides(preset("tiny", "rope"), {"model.encoder.name": "particles"}).model.encoder, dims)
+    encoder = build_encoder(
+        apply_overrides(preset("tiny", "rope"), {"model.encoder.name": "particles"}).model.encoder, dims
+    )
     state = torch.arange(3 * 48, dtype=torch.float64).view(3, 48)
     tokens = encoder(state)
     assert tokens.shape == (3, 24, 2) and tokens.dtype == torch.float32
     assert torch.equal(tokens[1, 5], torch.tensor([48.0 + 10, 48.0 + 11]))  # particle 5 of the second state: its (x, y)
     with pytest.raises(ValueError, match="state encoder"):  # PushT's state holds an angle: not a set of points
-        build_encoder(apply_overrides(preset("tiny", "pusht"), {"model.encoder.name": "particles"}).model.encoder,
-                      TaskDims("pusht", 64, 7, 4, 2, angle_dims=(4,)))
+        build_encoder(
+            apply_overrides(preset("tiny", "pusht"), {"model.encoder.name": "particles"}).model.encoder,
+            TaskDims("pusht", 64, 7, 4, 2, angle_dims=(4,)),
+        )

@@ -5,7 +5,7 @@ import torch
 from wmplan.config import PREDICTOR_PRESETS, apply_overrides, preset
 from wmplan.data.windows import Normalizer
 from wmplan.models.predictor import FrameCausalPredictor
-from wmplan.models.world_model import Latent, TaskDims, WorldModel
+from wmplan.models.world_model import TaskDims, WorldModel
 
 DIMS = TaskDims("wall", 64, 2, 2, 2)
 

@@ -70,7 +70,11 @@ def make(kind: str, bounded: bool = False, low: float = -1.0, high: float = 1.0,
     bounds = dict(action_low=torch.full((A,), low), action_high=torch.full((A,), high))
     if kind == "cem":
         return CEMPlanner(CEMConfig(horizon=H, bounded=bounded, **cfg), Objective(), **bounds)
-    return GDPlanner(GDConfig(optimizer=kind, horizon=H, bounded=bounded, **{"lr": 0.3 if kind == "adam" else 1.0, **cfg}), Objective(), **bounds)
+    return GDPlanner(
+        GDConfig(optimizer=kind, horizon=H, bounded=bounded, **{"lr": 0.3 if kind == "adam" else 1.0, **cfg}),
+        Objective(),
+        **bounds,
+    )
 
 
 def row(z: Latent, i: int) -> Latent:
@@ -92,7 +96,9 @@ def test_objective_last_and_all_hand_computed():
     # frame 1: (1 + 9) / 2 + 0.5 * 4 = 7; frame 2: (4 + 4) / 2 + 0.5 * 1 = 4.5; frame 0 (context) is ignored
     assert Objective(alpha=0.5, mode="last").cost(z, goal).item() == pytest.approx(4.5)
     assert Objective(alpha=0.5, mode="all", base=2.0).cost(z, goal).item() == pytest.approx((2 * 7 + 4 * 4.5) / 6)
-    assert Objective(alpha=0.5, mode="all", base=0.5).cost(z, goal).item() == pytest.approx((0.5 * 7 + 0.25 * 4.5) / 0.75)
+    assert Objective(alpha=0.5, mode="all", base=0.5).cost(z, goal).item() == pytest.approx(
+        (0.5 * 7 + 0.25 * 4.5) / 0.75
+    )
     # horizon=1 keeps only the last frame in "all" mode (the rest is context).
     assert Objective(alpha=0.5, mode="all").cost(z, goal, horizon=1).item() == pytest.approx(4.5)
     assert Objective(alpha=0.0).cost(z, goal).item() == pytest.approx(4.0)
@@ -211,9 +217,19 @@ def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
     from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
     from wmplan.planning.objective import objective_mode
 
-    assert [objective_mode("pointmaze", True), objective_mode("pusht", True), objective_mode("pusht", False)] == ["all", "all", "last"]
+    assert [objective_mode("pointmaze", True), objective_mode("pusht", True), objective_mode("pusht", False)] == [
+        "all",
+        "all",
+        "last",
+    ]
     assert objective_mode("wall", True) == objective_mode("wall", False) == "last"
     small = PlannerSettings(steps=2)
-    assert evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=small), progress=False)["objective"]["mode"] == "last"
+    assert (
+        evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=small), progress=False)["objective"]["mode"]
+        == "last"
+    )
     forced = PlannerSettings(steps=2, objective="all")
-    assert evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=forced), progress=False)["objective"]["mode"] == "all"
+    assert (
+        evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=forced), progress=False)["objective"]["mode"]
+        == "all"
+    )

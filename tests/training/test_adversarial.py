@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from wmplan.cli import main
 from wmplan.config import AdversarialConfig, apply_overrides, preset
 from wmplan.data.windows import Normalizer
-from wmplan.models.world_model import Latent, TaskDims, WorldModel
+from wmplan.models.world_model import TaskDims, WorldModel
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.trainer import TrainingData, train
 
@@ -27,17 +27,20 @@ def _model(num_hist=2, seed=0):
 def _batch(b=16, num_hist=2, spread=15.0, seed=0):
     g = torch.Generator().manual_seed(seed)
     w = num_hist + 1
-    return {"proprio": torch.randn(b, w, 2, generator=g) * spread / 15, "state": 32 + torch.randn(b, w, 2, generator=g) * spread,
-            "action": torch.randn(b, w - 1, 10, generator=g) * spread / 15}
-
-
+    return {
+        "proprio": torch.randn(b, w, 2, generator=g) * spread / 15,
+        "state": 32 + torch.randn(b, w, 2, generator=g) * spread,
+        "action": torch.randn(b, w - 1, 10, generator=g) * spread / 15,
+    }
 
 
 @pytest.mark.parametrize("action_space,pgd_steps", [("raw", 1), ("embedding", 1), ("raw", 3)])
 def test_fgsm_stays_in_the_ball_and_raises_the_loss_more_than_random_corners(tiny_run, action_space, pgd_steps):
     torch.manual_seed(0)
     model = WorldModel.load(tiny_run).eval()
-    adv = AdversarialLoss(model, AdversarialConfig(0.1, 0.1, 0.1, eps_mode="adaptive", action_space=action_space, pgd_steps=pgd_steps))
+    adv = AdversarialLoss(
+        model, AdversarialConfig(0.1, 0.1, 0.1, eps_mode="adaptive", action_space=action_space, pgd_steps=pgd_steps)
+    )
     data = TrainingData(model.cfg)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     attack_gain, random_gain = [], []
@@ -112,8 +115,12 @@ def test_targets_are_clean_and_only_perturbed_batches_are_trained(monkeypatch):
 
 def test_bad_settings_are_refused():
     model = _model()
-    for cfg in (AdversarialConfig(eps_mode="every"), AdversarialConfig(action_space="tokens"), AdversarialConfig(pgd_steps=0),
-                AdversarialConfig(lambda_visual=-1)):
+    for cfg in (
+        AdversarialConfig(eps_mode="every"),
+        AdversarialConfig(action_space="tokens"),
+        AdversarialConfig(pgd_steps=0),
+        AdversarialConfig(lambda_visual=-1),
+    ):
         with pytest.raises(ValueError, match="adversarial"):
             AdversarialLoss(model, cfg)
 
@@ -132,8 +139,12 @@ def test_cli_finetune_writes_an_ordinary_run_that_records_parent_and_method(tiny
     assert [r["epoch"] for r in csv.DictReader((out / "metrics.csv").open())] == ["0"]
     model = WorldModel.load(out, task="wall")
     parent, child = load_file(str(tiny_run / "model.safetensors")), load_file(str(out / "model.safetensors"))
-    assert parent.keys() == child.keys() and not torch.equal(parent["action_encoder.weight"], child["action_encoder.weight"])
-    assert model.rollout(model.encode(proprio=torch.zeros(1, 1, 2), state=torch.full((1, 1, 2), 30.0)), torch.zeros(1, 2, 10)).visual.shape == (1, 3, 1, 2)
+    assert parent.keys() == child.keys() and not torch.equal(
+        parent["action_encoder.weight"], child["action_encoder.weight"]
+    )
+    assert model.rollout(
+        model.encode(proprio=torch.zeros(1, 1, 2), state=torch.full((1, 1, 2), 30.0)), torch.zeros(1, 2, 10)
+    ).visual.shape == (1, 3, 1, 2)
 
     assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
     assert main(args[:6] + [str(tmp_path / "x"), "--set", "model.predictor.depth=1"]) == 2
@@ -143,12 +154,28 @@ def test_cli_finetune_writes_an_ordinary_run_that_records_parent_and_method(tiny
 def test_finetune_of_a_conv_run_keeps_the_encoder_frozen(wall_store, tmp_path):
     from wmplan.training.finetune import finetune
 
-    cfg = apply_overrides(preset("tiny", "wall"), {"data.path": str(wall_store.path), "train.epochs": 1,
-                                                   "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 20})
+    cfg = apply_overrides(
+        preset("tiny", "wall"),
+        {
+            "data.path": str(wall_store.path),
+            "train.epochs": 1,
+            "train.steps_per_epoch": 5,
+            "model.encoder.pretrain_steps": 20,
+        },
+    )
     train(cfg, tmp_path / "conv", progress=False)
-    finetune(tmp_path / "conv", tmp_path / "conv-adv", "adversarial", {"train.steps_per_epoch": 5, "adversarial.action_space": "embedding",
-             "adversarial.eps_mode": "adaptive"}, preset="tiny", progress=False)
-    parent, child = load_file(str(tmp_path / "conv" / "model.safetensors")), load_file(str(tmp_path / "conv-adv" / "model.safetensors"))
+    finetune(
+        tmp_path / "conv",
+        tmp_path / "conv-adv",
+        "adversarial",
+        {"train.steps_per_epoch": 5, "adversarial.action_space": "embedding", "adversarial.eps_mode": "adaptive"},
+        preset="tiny",
+        progress=False,
+    )
+    parent, child = (
+        load_file(str(tmp_path / "conv" / "model.safetensors")),
+        load_file(str(tmp_path / "conv-adv" / "model.safetensors")),
+    )
     encoder_keys = [k for k in parent if k.startswith("encoder.")]
     assert encoder_keys and all(torch.equal(parent[k], child[k]) for k in encoder_keys)
     assert not torch.equal(parent["predictor.head.weight"], child["predictor.head.weight"])

@@ -11,10 +11,7 @@ from wmplan.data.windows import Normalizer
 from wmplan.envs import make_task
 from wmplan.models.world_model import TaskDims, WorldModel
 from wmplan.training.online import OnlineBuffer, OnlineLoss, build_windows, execute_plan
-from wmplan.training.trainer import METRIC_COLUMNS, TrainingData, train
-
-
-
+from wmplan.training.trainer import METRIC_COLUMNS, TrainingData
 
 
 def test_windows_pair_each_context_with_the_frames_its_own_actions_reached():
@@ -22,7 +19,14 @@ def test_windows_pair_each_context_with_the_frames_its_own_actions_reached():
     are known; a window shifted by one frame (the authors' misalignment) would fail index by index."""
     torch.manual_seed(0)
     one, zero = np.ones(2, np.float32), np.zeros(2, np.float32)
-    norm = Normalizer(zero, one, np.full(2, 32, np.float32), np.full(2, 15, np.float32), np.full(2, 32, np.float32), np.full(2, 15, np.float32))
+    norm = Normalizer(
+        zero,
+        one,
+        np.full(2, 32, np.float32),
+        np.full(2, 15, np.float32),
+        np.full(2, 32, np.float32),
+        np.full(2, 15, np.float32),
+    )
     h, horizon, fs = 2, 5, 5
     cfg = apply_overrides(preset("tiny"), {"model.encoder.name": "conv", "data.num_hist": h})
     model = WorldModel(cfg, TaskDims("wall", 64, 2, 2, 2), norm).eval()  # conv: windows are checked against renders
@@ -43,7 +47,9 @@ def test_windows_pair_each_context_with_the_frames_its_own_actions_reached():
             np.testing.assert_allclose(windows["state"][w].numpy(), expected, atol=1e-4)
             renders = torch.as_tensor(task.render(expected))[None]
             torch.testing.assert_close(windows["visual"][w], model.encode_visual(obs=renders)[0])
-            torch.testing.assert_close(windows["proprio"][w], torch.as_tensor((expected - 32) / 15, dtype=torch.float32))
+            torch.testing.assert_close(
+                windows["proprio"][w], torch.as_tensor((expected - 32) / 15, dtype=torch.float32)
+            )
             torch.testing.assert_close(windows["action"][w], actions[b, i : i + h])
 
 
@@ -53,15 +59,22 @@ def test_buffer_is_bounded_and_first_in_first_out():
 
     def windows(values):
         v = torch.tensor(values, dtype=torch.float32)
-        return {"visual": v[:, None, None, None].expand(-1, 2, 1, 3), "proprio": v[:, None, None].expand(-1, 2, 2),
-                "action": v[:, None, None].expand(-1, 1, 10), "state": v[:, None, None].expand(-1, 2, 2)}
+        return {
+            "visual": v[:, None, None, None].expand(-1, 2, 1, 3),
+            "proprio": v[:, None, None].expand(-1, 2, 2),
+            "action": v[:, None, None].expand(-1, 1, 10),
+            "state": v[:, None, None].expand(-1, 2, 2),
+        }
 
     buf.add(windows([0, 1, 2]))
     assert len(buf) == 3
     buf.add(windows([3, 4, 5, 6]))
     assert len(buf) == 5 and buf.added == 7
     assert buf.data["state"][:, 0, 0].tolist() == [2, 3, 4, 5, 6]  # the two oldest went first, order kept
-    assert all(torch.equal(buf.data[k][:, 0].flatten(1)[:, 0], buf.data["state"][:, 0, 0]) for k in ("visual", "proprio", "action"))
+    assert all(
+        torch.equal(buf.data[k][:, 0].flatten(1)[:, 0], buf.data["state"][:, 0, 0])
+        for k in ("visual", "proprio", "action")
+    )
     sample = buf.sample(12, torch.Generator().manual_seed(0))
     assert sample["state"].shape == (12, 2, 2) and set(sample["state"][:, 0, 0].tolist()) <= {2, 3, 4, 5, 6}
     with pytest.raises(ValueError, match="buffer_size"):
@@ -82,7 +95,9 @@ def test_online_batches_enter_the_loss_after_the_first_refresh(tiny_run, monkeyp
     assert model.training  # planning ran in eval mode and left the model as the trainer set it
     assert len(online.buffer) == 3 * (5 - model.num_hist + 1) and online.refreshes == 1
     assert len(calls) == 2 and len(calls[0]["action"]) == 6 and len(calls[1]["action"]) == 2  # 25% of 8 online
-    assert torch.equal(calls[0]["state"], batch["state"][:6]) and "obs" in calls[0]  # no token cache: the expert part keeps its obs
+    assert (
+        torch.equal(calls[0]["state"], batch["state"][:6]) and "obs" in calls[0]
+    )  # no token cache: the expert part keeps its obs
     in_buffer = (calls[1]["state"][:, None] == online.buffer.data["state"][None]).flatten(2).all(-1).any(1)
     assert in_buffer.all()
     expert, on = real(calls[0])["loss"], real(calls[1])["loss"]

@@ -43,10 +43,15 @@ def test_resume_ends_where_an_uninterrupted_run_ends(wall_store, tmp_path):
     train(cfg, tmp_path / "full", progress=False)
     train(apply_overrides(cfg, {"train.epochs": 1}), tmp_path / "cut", progress=False)
     train(cfg, tmp_path / "cut", resume=True, progress=False)
-    full, cut = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "cut" / "model.safetensors"))
+    full, cut = (
+        load_file(str(tmp_path / "full" / "model.safetensors")),
+        load_file(str(tmp_path / "cut" / "model.safetensors")),
+    )
     for key in full:
         torch.testing.assert_close(full[key], cut[key], rtol=0, atol=0)
-    assert _metrics(tmp_path / "full") == [dict(r, seconds=f["seconds"]) for r, f in zip(_metrics(tmp_path / "cut"), _metrics(tmp_path / "full"))]
+    assert _metrics(tmp_path / "full") == [
+        dict(r, seconds=f["seconds"]) for r, f in zip(_metrics(tmp_path / "cut"), _metrics(tmp_path / "full"))
+    ]
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(wall_store, tmp_path, monkeypatch):
@@ -81,24 +86,74 @@ def test_resume_with_another_dataset_and_overwriting_a_run_are_refused(wall_stor
 
 
 def test_cli_train_with_the_conv_encoder_and_an_unknown_set_key(wall_store, tmp_path, capsys):
-    assert main(["train", "--data", str(wall_store.path), "--out", str(tmp_path / "bad"), "--preset", "tiny", "--set", "train.epoch=1"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(wall_store.path),
+                "--out",
+                str(tmp_path / "bad"),
+                "--preset",
+                "tiny",
+                "--set",
+                "train.epoch=1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "train.epoch" in err and "train.epochs" in err
-    code = main([
-        "train", "--data", str(wall_store.path), "--out", str(tmp_path / "run"), "--preset", "tiny", "--epochs", "1",
-        "--set", "train.steps_per_epoch=5", "--set", "model.encoder.pretrain_steps=20",
-    ])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(wall_store.path),
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--set",
+            "train.steps_per_epoch=5",
+            "--set",
+            "model.encoder.pretrain_steps=20",
+        ]
+    )
     assert code == 0
-    assert {"config.json", "model.safetensors", "normalization.json", "metrics.csv", "encoder.json"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "model.safetensors", "normalization.json", "metrics.csv", "encoder.json"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
     assert "latent_distance_spearman" in json.loads((tmp_path / "run" / "encoder.json").read_text())
 
 
 def test_ddp_with_two_gloo_processes_runs(wall_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "wmplan.cli",
-        "train", "--data", str(wall_store.path), "--out", str(tmp_path / "ddp"), "--preset", "tiny", "--encoder", "state",
-        "--epochs", "2", "--device", "cpu", "--set", "train.steps_per_epoch=4",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "wmplan.cli",
+        "train",
+        "--data",
+        str(wall_store.path),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--preset",
+        "tiny",
+        "--encoder",
+        "state",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--set",
+        "train.steps_per_epoch=4",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

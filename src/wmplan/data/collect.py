@@ -125,12 +125,18 @@ def collect(
         task = make_task(env, store.task_settings)
         # compared as stored: JSON turns a config's tuples into lists
         if store.attrs.get("collector", {}).get("config") not in (None, json.loads(json.dumps(asdict(cfg)))):
-            raise DatasetError(f"{out} was collected with other collector settings: {store.attrs['collector']['config']}")
+            raise DatasetError(
+                f"{out} was collected with other collector settings: {store.attrs['collector']['config']}"
+            )
     else:
         task = make_task(env, task_settings)
         extra = {"layout": ((2,), "float32")} if getattr(task.config, "random_layout", False) else None
         store = TrajectoryStore.create(
-            out, task, frames_per_episode=cfg.steps + 1, extra_keys=extra, overwrite=overwrite,
+            out,
+            task,
+            frames_per_episode=cfg.steps + 1,
+            extra_keys=extra,
+            overwrite=overwrite,
             collector={"name": policy.__name__, "config": asdict(cfg), "seed": seed},
         )
     first = store.n_episodes

@@ -68,11 +68,15 @@ def random_pushes(task: PushingTask, rng: np.random.Generator, n: int, cfg: Rand
     return episode_arrays(task, states, images, actions)
 
 
-def random_pushes_rope(task: PushingTask, rng: np.random.Generator, n: int, cfg: RandomPushConfig) -> dict[str, np.ndarray]:
+def random_pushes_rope(
+    task: PushingTask, rng: np.random.Generator, n: int, cfg: RandomPushConfig
+) -> dict[str, np.ndarray]:
     """Rope episodes: random taut curves pushed at random beads."""
     return random_pushes(task, rng, n, cfg)
 
 
-def random_pushes_granular(task: PushingTask, rng: np.random.Generator, n: int, cfg: RandomPushConfig) -> dict[str, np.ndarray]:
+def random_pushes_granular(
+    task: PushingTask, rng: np.random.Generator, n: int, cfg: RandomPushConfig
+) -> dict[str, np.ndarray]:
     """Granular episodes: loose piles pushed at random particles."""
     return random_pushes(task, rng, n, cfg)

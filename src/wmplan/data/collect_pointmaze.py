@@ -33,7 +33,9 @@ class PointMazeRandomConfig:
     """Standard deviation of each action component before clipping to [-1, 1]."""
 
 
-def random_pointmaze(task: PointMazeTask, rng: np.random.Generator, n: int, cfg: PointMazeRandomConfig) -> dict[str, np.ndarray]:
+def random_pointmaze(
+    task: PointMazeTask, rng: np.random.Generator, n: int, cfg: PointMazeRandomConfig
+) -> dict[str, np.ndarray]:
     """n episodes at once; arrays (n, steps + 1, ...): obs uint8, state, proprio, action (last one NaN)."""
     if not 0.0 <= cfg.correlation < 1.0:
         raise ValueError(f"PointMazeRandomConfig.correlation must lie in [0, 1), got {cfg.correlation}")

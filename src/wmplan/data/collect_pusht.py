@@ -46,8 +46,10 @@ def block_moved_fraction(states: np.ndarray, episode_ends: np.ndarray | None = N
     if episode_ends is not None:
         ends = np.asarray(episode_ends, dtype=np.int64)
         if states.ndim != 2 or len(ends) == 0 or ends[-1] > len(states):
-            raise ValueError(f"block_moved_fraction: {len(ends)} episode ends up to {ends[-1] if len(ends) else None} "
-                             f"do not fit frames of shape {states.shape}")
+            raise ValueError(
+                f"block_moved_fraction: {len(ends)} episode ends up to {ends[-1] if len(ends) else None} "
+                f"do not fit frames of shape {states.shape}"
+            )
         starts = np.concatenate([[0], ends[:-1]])
         first = np.repeat(starts, ends - starts)  # each frame's episode start
         moved = _moved(states[: ends[-1]], states[first])

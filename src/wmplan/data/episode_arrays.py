@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def episode_arrays(task, states: list[np.ndarray], images: list[np.ndarray], actions: list[np.ndarray]) -> dict[str, np.ndarray]:
+def episode_arrays(
+    task, states: list[np.ndarray], images: list[np.ndarray], actions: list[np.ndarray]
+) -> dict[str, np.ndarray]:
     """Per-step lists -> arrays (n, steps + 1, ...): obs uint8, state, proprio, action float32.
     `actions` holds one entry per step taken; a NaN action is appended for the last frame, which no
     action follows."""

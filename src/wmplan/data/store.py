@@ -47,16 +47,22 @@ def check_replaceable(path: Path) -> None:
     here = Path.cwd().resolve()
     target = path.resolve()
     if target == here or target in here.parents:
-        raise DatasetError(f"--overwrite would delete {path}, which holds the current folder; give the dataset its own --out")
+        raise DatasetError(
+            f"--overwrite would delete {path}, which holds the current folder; give the dataset its own --out"
+        )
     if path.is_file():
-        raise DatasetError(f"{path} is a file, not a dataset; --overwrite only replaces a wmplan dataset: choose another --out")
+        raise DatasetError(
+            f"{path} is a file, not a dataset; --overwrite only replaces a wmplan dataset: choose another --out"
+        )
     try:
         is_dataset = zarr.open_group(str(path), mode="r").attrs.get("format") == FORMAT
     except Exception:  # not a zarr group at all
         is_dataset = False
     if not is_dataset:
-        raise DatasetError(f"{path} holds files that are not a wmplan dataset; --overwrite only replaces a wmplan dataset: "
-                           f"remove the folder yourself or choose another --out")
+        raise DatasetError(
+            f"{path} holds files that are not a wmplan dataset; --overwrite only replaces a wmplan dataset: "
+            f"remove the folder yourself or choose another --out"
+        )
 
 
 class TrajectoryStore:
@@ -79,7 +85,7 @@ class TrajectoryStore:
         extra_keys: dict[str, tuple[tuple[int, ...], str]] | None = None,
         collector: dict[str, Any] | None = None,
         overwrite: bool = False,
-    ) -> "TrajectoryStore":
+    ) -> TrajectoryStore:
         """A new empty store for `task` (anything with the Task attributes), holding the path's writer
         lock. Refuses a non-empty path unless `overwrite`, and even then anything but a wmplan dataset
         (see `check_replaceable`); `frames_per_episode` sets the time chunk of the image array."""
@@ -124,7 +130,7 @@ class TrajectoryStore:
         return cls(group, path, lock)
 
     @classmethod
-    def open(cls, path: str | Path, *, mode: str = "r", task: str | None = None) -> "TrajectoryStore":
+    def open(cls, path: str | Path, *, mode: str = "r", task: str | None = None) -> TrajectoryStore:
         """Open and validate a store; `task` (a task name) makes data of another task an error. A
         writer (mode "r+") takes the dataset's writer lock: a second one is refused; readers never wait."""
         path = Path(path)
@@ -134,7 +140,9 @@ class TrajectoryStore:
         try:
             group = zarr.open_group(str(path), mode=mode)
         except Exception as exc:  # zarr raises several types for a folder that is not a group
-            raise DatasetError(f"{path} is not a zarr dataset ({exc}); collect a new one with `wmplan collect`") from exc
+            raise DatasetError(
+                f"{path} is not a zarr dataset ({exc}); collect a new one with `wmplan collect`"
+            ) from exc
         store = cls(group, path, lock)
         store.validate(task)
         return store
@@ -143,9 +151,13 @@ class TrajectoryStore:
         """Raise DatasetError naming what is wrong: format, task, a missing array, lengths, shapes."""
         attrs = self.group.attrs
         if attrs.get("format") != FORMAT:
-            raise DatasetError(f"{self.path} is not a wmplan dataset (attrs 'format' is {attrs.get('format')!r}, expected {FORMAT!r})")
+            raise DatasetError(
+                f"{self.path} is not a wmplan dataset (attrs 'format' is {attrs.get('format')!r}, expected {FORMAT!r})"
+            )
         if task is not None and attrs.get("task") != task:
-            raise DatasetError(f"{self.path} holds data of task {attrs.get('task')!r}, not {task!r}; collect {task} data or pick the matching --env")
+            raise DatasetError(
+                f"{self.path} holds data of task {attrs.get('task')!r}, not {task!r}; collect {task} data or pick the matching --env"
+            )
         for key in (*(f"data/{k}" for k in REQUIRED_KEYS), "meta/episode_ends"):
             if key not in self.group:
                 raise DatasetError(f"{self.path} lacks the array {key}; the dataset is incomplete: collect it again")
@@ -216,8 +228,10 @@ class TrajectoryStore:
         try:
             everything = self.group[f"data/{key}"][: self.n_frames]  # one read: far faster than one per episode
         except Exception as exc:  # the codec's own error types
-            raise DatasetError(f"{self.path}: data/{key} cannot be decoded ({exc}); `wmplan info --verify {self.path}` "
-                               f"lists the damaged chunks; collect the dataset again") from exc
+            raise DatasetError(
+                f"{self.path}: data/{key} cannot be decoded ({exc}); `wmplan info --verify {self.path}` "
+                f"lists the damaged chunks; collect the dataset again"
+            ) from exc
         if episodes is None:
             return everything
         return np.concatenate([everything[s:e] for s, e in self.episode_bounds(episodes)])
@@ -232,7 +246,7 @@ class TrajectoryStore:
         """Every array of episode i."""
         if not 0 <= i < self.n_episodes:
             raise IndexError(f"episode {i} out of range: {self.path} has {self.n_episodes} finished episodes")
-        (s, e), = self.episode_bounds(np.array([i]))
+        ((s, e),) = self.episode_bounds(np.array([i]))
         return {k: self.group[f"data/{k}"][s:e] for k in self.keys}
 
     def fingerprint(self) -> str:
@@ -258,8 +272,10 @@ class TrajectoryStore:
             for i in range(-(-self.n_frames // step)):
                 name = array.metadata.encode_chunk_key((i,) + (0,) * (array.ndim - 1))
                 first, last = i * step, min((i + 1) * step, self.n_frames) - 1
-                where = (f"data/{key} chunk {name} (frames {first}-{last}, episodes "
-                         f"{int(np.searchsorted(ends, first, side='right'))}-{int(np.searchsorted(ends, last, side='right'))})")
+                where = (
+                    f"data/{key} chunk {name} (frames {first}-{last}, episodes "
+                    f"{int(np.searchsorted(ends, first, side='right'))}-{int(np.searchsorted(ends, last, side='right'))})"
+                )
                 if not (self.path / "data" / key / name).is_file():
                     if all_written:
                         problems.append(f"{where}: missing")
@@ -296,8 +312,10 @@ class TrajectoryStore:
             for key in ("state", "proprio", "action"):
                 values = episode[key][:-1] if key == "action" else episode[key]  # the last action is NaN by design
                 if not np.all(np.abs(values) < ABSURD):  # also false for NaN and Inf
-                    raise DatasetError(f"episode {n + len(lengths)}: data/{key} holds a non-finite value or one beyond "
-                                       f"{ABSURD:g}; nothing of this append was written")
+                    raise DatasetError(
+                        f"episode {n + len(lengths)}: data/{key} holds a non-finite value or one beyond "
+                        f"{ABSURD:g}; nothing of this append was written"
+                    )
             lengths.append(sizes["obs"])
         total = sum(lengths)
         for key, array in arrays.items():  # data first ...
@@ -312,7 +330,10 @@ class TrajectoryStore:
         """What `wmplan info` prints: counts, arrays, and value ranges of actions and states."""
         ends = self.episode_ends
         lengths = np.diff(np.concatenate([[0], ends]))
-        arrays = {k: {"shape": list(self.group[f"data/{k}"].shape), "dtype": str(self.group[f"data/{k}"].dtype)} for k in self.keys}
+        arrays = {
+            k: {"shape": list(self.group[f"data/{k}"].shape), "dtype": str(self.group[f"data/{k}"].dtype)}
+            for k in self.keys
+        }
         for k in arrays:
             arrays[k]["shape"][0] = self.n_frames
         action, state = self.read("action"), self.read("state")
@@ -332,17 +353,23 @@ class TrajectoryStore:
         return out
 
 
-def open_run_dataset(run: str | Path, recorded: dict[str, Any], task: str, path: str | Path | None = None) -> "TrajectoryStore":
+def open_run_dataset(
+    run: str | Path, recorded: dict[str, Any], task: str, path: str | Path | None = None
+) -> TrajectoryStore:
     """The dataset a run was trained on. `recorded` is the run's config.json "dataset" entry (path,
     fingerprint); `path` points a run whose dataset moved at it. Another dataset is refused."""
     where = Path(path if path is not None else recorded["path"])
     if not where.exists():
-        raise DatasetError(f"{run} was trained on {recorded['path']}, which is gone; pass --data PATH to point the run at "
-                           f"its dataset where it is now")
+        raise DatasetError(
+            f"{run} was trained on {recorded['path']}, which is gone; pass --data PATH to point the run at "
+            f"its dataset where it is now"
+        )
     store = TrajectoryStore.open(where, task=task)
     if recorded.get("fingerprint") not in (None, store.fingerprint()):
-        raise DatasetError(f"{where} is not the dataset {run} was trained on ({recorded['path']}: its episodes differ); "
-                           f"pass --data with that dataset")
+        raise DatasetError(
+            f"{where} is not the dataset {run} was trained on ({recorded['path']}: its episodes differ); "
+            f"pass --data with that dataset"
+        )
     return store
 
 

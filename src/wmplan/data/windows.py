@@ -69,7 +69,7 @@ class Normalizer:
     state_std: np.ndarray
 
     @classmethod
-    def fit(cls, store: TrajectoryStore, episodes: np.ndarray) -> "Normalizer":
+    def fit(cls, store: TrajectoryStore, episodes: np.ndarray) -> Normalizer:
         """Per-dimension mean and std over `episodes`; a non-finite or absurd value (a dataset written by
         other means than `wmplan collect`) is a DatasetError naming its array and episode."""
         arrays = {key: store.read(key, episodes) for key in ("action", "proprio", "state")}
@@ -80,8 +80,10 @@ class Normalizer:
             bad = ~np.all(np.abs(values) < ABSURD, axis=1) & ~(last if key == "action" else False)
             if bad.any():
                 episode = int(np.asarray(episodes)[np.searchsorted(ends, np.flatnonzero(bad)[0], side="right")])
-                raise DatasetError(f"{store.path}: data/{key} of episode {episode} holds a non-finite value or one beyond "
-                                   f"{ABSURD:g}; drop that episode or collect the dataset again")
+                raise DatasetError(
+                    f"{store.path}: data/{key} of episode {episode} holds a non-finite value or one beyond "
+                    f"{ABSURD:g}; drop that episode or collect the dataset again"
+                )
         stats = [_mean_std(x) for x in (arrays["action"][~last], arrays["proprio"], arrays["state"])]
         return cls(*stats[0], *stats[1], *stats[2])
 
@@ -99,14 +101,14 @@ class Normalizer:
         return {f.name: np.asarray(getattr(self, f.name)).tolist() for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, list[float]]) -> "Normalizer":
+    def from_dict(cls, values: dict[str, list[float]]) -> Normalizer:
         return cls(**{k: np.asarray(v, dtype=np.float32) for k, v in values.items()})
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Normalizer":
+    def load(cls, path: str | Path) -> Normalizer:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
@@ -131,7 +133,9 @@ class TrajectoryWindows(Dataset):
     Item: obs uint8 (W, H, W, 3); proprio float32 (W, P) normalised; action float32 (W - 1, fs * A)
     normalised; state float32 (W, S) (raw, for diagnostics)."""
 
-    def __init__(self, store: TrajectoryStore, episodes: np.ndarray, spec: WindowSpec, normalizer: Normalizer, stride: int = 1):
+    def __init__(
+        self, store: TrajectoryStore, episodes: np.ndarray, spec: WindowSpec, normalizer: Normalizer, stride: int = 1
+    ):
         self.spec = spec
         bounds = store.episode_bounds(episodes)
         # Re-index the selected episodes as one contiguous block in memory.
@@ -146,13 +150,17 @@ class TrajectoryWindows(Dataset):
             )
         self.obs = torch.from_numpy(store.read("obs", episodes))
         self.state = torch.from_numpy(store.read("state", episodes))
-        self.proprio = torch.from_numpy(normalizer.normalize_proprio(store.read("proprio", episodes)).astype(np.float32))
+        self.proprio = torch.from_numpy(
+            normalizer.normalize_proprio(store.read("proprio", episodes)).astype(np.float32)
+        )
         action = normalizer.normalize_action(store.read("action", episodes)).astype(np.float32)
         bad = np.flatnonzero(~np.all(np.isfinite(action), axis=1))
         last_frames = offsets[1:] - 1
         if not np.isin(bad, last_frames).all():
             t = int(bad[~np.isin(bad, last_frames)][0])
-            raise DatasetError(f"{store.path}: a non-finite action inside an episode (frame {t} of the selection); the dataset is corrupt")
+            raise DatasetError(
+                f"{store.path}: a non-finite action inside an episode (frame {t} of the selection); the dataset is corrupt"
+            )
         self.action = torch.from_numpy(np.nan_to_num(action))  # the NaNs on last frames are never read
 
     def __len__(self) -> int:

@@ -22,7 +22,9 @@ class TaskEnv(gym.Env):
         self.task = make_task(task, settings)
         size = self.task.image_size
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
-        self.action_space = gym.spaces.Box(self.task.action_low.astype(np.float32), self.task.action_high.astype(np.float32))
+        self.action_space = gym.spaces.Box(
+            self.task.action_low.astype(np.float32), self.task.action_high.astype(np.float32)
+        )
         self.render_mode = render_mode
         self._goal: np.ndarray | None = None
 

@@ -25,7 +25,13 @@ import numpy as np
 
 from wmplan.envs.base import as_batch, settings_from_dict
 from wmplan.envs.pointmaze_scene import (
-    BODY_OFFSET, MazeGeometry, MujocoMazeRenderer, NumpyMazeRenderer, SceneStyle, import_mujoco, maze_mjcf,
+    BODY_OFFSET,
+    MazeGeometry,
+    MujocoMazeRenderer,
+    NumpyMazeRenderer,
+    SceneStyle,
+    import_mujoco,
+    maze_mjcf,
 )
 
 U_MAZE = "#####/#OOO#/###O#/#OOO#/#####"  # D4RL's maze2d-umaze (its 'G' goal tile is free space here)
@@ -70,7 +76,7 @@ class PointMazeSettings:
             raise ValueError(f"PointMaze frame_skip must be at least 1, got {self.frame_skip}")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PointMazeSettings":
+    def from_dict(cls, values: dict[str, Any]) -> PointMazeSettings:
         return settings_from_dict(cls, values, "PointMaze settings")
 
 
@@ -92,8 +98,17 @@ class PointMazeTask:
         self.action_low = np.full(2, -1.0)
         self.action_high = np.full(2, 1.0)
         self.geometry = MazeGeometry.parse(c.maze)
-        style = SceneStyle(c.image_size, c.floor_rgb, c.wall_rgb, c.point_rgb, c.marker_radius, c.point_radius,
-                           c.timestep, c.gear, c.damping)
+        style = SceneStyle(
+            c.image_size,
+            c.floor_rgb,
+            c.wall_rgb,
+            c.point_rgb,
+            c.marker_radius,
+            c.point_radius,
+            c.timestep,
+            c.gear,
+            c.damping,
+        )
         self.mujoco = import_mujoco()
         self.model = self.mujoco.MjModel.from_xml_string(maze_mjcf(self.geometry, style))
         self._renderer = NumpyMazeRenderer(self.geometry, style) if c.render == "numpy" else None
@@ -125,7 +140,7 @@ class PointMazeTask:
         mj = self.mujoco
         while len(self._datas) < len(state):
             self._datas.append(mj.MjData(self.model))
-        del self._datas[len(state):]
+        del self._datas[len(state) :]
         for data, s in zip(self._datas, state):
             mj.mj_resetData(self.model, data)  # clears time, forces and solver state: a pure function of `state`
             data.qpos[:] = s[:2]
@@ -180,7 +195,9 @@ class PointMazeTask:
                 return out
             out[todo] = centres[cells[todo]] + rng.uniform(-0.5, 0.5, (len(todo), 2))
             todo = todo[self.geometry.clearance(out[todo]) < self.config.spawn_clearance]
-        raise RuntimeError(f"PointMaze: no free position found; is spawn_clearance={self.config.spawn_clearance} too large?")
+        raise RuntimeError(
+            f"PointMaze: no free position found; is spawn_clearance={self.config.spawn_clearance} too large?"
+        )
 
     def sample_start_goal(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n (start, goal) pairs with zero velocity, uniform over the free cells: the goal's cell differs

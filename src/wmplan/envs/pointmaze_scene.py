@@ -33,7 +33,7 @@ class MazeGeometry:
     walls: np.ndarray  # bool (rows, cols): True where a layout cell is a wall
 
     @classmethod
-    def parse(cls, layout: str) -> "MazeGeometry":
+    def parse(cls, layout: str) -> MazeGeometry:
         """A layout like "#####/#OOO#/###O#/#OOO#/#####": rows separated by '/', '#' is a wall."""
         rows = layout.strip().split("/")
         if len({len(r) for r in rows}) != 1:

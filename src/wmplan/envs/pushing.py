@@ -90,7 +90,7 @@ class PushingSettings:
     table_colour: tuple[int, int, int] = (215, 205, 185)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PushingSettings":
+    def from_dict(cls, values: dict[str, Any]) -> PushingSettings:
         return settings_from_dict(cls, values, f"{cls.__name__} keys")
 
 

@@ -81,7 +81,7 @@ class PushTSettings:
     """Evaluation goals are the state reached by replaying this many env steps from the start."""
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PushTSettings":
+    def from_dict(cls, values: dict[str, Any]) -> PushTSettings:
         return settings_from_dict(cls, values, "PushT settings")
 
 
@@ -93,7 +93,10 @@ def tee_boxes(scale: float) -> tuple[tuple[float, float, float, float], ...]:
 def tee_outline(scale: float) -> np.ndarray:
     """(8, 2) corners of the T's outline in block-local coordinates, counter-clockwise on screen."""
     s = scale
-    return np.array([(-2 * s, 0), (-2 * s, s), (-s / 2, s), (-s / 2, 4 * s), (s / 2, 4 * s), (s / 2, s), (2 * s, s), (2 * s, 0)], float)
+    return np.array(
+        [(-2 * s, 0), (-2 * s, s), (-s / 2, s), (-s / 2, 4 * s), (s / 2, 4 * s), (s / 2, s), (2 * s, s), (2 * s, 0)],
+        float,
+    )
 
 
 def block_distance(points: np.ndarray, block: np.ndarray, scale: float) -> np.ndarray:
@@ -128,7 +131,10 @@ class _Copy:
         walls = [pymunk.Segment(self.space.static_body, a, b, WALL_RADIUS) for a, b in WALLS]
         self.agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
         disk = pymunk.Circle(self.agent, c.agent_radius)
-        boxes = [[(cx - hx, cy - hy), (cx + hx, cy - hy), (cx + hx, cy + hy), (cx - hx, cy + hy)] for cx, cy, hx, hy in tee_boxes(c.block_scale)]
+        boxes = [
+            [(cx - hx, cy - hy), (cx + hx, cy - hy), (cx + hx, cy + hy), (cx - hx, cy + hy)]
+            for cx, cy, hx, hy in tee_boxes(c.block_scale)
+        ]
         # Mass 1 and twice the bar's moment, as diffusion policy computes it (its stem term repeats the bar).
         self.block = pymunk.Body(1.0, 2 * pymunk.moment_for_poly(1.0, boxes[0]))
         parts = [pymunk.Poly(self.block, verts) for verts in boxes]
@@ -188,7 +194,9 @@ class PushTTask:
         self.substeps = c.sim_hz // c.control_hz
         self._copies: list[_Copy] = []
         self._state = np.zeros((0, 7))
-        self._renderer = PushTRenderer(c.image_size, WORLD_SIZE, tee_boxes(c.block_scale), c.agent_radius, WALLS, WALL_RADIUS)
+        self._renderer = PushTRenderer(
+            c.image_size, WORLD_SIZE, tee_boxes(c.block_scale), c.agent_radius, WALLS, WALL_RADIUS
+        )
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -205,8 +213,10 @@ class PushTTask:
         outside = ~np.all((state[:, 2:4] >= 0) & (state[:, 2:4] <= WORLD_SIZE), axis=1)
         if outside.any():
             i = int(np.flatnonzero(outside)[0])
-            raise ValueError(f"PushT.reset_to: block {i} at {state[i, 2:4].round(2).tolist()} lies outside the "
-                             f"{WORLD_SIZE:.0f} x {WORLD_SIZE:.0f} world; block x and y must be in [0, {WORLD_SIZE:.0f}]")
+            raise ValueError(
+                f"PushT.reset_to: block {i} at {state[i, 2:4].round(2).tolist()} lies outside the "
+                f"{WORLD_SIZE:.0f} x {WORLD_SIZE:.0f} world; block x and y must be in [0, {WORLD_SIZE:.0f}]"
+            )
         state[:, 4] %= 2 * np.pi
         self._copies = [_Copy(self.config) for _ in range(len(state))]
         for copy, row in zip(self._copies, state.tolist()):

@@ -107,7 +107,9 @@ class ScriptedPusher:
         turn = rng.uniform(-c.push_angle, c.push_angle, (m, k))
         inward = -self._normals[edge]
         cos, sin = np.cos(turn), np.sin(turn)
-        direction = np.stack([cos * inward[..., 0] - sin * inward[..., 1], sin * inward[..., 0] + cos * inward[..., 1]], -1)
+        direction = np.stack(
+            [cos * inward[..., 0] - sin * inward[..., 1], sin * inward[..., 0] + cos * inward[..., 1]], -1
+        )
         gap = rng.uniform(c.gap_min, c.gap_max, (m, k))
         length = rng.uniform(c.push_min, c.push_max, (m, k))
         # Score in the world: the block moves about half the push length; keep it, the approach point and
@@ -179,7 +181,9 @@ def _around_block(agent: np.ndarray, approach: np.ndarray, block: np.ndarray, tc
     return np.where(blocked[:, None], orbit, approach)
 
 
-def run_pusher(task: PushTTask, rng: np.random.Generator, n: int, cfg: PushTPusherConfig, render: bool = True) -> dict[str, np.ndarray]:
+def run_pusher(
+    task: PushTTask, rng: np.random.Generator, n: int, cfg: PushTPusherConfig, render: bool = True
+) -> dict[str, np.ndarray]:
     """n pusher episodes at once: float64 `state` (n, steps + 1, 7) and `action` (n, steps + 1, 2) with
     the last action NaN, and uint8 `obs` (n, steps + 1, H, W, 3) if `render`."""
     task.reset_to(random_start(task, rng, n))

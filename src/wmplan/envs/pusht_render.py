@@ -75,7 +75,9 @@ class PushTRenderer:
         past the image's edge is pushed back inside: it still holds every visible pixel of the shape."""
         corner = np.floor(xy * self.px).astype(np.int64) - window // 2
         corner = np.clip(corner, 0, self.size - window)
-        offsets = self.centres[corner[:, None, :] + np.arange(window)[None, :, None]] - xy[:, None, :].astype(np.float32)
+        offsets = self.centres[corner[:, None, :] + np.arange(window)[None, :, None]] - xy[:, None, :].astype(
+            np.float32
+        )
         return corner, offsets[:, None, :, 0], offsets[:, :, None, 1]
 
     def _paste(self, index: np.ndarray, corner: np.ndarray, values: np.ndarray) -> None:

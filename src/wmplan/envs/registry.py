@@ -3,7 +3,8 @@ wmplan/PointMaze-v0, wmplan/PushT-v0, wmplan/Rope-v0, wmplan/Granular-v0)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from wmplan.envs.base import Task
 from wmplan.envs.granular import GranularSettings, GranularTask

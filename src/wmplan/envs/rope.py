@@ -68,7 +68,9 @@ class RopeTask(PushingTask):
         base = settings or RopeSettings()
         cfg = dataclasses.replace(base, **overrides) if overrides else base
         if cfg.link_length < 2 * cfg.particle_radius:
-            raise ValueError(f"link_length {cfg.link_length} must be at least the bead diameter {2 * cfg.particle_radius}")
+            raise ValueError(
+                f"link_length {cfg.link_length} must be at least the bead diameter {2 * cfg.particle_radius}"
+            )
         super().__init__(cfg, link_length=cfg.link_length)
 
     def link_lengths(self, state: np.ndarray) -> np.ndarray:

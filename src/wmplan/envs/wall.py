@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ class WallSettings:
     """Evaluation starts and goals keep this distance from the wall's faces."""
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "WallSettings":
+    def from_dict(cls, values: dict[str, Any]) -> WallSettings:
         return settings_from_dict(cls, values, "Wall settings")
 
     def check(self) -> None:
@@ -72,22 +72,35 @@ class WallSettings:
         inner = (self.border, self.image_size - self.border)  # the free rows and columns [lo, hi)
         if self.image_size < 16 or self.border < 0 or inner[1] - inner[0] < 8:
             raise ValueError(f"Wall settings: image_size {self.image_size} with border {self.border} leaves no arena")
-        for name, value in (("dot_std", self.dot_std), ("action_scale", self.action_scale), ("wall_width", self.wall_width),
-                            ("success_threshold", self.success_threshold), ("goal_max_path", self.goal_max_path)):
+        for name, value in (
+            ("dot_std", self.dot_std),
+            ("action_scale", self.action_scale),
+            ("wall_width", self.wall_width),
+            ("success_threshold", self.success_threshold),
+            ("goal_max_path", self.goal_max_path),
+        ):
             if not value > 0:
                 raise ValueError(f"Wall settings: {name} must be above 0, got {value}")
         if not 0 <= self.dot_radius < self.door_height / 2:
-            raise ValueError(f"Wall settings: door_height {self.door_height} must exceed the dot's diameter 2 x {self.dot_radius}")
-        layouts = [((self.wall_x,) * 2, (self.door_y,) * 2)] + ([(self.wall_x_range, self.door_y_range)] if self.random_layout else [])
+            raise ValueError(
+                f"Wall settings: door_height {self.door_height} must exceed the dot's diameter 2 x {self.dot_radius}"
+            )
+        layouts = [((self.wall_x,) * 2, (self.door_y,) * 2)] + (
+            [(self.wall_x_range, self.door_y_range)] if self.random_layout else []
+        )
         for xs, ys in layouts:
             if xs[0] > xs[1] or ys[0] > ys[1]:
                 raise ValueError(f"Wall settings: a range runs backwards: wall_x {xs}, door_y {ys}")
             if xs[0] - self.wall_width / 2 <= inner[0] or xs[1] + self.wall_width / 2 >= inner[1]:
-                raise ValueError(f"Wall settings: a wall at x = {xs[0]}..{xs[1]}, {self.wall_width} wide, leaves the arena "
-                                 f"(free columns {inner[0]}..{inner[1] - 1}); move wall_x or wall_x_range inside it")
+                raise ValueError(
+                    f"Wall settings: a wall at x = {xs[0]}..{xs[1]}, {self.wall_width} wide, leaves the arena "
+                    f"(free columns {inner[0]}..{inner[1] - 1}); move wall_x or wall_x_range inside it"
+                )
             if ys[0] - self.door_height / 2 < inner[0] or ys[1] + self.door_height / 2 > inner[1]:
-                raise ValueError(f"Wall settings: a door at y = {ys[0]}..{ys[1]}, {self.door_height} high, leaves the arena "
-                                 f"(free rows {inner[0]}..{inner[1] - 1}); lower door_height or move door_y inside it")
+                raise ValueError(
+                    f"Wall settings: a door at y = {ys[0]}..{ys[1]}, {self.door_height} high, leaves the arena "
+                    f"(free rows {inner[0]}..{inner[1] - 1}); lower door_height or move door_y inside it"
+                )
 
 
 class WallTask:
@@ -181,7 +194,9 @@ class WallTask:
             i = int(np.flatnonzero(bad)[0])
             b = self._bounds(lay[i : i + 1])
             x, y = state[i]
-            where = "outside the arena" if not (b["lo"] <= x <= b["hi"] and b["lo"] <= y <= b["hi"]) else "inside the wall"
+            where = (
+                "outside the arena" if not (b["lo"] <= x <= b["hi"] and b["lo"] <= y <= b["hi"]) else "inside the wall"
+            )
             raise ValueError(
                 f"Wall.reset_to: dot {i} at (x={x:.2f}, y={y:.2f}) is {where}; free x and y lie in "
                 f"[{b['lo']:.1f}, {b['hi']:.1f}] and the wall spans x in ({b['band_lo'][0]:.1f}, "

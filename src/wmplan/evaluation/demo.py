@@ -35,16 +35,28 @@ from wmplan.training.trainer import train
 DEMO_ENCODERS = ("conv", "state")
 MODELS = ("base", "online", "adversarial")
 # (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
-CELLS = (("gd", False, False), ("adam", False, False), ("cem", False, False),
-         ("gd", True, False), ("adam", True, False), ("cem", True, False),
-         ("adam", True, True), ("cem", True, True))
+CELLS = (
+    ("gd", False, False),
+    ("adam", False, False),
+    ("cem", False, False),
+    ("gd", True, False),
+    ("adam", True, False),
+    ("cem", True, False),
+    ("adam", True, True),
+    ("cem", True, True),
+)
 
 OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True))
 
 
 # The demo's predictor: the `small` preset made narrower and shallower (width 64, 3 blocks), about 5x
 # cheaper per token; CEM's 300 samples x 10 iterations x 10 replans dominate the demo's time.
-NARROW = {"model.predictor.width": 64, "model.predictor.head_dim": 16, "model.predictor.mlp_dim": 128, "model.predictor.depth": 3}
+NARROW = {
+    "model.predictor.width": 64,
+    "model.predictor.head_dim": 16,
+    "model.predictor.mlp_dim": 128,
+    "model.predictor.depth": 3,
+}
 
 
 @dataclass
@@ -83,11 +95,20 @@ class DemoScale:
 # rollouts too), which makes every rollout step 3x cheaper and leaves time for 4x the optimisation steps
 # its dynamics need: the PushT state control planned CEM open loop at 0% after 3 epochs (batch 64,
 # constant lr, 3 frames) and 85% after 20 epochs of PUSHT_TRAIN (and the block angle given as cos/sin).
-PUSHT_TRAIN = {**NARROW, "data.num_hist": 1, "train.batch_size": 256, "train.lr_predictor": 1e-3, "train.lr_embeddings": 1e-3,
-               "train.lr_schedule": "cosine", "train.epochs": 20}
+PUSHT_TRAIN = {
+    **NARROW,
+    "data.num_hist": 1,
+    "train.batch_size": 256,
+    "train.lr_predictor": 1e-3,
+    "train.lr_embeddings": 1e-3,
+    "train.lr_schedule": "cosine",
+    "train.epochs": 20,
+}
 DEMO_SCALES = {
     "wall": DemoScale(),
-    "pointmaze": DemoScale(collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=DEMO_ENCODERS, cells=CELLS[:6]),
+    "pointmaze": DemoScale(
+        collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=DEMO_ENCODERS, cells=CELLS[:6]
+    ),
     "pusht": DemoScale(collect_episodes=2000, train=PUSHT_TRAIN, encoders=DEMO_ENCODERS, cells=CELLS[:6]),
     # DINO-WM's deformable datasets hold 1,000 episodes; one env step is a whole push (frameskip 1). The
     # 20,000 transitions make an epoch cheap (~2 s), and push dynamics need many: on Rope 6 epochs left
@@ -98,9 +119,15 @@ DEMO_SCALES = {
     # narrow predictor's 64 wide residual stream, val loss 60x copying the last frame; 400 wide, 3x,
     # overfitting), and 200 particle tokens cost ~80 s an epoch (still above copying the last frame
     # after 2), 30x the pixel model: 60 epochs do not fit the demo.
-    "rope": DemoScale(collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=(*DEMO_ENCODERS, "particles"),
-                      cells=CELLS[:6]),
-    "granular": DemoScale(collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=("conv",), cells=CELLS[:6]),
+    "rope": DemoScale(
+        collect_episodes=1000,
+        train={**NARROW, "train.epochs": 60},
+        encoders=(*DEMO_ENCODERS, "particles"),
+        cells=CELLS[:6],
+    ),
+    "granular": DemoScale(
+        collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=("conv",), cells=CELLS[:6]
+    ),
 }
 
 
@@ -120,8 +147,14 @@ def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
     return planner + ("_mpc" if mpc else "") + ("_bounded" if bounded else "")
 
 
-def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *, env: str = "wall", seed: int = 0,
-             progress: bool = True) -> str:
+def run_demo(
+    out: str | Path = "results/demo",
+    scale: DemoScale | None = None,
+    *,
+    env: str = "wall",
+    seed: int = 0,
+    progress: bool = True,
+) -> str:
     """Run the whole job and return the report's Markdown (also written to out/report.md)."""
     scale = scale or demo_scale(env)
     out = Path(out)
@@ -136,35 +169,104 @@ def run_demo(out: str | Path = "results/demo", scale: DemoScale | None = None, *
 
     for stale in ("runs", "eval", "gap", "landscape", "reference"):  # the demo owns its folder: fresh models each time
         shutil.rmtree(out / stale, ignore_errors=True)
-    store = timed("collect", collect, env, out / "data", episodes=scale.collect_episodes, seed=seed, overwrite=True, progress=progress)
+    store = timed(
+        "collect",
+        collect,
+        env,
+        out / "data",
+        episodes=scale.collect_episodes,
+        seed=seed,
+        overwrite=True,
+        progress=progress,
+    )
     pushes = int(scale.mpc.get("replans", MPCConfig().replans))  # as many pushes as an MPC episode executes
-    reference = timed("simulator reference", simulator_reference, env, out / "reference", episodes=scale.episodes,
-                      seed=EvalConfig().seed, pushes=pushes, candidates=scale.reference_candidates, progress=progress)
+    reference = timed(
+        "simulator reference",
+        simulator_reference,
+        env,
+        out / "reference",
+        episodes=scale.episodes,
+        seed=EvalConfig().seed,
+        pushes=pushes,
+        candidates=scale.reference_candidates,
+        progress=progress,
+    )
     grids: dict[str, dict] = {}
     other_objective: dict[str, dict] = {}
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
         runs = {m: out / "runs" / encoder / m for m in MODELS}
         overrides = {"data.path": str(out / "data"), "train.seed": seed, "model.encoder.name": encoder, **scale.train}
-        timed(f"{encoder}: train", train, apply_overrides(preset(scale.preset, env), overrides), runs["base"], progress=progress)
+        timed(
+            f"{encoder}: train",
+            train,
+            apply_overrides(preset(scale.preset, env), overrides),
+            runs["base"],
+            progress=progress,
+        )
         for method in ("online", "adversarial"):
-            timed(f"{encoder}: finetune {method}", finetune, runs["base"], runs[method], method,
-                  getattr(scale, method), preset=None, progress=progress)
+            timed(
+                f"{encoder}: finetune {method}",
+                finetune,
+                runs["base"],
+                runs[method],
+                method,
+                getattr(scale, method),
+                preset=None,
+                progress=progress,
+            )
+
         def eval_cell(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> dict:
-            cfg = EvalConfig(planner=planner, mpc=mpc, episodes=scale.episodes, settings=PlannerSettings(bounded=bounded, objective=objective))
+            cfg = EvalConfig(
+                planner=planner,
+                mpc=mpc,
+                episodes=scale.episodes,
+                settings=PlannerSettings(bounded=bounded, objective=objective),
+            )
             apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
             apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
             name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
-            return timed(f"{encoder}: eval", evaluate, runs[model], cfg, out / "eval" / encoder / model / name, progress=progress)
+            where = out / "eval" / encoder / model / name  # noqa: B023 (called within this iteration only)
+            return timed(f"{encoder}: eval", evaluate, runs[model], cfg, where, progress=progress)  # noqa: B023
 
         grids[encoder] = {(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells}
-        other_objective[encoder] = {(p, mpc): eval_cell("base", p, mpc, False, other_mode(env, mpc)) for p, mpc in scale.objective_check}
+        other_objective[encoder] = {
+            (p, mpc): eval_cell("base", p, mpc, False, other_mode(env, mpc)) for p, mpc in scale.objective_check
+        }
         ordered = [runs[m] for m in MODELS]
         diagnostics[encoder] = {
-            "gap": timed(f"{encoder}: gap", gap, ordered, out / "gap" / encoder, episodes=scale.gap_windows, seed=seed, progress=progress),
-            "landscape": timed(f"{encoder}: landscape", landscape, ordered, out / "landscape" / encoder,
-                               grid=scale.landscape_grid, seed=seed, progress=progress),
+            "gap": timed(
+                f"{encoder}: gap",
+                gap,
+                ordered,
+                out / "gap" / encoder,
+                episodes=scale.gap_windows,
+                seed=seed,
+                progress=progress,
+            ),
+            "landscape": timed(
+                f"{encoder}: landscape",
+                landscape,
+                ordered,
+                out / "landscape" / encoder,
+                grid=scale.landscape_grid,
+                seed=seed,
+                progress=progress,
+            ),
         }
     seconds["total"] = time.perf_counter() - start
-    write_grid(out, env, reference, {encoder: out / "runs" / encoder / "base" for encoder in grids}, grids, other_objective)
-    return write_report(out, env, store.summary(), grids, diagnostics, seconds, dataclasses.asdict(scale), seed, reference, other_objective)
+    write_grid(
+        out, env, reference, {encoder: out / "runs" / encoder / "base" for encoder in grids}, grids, other_objective
+    )
+    return write_report(
+        out,
+        env,
+        store.summary(),
+        grids,
+        diagnostics,
+        seconds,
+        dataclasses.asdict(scale),
+        seed,
+        reference,
+        other_objective,
+    )

@@ -28,25 +28,46 @@ def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
     (from encoder.json; null where the encoder was not pretrained) and the final validation losses."""
     last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
     facts = json.loads((run / "encoder.json").read_text()) if (run / "encoder.json").exists() else {}
-    return {"pixels": encoder not in STATE_ENCODERS, "latent_distance_spearman": facts.get("latent_distance_spearman"),
-            "val_loss": float(last["val_loss"]), "copy_last_loss": float(last["val_baseline_loss"])}
+    return {
+        "pixels": encoder not in STATE_ENCODERS,
+        "latent_distance_spearman": facts.get("latent_distance_spearman"),
+        "val_loss": float(last["val_loss"]),
+        "copy_last_loss": float(last["val_baseline_loss"]),
+    }
 
 
 def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: dict[str, Any]) -> dict[str, Any]:
     """One grid.json cell from an eval summary."""
-    return {"encoder": encoder, "model": model, "planner": planner, "mpc": mpc, "bounded": bounded,
-            "objective": s["objective"]["mode"], "success_rate": s["success_rate"], "ci95": s["ci95"],
-            "mean_final_distance": s["mean_final_distance"], "seconds_per_plan": s["seconds_per_plan"]}
+    return {
+        "encoder": encoder,
+        "model": model,
+        "planner": planner,
+        "mpc": mpc,
+        "bounded": bounded,
+        "objective": s["objective"]["mode"],
+        "success_rate": s["success_rate"],
+        "ci95": s["ci95"],
+        "mean_final_distance": s["mean_final_distance"],
+        "seconds_per_plan": s["seconds_per_plan"],
+    }
 
 
-def grid_document(env: str, reference: dict[str, Any], runs: dict[str, Path], grids: dict[str, dict],
-                  other_objective: dict[str, dict] | None = None) -> dict[str, Any]:
+def grid_document(
+    env: str,
+    reference: dict[str, Any],
+    runs: dict[str, Path],
+    grids: dict[str, dict],
+    other_objective: dict[str, dict] | None = None,
+) -> dict[str, Any]:
     """The grid.json document: `runs` maps each encoder to its base run, `grids` each encoder to
     {(model, planner, mpc, bounded): eval summary}, `other_objective` each encoder to {(planner, mpc):
     summary} of the base model planned with the objective mode that is not the default."""
     cells = [cell(encoder, *key, s) for encoder, grid in grids.items() for key, s in grid.items()]
-    cells += [cell(encoder, "base", planner, mpc, False, s)
-              for encoder, extra in (other_objective or {}).items() for (planner, mpc), s in extra.items()]
+    cells += [
+        cell(encoder, "base", planner, mpc, False, s)
+        for encoder, extra in (other_objective or {}).items()
+        for (planner, mpc), s in extra.items()
+    ]
     return {
         "task": env,
         "reference": {k: reference[k] for k in ("method", "success_rate", "mean_final_distance")},
@@ -55,8 +76,14 @@ def grid_document(env: str, reference: dict[str, Any], runs: dict[str, Path], gr
     }
 
 
-def write_grid(out: Path, env: str, reference: dict[str, Any], runs: dict[str, Path], grids: dict[str, dict],
-               other_objective: dict[str, dict] | None = None) -> dict[str, Any]:
+def write_grid(
+    out: Path,
+    env: str,
+    reference: dict[str, Any],
+    runs: dict[str, Path],
+    grids: dict[str, dict],
+    other_objective: dict[str, dict] | None = None,
+) -> dict[str, Any]:
     """Write out/grid.json and return its document."""
     document = grid_document(env, reference, runs, grids, other_objective)
     (out / GRID_FILE).write_text(json.dumps(document, indent=2) + "\n")

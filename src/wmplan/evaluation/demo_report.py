@@ -19,13 +19,27 @@ import torch
 from wmplan.evaluation.report import DISTANCE_TASKS, MODEL_NAMES, plot_efficiency, reached_table, success_grid_table
 
 Grid = dict[tuple[str, str, bool, bool], dict[str, Any]]
-ENCODER_TITLES = {"conv": "pixel model (`conv` keypoint encoder on 64x64 RGB)", "state": "privileged-state control (`state` encoder)",
-                  "particles": "privileged-state control (`particles` encoder: one xy token per particle)",
-                  "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on 64x64 RGB)", "dinov2": "DINOv2 patch tokens"}
+ENCODER_TITLES = {
+    "conv": "pixel model (`conv` keypoint encoder on 64x64 RGB)",
+    "state": "privileged-state control (`state` encoder)",
+    "particles": "privileged-state control (`particles` encoder: one xy token per particle)",
+    "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on 64x64 RGB)",
+    "dinov2": "DINOv2 patch tokens",
+}
 
 
-def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagnostics: dict[str, dict], seconds: dict[str, float],
-                 scale: dict[str, Any], seed: int, reference: dict[str, Any], other_objective: dict[str, dict] | None = None) -> str:
+def write_report(
+    out: Path,
+    env: str,
+    data: dict,
+    grids: dict[str, Grid],
+    diagnostics: dict[str, dict],
+    seconds: dict[str, float],
+    scale: dict[str, Any],
+    seed: int,
+    reference: dict[str, Any],
+    other_objective: dict[str, dict] | None = None,
+) -> str:
     """Write out/efficiency.png and out/report.md; return the Markdown. `reference`: the simulator
     reference's summary (what a perfect model could reach on the same pairs); `other_objective`: per
     encoder, {(planner, mpc): summary} of the base model planned with the non-default objective mode."""
@@ -43,12 +57,16 @@ def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagno
     ]
     if env in DISTANCE_TASKS:
         initial = next(iter(next(iter(grids.values())).values()))["mean_initial_distance"]
-        parts.append(f"Cells lead with the mean final Chamfer distance to the goal's particles (table units, 95% CI); the starts are "
-                     f"{initial:.3f} from their goals on average, and success means under the task's threshold. DINO-WM "
-                     "reports CEM + MPC Chamfer distances of 0.41 (Rope) and 0.26 (Granular) on FleX, in other units.\n")
+        parts.append(
+            f"Cells lead with the mean final Chamfer distance to the goal's particles (table units, 95% CI); the starts are "
+            f"{initial:.3f} from their goals on average, and success means under the task's threshold. DINO-WM "
+            "reports CEM + MPC Chamfer distances of 0.41 (Rope) and 0.26 (Granular) on FleX, in other units.\n"
+        )
     parts.append(_reference_line(reference))
     for encoder, grid in grids.items():
-        parts.append(_encoder_section(out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {})))
+        parts.append(
+            _encoder_section(out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {}))
+        )
     parts += [
         "## Success against planning time (the paper's Figure 3)\n",
         "![efficiency](efficiency.png)\n",
@@ -65,23 +83,44 @@ def write_report(out: Path, env: str, data: dict, grids: dict[str, Grid], diagno
 def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict, other: dict) -> str:
     runs = out / "runs" / encoder
     bounded = any(key[3] for key in grid)
-    lines = [f"## {ENCODER_TITLES.get(encoder, encoder)}\n", _models_line(runs), "", success_grid_table(grid, env), "",
-             "Bounded rows keep every plan inside the task's action range (`--set planner.bounded=true`).\n" if bounded else "",
-             _directions(grid, by_distance=env in DISTANCE_TASKS), "", _objective_table(grid, other, env in DISTANCE_TASKS), "",
-             "Reached at any step, % (the goal touched at some env step on the way; DINO-WM's own evaluation stops "
-             "an episode there, which the success columns above do not):\n", reached_table(grid), "", "### Train-test gap (the paper's Figure 4) and cost landscape (Figure 2)\n",
-             "| model | expert error | planner error | ratio | landscape roughness | basin width |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## {ENCODER_TITLES.get(encoder, encoder)}\n",
+        _models_line(runs),
+        "",
+        success_grid_table(grid, env),
+        "",
+        "Bounded rows keep every plan inside the task's action range (`--set planner.bounded=true`).\n"
+        if bounded
+        else "",
+        _directions(grid, by_distance=env in DISTANCE_TASKS),
+        "",
+        _objective_table(grid, other, env in DISTANCE_TASKS),
+        "",
+        "Reached at any step, % (the goal touched at some env step on the way; DINO-WM's own evaluation stops "
+        "an episode there, which the success columns above do not):\n",
+        reached_table(grid),
+        "",
+        "### Train-test gap (the paper's Figure 4) and cost landscape (Figure 2)\n",
+        "| model | expert error | planner error | ratio | landscape roughness | basin width |",
+        "|---|---|---|---|---|---|",
+    ]
     gap, land = diag["gap"], diag["landscape"]
     for model in (k for k in gap if k != "settings"):
         g, s = gap[model], land[model]
-        lines.append(f"| {MODEL_NAMES.get(model, model)} | {g['expert_error']:.2e} | {g['planner_error']:.2e} | {g['ratio']:.2f} | "
-                     f"{s['roughness']:.4f} | {s['basin_width']:.2f} |")
+        lines.append(
+            f"| {MODEL_NAMES.get(model, model)} | {g['expert_error']:.2e} | {g['planner_error']:.2e} | {g['ratio']:.2f} | "
+            f"{s['roughness']:.4f} | {s['basin_width']:.2f} |"
+        )
     gs, grid_n = gap["settings"], land["settings"]["grid"]
-    lines += ["", f"Errors: open-loop latent MSE over {gs['horizon']} model steps on {gs['windows']} held-out expert windows and on "
-              "the trajectories the base model's Adam planner produced from the same starts and the simulator executed (ratio = planner / "
-              f"expert). Roughness: mean |second difference| of the cost over a {grid_n}x{grid_n} slice through the base model's Adam "
-              "optimum, over the cost range (lower = smoother); basin width: share of the slice within 10% of the range above its minimum.\n",
-              f"![gap](gap/{encoder}/gap.png)\n", f"![landscape](landscape/{encoder}/landscape.png)\n"]
+    lines += [
+        "",
+        f"Errors: open-loop latent MSE over {gs['horizon']} model steps on {gs['windows']} held-out expert windows and on "
+        "the trajectories the base model's Adam planner produced from the same starts and the simulator executed (ratio = planner / "
+        f"expert). Roughness: mean |second difference| of the cost over a {grid_n}x{grid_n} slice through the base model's Adam "
+        "optimum, over the cost range (lower = smoother); basin width: share of the slice within 10% of the range above its minimum.\n",
+        f"![gap](gap/{encoder}/gap.png)\n",
+        f"![landscape](landscape/{encoder}/landscape.png)\n",
+    ]
     return "\n".join(lines)
 
 
@@ -89,14 +128,19 @@ def _objective_table(grid: Grid, other: dict, by_distance: bool) -> str:
     """The base model's cells under the task's default objective mode beside the other mode."""
     if not other:
         return ""
-    lines = ["Objective (base model): the task's default mode, which the tables above use, beside the other "
-             "(`last`: the horizon's final frame; `all`: every predicted frame, later ones weighted more; `--set planner.objective=...`):\n",
-             "| planner | mode | default | other |", "|---|---|---|---|"]
+    lines = [
+        "Objective (base model): the task's default mode, which the tables above use, beside the other "
+        "(`last`: the horizon's final frame; `all`: every predicted frame, later ones weighted more; `--set planner.objective=...`):\n",
+        "| planner | mode | default | other |",
+        "|---|---|---|---|",
+    ]
     for (planner, mpc), alt in other.items():
         default = grid.get(("base", planner, mpc, False))
         if default is not None:
-            lines.append(f"| {planner} | {'MPC' if mpc else 'open loop'} | {_objective_cell(default, by_distance)} | "
-                         f"{_objective_cell(alt, by_distance)} |")
+            lines.append(
+                f"| {planner} | {'MPC' if mpc else 'open loop'} | {_objective_cell(default, by_distance)} | "
+                f"{_objective_cell(alt, by_distance)} |"
+            )
     return "\n".join(lines)
 
 
@@ -108,13 +152,17 @@ def _objective_cell(s: dict[str, Any], by_distance: bool) -> str:
 def _reference_line(r: dict[str, Any]) -> str:
     """What planning in the simulator itself reaches on the same pairs: the ceiling of every cell."""
     if r["method"] == "cem_in_simulator":
-        how = (f"the eval's CEM ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, horizon {r['horizon']}) "
-               "with every candidate scored by the simulator on the true state, open loop")
+        how = (
+            f"the eval's CEM ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, horizon {r['horizon']}) "
+            "with every candidate scored by the simulator on the true state, open loop"
+        )
     else:
         how = f"greedy pushes in the simulator ({r['candidates']} candidates per push, {r['pushes']} pushes, judged on the true state)"
-    return (f"Simulator reference (`wmplan reference`, below): {how} reaches "
-            f"{100 * r['success_rate']:.0f}% success and a mean final {r['distance']} of {r['mean_final_distance']:.3f} on the same "
-            "pairs: what a perfect model could give these planners.\n")
+    return (
+        f"Simulator reference (`wmplan reference`, below): {how} reaches "
+        f"{100 * r['success_rate']:.0f}% success and a mean final {r['distance']} of {r['mean_final_distance']:.3f} on the same "
+        "pairs: what a perfect model could give these planners.\n"
+    )
 
 
 def _models_line(runs: Path) -> str:
@@ -124,8 +172,14 @@ def _models_line(runs: Path) -> str:
         rows = list(csv.DictReader((runs / model / "metrics.csv").open()))
         parts.append(f"{MODEL_NAMES[model]} val loss {float(rows[-1]['val_loss']):.2e}")
     baseline = float(rows[-1]["val_baseline_loss"])
-    encoder = json.loads((runs / "base" / "encoder.json").read_text()) if (runs / "base" / "encoder.json").exists() else {}
-    spearman = f"; latent/true distance Spearman {encoder['latent_distance_spearman']:.4f}" if "latent_distance_spearman" in encoder else ""
+    encoder = (
+        json.loads((runs / "base" / "encoder.json").read_text()) if (runs / "base" / "encoder.json").exists() else {}
+    )
+    spearman = (
+        f"; latent/true distance Spearman {encoder['latent_distance_spearman']:.4f}"
+        if "latent_distance_spearman" in encoder
+        else ""
+    )
     return "Models: " + ", ".join(parts) + f" (copying the last frame: {baseline:.2e}){spearman}."
 
 
@@ -133,11 +187,14 @@ def _directions(grid: Grid, by_distance: bool = False) -> str:
     """The paper's three claims, read off this grid (point estimates; overlapping CIs are no evidence).
     by_distance: judge by the mean final distance (lower is better) instead of the success rate, for the
     tasks where success rates sit near 0 and the distance carries the comparison (Rope, Granular)."""
+
     def value(model, planner, mpc):
         s = grid.get((model, planner, mpc, False))
         if s is None:
             return None
-        return round(s["mean_final_distance"], 9) if by_distance else round(100 * s["success_rate"], 6)  # exact ties stay ties
+        return (
+            round(s["mean_final_distance"], 9) if by_distance else round(100 * s["success_rate"], 6)
+        )  # exact ties stay ties
 
     # "better" as a sign: success rates go up, distances go down
     sign, fmt, unit = (-1, ".3f", "") if by_distance else (1, ".0f", " points")
@@ -147,17 +204,23 @@ def _directions(grid: Grid, by_distance: bool = False) -> str:
         gd, adam, cem = (value("base", p, mpc) for p in ("gd", "adam", "cem"))
         if None not in (gd, adam, cem):
             verdict = "yes" if sign * gd < sign * cem and sign * adam < sign * cem else "no"
-            lines.append(f"- GD and Adam worse than CEM on the base model, {mode}: {verdict} "
-                         f"(GD {gd:{fmt}}, Adam {adam:{fmt}}, CEM {cem:{fmt}}).")
+            lines.append(
+                f"- GD and Adam worse than CEM on the base model, {mode}: {verdict} "
+                f"(GD {gd:{fmt}}, Adam {adam:{fmt}}, CEM {cem:{fmt}})."
+            )
         for model in ("online", "adversarial"):
             fa, fc = value(model, "adam", mpc), value(model, "cem", mpc)
             if None not in (adam, cem, fa, fc):
                 narrowed = "yes" if sign * (fa - fc) > sign * (adam - cem) else "no"
-                lines.append(f"- {MODEL_NAMES[model]} narrows the Adam-CEM gap, {mode}: {narrowed} "
-                             f"(Adam - CEM: base {adam - cem:+{fmt}}, {model} {fa - fc:+{fmt}}{unit}).")
+                lines.append(
+                    f"- {MODEL_NAMES[model]} narrows the Adam-CEM gap, {mode}: {narrowed} "
+                    f"(Adam - CEM: base {adam - cem:+{fmt}}, {model} {fa - fc:+{fmt}}{unit})."
+                )
     adam_s, cem_s = grid.get(("base", "adam", True, False)), grid.get(("base", "cem", True, False))
     if adam_s and cem_s:
-        lines.append(f"- Adam's planning time as a share of CEM's (MPC, base): {100 * adam_s['seconds_per_plan'] / cem_s['seconds_per_plan']:.0f}%.")
+        lines.append(
+            f"- Adam's planning time as a share of CEM's (MPC, base): {100 * adam_s['seconds_per_plan'] / cem_s['seconds_per_plan']:.0f}%."
+        )
     return "\n".join(lines)
 
 
@@ -170,31 +233,48 @@ def _commands(out: Path, env: str, data: dict, scale: dict[str, Any], seed: int,
     def sets(overrides: dict) -> str:
         return " ".join(f"--set {k}={v}" for k, v in overrides.items())
 
-    lines = ["## Commands that make the same files\n", "```",
-             f"wmplan collect --env {env} --episodes {data['episodes']} --out {out}/data --seed {seed} --overwrite"]
-    pushes = f" --pushes {scale['mpc'].get('replans', 10)} --candidates {scale['reference_candidates']}" if env in DISTANCE_TASKS else ""
+    lines = [
+        "## Commands that make the same files\n",
+        "```",
+        f"wmplan collect --env {env} --episodes {data['episodes']} --out {out}/data --seed {seed} --overwrite",
+    ]
+    pushes = (
+        f" --pushes {scale['mpc'].get('replans', 10)} --candidates {scale['reference_candidates']}"
+        if env in DISTANCE_TASKS
+        else ""
+    )
     lines.append(f"wmplan reference --env {env} --episodes {scale['episodes']}{pushes} --out {out}/reference")
     for encoder in encoders:
         r = f"{out}/runs/{encoder}"
-        lines.append(f"wmplan train --data {out}/data --out {r}/base --preset {scale['preset']} --encoder {encoder} "
-                     f"--set train.seed={seed} {sets(scale['train'])}")
+        lines.append(
+            f"wmplan train --data {out}/data --out {r}/base --preset {scale['preset']} --encoder {encoder} "
+            f"--set train.seed={seed} {sets(scale['train'])}"
+        )
         for method in ("online", "adversarial"):
             lines.append(f"wmplan finetune --method {method} --run {r}/base --out {r}/{method} {sets(scale[method])}")
         e = f"{out}/eval/{encoder}/$m"
-        n = f"{scale['episodes']}" + "".join(f" --set {group}.{k}={v}" for group in ("planner", "mpc") for k, v in scale[group].items())
-        lines += [f"for m in base online adversarial; do",
-                  f"  for p in gd adam cem; do",
-                  f"    wmplan eval --run {r}/$m --planner $p --episodes {n} --out {e}/$p",
-                  f"    wmplan eval --run {r}/$m --planner $p --mpc --episodes {n} --out {e}/${{p}}_mpc",
-                  f"  done"]
+        n = f"{scale['episodes']}" + "".join(
+            f" --set {group}.{k}={v}" for group in ("planner", "mpc") for k, v in scale[group].items()
+        )
+        lines += [
+            "for m in base online adversarial; do",
+            "  for p in gd adam cem; do",
+            f"    wmplan eval --run {r}/$m --planner $p --episodes {n} --out {e}/$p",
+            f"    wmplan eval --run {r}/$m --planner $p --mpc --episodes {n} --out {e}/${{p}}_mpc",
+            "  done",
+        ]
         bounded = sorted({p for p, _, b in scale["cells"] if b})
         if bounded:
-            lines += [f"  for p in {' '.join(bounded)}; do",
-                      f"    wmplan eval --run {r}/$m --planner $p --mpc --set planner.bounded=true --episodes {n} --out {e}/${{p}}_mpc_bounded",
-                      f"  done"]
+            lines += [
+                f"  for p in {' '.join(bounded)}; do",
+                f"    wmplan eval --run {r}/$m --planner $p --mpc --set planner.bounded=true --episodes {n} --out {e}/${{p}}_mpc_bounded",
+                "  done",
+            ]
         lines.append("done")
         runs = " ".join(f"--run {r}/{m}" for m in ("base", "online", "adversarial"))
         lines.append(f"wmplan gap {runs} --episodes {scale['gap_windows']} --seed {seed} --out {out}/gap/{encoder}")
-        lines.append(f"wmplan landscape {runs} --grid {scale['landscape_grid']} --seed {seed} --out {out}/landscape/{encoder}")
+        lines.append(
+            f"wmplan landscape {runs} --grid {scale['landscape_grid']} --seed {seed} --out {out}/landscape/{encoder}"
+        )
     lines.append("```\n")
     return "\n".join(lines)

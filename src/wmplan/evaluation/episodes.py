@@ -26,8 +26,8 @@ from wmplan.config import check_ranges
 from wmplan.envs import make_task
 from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
-from wmplan.planning.objective import objective_mode
 from wmplan.planning.mpc import MPC, MPCConfig
+from wmplan.planning.objective import objective_mode
 from wmplan.writing import claim_folder
 
 CEM_ITERATIONS = {"pusht": 30, "pointmaze": 10, "wall": 10, "rope": 10, "granular": 10}
@@ -75,21 +75,40 @@ class EvalConfig:
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     mpc_settings: MPCConfig = field(default_factory=MPCConfig)
 
-    def check(self) -> "EvalConfig":
+    def check(self) -> EvalConfig:
         """Raise a ValueError naming the first setting out of its range; returns self."""
-        check_ranges(self, {"episodes": 1, "seed": 0, "settings.steps": 1, "settings.noise": 0, "settings.horizon": 1,
-                            "settings.samples": 1, "settings.topk": 1, "settings.iterations": 1,
-                            "mpc_settings.replans": 1, "mpc_settings.execute": 1}, ("settings.lr",),
-                     names={"settings": "planner", "mpc_settings": "mpc", "episodes": "--episodes", "seed": "--seed"})
-        for name, value, allowed in (("init", self.settings.init, ("randn", "zero")),
-                                     ("optimizer", self.settings.optimizer, (None, "sgd", "adam")),
-                                     ("objective", self.settings.objective, (None, "last", "all"))):
+        check_ranges(
+            self,
+            {
+                "episodes": 1,
+                "seed": 0,
+                "settings.steps": 1,
+                "settings.noise": 0,
+                "settings.horizon": 1,
+                "settings.samples": 1,
+                "settings.topk": 1,
+                "settings.iterations": 1,
+                "mpc_settings.replans": 1,
+                "mpc_settings.execute": 1,
+            },
+            ("settings.lr",),
+            names={"settings": "planner", "mpc_settings": "mpc", "episodes": "--episodes", "seed": "--seed"},
+        )
+        for name, value, allowed in (
+            ("init", self.settings.init, ("randn", "zero")),
+            ("optimizer", self.settings.optimizer, (None, "sgd", "adam")),
+            ("objective", self.settings.objective, (None, "last", "all")),
+        ):
             if value not in allowed:
                 raise ValueError(f"unknown planner.{name} {value!r}; choose {' or '.join(a for a in allowed if a)}")
         if self.settings.topk > self.settings.samples:
-            raise ValueError(f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})")
+            raise ValueError(
+                f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})"
+            )
         if self.mpc and self.mpc_settings.execute > self.settings.horizon:
-            raise ValueError(f"mpc.execute ({self.mpc_settings.execute}) cannot exceed planner.horizon ({self.settings.horizon})")
+            raise ValueError(
+                f"mpc.execute ({self.mpc_settings.execute}) cannot exceed planner.horizon ({self.settings.horizon})"
+            )
         return self
 
 
@@ -126,7 +145,9 @@ def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: n
     optimizer = s.optimizer or ("sgd" if cfg.planner == "gd" else "adam")
     lr = s.lr if s.lr is not None else (0.2 if cfg.mpc else 0.3)
     steps = s.steps if s.steps is not None else (100 if cfg.mpc else 300)
-    pc = GDConfig(optimizer=optimizer, lr=lr, steps=steps, noise=s.noise, horizon=s.horizon, init=s.init, bounded=s.bounded)
+    pc = GDConfig(
+        optimizer=optimizer, lr=lr, steps=steps, noise=s.noise, horizon=s.horizon, init=s.init, bounded=s.bounded
+    )
     return GDPlanner(pc, objective, low, high)
 
 
@@ -146,8 +167,11 @@ class SimulatedEpisodes:
         """Latent (B, 1, ...) of simulator states, rendered as the model saw its training frames."""
         obs = torch.as_tensor(self.task.render(state))[:, None].to(self.device)
         proprio = self.model.normalizer.normalize_proprio(self.task.proprio(state).astype(np.float32))
-        return self.model.encode(obs=obs, proprio=torch.as_tensor(proprio)[:, None].to(self.device),
-                                 state=torch.as_tensor(state, dtype=torch.float32)[:, None].to(self.device))
+        return self.model.encode(
+            obs=obs,
+            proprio=torch.as_tensor(proprio)[:, None].to(self.device),
+            state=torch.as_tensor(state, dtype=torch.float32)[:, None].to(self.device),
+        )
 
     def observe(self) -> Latent:
         return self.encode(self.task.get_state())
@@ -162,7 +186,14 @@ class SimulatedEpisodes:
                 self.frames.append(self.task.render()[: self.record])
 
 
-def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | None = None, *, progress: bool = True, video: int = 0) -> dict[str, Any]:
+def evaluate(
+    run: str | Path | WorldModel,
+    cfg: EvalConfig,
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+    video: int = 0,
+) -> dict[str, Any]:
     """Plan and execute cfg.episodes episodes; write summary.json and episodes.jsonl into `out`."""
     cfg.check()
     model = run if isinstance(run, WorldModel) else WorldModel.load(run)
@@ -177,7 +208,9 @@ def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | No
     gens = [torch.Generator(device=episodes.device).manual_seed(cfg.seed * 1_000_003 + i) for i in range(cfg.episodes)]
     mpc_cfg = cfg.mpc_settings if cfg.mpc else MPCConfig(replans=1, execute=planner.cfg.horizon)
     controller = MPC(planner, mpc_cfg)
-    bar = tqdm(total=mpc_cfg.replans, desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}", unit="plan", disable=not progress)
+    bar = tqdm(
+        total=mpc_cfg.replans, desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}", unit="plan", disable=not progress
+    )
 
     def execute(actions):
         episodes.execute(actions)
@@ -190,23 +223,41 @@ def evaluate(run: str | Path | WorldModel, cfg: EvalConfig, out: str | Path | No
     distance = task.distance(final, goal)
     per_plan = float(np.mean(result.plan_seconds))
     rows = [
-        {"episode": i, "start": start[i].tolist(), "goal": goal[i].tolist(), "final": final[i].tolist(),
-         "final_distance": float(distance[i]), "success": bool(success[i]), "reached": bool(episodes.reached[i]),
-         "planning_seconds": float(np.sum(result.plan_seconds)) / cfg.episodes}
+        {
+            "episode": i,
+            "start": start[i].tolist(),
+            "goal": goal[i].tolist(),
+            "final": final[i].tolist(),
+            "final_distance": float(distance[i]),
+            "success": bool(success[i]),
+            "reached": bool(episodes.reached[i]),
+            "planning_seconds": float(np.sum(result.plan_seconds)) / cfg.episodes,
+        }
         for i in range(cfg.episodes)
     ]
     summary = {
         "run": str(run) if not isinstance(run, WorldModel) else "(in memory)",
-        "task": model.dims.task, "planner": cfg.planner, "mpc": cfg.mpc, "episodes": cfg.episodes, "seed": cfg.seed,
-        "success_rate": float(success.mean()), "ci95": wilson_interval(int(success.sum()), cfg.episodes),
-        "reached_rate": float(episodes.reached.mean()), "mean_initial_distance": float(task.distance(start, goal).mean()),
+        "task": model.dims.task,
+        "planner": cfg.planner,
+        "mpc": cfg.mpc,
+        "episodes": cfg.episodes,
+        "seed": cfg.seed,
+        "success_rate": float(success.mean()),
+        "ci95": wilson_interval(int(success.sum()), cfg.episodes),
+        "reached_rate": float(episodes.reached.mean()),
+        "mean_initial_distance": float(task.distance(start, goal).mean()),
         "mean_final_distance": float(distance.mean()),
-        "final_distance_ci95": mean_interval(distance), "distance": getattr(task, "distance_name", "distance"),
-        "seconds_per_plan": per_plan, "planning_calls": len(result.plan_seconds),
+        "final_distance_ci95": mean_interval(distance),
+        "distance": getattr(task, "distance_name", "distance"),
+        "seconds_per_plan": per_plan,
+        "planning_calls": len(result.plan_seconds),
         "planning_seconds_total": float(np.sum(result.plan_seconds)),
         "seconds_per_plan_note": "wall-clock of one batched planning call for all episodes, simulator excluded",
-        "planner_config": dataclasses.asdict(planner.cfg), "mpc_config": dataclasses.asdict(mpc_cfg),
-        "objective": dataclasses.asdict(planner.objective), "simulator_early_stop": False, "encoder": meta["config"]["model"]["encoder"]["name"],
+        "planner_config": dataclasses.asdict(planner.cfg),
+        "mpc_config": dataclasses.asdict(mpc_cfg),
+        "objective": dataclasses.asdict(planner.objective),
+        "simulator_early_stop": False,
+        "encoder": meta["config"]["model"]["encoder"]["name"],
     }
     if out is not None:
         out = Path(out)
@@ -223,5 +274,7 @@ def write_videos(out: Path, frames: list[np.ndarray], goals: np.ndarray) -> None
     from PIL import Image
 
     for i in range(len(goals)):
-        pictures = [Image.fromarray(np.concatenate([f[i], goals[i]], axis=1)).resize((256, 128), Image.NEAREST) for f in frames]
+        pictures = [
+            Image.fromarray(np.concatenate([f[i], goals[i]], axis=1)).resize((256, 128), Image.NEAREST) for f in frames
+        ]
         pictures[0].save(out / f"episode_{i:02d}.gif", save_all=True, append_images=pictures[1:], duration=80, loop=0)

@@ -44,7 +44,10 @@ def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tup
     models = [WorldModel.load(r, device=device).eval() for r in runs]
     tasks = {m.dims.task for m in models}
     if len(tasks) > 1:
-        raise ValueError(f"the runs are models of different tasks {sorted(tasks)}: " + ", ".join(f"{r} ({m.dims.task})" for r, m in zip(runs, models)))
+        raise ValueError(
+            f"the runs are models of different tasks {sorted(tasks)}: "
+            + ", ".join(f"{r} ({m.dims.task})" for r, m in zip(runs, models))
+        )
     labels: list[str] = []
     seen: dict[str, int] = {}
     for r in runs:  # the same folder name twice (e.g. one run given twice) -> "name", "name (2)"
@@ -63,8 +66,11 @@ def encode_frames(model: WorldModel, obs: np.ndarray, state: np.ndarray, proprio
     """Latent (B, T, ...) of raw frames: obs uint8 (B, T, H, W, 3), state (B, T, S), proprio (B, T, P)."""
     dev = device_of(model)
     p = model.normalizer.normalize_proprio(proprio.astype(np.float32)).astype(np.float32)
-    return model.encode(obs=torch.as_tensor(obs, device=dev), proprio=torch.as_tensor(p, device=dev),
-                        state=torch.as_tensor(state, dtype=torch.float32, device=dev))
+    return model.encode(
+        obs=torch.as_tensor(obs, device=dev),
+        proprio=torch.as_tensor(p, device=dev),
+        state=torch.as_tensor(state, dtype=torch.float32, device=dev),
+    )
 
 
 @torch.no_grad()
@@ -77,8 +83,9 @@ def open_loop_error(model: WorldModel, frames: dict[str, np.ndarray], env_action
     return diff.cpu().numpy()
 
 
-def expert_windows(model: WorldModel, run: str | Path, episodes: int, horizon: int, seed: int,
-                   data: str | Path | None = None) -> dict[str, np.ndarray]:
+def expert_windows(
+    model: WorldModel, run: str | Path, episodes: int, horizon: int, seed: int, data: str | Path | None = None
+) -> dict[str, np.ndarray]:
     """`episodes` windows of the run's validation episodes, chosen once by a seeded rng: obs
     (B, 1+H, ...), state (B, 1+H, S), proprio (B, 1+H, P) at frames t, t+fs, .., t+H*fs; env actions
     (B, H*fs, A) from t on; layout (B, 2) where the dataset has one (Wall's random layouts). `data`:
@@ -90,9 +97,13 @@ def expert_windows(model: WorldModel, run: str | Path, episodes: int, horizon: i
     _, val = split_episodes(store.n_episodes, model.cfg.data.val_fraction, model.cfg.data.split_seed)
     fs = model.cfg.data.frameskip
     span = horizon * fs
-    starts = np.concatenate([np.arange(s, e - span) for s, e in store.episode_bounds(val) if e - s > span] or [np.zeros(0, int)])
+    starts = np.concatenate(
+        [np.arange(s, e - span) for s, e in store.episode_bounds(val) if e - s > span] or [np.zeros(0, int)]
+    )
     if len(starts) == 0:
-        raise ValueError(f"no validation episode of {store.path} is longer than {span} frames (H={horizon}, frameskip {fs})")
+        raise ValueError(
+            f"no validation episode of {store.path} is longer than {span} frames (H={horizon}, frameskip {fs})"
+        )
     chosen = np.sort(np.random.default_rng(seed).choice(starts, size=min(episodes, len(starts)), replace=False))
     keys = ["obs", "state", "proprio"] + (["layout"] if "layout" in store.keys else [])
     arrays = {k: store.group[f"data/{k}"] for k in keys + ["action"]}
@@ -104,7 +115,9 @@ def expert_windows(model: WorldModel, run: str | Path, episodes: int, horizon: i
     return out
 
 
-def planner_trajectories(model: WorldModel, windows: dict[str, np.ndarray], horizon: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def planner_trajectories(
+    model: WorldModel, windows: dict[str, np.ndarray], horizon: int, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Plan from each window's start to its frame H with `model`, execute in the simulator; returns
     the true frames (obs/state/proprio (B, 1+H, ...), frame 0 = the window's) and env actions (B, H*fs, A)."""
     task = make_task(model.dims.task, model.task_settings)
@@ -126,8 +139,17 @@ def planner_trajectories(model: WorldModel, windows: dict[str, np.ndarray], hori
     return {k: np.stack(v, 1) for k, v in frames.items()}, env
 
 
-def gap(runs: list[str | Path], out: Path, *, episodes: int = 50, horizon: int = 5, seed: int = 0, progress: bool = True,
-        device: str | None = None, data: str | Path | None = None) -> dict[str, Any]:
+def gap(
+    runs: list[str | Path],
+    out: Path,
+    *,
+    episodes: int = 50,
+    horizon: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+    device: str | None = None,
+    data: str | Path | None = None,
+) -> dict[str, Any]:
     """Expert vs planner open-loop error of each run; writes out/gap.json and out/gap.png. `data`: the
     first run's dataset, if it moved. Returns {label: {expert_error, planner_error, ratio,
     expert_per_step, planner_per_step}, "settings": {...}}."""
@@ -145,13 +167,22 @@ def gap(runs: list[str | Path], out: Path, *, episodes: int = 50, horizon: int =
         expert = open_loop_error(model, windows, windows["action"])
         planner = open_loop_error(model, executed, planned)
         e, p = float(expert.mean()), float(planner.mean())
-        result[label] = {"expert_error": e, "planner_error": p, "ratio": p / e if e > 0 else float("inf"),
-                         "expert_per_step": expert.mean(0).tolist(), "planner_per_step": planner.mean(0).tolist()}
+        result[label] = {
+            "expert_error": e,
+            "planner_error": p,
+            "ratio": p / e if e > 0 else float("inf"),
+            "expert_per_step": expert.mean(0).tolist(),
+            "planner_per_step": planner.mean(0).tolist(),
+        }
         if progress:
             print(f"  {label}: expert {e:.5f}  planner {p:.5f}")
     result["settings"] = {
-        "runs": [str(r) for r in runs], "task": models[0].dims.task, "windows": int(len(windows["state"])),
-        "horizon": horizon, "frameskip": models[0].cfg.data.frameskip, "seed": seed,
+        "runs": [str(r) for r in runs],
+        "task": models[0].dims.task,
+        "windows": int(len(windows["state"])),
+        "horizon": horizon,
+        "frameskip": models[0].cfg.data.frameskip,
+        "seed": seed,
         "planner": {**PLANNER, "horizon": horizon, "objective": "last frame", "model": labels[0]},
         "window_source": "validation episodes of the first run's dataset (trainer's split)",
         "window_start_frames": windows["start_index"].tolist(),
@@ -174,11 +205,14 @@ def plot_gap(result: dict[str, Any], labels: list[str], path: Path) -> None:
 
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(4.8, 1.8 + 1.4 * len(labels)), 3.6))
-    for offset, key, name in ((-0.2, "expert_error", "expert trajectories"), (0.2, "planner_error", "planner trajectories")):
-        ax.bar(x + offset, [result[l][key] for l in labels], width=0.4, label=name)
+    for offset, key, name in (
+        (-0.2, "expert_error", "expert trajectories"),
+        (0.2, "planner_error", "planner trajectories"),
+    ):
+        ax.bar(x + offset, [result[label][key] for label in labels], width=0.4, label=name)
     ax.set_xticks(x, labels, rotation=15)
     ax.set_yscale("log")
-    values = [result[l][k] for l in labels for k in ("expert_error", "planner_error") if result[l][k] > 0]
+    values = [result[label][k] for label in labels for k in ("expert_error", "planner_error") if result[label][k] > 0]
     if values:  # a log axis's default bottom can hide the shorter bars' length
         ax.set_ylim(bottom=min(values) / 4)
     s = result["settings"]

@@ -64,12 +64,26 @@ def surface_stats(cost: np.ndarray) -> dict[str, float]:
     scale = hi - lo if hi > lo else 1.0
     d2a = np.abs(np.diff(cost, n=2, axis=0)).mean()
     d2b = np.abs(np.diff(cost, n=2, axis=1)).mean()
-    return {"roughness": float((d2a + d2b) / 2 / scale), "basin_width": float((cost < lo + 0.1 * (hi - lo)).mean()) if hi > lo else 1.0,
-            "min_cost": lo, "max_cost": hi}
+    return {
+        "roughness": float((d2a + d2b) / 2 / scale),
+        "basin_width": float((cost < lo + 0.1 * (hi - lo)).mean()) if hi > lo else 1.0,
+        "min_cost": lo,
+        "max_cost": hi,
+    }
 
 
-def landscape(runs: list[str | Path], out: Path, *, grid: int = 41, span: float = 1.0, seed: int = 0, episode: int = 0,
-              horizon: int = 5, progress: bool = True, device: str | None = None) -> dict[str, Any]:
+def landscape(
+    runs: list[str | Path],
+    out: Path,
+    *,
+    grid: int = 41,
+    span: float = 1.0,
+    seed: int = 0,
+    episode: int = 0,
+    horizon: int = 5,
+    progress: bool = True,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Cost slices of each run around the first run's GD optimum; writes out/landscape.json and
     out/landscape.png. Returns {label: {cost (grid x grid, [i][j] = alpha_i, beta_j), centre_cost,
     roughness, basin_width, min_cost, max_cost}, "settings": {..., planner_cost (the first run's cost at
@@ -94,26 +108,47 @@ def landscape(runs: list[str | Path], out: Path, *, grid: int = 41, span: float 
     d1, d2 = (v / v.norm() for v in torch.randn(2, flat.numel(), generator=gen, dtype=torch.float64))
     coords = coords * float(flat.norm())
     alpha, beta = np.meshgrid(coords, coords, indexing="ij")
-    points = flat + torch.as_tensor(alpha.reshape(-1, 1)) * d1 + torch.as_tensor(beta.reshape(-1, 1)) * d2  # (grid^2, H*fs*A)
+    points = (
+        flat + torch.as_tensor(alpha.reshape(-1, 1)) * d1 + torch.as_tensor(beta.reshape(-1, 1)) * d2
+    )  # (grid^2, H*fs*A)
     points = points.float().reshape(-1, *a_star.shape[1:])  # the first run's normalised actions
     env_points = first.env_actions(points)
     result: dict[str, Any] = {}
     for label, model in zip(labels, models):
         # Runs sharing the first run's action normaliser (finetuned children do) take its normalised
         # actions as they are: no float round trip through env units, so the centre is a* bit for bit.
-        same = all(np.array_equal(getattr(model.normalizer, k), getattr(first.normalizer, k)) for k in ("action_mean", "action_std"))
-        acts = points.to(device_of(model)) if same and model.cfg.data.frameskip == first.cfg.data.frameskip else model.model_actions(env_points)
+        same = all(
+            np.array_equal(getattr(model.normalizer, k), getattr(first.normalizer, k))
+            for k in ("action_mean", "action_std")
+        )
+        acts = (
+            points.to(device_of(model))
+            if same and model.cfg.data.frameskip == first.cfg.data.frameskip
+            else model.model_actions(env_points)
+        )
         z0, zg = encoded[id(model)]
         cost = slice_costs(model, z0, zg, acts, horizon).cpu().double().numpy().reshape(grid, grid)
         result[label] = {"cost": cost.tolist(), "centre_cost": float(cost[grid // 2, grid // 2]), **surface_stats(cost)}
         if progress:
             r = result[label]
-            print(f"  {label}: roughness {r['roughness']:.4f}  basin width {r['basin_width']:.3f}  centre cost {r['centre_cost']:.5f}")
+            print(
+                f"  {label}: roughness {r['roughness']:.4f}  basin width {r['basin_width']:.3f}  centre cost {r['centre_cost']:.5f}"
+            )
     result["settings"] = {
-        "runs": [str(r) for r in runs], "task": first.dims.task, "seed": seed, "episode": episode, "grid": grid, "span": span,
-        "horizon": horizon, "planner_cost": planner_cost, "planner": {**PLANNER, "horizon": horizon, "objective": "last frame", "model": labels[0]},
-        "start": start[0].tolist(), "goal": goal[0].tolist(), "optimum_env_actions": env_star.tolist(),
-        "optimum_norm": float(flat.norm()), "coordinates": coords.tolist(),
+        "runs": [str(r) for r in runs],
+        "task": first.dims.task,
+        "seed": seed,
+        "episode": episode,
+        "grid": grid,
+        "span": span,
+        "horizon": horizon,
+        "planner_cost": planner_cost,
+        "planner": {**PLANNER, "horizon": horizon, "objective": "last frame", "model": labels[0]},
+        "start": start[0].tolist(),
+        "goal": goal[0].tolist(),
+        "optimum_env_actions": env_star.tolist(),
+        "optimum_norm": float(flat.norm()),
+        "coordinates": coords.tolist(),
         "directions": "two seeded Gaussian directions in the first run's normalised action space, each of unit norm (no filter normalisation)",
         "axes": "alpha, beta in [-span, span] * ||a*||",
         "roughness": "mean |2nd difference| along both axes / (max - min cost); lower = smoother",
@@ -140,7 +175,9 @@ def plot_landscape(result: dict[str, Any], labels: list[str], path: Path) -> Non
         cost = np.log10(np.maximum(np.asarray(result[label]["cost"]), 1e-12))
         im = ax.contourf(c, c, cost.T, levels=20)  # .T: rows of `cost` are alpha, contourf wants rows = y
         ax.plot([0], [0], "r+", markersize=12, markeredgewidth=2, label="GD optimum a*")
-        ax.set_title(f"{label}\nroughness {result[label]['roughness']:.3f}, basin {result[label]['basin_width']:.2f}", fontsize=9)
+        ax.set_title(
+            f"{label}\nroughness {result[label]['roughness']:.3f}, basin {result[label]['basin_width']:.2f}", fontsize=9
+        )
         ax.set_xlabel("alpha / ||a*||")
         ax.set_ylabel("beta / ||a*||")
         fig.colorbar(im, ax=ax, label="log10 planning cost")

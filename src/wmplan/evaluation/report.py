@@ -49,7 +49,9 @@ def cell(summary: dict[str, Any] | None, distance: bool = False) -> str:
     if summary is None:
         return "-"
     low, high = summary["ci95"]
-    text = f"{100 * summary['success_rate']:.0f} ({100 * low:.0f}-{100 * high:.0f}) · {summary['seconds_per_plan']:.1f} s"
+    text = (
+        f"{100 * summary['success_rate']:.0f} ({100 * low:.0f}-{100 * high:.0f}) · {summary['seconds_per_plan']:.1f} s"
+    )
     if distance:
         d_low, d_high = summary["final_distance_ci95"]
         text = f"{summary['mean_final_distance']:.3f} ({d_low:.3f}-{d_high:.3f}) · {text.replace(' (', '% (', 1)}"
@@ -74,8 +76,11 @@ def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], 
     for model, mpc, bounded, row in grid_rows(grid):
         paper = PAPER_SUCCESS.get(task, {}).get(model)
         paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
-        lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
-                     + " | ".join(cell(r, distance) for r in row) + f" | {paper_cell} |")
+        lines.append(
+            f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+            + " | ".join(cell(r, distance) for r in row)
+            + f" | {paper_cell} |"
+        )
     return "\n".join(lines)
 
 
@@ -83,8 +88,11 @@ def reached_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]) -> st
     """The share of episodes that touched the goal at any env step (DINO-WM stops an episode there), per cell."""
     lines = ["| model | mode | GD | Adam | CEM |", "|---|---|---|---|---|"]
     for model, mpc, bounded, row in grid_rows(grid):
-        lines.append(f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
-                     + " | ".join("-" if r is None else f"{100 * r['reached_rate']:.0f}" for r in row) + " |")
+        lines.append(
+            f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+            + " | ".join("-" if r is None else f"{100 * r['reached_rate']:.0f}" for r in row)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -103,8 +111,15 @@ def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str,
     for ax, (encoder, grid) in zip(axes[0], grids.items()):
         for (model, planner, mpc, bounded), s in grid.items():
             colour = colours.get(planner, "grey")
-            ax.scatter(s["planning_seconds_total"], 100 * s["success_rate"], s=60 if bounded else 45, marker=markers.get(model, "x"),
-                       facecolors=colour if mpc else "none", edgecolors="black" if bounded else colour, linewidths=1.4)
+            ax.scatter(
+                s["planning_seconds_total"],
+                100 * s["success_rate"],
+                s=60 if bounded else 45,
+                marker=markers.get(model, "x"),
+                facecolors=colour if mpc else "none",
+                edgecolors="black" if bounded else colour,
+                linewidths=1.4,
+            )
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a short log axis
@@ -113,11 +128,17 @@ def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str,
         ax.set_ylabel("success %")
         ax.set_title(f"{task}, {encoder} encoder")
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=PLANNER_NAMES[p]) for p, c in colours.items()]
-    handles += [plt.Line2D([], [], color="grey", marker=m, linestyle="", label=MODEL_NAMES[k]) for k, m in markers.items()]
-    handles += [plt.Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="", label="open loop"),
-                plt.Line2D([], [], color="grey", marker="o", linestyle="", label="MPC"),
-                plt.Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle="", label="MPC, bounded")]
+    handles = [
+        plt.Line2D([], [], color=c, marker="o", linestyle="", label=PLANNER_NAMES[p]) for p, c in colours.items()
+    ]
+    handles += [
+        plt.Line2D([], [], color="grey", marker=m, linestyle="", label=MODEL_NAMES[k]) for k, m in markers.items()
+    ]
+    handles += [
+        plt.Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="", label="open loop"),
+        plt.Line2D([], [], color="grey", marker="o", linestyle="", label="MPC"),
+        plt.Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle="", label="MPC, bounded"),
+    ]
     axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -53,8 +53,15 @@ def plans_pushes(env: str) -> bool:
     return isinstance(make_task(env), PushingTask)
 
 
-def greedy_step(task: PushingTask, sim: PushingTask, state: np.ndarray, goal: np.ndarray, current: float,
-                candidates: int, rng: np.random.Generator) -> np.ndarray:
+def greedy_step(
+    task: PushingTask,
+    sim: PushingTask,
+    state: np.ndarray,
+    goal: np.ndarray,
+    current: float,
+    candidates: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """One greedy push for one episode: state (2K,) at distance `current` from goal (2K,) -> the next
     state (2K,), never farther."""
     tried = np.repeat(state[None], candidates, axis=0)
@@ -65,8 +72,16 @@ def greedy_step(task: PushingTask, sim: PushingTask, state: np.ndarray, goal: np
     return after[best] if distance[best] < current else state
 
 
-def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int = 20, seed: int = 99, pushes: int = 10,
-                     candidates: int = 100, progress: bool = True) -> dict[str, Any]:
+def greedy_reference(
+    env: str,
+    out: str | Path | None = None,
+    *,
+    episodes: int = 20,
+    seed: int = 99,
+    pushes: int = 10,
+    candidates: int = 100,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Greedy simulator planning on `episodes` start/goal pairs of seed `seed`; writes summary.json into
     `out` (when given) with the mean distance and success rate after every push count 0..pushes."""
     if episodes < 1:
@@ -82,15 +97,23 @@ def greedy_reference(env: str, out: str | Path | None = None, *, episodes: int =
     state, distances, successes = start.copy(), [task.distance(start, goal)], [task.is_success(start, goal)]
     begin = time.perf_counter()
     for _ in tqdm(range(pushes), desc=f"{env} greedy reference", unit="push", disable=not progress):
-        state = np.stack([greedy_step(task, sim, state[i], goal[i], distances[-1][i], candidates, rng) for i in range(episodes)])
+        state = np.stack(
+            [greedy_step(task, sim, state[i], goal[i], distances[-1][i], candidates, rng) for i in range(episodes)]
+        )
         distances.append(task.distance(state, goal))
         successes.append(task.is_success(state, goal))
     summary = {
-        "task": env, "method": "greedy_pushes_in_simulator", "episodes": episodes, "seed": seed, "pushes": pushes,
-        "candidates": candidates, "distance": task.distance_name,
+        "task": env,
+        "method": "greedy_pushes_in_simulator",
+        "episodes": episodes,
+        "seed": seed,
+        "pushes": pushes,
+        "candidates": candidates,
+        "distance": task.distance_name,
         "mean_distance_after": [float(d.mean()) for d in distances],
         "success_rate_after": [float(s.mean()) for s in successes],
-        "mean_final_distance": float(distances[-1].mean()), "success_rate": float(successes[-1].mean()),
+        "mean_final_distance": float(distances[-1].mean()),
+        "success_rate": float(successes[-1].mean()),
         "seconds": time.perf_counter() - begin,
         "note": "greedy planning in the simulator on the true state: a reference of what the pushes can reach",
     }
@@ -108,7 +131,9 @@ def success_margin(task: Task, state: np.ndarray, goal: np.ndarray) -> np.ndarra
     return margin
 
 
-def simulate(sim: Task, start: np.ndarray, actions: np.ndarray, goal: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def simulate(
+    sim: Task, start: np.ndarray, actions: np.ndarray, goal: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Run env actions (N, T, A) from states (N, S): the final states (N, S) and, with a goal (N, S),
     whether each copy met it at any step (N,)."""
     sim.reset_to(start)
@@ -120,8 +145,15 @@ def simulate(sim: Task, start: np.ndarray, actions: np.ndarray, goal: np.ndarray
     return sim.get_state(), reached
 
 
-def cem_reference(env: str, out: str | Path | None = None, *, episodes: int = 20, seed: int = 99,
-                  task_settings: dict | None = None, progress: bool = True) -> dict[str, Any]:
+def cem_reference(
+    env: str,
+    out: str | Path | None = None,
+    *,
+    episodes: int = 20,
+    seed: int = 99,
+    task_settings: dict | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """CEM in the simulator with the eval's budget (PlannerSettings' samples, elites and horizon, the
     task's CEM iterations and frameskip) on `episodes` pairs of seed `seed`; writes summary.json into `out`
     (when given). Samples start from the middle of the action bounds with half their width as std and
@@ -150,21 +182,42 @@ def cem_reference(env: str, out: str | Path | None = None, *, episodes: int = 20
     final, reached = simulate(sim, start, np.clip(mean, low, high), goal)
     success, distance = task.is_success(final, goal), task.distance(final, goal)
     summary = {
-        "task": env, "method": "cem_in_simulator", "episodes": episodes, "seed": seed,
-        "samples": k, "topk": budget.topk, "iterations": iterations, "horizon": budget.horizon, "frameskip": frameskip,
-        "success_rate": float(success.mean()), "ci95": wilson_interval(int(success.sum()), episodes),
-        "reached_rate": float(reached.mean()), "mean_initial_distance": float(task.distance(start, goal).mean()),
-        "mean_final_distance": float(distance.mean()), "final_distance_ci95": mean_interval(distance),
-        "distance": task.distance_name, "seconds": time.perf_counter() - begin,
+        "task": env,
+        "method": "cem_in_simulator",
+        "episodes": episodes,
+        "seed": seed,
+        "samples": k,
+        "topk": budget.topk,
+        "iterations": iterations,
+        "horizon": budget.horizon,
+        "frameskip": frameskip,
+        "success_rate": float(success.mean()),
+        "ci95": wilson_interval(int(success.sum()), episodes),
+        "reached_rate": float(reached.mean()),
+        "mean_initial_distance": float(task.distance(start, goal).mean()),
+        "mean_final_distance": float(distance.mean()),
+        "final_distance_ci95": mean_interval(distance),
+        "distance": task.distance_name,
+        "seconds": time.perf_counter() - begin,
         "note": "CEM scored by the simulator on the true state, open loop: a reference of what the actions can reach",
     }
     return saved(summary, out)
 
 
-def simulator_reference(env: str, out: str | Path | None = None, *, episodes: int = 20, seed: int = 99, pushes: int = 10,
-                        candidates: int = 100, progress: bool = True) -> dict[str, Any]:
+def simulator_reference(
+    env: str,
+    out: str | Path | None = None,
+    *,
+    episodes: int = 20,
+    seed: int = 99,
+    pushes: int = 10,
+    candidates: int = 100,
+    progress: bool = True,
+) -> dict[str, Any]:
     """The task's reference: greedy pushes for Rope and Granular, CEM in the simulator for the others.
     Either summary has `method`, `success_rate` and `mean_final_distance` (after all pushes)."""
     if plans_pushes(env):
-        return greedy_reference(env, out, episodes=episodes, seed=seed, pushes=pushes, candidates=candidates, progress=progress)
+        return greedy_reference(
+            env, out, episodes=episodes, seed=seed, pushes=pushes, candidates=candidates, progress=progress
+        )
     return cem_reference(env, out, episodes=episodes, seed=seed, progress=progress)

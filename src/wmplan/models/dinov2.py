@@ -39,7 +39,16 @@ _TOP_KEYS = [
     ("norm.weight", "layernorm.weight"),
     ("norm.bias", "layernorm.bias"),
 ]
-_SAME = ("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias")
+_SAME = (
+    "norm1.weight",
+    "norm1.bias",
+    "norm2.weight",
+    "norm2.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
+)
 _BLOCK_KEYS = [(k, k) for k in _SAME] + [
     ("attn.proj.weight", "attention.output.dense.weight"),
     ("attn.proj.bias", "attention.output.dense.bias"),
@@ -102,7 +111,10 @@ def expected_shapes(layout: str) -> dict[str, tuple[int, ...]]:
     if layout == "meta":
         return meta
     if layout == "hf":  # convert shape-only tensors so the two layouts can never disagree
-        return {k: tuple(v.shape) for k, v in meta_to_hf({k: torch.empty(s, device="meta") for k, s in meta.items()}).items()}
+        return {
+            k: tuple(v.shape)
+            for k, v in meta_to_hf({k: torch.empty(s, device="meta") for k, s in meta.items()}).items()
+        }
     raise ValueError(f"unknown layout {layout!r}; expected 'hf' or 'meta'")
 
 
@@ -151,7 +163,9 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"could not read DINOv2 weights from {path} (expected .safetensors, .pth, .pt or .bin): {e}") from e
+        raise ValueError(
+            f"could not read DINOv2 weights from {path} (expected .safetensors, .pth, .pt or .bin): {e}"
+        ) from e
     for wrapper in ("state_dict", "model"):  # training checkpoints often nest the weights
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
@@ -181,7 +195,7 @@ def load_dinov2_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"File keys: {_first(raw)}. Expected Hugging Face keys: {layouts['hf']}. Or Meta keys: {layouts['meta']}."
         )
     layout, prefix = hits[0]
-    sd = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+    sd = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
     sd.pop(_MASK_TOKEN[layout], None)
     shapes = expected_shapes(layout)
     where = f"{path} (layout detected: {layout}, prefix {prefix!r})"
@@ -260,7 +274,9 @@ class DinoV2Encoder(nn.Module):
     module stays in eval mode, but autograd is not disabled: gradients reach a float input image.
     """
 
-    def __init__(self, weights: str | Path | None, image_size: int = 196, *, state_dict: dict[str, torch.Tensor] | None = None):
+    def __init__(
+        self, weights: str | Path | None, image_size: int = 196, *, state_dict: dict[str, torch.Tensor] | None = None
+    ):
         """Weights from the file `weights`, or from `state_dict` (Meta's layout, as this module's own
         state_dict: how a saved world model restores its encoder)."""
         super().__init__()
@@ -282,11 +298,11 @@ class DinoV2Encoder(nn.Module):
         self.requires_grad_(False)
         super().train(False)
 
-    def train(self, mode: bool = True) -> "DinoV2Encoder":
+    def train(self, mode: bool = True) -> DinoV2Encoder:
         """No-op: the encoder is frozen and always in eval mode."""
         return super().train(False)
 
-    def freeze(self) -> "DinoV2Encoder":
+    def freeze(self) -> DinoV2Encoder:
         """Already frozen; kept for the same interface as the other encoders. Returns self."""
         return self
 
@@ -313,5 +329,7 @@ class DinoV2Encoder(nn.Module):
             raise TypeError(f"expected uint8 or float images, got {obs.dtype}")
         x = x.permute(0, 3, 1, 2)
         if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True
+            )
         return self.forward_features((x - 0.5) / 0.5)  # mean = std = 0.5: [0, 1] -> [-1, 1], as in DINO-WM

@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from wmplan.models.encoders import ConvEncoder, coordinate_grid, images_to_float, numpy_to_tensor
 
+CPU = torch.device("cpu")  # the pretrainings' default device
+
 CONCENTRATION_WEIGHT = 0.01
 MEAN_IMAGE_FRAMES = 4096  # frames averaged into the encoder's mean image
 
@@ -52,7 +54,9 @@ class KeypointDecoder(nn.Module):
     def forward(self, keypoints: torch.Tensor, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # einsum rather than a 1x1 conv: the conv's backward is ~30x slower on CPU at these shapes
         from_blobs = self.background + torch.einsum("bkhw,kc->bchw", self.blobs(keypoints), self.blob_colour)
-        from_heatmaps = self.background + torch.einsum("bkhw,kc->bchw", heatmaps * self.heatmap_gain, self.heatmap_colour)
+        from_heatmaps = self.background + torch.einsum(
+            "bkhw,kc->bchw", heatmaps * self.heatmap_gain, self.heatmap_colour
+        )
         return from_blobs, from_heatmaps
 
 
@@ -63,8 +67,9 @@ def heatmap_variance(keypoints: torch.Tensor, heatmaps: torch.Tensor, grid: torc
     return var_x + var_y
 
 
-def step_and_report(opt: torch.optim.Optimizer, loss: torch.Tensor, losses: dict[str, torch.Tensor],
-                    smoothed: dict[str, float], bar) -> None:
+def step_and_report(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, losses: dict[str, torch.Tensor], smoothed: dict[str, float], bar
+) -> None:
     """One optimiser step on `loss`; `smoothed` keeps exponential moving averages of `losses`, shown on
     the progress bar (readable where single batches are noisy)."""
     opt.zero_grad(set_to_none=True)
@@ -94,7 +99,7 @@ def pretrain_conv_encoder(
     lr: float,
     seed: int,
     progress: bool = True,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
 ) -> dict:
     """Adam on the reconstruction losses over random batches of uint8 images (N, H, W, 3).
 

@@ -25,8 +25,6 @@ from scipy.stats import spearmanr
 from torch import nn
 
 
-
-
 def images_to_float(obs: torch.Tensor) -> torch.Tensor:
     """uint8 (B, H, W, 3) in [0, 255] or float in [0, 1] -> float (B, 3, H, W) in [0, 1], contiguous
     (a permuted, non-contiguous input makes the conv backward several times slower on CPU)."""
@@ -58,7 +56,9 @@ class ConvEncoder(nn.Module):
     - No normalisation layers, so train and eval modes compute the same function.
     """
 
-    def __init__(self, image_size: int = 64, num_keypoints: int = 8, channels: int = 16, inverse_temperature: float = 10.0):
+    def __init__(
+        self, image_size: int = 64, num_keypoints: int = 8, channels: int = 16, inverse_temperature: float = 10.0
+    ):
         super().__init__()
         self.image_size = image_size
         self.num_tokens = num_keypoints
@@ -89,7 +89,7 @@ class ConvEncoder(nn.Module):
         """obs uint8 (B, H, W, 3) or float in [0, 1] -> tokens float (B, K, 2)."""
         return self.keypoints_and_heatmaps(obs)[0]
 
-    def freeze(self) -> "ConvEncoder":
+    def freeze(self) -> ConvEncoder:
         """No parameter requires grad; eval mode. Returns self."""
         self.requires_grad_(False)
         return self.eval()
@@ -106,7 +106,7 @@ class StateEncoder(nn.Module):
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return state.float().unsqueeze(1)
 
-    def freeze(self) -> "StateEncoder":
+    def freeze(self) -> StateEncoder:
         """Nothing to freeze (no parameters); eval mode. Returns self."""
         return self.eval()
 
@@ -121,14 +121,16 @@ class ParticleEncoder(nn.Module):
     def __init__(self, state_dim: int):
         super().__init__()
         if state_dim % 2:
-            raise ValueError(f"the particles encoder reads the state as xy points, but it has {state_dim} numbers (odd)")
+            raise ValueError(
+                f"the particles encoder reads the state as xy points, but it has {state_dim} numbers (odd)"
+            )
         self.num_tokens = state_dim // 2
         self.dim = 2
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return state.float().view(len(state), self.num_tokens, 2)
 
-    def freeze(self) -> "ParticleEncoder":
+    def freeze(self) -> ParticleEncoder:
         """Nothing to freeze (no parameters); eval mode. Returns self."""
         return self.eval()
 
@@ -139,7 +141,9 @@ def encode_images(encoder: nn.Module, images: np.ndarray, batch_size: int = 1024
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
-    tokens = [encoder(numpy_to_tensor(images[i : i + batch_size]).to(device)).cpu() for i in range(0, len(images), batch_size)]
+    tokens = [
+        encoder(numpy_to_tensor(images[i : i + batch_size]).to(device)).cpu() for i in range(0, len(images), batch_size)
+    ]
     encoder.train(was_training)
     return torch.cat(tokens)
 
@@ -152,7 +156,9 @@ def random_pairs(n: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return i, j
 
 
-def latent_distance_spearman(encoder: nn.Module, images: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0) -> float:
+def latent_distance_spearman(
+    encoder: nn.Module, images: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0
+) -> float:
     """Spearman rank correlation between ||tokens_i - tokens_j|| (tokens flattened) and
     ||state_i - state_j|| over `pairs` random pairs; images uint8 (N, H, W, 3), states (N, S).
     Pass held-out frames: this measures whether the latent ranks distances the way the state does.
@@ -160,8 +166,14 @@ def latent_distance_spearman(encoder: nn.Module, images: np.ndarray, states: np.
     return distance_spearman(encode_images(encoder, images).flatten(1).double().numpy(), states, pairs=pairs, seed=seed)
 
 
-def distance_spearman(latents: np.ndarray, states: np.ndarray, *, pairs: int = 2000, seed: int = 0,
-                      true_distance: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> float:
+def distance_spearman(
+    latents: np.ndarray,
+    states: np.ndarray,
+    *,
+    pairs: int = 2000,
+    seed: int = 0,
+    true_distance: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> float:
     """Spearman rank correlation between latent distances (latents (N, F)) and state distances
     (states (N, S)) over `pairs` random pairs of the N frames. The state distance is Euclidean
     unless `true_distance(a, b) -> (P,)` is given (e.g. a task's Chamfer distance between particle
@@ -172,5 +184,7 @@ def distance_spearman(latents: np.ndarray, states: np.ndarray, *, pairs: int = 2
     if true_distance is None:
         true = np.linalg.norm(states[i] - states[j], axis=1)
     else:  # in chunks: a set distance may build a (P, K, K) array
-        true = np.concatenate([true_distance(states[i[k : k + 100]], states[j[k : k + 100]]) for k in range(0, pairs, 100)])
+        true = np.concatenate(
+            [true_distance(states[i[k : k + 100]], states[j[k : k + 100]]) for k in range(0, pairs, 100)]
+        )
     return float(spearmanr(latent, true).statistic)

@@ -60,11 +60,20 @@ class PatchEncoder(nn.Module):
     - No normalisation layers or dropout, so train and eval modes compute the same function.
     """
 
-    def __init__(self, image_size: int = 64, grid: int = 8, dim: int = 8, channels: int = 16,
-                 context_sigma: float = 2.0, near_sigma: float = 1.0):
+    def __init__(
+        self,
+        image_size: int = 64,
+        grid: int = 8,
+        dim: int = 8,
+        channels: int = 16,
+        context_sigma: float = 2.0,
+        near_sigma: float = 1.0,
+    ):
         super().__init__()
         if grid < 1 or dim < 2 or dim % 2:
-            raise ValueError(f"the patch grid must be at least 1 and the token dim an even number >= 2, got grid {grid}, dim {dim}")
+            raise ValueError(
+                f"the patch grid must be at least 1 and the token dim an even number >= 2, got grid {grid}, dim {dim}"
+            )
         if image_size < 4 * grid:
             raise ValueError(f"a {grid}x{grid} patch grid needs images of at least {4 * grid} px, got {image_size}")
         if min(context_sigma, near_sigma) <= 0:
@@ -79,7 +88,11 @@ class PatchEncoder(nn.Module):
             nn.ReLU(),
         )
         self.local = nn.Conv2d(channels, half, 1)
-        self.register_buffer("spread", torch.stack([spread_matrix(grid, near_sigma), spread_matrix(grid, context_sigma)]), persistent=False)
+        self.register_buffer(
+            "spread",
+            torch.stack([spread_matrix(grid, near_sigma), spread_matrix(grid, context_sigma)]),
+            persistent=False,
+        )
         self.register_buffer("mean_image", torch.zeros(1, 3, image_size, image_size))
         self.register_buffer("token_mean", torch.zeros(self.num_tokens, dim))
         self.register_buffer("token_scale", torch.ones(()))
@@ -87,8 +100,10 @@ class PatchEncoder(nn.Module):
     def feature_grid(self, obs: torch.Tensor) -> torch.Tensor:
         """obs (B, H, W, 3) -> unscaled features (B, dim, grid, grid): [near | far] channels."""
         if obs.ndim != 4 or tuple(obs.shape[1:]) != (self.image_size, self.image_size, 3):
-            raise ValueError(f"this patch encoder takes {self.image_size}x{self.image_size} RGB images (B, H, W, 3), "
-                             f"got shape {tuple(obs.shape)}")
+            raise ValueError(
+                f"this patch encoder takes {self.image_size}x{self.image_size} RGB images (B, H, W, 3), "
+                f"got shape {tuple(obs.shape)}"
+            )
         h = self.net(images_to_float(obs) - self.mean_image)
         local = self.local(F.adaptive_avg_pool2d(h, self.grid)).flatten(2)  # (B, dim // 2, P)
         spread = torch.einsum("bcq,kpq->bkcp", local, self.spread)  # (B, 2, dim // 2, P): near, far
@@ -102,7 +117,7 @@ class PatchEncoder(nn.Module):
         """obs uint8 (B, H, W, 3) or float in [0, 1] -> tokens float (B, grid * grid, dim)."""
         return self.scale_tokens(self.feature_grid(obs))
 
-    def freeze(self) -> "PatchEncoder":
+    def freeze(self) -> PatchEncoder:
         """No parameter requires grad; eval mode. Returns self."""
         self.requires_grad_(False)
         return self.eval()

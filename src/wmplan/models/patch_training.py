@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from wmplan.models.encoder_training import MEAN_IMAGE_FRAMES, reinitialise, step_and_report
+from wmplan.models.encoder_training import CPU, MEAN_IMAGE_FRAMES, reinitialise, step_and_report
 from wmplan.models.encoders import images_to_float, numpy_to_tensor
 from wmplan.models.patch_encoder import PatchEncoder
 
@@ -82,7 +82,9 @@ def sample_triples(bounds: np.ndarray, n: int, gen: torch.Generator) -> torch.Te
     ok = torch.nonzero(lengths >= 3).flatten()
     ep = ok[torch.multinomial(lengths[ok].double(), n, replacement=True, generator=gen)]
     start, length = torch.as_tensor(bounds[:, 0])[ep], lengths[ep]
-    gap2 = 2 + (torch.rand(n, generator=gen) * (torch.clamp(length - 1, max=MAX_GAP) - 1)).long()  # 2..min(L - 1, MAX_GAP)
+    gap2 = (
+        2 + (torch.rand(n, generator=gen) * (torch.clamp(length - 1, max=MAX_GAP) - 1)).long()
+    )  # 2..min(L - 1, MAX_GAP)
     gap1 = 1 + (torch.rand(n, generator=gen) * (gap2 - 1)).long()  # 1..gap2 - 1
     t = start + (torch.rand(n, generator=gen) * (length - gap2)).long()
     return torch.stack([t, t + gap1, t + gap2], dim=1)
@@ -101,7 +103,12 @@ def rank_loss(z: torch.Tensor) -> torch.Tensor:
 def set_token_scale(encoder: PatchEncoder, data: torch.Tensor, gen: torch.Generator, device: torch.device) -> None:
     """token_mean := mean features per (cell, channel); token_scale := RMS of the centred features."""
     pick = torch.randint(0, len(data), (min(len(data), SCALE_FRAMES),), generator=gen)
-    feats = torch.cat([encoder.feature_grid(data[pick[i : i + 256]].to(device)).flatten(2).transpose(1, 2) for i in range(0, len(pick), 256)])
+    feats = torch.cat(
+        [
+            encoder.feature_grid(data[pick[i : i + 256]].to(device)).flatten(2).transpose(1, 2)
+            for i in range(0, len(pick), 256)
+        ]
+    )
     encoder.token_mean.copy_(feats.mean(dim=0))
     encoder.token_scale.copy_((feats - encoder.token_mean).pow(2).mean().sqrt().clamp_min(1e-8))
 
@@ -118,7 +125,7 @@ def pretrain_patch_encoder(
     rank_weight: float = 1.0,
     rarity_power: float = 1.0,
     progress: bool = True,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
 ) -> dict:
     """Adam on the objective above over random batches of uint8 images (N, H, W, 3). `episodes`
     (E, 2): [start, end) of each episode in `images`, frames in time order; the ranking term needs

@@ -31,7 +31,9 @@ class Block(nn.Module):
         self.qkv = nn.Linear(width, 3 * inner, bias=False)
         self.proj = nn.Linear(inner, width)
         self.norm2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, cfg.mlp_dim), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.mlp_dim, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, cfg.mlp_dim), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.mlp_dim, width)
+        )
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -61,7 +63,9 @@ class FrameCausalPredictor(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         b, t, p, _ = tokens.shape
         if t > self.max_frames or p != self.num_tokens:
-            raise ValueError(f"predictor takes at most {self.max_frames} frames of {self.num_tokens} tokens, got {t} x {p}")
+            raise ValueError(
+                f"predictor takes at most {self.max_frames} frames of {self.num_tokens} tokens, got {t} x {p}"
+            )
         n = t * p
         x = self.embed(tokens.reshape(b, n, -1)) + self.pos[:, :n]
         # One frame attends to all of itself: no mask lets SDPA take its faster unmasked path (Wall, num_hist 1).

@@ -39,13 +39,13 @@ class Latent:
     visual: torch.Tensor
     proprio: torch.Tensor
 
-    def frames(self, index: slice | int) -> "Latent":
+    def frames(self, index: slice | int) -> Latent:
         if isinstance(index, int):  # keep the frame axis; -1 is the last frame
             index = slice(index, index + 1 if index != -1 else None)
         return Latent(self.visual[:, index], self.proprio[:, index])
 
     @staticmethod
-    def cat(latents: list["Latent"]) -> "Latent":
+    def cat(latents: list[Latent]) -> Latent:
         return Latent(torch.cat([z.visual for z in latents], 1), torch.cat([z.proprio for z in latents], 1))
 
     def flat(self) -> torch.Tensor:
@@ -54,7 +54,7 @@ class Latent:
         tiled = self.proprio[:, :, None].expand(b, t, p, -1)
         return torch.cat([self.visual, tiled], -1).reshape(b, t, -1)
 
-    def detach(self) -> "Latent":
+    def detach(self) -> Latent:
         return Latent(self.visual.detach(), self.proprio.detach())
 
 
@@ -72,8 +72,6 @@ class TaskDims:
     and sine, so a turn through 0 = 2 pi is a small step in the latent, as it is in the image."""
 
 
-
-
 def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
     if cfg.name == "conv":
         if cfg.keypoints < 1:
@@ -81,24 +79,32 @@ def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
         return ConvEncoder(image_size=dims.image_size, num_keypoints=cfg.keypoints)
     if cfg.name == "patch":
         if cfg.patch_grid < 1 or dims.image_size < 4 * cfg.patch_grid:
-            raise ValueError(f"model.encoder.patch_grid must lie in [1, image size / 4 = {dims.image_size // 4}], got {cfg.patch_grid}")
+            raise ValueError(
+                f"model.encoder.patch_grid must lie in [1, image size / 4 = {dims.image_size // 4}], got {cfg.patch_grid}"
+            )
         if cfg.patch_dim < 2 or cfg.patch_dim % 2:
             raise ValueError(f"model.encoder.patch_dim must be an even number >= 2, got {cfg.patch_dim}")
         if cfg.patch_context_sigma <= 0:
             raise ValueError(f"model.encoder.patch_context_sigma must be positive, got {cfg.patch_context_sigma}")
-        return PatchEncoder(image_size=dims.image_size, grid=cfg.patch_grid, dim=cfg.patch_dim, context_sigma=cfg.patch_context_sigma)
+        return PatchEncoder(
+            image_size=dims.image_size, grid=cfg.patch_grid, dim=cfg.patch_dim, context_sigma=cfg.patch_context_sigma
+        )
     if cfg.name == "state":
         return StateEncoder(dims.state_dim + len(dims.angle_dims))
     if cfg.name == "particles":
         if dims.angle_dims:
-            raise ValueError(f"the particles encoder reads the state as xy points, but {dims.task}'s state holds angles; "
-                             "use the state encoder")
+            raise ValueError(
+                f"the particles encoder reads the state as xy points, but {dims.task}'s state holds angles; "
+                "use the state encoder"
+            )
         return ParticleEncoder(dims.state_dim)
     if cfg.name == "dinov2":
         from wmplan.models.dinov2 import DinoV2Encoder
 
         return DinoV2Encoder(cfg.dinov2_weights, image_size=cfg.dinov2_image_size)
-    raise ValueError(f"unknown encoder {cfg.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)")
+    raise ValueError(
+        f"unknown encoder {cfg.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)"
+    )
 
 
 class WorldModel(nn.Module):
@@ -118,7 +124,9 @@ class WorldModel(nn.Module):
         self.proprio_encoder = nn.Linear(dims.proprio_dim, m.proprio_emb_dim)
         d, p = self.encoder.dim, self.encoder.num_tokens
         self.num_hist = cfg.data.num_hist
-        self.predictor = FrameCausalPredictor(d + m.proprio_emb_dim + m.action_emb_dim, d + m.proprio_emb_dim, p, self.num_hist, m.predictor)
+        self.predictor = FrameCausalPredictor(
+            d + m.proprio_emb_dim + m.action_emb_dim, d + m.proprio_emb_dim, p, self.num_hist, m.predictor
+        )
 
     # ----- encoding --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -139,9 +147,11 @@ class WorldModel(nn.Module):
         was built and pretrained for) with a ValueError naming both; a state model takes any."""
         own = self.dims.image_size
         if not self.uses_state and tuple(size) != (own, own):
-            raise ValueError(f"{what} are {size[0]}x{size[1]} px but this model's {self.cfg.model.encoder.name} encoder "
-                             f"was built for {own}x{own} px images; render (or collect) the task at image_size={own}, "
-                             f"or train a model on data of that size")
+            raise ValueError(
+                f"{what} are {size[0]}x{size[1]} px but this model's {self.cfg.model.encoder.name} encoder "
+                f"was built for {own}x{own} px images; render (or collect) the task at image_size={own}, "
+                f"or train a model on data of that size"
+            )
 
     def state_features(self, state: torch.Tensor) -> torch.Tensor:
         """Raw states (..., S) -> the `state` encoder's input: z-scored dims, each angle as (cos, sin)."""
@@ -152,7 +162,13 @@ class WorldModel(nn.Module):
         keep = [i for i in range(state.shape[-1]) if i not in angles]
         return torch.cat([z[..., keep], torch.cos(state[..., angles]), torch.sin(state[..., angles])], dim=-1)
 
-    def encode(self, obs: torch.Tensor | None = None, proprio: torch.Tensor | None = None, state: torch.Tensor | None = None, visual: torch.Tensor | None = None) -> Latent:
+    def encode(
+        self,
+        obs: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+        visual: torch.Tensor | None = None,
+    ) -> Latent:
         """Latent of frames: obs uint8 (B, T, H, W, 3) (or precomputed `visual` (B, T, P, D)) and
         normalised proprio (B, T, Pp)."""
         visual = self.encode_visual(obs, state) if visual is None else visual
@@ -166,13 +182,17 @@ class WorldModel(nn.Module):
         """[visual | proprio emb | action emb] (B, T, P, D + Ep + Ea) for T frames and their action
         embeddings (B, T, Ea)."""
         b, t, p, _ = z.visual.shape
-        return torch.cat([z.visual, z.proprio[:, :, None].expand(b, t, p, -1), action_emb[:, :, None].expand(b, t, p, -1)], -1)
+        return torch.cat(
+            [z.visual, z.proprio[:, :, None].expand(b, t, p, -1), action_emb[:, :, None].expand(b, t, p, -1)], -1
+        )
 
     # ----- action units ----------------------------------------------------------------------------
     def env_actions(self, actions: torch.Tensor) -> np.ndarray:
         """The model's normalised actions (B, H, fs * A) -> env actions (B, H * fs, A), for a simulator."""
         b = actions.shape[0]
-        return self.normalizer.denormalize_action(actions.detach().cpu().float().reshape(b, -1, self.dims.action_dim)).numpy()
+        return self.normalizer.denormalize_action(
+            actions.detach().cpu().float().reshape(b, -1, self.dims.action_dim)
+        ).numpy()
 
     def model_actions(self, env_actions: np.ndarray) -> torch.Tensor:
         """Env actions (B, H * fs, A) -> normalised model actions (B, H, fs * A) on the model's device."""
@@ -230,7 +250,9 @@ class WorldModel(nn.Module):
         t0 = z0.visual.shape[1]
         acts = actions if past_actions is None else torch.cat([past_actions, actions], 1)
         if acts.shape[1] != t0 - 1 + actions.shape[1]:
-            raise ValueError(f"a context of {t0} frames needs {t0 - 1} past actions, got {acts.shape[1] - actions.shape[1]}")
+            raise ValueError(
+                f"a context of {t0} frames needs {t0 - 1} past actions, got {acts.shape[1] - actions.shape[1]}"
+            )
         z = z0
         for step in range(actions.shape[1]):
             end = t0 + step  # frames known so far
@@ -241,7 +263,11 @@ class WorldModel(nn.Module):
 
     # ----- files -----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        return {"config": self.cfg.to_dict(), "dims": dataclasses.asdict(self.dims), "task_settings": self.task_settings}
+        return {
+            "config": self.cfg.to_dict(),
+            "dims": dataclasses.asdict(self.dims),
+            "task_settings": self.task_settings,
+        }
 
     def save(self, run_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Write config.json, model.safetensors and normalization.json into run_dir, each atomically."""
@@ -249,12 +275,14 @@ class WorldModel(nn.Module):
         run_dir.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         atomic_write(run_dir / "model.safetensors", lambda p: save_file(state, str(p)))
-        atomic_write(run_dir / "normalization.json", lambda p: p.write_text(json.dumps(self.normalizer.to_dict(), indent=2)))
+        atomic_write(
+            run_dir / "normalization.json", lambda p: p.write_text(json.dumps(self.normalizer.to_dict(), indent=2))
+        )
         meta = {**self.describe(), **(extra or {})}
         atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu", task: str | None = None) -> "WorldModel":
+    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu", task: str | None = None) -> WorldModel:
         """Rebuild a saved model; `task` makes a run of another task an error. Reads the run's last
         complete checkpoint (wmplan.writing.checkpoint_source), also when a kill tore the run folder."""
         run_dir = Path(run_dir)
@@ -263,16 +291,25 @@ class WorldModel(nn.Module):
         source = checkpoint_source(run_dir)
         for name in ("config.json", "model.safetensors", "normalization.json"):
             if not (source / name).exists():
-                raise FileNotFoundError(f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`")
+                raise FileNotFoundError(
+                    f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`"
+                )
         meta = json.loads((source / "config.json").read_text())
-        cfg, dims = RunConfig.from_dict(meta["config"]), TaskDims(**{**meta["dims"], "angle_dims": tuple(meta["dims"].get("angle_dims", ()))})
+        cfg, dims = (
+            RunConfig.from_dict(meta["config"]),
+            TaskDims(**{**meta["dims"], "angle_dims": tuple(meta["dims"].get("angle_dims", ()))}),
+        )
         if task is not None and dims.task != task:
             raise ValueError(f"{run_dir} is a model of task {dims.task!r}, not {task!r}")
         try:
             state = load_file(str(source / "model.safetensors"))
         except Exception as exc:  # safetensors raises its own error types for a truncated or garbled file
-            raise ValueError(f"{source / 'model.safetensors'} cannot be read ({exc}); the run is damaged: train it again") from exc
-        encoder = _saved_encoder(cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
+            raise ValueError(
+                f"{source / 'model.safetensors'} cannot be read ({exc}); the run is damaged: train it again"
+            ) from exc
+        encoder = _saved_encoder(
+            cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")}
+        )
         model = cls(cfg, dims, Normalizer.load(source / "normalization.json"), encoder=encoder)
         model.load_state_dict(state)
         model.task_settings = meta.get("task_settings")
@@ -287,4 +324,3 @@ def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Te
 
         return DinoV2Encoder(None, image_size=cfg.dinov2_image_size, state_dict=state)
     return build_encoder(cfg, dims)
-

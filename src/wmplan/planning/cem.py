@@ -31,7 +31,13 @@ class CEMConfig:
 class CEMPlanner:
     """Plans B episodes at once. After `plan`: `last_costs` (B,), the cost of the returned mean."""
 
-    def __init__(self, cfg: CEMConfig, objective: Objective, action_low: torch.Tensor | None = None, action_high: torch.Tensor | None = None):
+    def __init__(
+        self,
+        cfg: CEMConfig,
+        objective: Objective,
+        action_low: torch.Tensor | None = None,
+        action_high: torch.Tensor | None = None,
+    ):
         if not 1 <= cfg.topk <= cfg.samples:
             raise ValueError(f"topk must be in [1, samples={cfg.samples}], got {cfg.topk}")
         if cfg.topk < 2:
@@ -55,7 +61,9 @@ class CEMPlanner:
         return costs.view(b, s)
 
     @torch.no_grad()
-    def plan(self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None) -> torch.Tensor:
+    def plan(
+        self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
+    ) -> torch.Tensor:
         """Actions (B, H, A) from context z0 (B, T0, ...) to goal (B, 1, ...). init: the starting mean
         (B, H', A), H' <= H, zero-padded (default all zeros); generator: one, or one per episode (then
         each episode's result does not depend on its batch); default: seeded 0."""

@@ -33,7 +33,13 @@ class GDPlanner:
     """Plans B episodes at once. After `plan`: `last_costs` (B,) at the returned actions and
     `history` (steps,) the mean cost before each step."""
 
-    def __init__(self, cfg: GDConfig, objective: Objective, action_low: torch.Tensor | None = None, action_high: torch.Tensor | None = None):
+    def __init__(
+        self,
+        cfg: GDConfig,
+        objective: Objective,
+        action_low: torch.Tensor | None = None,
+        action_high: torch.Tensor | None = None,
+    ):
         if cfg.optimizer not in ("sgd", "adam"):
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd or adam")
         self.cfg, self.objective = cfg, objective
@@ -41,7 +47,9 @@ class GDPlanner:
         self.last_costs: torch.Tensor | None = None
         self.history: torch.Tensor | None = None
 
-    def plan(self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None) -> torch.Tensor:
+    def plan(
+        self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
+    ) -> torch.Tensor:
         """Actions (B, H, A) minimising the objective from context z0 (B, T0, ...) to goal (B, 1, ...).
         init: warm start (B, H', A), H' <= H (the rest filled per cfg.init); generator: one, or one per
         episode (then each episode's result does not depend on its batch); default: seeded 0."""

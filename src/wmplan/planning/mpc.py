@@ -12,8 +12,8 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -47,7 +47,14 @@ class MPC:
             raise ValueError(f"mpc.execute must be in [1, horizon={planner.cfg.horizon}], got {cfg.execute}")
         self.planner, self.cfg = planner, cfg
 
-    def run(self, model, observe: Callable[[], Latent], execute: Callable[[torch.Tensor], None], goal: Latent, generator=None) -> MPCResult:
+    def run(
+        self,
+        model,
+        observe: Callable[[], Latent],
+        execute: Callable[[torch.Tensor], None],
+        goal: Latent,
+        generator=None,
+    ) -> MPCResult:
         result, warm = MPCResult(), None
         for _ in range(self.cfg.replans):
             z0 = observe()

@@ -84,7 +84,9 @@ def objective_for(task: str, **overrides) -> Objective:
     return Objective(**{**TASK_OBJECTIVE_DEFAULTS[task], **overrides})
 
 
-def resolve_generators(generator: Generators, batch: int, device: torch.device) -> torch.Generator | list[torch.Generator]:
+def resolve_generators(
+    generator: Generators, batch: int, device: torch.device
+) -> torch.Generator | list[torch.Generator]:
     """The default is a new generator seeded 0 on `device` (never the global RNG)."""
     if generator is None:
         return torch.Generator(device=device).manual_seed(0)
@@ -104,12 +106,18 @@ def randn(shape: tuple[int, ...], gens: torch.Generator | list[torch.Generator],
     return torch.stack([torch.randn(shape[1:], generator=g, device=device) for g in gens])
 
 
-def initial_actions(init: torch.Tensor | None, batch: int, horizon: int, action_dim: int, fill: str, gens, device: torch.device) -> torch.Tensor:
+def initial_actions(
+    init: torch.Tensor | None, batch: int, horizon: int, action_dim: int, fill: str, gens, device: torch.device
+) -> torch.Tensor:
     """(B, H, A) starting actions: `init` (B, H', A) (a warm start; truncated to H, or padded at the
     end with `fill` = "randn" | "zero"), or all `fill` when init is None."""
     if fill not in ("randn", "zero"):
         raise ValueError(f"unknown init {fill!r}; choose randn or zero")
-    head = torch.zeros(batch, 0, action_dim, device=device) if init is None else init.detach().to(device, torch.float32)[:, :horizon]
+    head = (
+        torch.zeros(batch, 0, action_dim, device=device)
+        if init is None
+        else init.detach().to(device, torch.float32)[:, :horizon]
+    )
     if head.shape[0] != batch or head.shape[2] != action_dim:
         raise ValueError(f"init has shape {tuple(init.shape)}, expected ({batch}, <= {horizon}, {action_dim})")
     rest = (batch, horizon - head.shape[1], action_dim)

@@ -80,7 +80,9 @@ class AdversarialLoss(nn.Module):
         self.eps.copy_(eps)  # adaptive: the last batch's radii, for describe()
         return eps
 
-    def perturbed_loss(self, context: Latent, act: torch.Tensor, target: Latent, deltas: list[torch.Tensor]) -> torch.Tensor:
+    def perturbed_loss(
+        self, context: Latent, act: torch.Tensor, target: Latent, deltas: list[torch.Tensor]
+    ) -> torch.Tensor:
         """The model's teacher-forced loss with (d_visual, d_proprio, d_action) added to its inputs;
         the target stays clean."""
         d_visual, d_proprio, d_action = deltas
@@ -101,7 +103,10 @@ class AdversarialLoss(nn.Module):
             loss = self.perturbed_loss(Latent(groups[0], groups[1]), groups[2], target, deltas)
             # autograd.grad w.r.t. d alone leaves the parameters' .grad (and DDP's hooks) untouched.
             grads = torch.autograd.grad(loss, deltas)
-            deltas = [torch.clamp(d.detach() + self.cfg.step_factor * e * g.sign(), -e, e) for d, g, e in zip(deltas, grads, eps)]
+            deltas = [
+                torch.clamp(d.detach() + self.cfg.step_factor * e * g.sign(), -e, e)
+                for d, g, e in zip(deltas, grads, eps)
+            ]
         return deltas
 
     # ----- the training loss -----------------------------------------------------------------------

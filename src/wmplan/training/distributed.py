@@ -26,7 +26,7 @@ class DistContext:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: torch.device) -> "DistContext":
+    def from_env(cls, device: torch.device) -> DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
             return cls(device)

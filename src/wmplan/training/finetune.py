@@ -34,15 +34,22 @@ from wmplan.writing import atomic_write, checkpoint_source, claim_folder
 METHODS = ("adversarial", "online")
 
 
-def finetune_config(parent: RunConfig, parent_run: str | Path, method: str, overrides: dict[str, Any] | None = None,
-                    preset: str | None = "small") -> RunConfig:
+def finetune_config(
+    parent: RunConfig,
+    parent_run: str | Path,
+    method: str,
+    overrides: dict[str, Any] | None = None,
+    preset: str | None = "small",
+) -> RunConfig:
     """The parent's config, then the preset's finetuning length (FINETUNE_PRESETS; None keeps the
     parent's train.*), then `overrides`, then finetune.method / finetune.parent. The architecture
     (model.*) and the data split (data.* other than data.path) are the parent's and cannot change."""
     if method not in METHODS:
         raise ValueError(f"unknown finetune method {method!r}; choose from {', '.join(METHODS)}")
     overrides = dict(overrides or {})
-    fixed = [k for k in overrides if k.startswith(("model.", "finetune.")) or (k.startswith("data.") and k != "data.path")]
+    fixed = [
+        k for k in overrides if k.startswith(("model.", "finetune.")) or (k.startswith("data.") and k != "data.path")
+    ]
     if fixed:
         raise ValueError(f"finetuning keeps the parent's model, data split and lineage; cannot set {fixed}")
     if preset is not None and preset not in FINETUNE_PRESETS:
@@ -52,8 +59,14 @@ def finetune_config(parent: RunConfig, parent_run: str | Path, method: str, over
     return apply_overrides(cfg, {"finetune.method": method, "finetune.parent": str(parent_run)})
 
 
-def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial", overrides: dict[str, Any] | None = None,
-             preset: str | None = "small", progress: bool = True) -> WorldModel:
+def finetune(
+    parent_run: str | Path,
+    out: str | Path,
+    method: str = "adversarial",
+    overrides: dict[str, Any] | None = None,
+    preset: str | None = "small",
+    progress: bool = True,
+) -> WorldModel:
     """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model."""
     parent_run, out = Path(parent_run).resolve(), Path(out)
     if out.resolve() == parent_run:
@@ -69,14 +82,18 @@ def finetune(parent_run: str | Path, out: str | Path, method: str = "adversarial
     model = model.to(ctx.device)
     model.cfg = cfg
     if not Path(cfg.data.path).exists():
-        raise TrainingError(f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
-                            f"--set data.path=PATH) to point it at that dataset where it is now")
+        raise TrainingError(
+            f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
+            f"--set data.path=PATH) to point it at that dataset where it is now"
+        )
     data = TrainingData(cfg)
     # The same data and split as the parent: a finetuned model must not have seen its parent's val episodes.
     expected = parent_meta.get("dataset", {}).get("fingerprint")
     if expected is not None and expected != data.fingerprint:
-        raise TrainingError(f"{cfg.data.path} is not the dataset {parent_run} was trained on "
-                            f"({parent_meta['dataset']['path']}); pass --data <that dataset>")
+        raise TrainingError(
+            f"{cfg.data.path} is not the dataset {parent_run} was trained on "
+            f"({parent_meta['dataset']['path']}); pass --data <that dataset>"
+        )
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if (parent_run / "encoder.json").exists():  # the encoder is the parent's, unchanged

@@ -67,7 +67,9 @@ class OnlineBuffer:
 
 
 @torch.no_grad()
-def execute_plan(task, model: WorldModel, start: np.ndarray, actions: torch.Tensor, layout: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+def execute_plan(
+    task, model: WorldModel, start: np.ndarray, actions: torch.Tensor, layout: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
     """Run normalised model actions (B, H, fs * A) in the simulator from `start` (B, S) and return the
     H + 1 frames at every model step: state (B, H + 1, S), obs uint8 (B, H + 1, Hi, Wi, 3), proprio
     normalised (B, H + 1, Pp), visual tokens (B, H + 1, P, D); frame 0 is the start itself."""
@@ -82,9 +84,15 @@ def execute_plan(task, model: WorldModel, start: np.ndarray, actions: torch.Tens
             states.append(task.get_state())
     state = np.stack(states, 1).astype(np.float32)
     obs = np.stack([task.render(state[:, k]) for k in range(horizon + 1)], 1)  # B states: the task's own layouts
-    proprio = np.stack([norm.normalize_proprio(task.proprio(state[:, k]).astype(np.float32)) for k in range(horizon + 1)], 1)
+    proprio = np.stack(
+        [norm.normalize_proprio(task.proprio(state[:, k]).astype(np.float32)) for k in range(horizon + 1)], 1
+    )
     device = next(model.parameters()).device
-    out = {"state": torch.as_tensor(state), "obs": torch.as_tensor(obs), "proprio": torch.as_tensor(proprio, dtype=torch.float32)}
+    out = {
+        "state": torch.as_tensor(state),
+        "obs": torch.as_tensor(obs),
+        "proprio": torch.as_tensor(proprio, dtype=torch.float32),
+    }
     out["visual"] = model.encode_visual(obs=out["obs"].to(device), state=out["state"].to(device)).cpu()
     return out
 
@@ -96,10 +104,17 @@ def build_windows(rollout: dict[str, torch.Tensor], actions: torch.Tensor, num_h
     + 1), ...) per key, episode-major (window i of episode b at b * (H - h + 1) + i)."""
     horizon = actions.shape[1]
     if horizon < num_hist:
-        raise ValueError(f"a rollout of {horizon} model steps holds no window of num_hist={num_hist}; raise online.horizon")
+        raise ValueError(
+            f"a rollout of {horizon} model steps holds no window of num_hist={num_hist}; raise online.horizon"
+        )
     n = horizon - num_hist + 1
-    out = {k: torch.stack([rollout[k][:, i : i + num_hist + 1] for i in range(n)], 1).flatten(0, 1) for k in ("visual", "proprio", "state")}
-    out["action"] = torch.stack([actions[:, i : i + num_hist] for i in range(n)], 1).flatten(0, 1).detach().cpu().float()
+    out = {
+        k: torch.stack([rollout[k][:, i : i + num_hist + 1] for i in range(n)], 1).flatten(0, 1)
+        for k in ("visual", "proprio", "state")
+    }
+    out["action"] = (
+        torch.stack([actions[:, i : i + num_hist] for i in range(n)], 1).flatten(0, 1).detach().cpu().float()
+    )
     return out
 
 
@@ -130,10 +145,17 @@ class OnlineLoss(nn.Module):
         if len(self.starts) == 0:
             raise ValueError(f"no training episode is longer than online.goal_steps={cfg.goal_steps} model steps")
         # Random Wall layouts are per episode: plan and execute in the trajectory's own arena.
-        self.layouts = torch.from_numpy(data.store.read("layout", data.train_eps)) if "layout" in data.store.keys else None
-        lo, hi = (np.tile((b - model.normalizer.action_mean) / model.normalizer.action_std, self.fs) for b in (self.task.action_low, self.task.action_high))
+        self.layouts = (
+            torch.from_numpy(data.store.read("layout", data.train_eps)) if "layout" in data.store.keys else None
+        )
+        lo, hi = (
+            np.tile((b - model.normalizer.action_mean) / model.normalizer.action_std, self.fs)
+            for b in (self.task.action_low, self.task.action_high)
+        )
         gd = GDConfig(optimizer="adam", lr=cfg.lr, steps=cfg.plan_steps, noise=cfg.noise, horizon=cfg.horizon)
-        self.planner = GDPlanner(gd, objective_for(model.dims.task, mode="last"), torch.as_tensor(lo), torch.as_tensor(hi))
+        self.planner = GDPlanner(
+            gd, objective_for(model.dims.task, mode="last"), torch.as_tensor(lo), torch.as_tensor(hi)
+        )
         self.log: list[dict] = []
 
     def encode_states(self, state: np.ndarray, layout: np.ndarray | None) -> Latent:
@@ -142,8 +164,11 @@ class OnlineLoss(nn.Module):
         obs, norm = torch.as_tensor(self.task.render(state)), self.model.normalizer
         proprio = torch.as_tensor(norm.normalize_proprio(self.task.proprio(state).astype(np.float32)))
         device = next(self.model.parameters()).device
-        return self.model.encode(obs=obs[:, None].to(device), proprio=proprio[:, None].to(device),
-                                 state=torch.as_tensor(state, dtype=torch.float32)[:, None].to(device))
+        return self.model.encode(
+            obs=obs[:, None].to(device),
+            proprio=proprio[:, None].to(device),
+            state=torch.as_tensor(state, dtype=torch.float32)[:, None].to(device),
+        )
 
     def refresh(self) -> dict:
         """Plan from `cfg.windows` training starts to their goals, execute, add the aligned windows."""
@@ -175,8 +200,12 @@ class OnlineLoss(nn.Module):
         n_online = int(round(self.cfg.online_fraction * b)) if len(self.buffer) else 0
         n_online = min(n_online, b - 1)  # keep at least one expert window per step
         expert = self.model.loss({k: v[: b - n_online] for k, v in batch.items()})
-        out = {"loss": expert["loss"], "baseline": expert["baseline"], "expert_loss": expert["loss"].detach(),
-               "online_loss": torch.full((), float("nan"), device=batch["action"].device)}
+        out = {
+            "loss": expert["loss"],
+            "baseline": expert["baseline"],
+            "expert_loss": expert["loss"].detach(),
+            "online_loss": torch.full((), float("nan"), device=batch["action"].device),
+        }
         row["expert_loss"] = float(expert["loss"].detach())
         if n_online:
             device = batch["action"].device
@@ -193,13 +222,22 @@ class OnlineLoss(nn.Module):
 
     def describe(self) -> dict:
         """What config.json records: refreshes, buffer fill and the mean expert / online losses so far."""
+
         def mean(key: str) -> float | None:
             values = [r[key] for r in self.log if key in r]
             return round(float(np.mean(values)), 6) if values else None
 
-        return {"online": {"refreshes": self.refreshes, "buffer_windows": len(self.buffer), "windows_added": self.buffer.added,
-                           "expert_loss": mean("expert_loss"), "online_loss": mean("online_loss"),
-                           "plan_cost": mean("plan_cost"), "final_distance": mean("final_distance")}}
+        return {
+            "online": {
+                "refreshes": self.refreshes,
+                "buffer_windows": len(self.buffer),
+                "windows_added": self.buffer.added,
+                "expert_loss": mean("expert_loss"),
+                "online_loss": mean("online_loss"),
+                "plan_cost": mean("plan_cost"),
+                "final_distance": mean("final_distance"),
+            }
+        }
 
     def write_log(self, path) -> None:
         """online_metrics.csv: one row per training step (plan_cost / final_distance only on refreshes)."""

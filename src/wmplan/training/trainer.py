@@ -20,13 +20,11 @@ import dataclasses
 import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from wmplan.config import RunConfig
@@ -42,7 +40,10 @@ from wmplan.training.distributed import DistContext, LossModule
 from wmplan.writing import atomic_write, checkpoint_source, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
-PRETRAINING = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}  # encoders pretrained on the task's images
+PRETRAINING = {
+    "conv": pretrain_conv_encoder,
+    "patch": pretrain_patch_encoder,
+}  # encoders pretrained on the task's images
 
 
 class TrainingError(RuntimeError):
@@ -56,11 +57,19 @@ class TrainingData:
         self.store = TrajectoryStore.open(cfg.data.path, task=cfg.task)
         missing = self.store.chunk_problems(decode=False)  # zarr would read a missing chunk as zeros: black frames
         if missing:
-            raise DatasetError(f"{cfg.data.path} is damaged, {len(missing)} chunk file(s) missing, e.g. {missing[0]}; "
-                               f"collect the dataset again")
+            raise DatasetError(
+                f"{cfg.data.path} is damaged, {len(missing)} chunk file(s) missing, e.g. {missing[0]}; "
+                f"collect the dataset again"
+            )
         attrs = self.store.attrs
-        self.dims = TaskDims(cfg.task, attrs["image_size"], attrs["state_dim"], attrs["proprio_dim"], attrs["action_dim"],
-                             tuple(getattr(task_type(cfg.task), "angle_dims", ())))
+        self.dims = TaskDims(
+            cfg.task,
+            attrs["image_size"],
+            attrs["state_dim"],
+            attrs["proprio_dim"],
+            attrs["action_dim"],
+            tuple(getattr(task_type(cfg.task), "angle_dims", ())),
+        )
         self.train_eps, self.val_eps = split_episodes(self.store.n_episodes, cfg.data.val_fraction, cfg.data.split_seed)
         lengths = np.array([e - s for s, e in self.store.episode_bounds(self.train_eps)])
         self.train_bounds = np.stack([np.cumsum(lengths) - lengths, np.cumsum(lengths)], 1)  # in self.train's frames
@@ -83,7 +92,9 @@ class TrainingData:
             chunks = []
             for i in range(0, len(windows.obs), 1024):
                 obs = windows.obs[i : i + 1024, None].to(device)
-                chunks.append(model.encode_visual(obs=obs, state=windows.state[i : i + 1024, None].to(device))[:, 0].cpu())
+                chunks.append(
+                    model.encode_visual(obs=obs, state=windows.state[i : i + 1024, None].to(device))[:, 0].cpu()
+                )
             self.cache[name] = torch.cat(chunks)
         return True
 
@@ -96,11 +107,15 @@ class TrainingData:
         return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "frame_index"}
 
 
-def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0) -> float:
+def latent_spearman(
+    model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0
+) -> float:
     """Spearman rank correlation between latent and true state distances over random pairs of frames
     (any encoder: the state encoder's latent is the state itself): Euclidean on the task's pose_dims
     where it declares them, else the task's own `distance`."""
-    idx = torch.as_tensor(np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False))
+    idx = torch.as_tensor(
+        np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False)
+    )
     device = next(model.parameters()).device
     tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
     latents, states = tokens.flatten(1).cpu().double().numpy(), windows.state[idx].numpy()
@@ -112,7 +127,9 @@ def latent_spearman(model: WorldModel, windows: TrajectoryWindows, pairs: int = 
     return distance_spearman(latents, states, pairs=pairs, seed=seed, true_distance=task.distance)
 
 
-def pretraining_frames(obs: np.ndarray, bounds: np.ndarray, limit: int, seed: int, by_episode: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def pretraining_frames(
+    obs: np.ndarray, bounds: np.ndarray, limit: int, seed: int, by_episode: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """At most `limit` of the frames obs (N, H, W, 3), whose episodes are bounds (E, 2) [start, end):
     random frames in their order, with None; or (by_episode) random whole episodes, as many as fit,
     in their order, with their bounds (E', 2) in the returned frames (a lone episode longer than
@@ -128,19 +145,34 @@ def pretraining_frames(obs: np.ndarray, bounds: np.ndarray, limit: int, seed: in
     return images, np.minimum(np.stack([ends - (keep[:, 1] - keep[:, 0]), ends], 1), len(images))
 
 
-def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[torch.nn.Module, dict]:
+def prepare_encoder(
+    cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool
+) -> tuple[torch.nn.Module, dict]:
     """Stage 1: build the encoder and, for conv and patch, pretrain it on training-split images."""
     enc = cfg.model.encoder
     encoder = build_encoder(enc, data.dims).to(device)
     info: dict = {"encoder": enc.name}
     if enc.name in PRETRAINING:
         patch = enc.name == "patch"  # whose pretraining takes whole episodes (its ranking term) and settings of its own
-        images, episodes = pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, cfg.train.seed, patch)
-        options = {"episodes": episodes, "rank_weight": enc.patch_rank_weight, "rarity_power": enc.patch_rarity_power} if patch else {}
+        images, episodes = pretraining_frames(
+            data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, cfg.train.seed, patch
+        )
+        options = (
+            {"episodes": episodes, "rank_weight": enc.patch_rank_weight, "rarity_power": enc.patch_rarity_power}
+            if patch
+            else {}
+        )
         start = time.perf_counter()
         info["pretrain"] = PRETRAINING[enc.name](
-            encoder, images, steps=enc.pretrain_steps, batch_size=enc.pretrain_batch, lr=enc.pretrain_lr,
-            seed=cfg.train.seed, progress=progress, device=device, **options,
+            encoder,
+            images,
+            steps=enc.pretrain_steps,
+            batch_size=enc.pretrain_batch,
+            lr=enc.pretrain_lr,
+            seed=cfg.train.seed,
+            progress=progress,
+            device=device,
+            **options,
         )
         info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
     return encoder.freeze(), info
@@ -213,10 +245,14 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
         saved = json.loads((out / "config.json").read_text())
         changed = [k for k in config_differences(saved["config"], cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
         if changed:
-            raise TrainingError(f"--resume: the config asked for differs from {out}'s in {', '.join(changed)}; resume without "
-                                f"--preset/--set/--encoder to use the stored config, or train a new run into another --out")
+            raise TrainingError(
+                f"--resume: the config asked for differs from {out}'s in {', '.join(changed)}; resume without "
+                f"--preset/--set/--encoder to use the stored config, or train a new run into another --out"
+            )
         if saved["dataset"]["fingerprint"] != data.fingerprint:
-            raise TrainingError(f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({saved['dataset']['path']})")
+            raise TrainingError(
+                f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({saved['dataset']['path']})"
+            )
         model = WorldModel.load(out, device=ctx.device, task=cfg.task)
         model.cfg = cfg
         encoder_info = json.loads((out / "encoder.json").read_text())
@@ -239,14 +275,25 @@ class Trainer:
     is the training loss, forward(batch) -> {"loss", ...}, e.g. AdversarialLoss; validation always uses
     the model's clean loss. `meta` is merged into config.json, and so is the loss module's describe()."""
 
-    def __init__(self, model: WorldModel, data: TrainingData, cfg: RunConfig, out: Path, ctx: DistContext,
-                 loss_module: torch.nn.Module | None = None, meta: dict | None = None):
+    def __init__(
+        self,
+        model: WorldModel,
+        data: TrainingData,
+        cfg: RunConfig,
+        out: Path,
+        ctx: DistContext,
+        loss_module: torch.nn.Module | None = None,
+        meta: dict | None = None,
+    ):
         self.model, self.data, self.cfg, self.out, self.ctx = model, data, cfg, out, ctx
         self.meta = meta or {}
         t = cfg.train
         groups = [
             {"params": list(model.predictor.parameters()), "lr": t.lr_predictor},
-            {"params": list(model.action_encoder.parameters()) + list(model.proprio_encoder.parameters()), "lr": t.lr_embeddings},
+            {
+                "params": list(model.action_encoder.parameters()) + list(model.proprio_encoder.parameters()),
+                "lr": t.lr_embeddings,
+            },
         ]
         # fused: one kernel per step instead of ~10 small ops per parameter (a fifth of a small-preset step on a CPU)
         self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay, fused=True)
@@ -264,12 +311,20 @@ class Trainer:
             start = time.perf_counter()
             train_loss, step = self.train_epoch(epoch, progress)
             val = self.validate()
-            row = {"epoch": epoch, "step": step, "train_loss": train_loss, "val_loss": val["loss"],
-                   "val_baseline_loss": val["baseline"], "seconds": round(time.perf_counter() - start, 2)}
+            row = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_baseline_loss": val["baseline"],
+                "seconds": round(time.perf_counter() - start, 2),
+            }
             if self.ctx.is_main:
                 self.checkpoint(epoch, row)
                 if progress:
-                    tqdm.write(f"epoch {epoch}: train {train_loss:.5f}  val {val['loss']:.5f}  copy-last-frame baseline {val['baseline']:.5f}")
+                    tqdm.write(
+                        f"epoch {epoch}: train {train_loss:.5f}  val {val['loss']:.5f}  copy-last-frame baseline {val['baseline']:.5f}"
+                    )
         self.ctx.barrier()
         return self.model
 
@@ -323,8 +378,15 @@ class Trainer:
         """The epoch's model files, metrics and optimizer state, switched in as one set
         (wmplan.writing.commit_checkpoint): a kill never leaves a model of one epoch beside the
         optimizer state of another."""
-        extra = {"dataset": {"path": str(Path(self.cfg.data.path).resolve()), "fingerprint": self.data.fingerprint,
-                             "episodes": self.data.store.n_episodes}, "epoch": epoch, **self.meta}
+        extra = {
+            "dataset": {
+                "path": str(Path(self.cfg.data.path).resolve()),
+                "fingerprint": self.data.fingerprint,
+                "episodes": self.data.store.n_episodes,
+            },
+            "epoch": epoch,
+            **self.meta,
+        }
         describe = getattr(self.loss_core, "describe", None)
         extra.update(describe() if describe else {})
         metrics = self.out / "metrics.csv"
