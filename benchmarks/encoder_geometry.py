@@ -39,7 +39,7 @@ def true_distance(task, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def pusht_outline_distance(scale: float):
     """PushT: sqrt(|agent displacement|^2 + (mean displacement of the T outline's corners)^2), world units."""
-    from wmplan.envs.pusht import tee_outline
+    from wmplan.envs.pusht_geometry import tee_outline
 
     corners = tee_outline(scale)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wmplan.envs.pusht import PushTTask, wrap_angle
+from wmplan.envs.pusht import PushTTask
+from wmplan.envs.pusht_geometry import wrap_angle
 from wmplan.envs.pusht_pusher import PushTPusherConfig, run_pusher
 
 __all__ = ["PushTPusherConfig", "block_moved_fraction", "scripted_pusher"]

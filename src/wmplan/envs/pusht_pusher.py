@@ -26,10 +26,14 @@ Episodes start from diffusion policy's reset distribution: agent uniform in [50,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wmplan.envs.pusht import WORLD_SIZE, PushTTask, block_distance, rotate, tee_outline
+from wmplan.envs.pusht_geometry import WORLD_SIZE, block_distance, rotate, tee_outline
+
+if TYPE_CHECKING:  # the task imports this module (its evaluation goals come from pusher episodes)
+    from wmplan.envs.pusht import PushTTask
 
 APPROACH, PUSH = 0, 1
 
