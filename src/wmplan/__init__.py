@@ -1,7 +1,8 @@
 """wmplan: latent world models trained on offline trajectories, and planning with them.
 
 The package is split by concern, and imports flow downward only:
-cli -> evaluation / training -> planning -> models -> data -> envs.
+cli -> experiments -> evaluation / training -> planning -> models -> data -> envs
+(writing.py and config.py, at the bottom, serve every layer).
 """
 
 import os

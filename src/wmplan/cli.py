@@ -183,7 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from wmplan.evaluation.demo import demo_scale, run_demo
+    from wmplan.experiments.demo import demo_scale, run_demo
 
     scale = demo_scale(
         args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
@@ -217,7 +217,7 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from wmplan.evaluation.sim_reference import cem_reference, greedy_reference, plans_pushes
+    from wmplan.experiments.sim_reference import cem_reference, greedy_reference, plans_pushes
 
     if not plans_pushes(args.env):
         r = cem_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed)

@@ -1,6 +1,6 @@
 import json
 
-from wmplan.evaluation.demo import CELLS, MODELS, OBJECTIVE_CHECK, DemoScale, cell_name, run_demo
+from wmplan.experiments.demo import CELLS, MODELS, OBJECTIVE_CHECK, DemoScale, cell_name, run_demo
 
 TINY = {"model.predictor.width": 32, "train.epochs": 1, "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 10}
 
@@ -67,7 +67,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
 
 
 def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
-    from wmplan.evaluation.demo import demo_scale
+    from wmplan.experiments.demo import demo_scale
 
     scale = demo_scale(
         "rope",

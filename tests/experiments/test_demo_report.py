@@ -1,4 +1,4 @@
-from wmplan.evaluation.demo_report import _directions
+from wmplan.experiments.demo_report import _directions
 
 
 def grid_of(values: dict) -> dict:

@@ -21,12 +21,12 @@ from typing import Any
 
 from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
 from wmplan.data.collect import collect
-from wmplan.evaluation.demo_grid import write_grid
-from wmplan.evaluation.demo_report import write_report
 from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
-from wmplan.evaluation.sim_reference import simulator_reference
+from wmplan.experiments.demo_grid import write_grid
+from wmplan.experiments.demo_report import write_report
+from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.planning.mpc import MPCConfig
 from wmplan.planning.objective import objective_mode
 from wmplan.training.finetune import finetune

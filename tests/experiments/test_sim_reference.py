@@ -5,7 +5,7 @@ import pytest
 
 from wmplan.cli import main
 from wmplan.envs import make_task
-from wmplan.evaluation.sim_reference import cem_reference, greedy_reference, success_margin
+from wmplan.experiments.sim_reference import cem_reference, greedy_reference, success_margin
 
 
 def test_greedy_reference_never_moves_away_and_gets_closer_on_rope(tmp_path):
