@@ -310,6 +310,10 @@ BATTERY = [
     ("reference --env wall --out NEW --episodes 0", "--episodes"),
     ("reference --env wall --out FILE", "is a file"),
     ("demo --env nope --out NEW", "nope"),
+    ("eval --run RUN --planner adam --device nope --out NEW", "unknown device"),
+    ("gap --run RUN --out NEW --device nope", "unknown device"),
+    ("landscape --run RUN --out NEW --device nope", "unknown device"),
+    ("finetune --method adversarial --run RUN --out NEW --device nope", "unknown device"),
 ]
 
 

@@ -137,6 +137,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     overrides = parse_set_args(args.set) | ({"data.path": args.data} if args.data else {})
+    overrides |= {"train.device": args.device} if args.device else {}
     finetune(args.run, args.out, args.method, overrides, preset=args.preset)
     minutes = (time.perf_counter() - start) / 60
     meta = json.loads((Path(args.out) / "config.json").read_text())
@@ -170,7 +171,7 @@ def eval_config(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     from wmplan.evaluation.episodes import evaluate
 
-    summary = evaluate(args.run, eval_config(args), args.out, video=args.video)
+    summary = evaluate(args.run, eval_config(args), args.out, video=args.video, device=args.device)
     low, high = summary["ci95"]
     d_low, d_high = summary["final_distance_ci95"]
     print(
@@ -188,14 +189,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scale = demo_scale(
         args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
     )
-    print(run_demo(args.out, scale, env=args.env, seed=args.seed))
+    print(run_demo(args.out, scale, env=args.env, seed=args.seed, device=args.device))
     return 0
 
 
 def cmd_gap(args: argparse.Namespace) -> int:
     from wmplan.evaluation.gap import gap
 
-    result = gap(args.run, Path(args.out), episodes=args.episodes, seed=args.seed, progress=False, data=args.data)
+    result = gap(
+        args.run,
+        Path(args.out),
+        episodes=args.episodes,
+        seed=args.seed,
+        progress=False,
+        data=args.data,
+        device=args.device,
+    )
     print(f"{'run':<24} {'expert':>10} {'planner':>10} {'ratio':>7}")
     for name, r in result.items():
         if name != "settings":
@@ -207,7 +216,7 @@ def cmd_gap(args: argparse.Namespace) -> int:
 def cmd_landscape(args: argparse.Namespace) -> int:
     from wmplan.evaluation.landscape import landscape
 
-    result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, progress=False)
+    result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, progress=False, device=args.device)
     print(f"{'run':<24} {'roughness':>10} {'basin':>7} {'centre cost':>12}")
     for name, r in result.items():
         if name != "settings":
@@ -311,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive",
     )
     p.add_argument("--data", help="the parent's dataset, if it moved since training (checked by its fingerprint)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the parent run's train.device)")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
@@ -328,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="planner.<field> or mpc.<field>, e.g. planner.lr=0.1",
     )
     p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")
@@ -336,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
@@ -346,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the windows and the planner (default 0)")
     p.add_argument("--data", help="the first run's dataset, if it moved since training (checked by its fingerprint)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
     p.set_defaults(func=cmd_gap)
 
     p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")
@@ -355,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
     p.set_defaults(func=cmd_landscape)
 
     p = sub.add_parser("reference", help="planning in the simulator itself: what a perfect model could reach")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from wmplan.config import check_ranges
 from wmplan.envs import make_task
-from wmplan.models.world_model import Latent, WorldModel
+from wmplan.models.world_model import Latent, WorldModel, resolve_device
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
 from wmplan.planning.mpc import MPC, MPCConfig
 from wmplan.planning.objective import objective_mode
@@ -193,10 +193,12 @@ def evaluate(
     *,
     progress: bool = True,
     video: int = 0,
+    device: str | None = "auto",
 ) -> dict[str, Any]:
-    """Plan and execute cfg.episodes episodes; write summary.json and episodes.jsonl into `out`."""
+    """Plan and execute cfg.episodes episodes; write summary.json and episodes.jsonl into `out`. A run
+    path is loaded on `device` (resolve_device: auto is CUDA when present); a model stays where it is."""
     cfg.check()
-    model = run if isinstance(run, WorldModel) else WorldModel.load(run)
+    model = run if isinstance(run, WorldModel) else WorldModel.load(run, device=resolve_device(device))
     model.eval()
     meta = model.describe()
     task = make_task(model.dims.task, model.task_settings)

@@ -28,7 +28,7 @@ import torch
 from wmplan.data.store import open_run_dataset
 from wmplan.data.windows import split_episodes
 from wmplan.envs import make_task
-from wmplan.models.world_model import WorldModel
+from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import checkpoint_source, claim_folder
 
@@ -155,8 +155,7 @@ def gap(
     expert_per_step, planner_per_step}, "settings": {...}}."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    models, labels = load_runs(runs, device)
+    models, labels = load_runs(runs, resolve_device(device))
     lock = claim_folder(out, "the gap results")  # noqa: F841 (fail before any work; held until gap returns)
     windows = expert_windows(models[0], runs[0], episodes, horizon, seed, data)
     if progress:

@@ -29,7 +29,7 @@ import torch
 from wmplan.envs import make_task
 from wmplan.evaluation.episodes import SimulatedEpisodes
 from wmplan.evaluation.gap import device_of, load_runs
-from wmplan.models.world_model import WorldModel
+from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import claim_folder
 
@@ -89,8 +89,7 @@ def landscape(
     roughness, basin_width, min_cost, max_cost}, "settings": {..., planner_cost (the first run's cost at
     a*, which its centre_cost reproduces)}}."""
     coords = grid_coordinates(grid, span)  # checks the grid before any work
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    models, labels = load_runs(runs, device)
+    models, labels = load_runs(runs, resolve_device(device))
     lock = claim_folder(out, "the landscape results")  # noqa: F841 (fail before any work; held until landscape returns)
     first = models[0]
     task = make_task(first.dims.task, first.task_settings)

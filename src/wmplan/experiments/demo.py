@@ -154,8 +154,10 @@ def run_demo(
     env: str = "wall",
     seed: int = 0,
     progress: bool = True,
+    device: str = "auto",
 ) -> str:
-    """Run the whole job and return the report's Markdown (also written to out/report.md)."""
+    """Run the whole job and return the report's Markdown (also written to out/report.md). Every stage
+    runs on `device` (resolve_device: auto is CUDA when present)."""
     scale = scale or demo_scale(env)
     out = Path(out)
     seconds: dict[str, float] = {}
@@ -196,7 +198,13 @@ def run_demo(
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
         runs = {m: out / "runs" / encoder / m for m in MODELS}
-        overrides = {"data.path": str(out / "data"), "train.seed": seed, "model.encoder.name": encoder, **scale.train}
+        overrides = {
+            "data.path": str(out / "data"),
+            "train.seed": seed,
+            "model.encoder.name": encoder,
+            "train.device": device,
+        }
+        overrides |= scale.train
         timed(
             f"{encoder}: train",
             train,
@@ -211,7 +219,7 @@ def run_demo(
                 runs["base"],
                 runs[method],
                 method,
-                getattr(scale, method),
+                {"train.device": device, **getattr(scale, method)},
                 preset=None,
                 progress=progress,
             )
@@ -227,7 +235,7 @@ def run_demo(
             apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
             name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
             where = out / "eval" / encoder / model / name  # noqa: B023 (called within this iteration only)
-            return timed(f"{encoder}: eval", evaluate, runs[model], cfg, where, progress=progress)  # noqa: B023
+            return timed(f"{encoder}: eval", evaluate, runs[model], cfg, where, progress=progress, device=device)  # noqa: B023
 
         grids[encoder] = {(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells}
         other_objective[encoder] = {
@@ -243,6 +251,7 @@ def run_demo(
                 episodes=scale.gap_windows,
                 seed=seed,
                 progress=progress,
+                device=device,
             ),
             "landscape": timed(
                 f"{encoder}: landscape",
@@ -252,6 +261,7 @@ def run_demo(
                 grid=scale.landscape_grid,
                 seed=seed,
                 progress=progress,
+                device=device,
             ),
         }
     seconds["total"] = time.perf_counter() - start

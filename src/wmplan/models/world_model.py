@@ -107,6 +107,20 @@ def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
     )
 
 
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """The one device rule of every command (`--device`, `train.device`): auto (or None) is CUDA when
+    this torch sees a GPU, else the CPU; cpu, cuda and cuda:N are taken as given (CUDA refused if absent)."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name} asked for, but this torch build sees no CUDA device; use --device cpu")
+    return device
+
+
 class WorldModel(nn.Module):
     """Owns its encoder (frozen), action_encoder, proprio_encoder and predictor."""
 

@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
-from wmplan.models.world_model import WorldModel
+from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.distributed import DistContext
 from wmplan.training.online import OnlineLoss
-from wmplan.training.trainer import Trainer, TrainingData, TrainingError, resolve_device
+from wmplan.training.trainer import Trainer, TrainingData, TrainingError
 from wmplan.writing import atomic_write, checkpoint_source, claim_folder
 
 METHODS = ("adversarial", "online")

@@ -35,7 +35,7 @@ from wmplan.envs.registry import task_type
 from wmplan.models.encoder_training import pretrain_conv_encoder
 from wmplan.models.encoders import distance_spearman
 from wmplan.models.patch_training import pretrain_patch_encoder
-from wmplan.models.world_model import TaskDims, WorldModel, build_encoder
+from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
 from wmplan.training.distributed import DistContext, LossModule
 from wmplan.writing import atomic_write, checkpoint_source, claim_folder, commit_checkpoint, restore_checkpoint
 
@@ -186,15 +186,6 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
     raise ValueError(f"train.lr_schedule must be constant or cosine, got {schedule!r}")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but this torch build sees no CUDA device; use --device cpu")
-    return device
 
 
 RESUME_MAY_CHANGE = ("train.epochs", "train.device", "data.path")
