@@ -40,10 +40,8 @@ from wmplan.training.distributed import DistContext, LossModule
 from wmplan.writing import atomic_write, checkpoint_source, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
-PRETRAINING = {
-    "conv": pretrain_conv_encoder,
-    "patch": pretrain_patch_encoder,
-}  # encoders pretrained on the task's images
+# The encoders pretrained on the task's images (stage 1 of training).
+PRETRAINING = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}
 
 
 class TrainingError(RuntimeError):
