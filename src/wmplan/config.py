@@ -34,6 +34,17 @@ class DataConfig:
     """Seed of the train/val split."""
 
 
+# The planners' defaults (PAPER.md, "Planners"), written once: GDConfig, CEMConfig, eval's PlannerSettings,
+# online finetuning, the gap and the landscape read them. GD/Adam take another step size and budget under MPC.
+PLAN_HORIZON = 5
+"""Model steps a plan covers."""
+GD_LR = {"open loop": 0.3, "mpc": 0.2}
+GD_STEPS = {"open loop": 300, "mpc": 100}
+GD_NOISE = 0.003
+"""Std of the Gaussian noise added to the actions after each GD/Adam step."""
+CEM_SAMPLES, CEM_TOPK = 300, 30
+
+
 ENCODERS = ("conv", "patch", "state", "particles", "dinov2")
 STATE_ENCODERS = ("state", "particles")
 """Encoders of the simulator state (privileged controls), not of images."""
@@ -163,13 +174,13 @@ class OnlineConfig:
     """Start/goal pairs planned and executed per refresh (each gives horizon - num_hist + 1 windows)."""
     goal_steps: int = 4
     """The goal is the expert trajectory's state this many model steps after the start."""
-    horizon: int = 5
+    horizon: int = PLAN_HORIZON
     """Model steps planned and executed."""
-    plan_steps: int = 100
+    plan_steps: int = GD_STEPS["mpc"]
     """Adam steps of the planner."""
-    lr: float = 0.3
+    lr: float = GD_LR["open loop"]
     """Planner step size."""
-    noise: float = 0.003
+    noise: float = GD_NOISE
     """Planner: std of the noise added to the actions after each step."""
     buffer_size: int = 2048
     """Online windows kept (FIFO: the oldest are dropped first)."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from wmplan.config import check_ranges
+from wmplan.config import CEM_SAMPLES, CEM_TOPK, GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON, check_ranges
 from wmplan.envs import make_task
 from wmplan.models.world_model import Latent, WorldModel, resolve_device
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
@@ -43,13 +43,13 @@ class PlannerSettings:
     """GD/Adam steps (open loop 300, MPC 100)."""
     optimizer: str | None = None
     """sgd or adam (default: from --planner)."""
-    noise: float = 0.003
+    noise: float = GD_NOISE
     """GD/Adam: std of the noise added to the actions after each step."""
-    horizon: int = 5
+    horizon: int = PLAN_HORIZON
     """Model steps planned."""
-    samples: int = 300
+    samples: int = CEM_SAMPLES
     """CEM samples per iteration."""
-    topk: int = 30
+    topk: int = CEM_TOPK
     """CEM elites."""
     iterations: int | None = None
     """CEM iterations (per task: Wall and PointMaze 10, PushT 30)."""
@@ -137,14 +137,19 @@ def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: n
     high = torch.as_tensor(np.tile((env_high - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
     objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
     if cfg.planner == "cem":
-        iterations = s.iterations if s.iterations is not None else CEM_ITERATIONS.get(task_name, 10)
+        if s.iterations is None and task_name not in CEM_ITERATIONS:
+            raise ValueError(
+                f"no CEM iterations default for task {task_name!r}; add it to CEM_ITERATIONS or set planner.iterations"
+            )
+        iterations = s.iterations if s.iterations is not None else CEM_ITERATIONS[task_name]
         pc = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)
         return CEMPlanner(pc, objective, low, high)
     if cfg.planner not in ("gd", "adam"):
         raise ValueError(f"unknown planner {cfg.planner!r}; choose gd, adam or cem")
     optimizer = s.optimizer or ("sgd" if cfg.planner == "gd" else "adam")
-    lr = s.lr if s.lr is not None else (0.2 if cfg.mpc else 0.3)
-    steps = s.steps if s.steps is not None else (100 if cfg.mpc else 300)
+    mode = "mpc" if cfg.mpc else "open loop"
+    lr = s.lr if s.lr is not None else GD_LR[mode]
+    steps = s.steps if s.steps is not None else GD_STEPS[mode]
     pc = GDConfig(
         optimizer=optimizer, lr=lr, steps=steps, noise=s.noise, horizon=s.horizon, init=s.init, bounded=s.bounded
     )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.data.store import open_run_dataset
 from wmplan.data.windows import split_episodes
 from wmplan.envs import make_task
@@ -33,7 +34,7 @@ from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import checkpoint_source, claim_folder
 
 #: The online-world-modeling planner of PAPER.md (horizon set per call).
-PLANNER = dict(optimizer="adam", lr=0.3, steps=100, noise=0.003)
+PLANNER = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["mpc"], noise=GD_NOISE)  # online finetuning's
 
 
 def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tuple[list[WorldModel], list[str]]:
@@ -144,7 +145,7 @@ def gap(
     out: Path,
     *,
     episodes: int = 50,
-    horizon: int = 5,
+    horizon: int = PLAN_HORIZON,
     seed: int = 0,
     progress: bool = True,
     device: str | None = None,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wmplan.config import GD_LR, GD_STEPS, PLAN_HORIZON
 from wmplan.envs import make_task
 from wmplan.evaluation.episodes import SimulatedEpisodes
 from wmplan.evaluation.gap import device_of, load_runs
@@ -34,7 +35,7 @@ from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import claim_folder
 
 #: The open-loop GD planner of PAPER.md without noise, so the optimum is a function of the seed.
-PLANNER = dict(optimizer="adam", lr=0.3, steps=300, noise=0.0)
+PLANNER = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["open loop"], noise=0.0)
 
 
 def grid_coordinates(grid: int, span: float) -> np.ndarray:
@@ -80,7 +81,7 @@ def landscape(
     span: float = 1.0,
     seed: int = 0,
     episode: int = 0,
-    horizon: int = 5,
+    horizon: int = PLAN_HORIZON,
     progress: bool = True,
     device: str | None = None,
 ) -> dict[str, Any]:

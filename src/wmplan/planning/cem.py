@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from wmplan.config import CEM_SAMPLES, CEM_TOPK, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
 
@@ -19,11 +20,11 @@ class CEMConfig:
     sigma0: initial std (normalised actions); horizon: H, model steps planned; chunk: most rollouts
     evaluated at once (bounds memory); bounded: clip samples and the result into the action bounds."""
 
-    samples: int = 300
-    topk: int = 30
+    samples: int = CEM_SAMPLES
+    topk: int = CEM_TOPK
     iterations: int = 10
     sigma0: float = 1.0
-    horizon: int = 5
+    horizon: int = PLAN_HORIZON
     chunk: int = 4096
     bounded: bool = False
 

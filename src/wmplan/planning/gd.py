@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
 
@@ -21,10 +22,10 @@ class GDConfig:
     bounded: clamp the actions into [action_low, action_high] after each step (projected GD)."""
 
     optimizer: str = "adam"
-    lr: float = 0.3
-    steps: int = 300
-    noise: float = 0.003
-    horizon: int = 5
+    lr: float = GD_LR["open loop"]
+    steps: int = GD_STEPS["open loop"]
+    noise: float = GD_NOISE
+    horizon: int = PLAN_HORIZON
     init: str = "randn"
     bounded: bool = False
 
