@@ -138,10 +138,10 @@ def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, caps
         "--set",
         "mpc.replans=1",
     ]
-    assert main([*args, "--out", str(tmp_path / "all"), "--set", "planner.objective=all"]) == 0
-    assert json.loads((tmp_path / "all" / "summary.json").read_text())["objective"]["mode"] == "all"
-    assert main([*args, "--out", str(tmp_path / "last")]) == 0
+    assert main([*args, "--out", str(tmp_path / "last"), "--set", "planner.objective=last"]) == 0
     assert json.loads((tmp_path / "last" / "summary.json").read_text())["objective"]["mode"] == "last"
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0  # Wall's MPC default
+    assert json.loads((tmp_path / "default" / "summary.json").read_text())["objective"]["mode"] == "all"
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "bad"), "--set", "planner.objective=first"]) == 2
     assert "planner.objective 'first'" in capsys.readouterr().err and not (tmp_path / "bad").exists()

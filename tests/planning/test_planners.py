@@ -222,7 +222,11 @@ def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
         "all",
         "last",
     ]
-    assert objective_mode("wall", True) == objective_mode("wall", False) == "last"
+    assert [objective_mode("wall", True), objective_mode("wall", False), objective_mode("rope", True)] == [
+        "all",
+        "last",
+        "last",
+    ]
     small = PlannerSettings(steps=2)
     assert (
         evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=small), progress=False)["objective"]["mode"]
