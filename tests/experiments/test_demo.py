@@ -63,7 +63,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
         for c in grid["cells"]
         if (c["encoder"], c["model"], c["planner"], c["mpc"]) == ("conv", "base", "cem", True)
     }
-    assert modes == {"last", "all"} and "| cem | MPC | last: " in report
+    assert modes == {"last", "all"} and "| cem | MPC | all: " in report and "| cem | open loop | last: " in report
 
 
 def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
