@@ -43,6 +43,8 @@ GD_STEPS = {"open loop": 300, "mpc": 100}
 GD_NOISE = 0.003
 """Std of the Gaussian noise added to the actions after each GD/Adam step."""
 CEM_SAMPLES, CEM_TOPK = 300, 30
+MPC_MODEL_STEPS = 10
+"""Model steps an MPC episode executes in all (replans x model steps executed from each plan)."""
 
 
 ENCODERS = ("conv", "patch", "state", "particles", "dinov2")

@@ -145,3 +145,23 @@ def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, caps
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "bad"), "--set", "planner.objective=first"]) == 2
     assert "planner.objective 'first'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
+    from wmplan.config import MPC_MODEL_STEPS
+    from wmplan.evaluation.episodes import MPCSettings
+
+    default = MPCSettings()
+    # PushT and PointMaze execute each whole plan; Wall one step of each (planning.task_defaults).
+    assert default.resolve("pusht", 5) == MPCConfig(replans=2, execute=5)
+    assert default.resolve("pointmaze", 5) == MPCConfig(replans=2, execute=5)
+    assert default.resolve("wall", 5) == MPCConfig(replans=10, execute=1)
+    for task in ("wall", "pusht", "pointmaze", "rope", "granular"):
+        m = default.resolve(task, 5)
+        assert m.replans * m.execute == MPC_MODEL_STEPS
+    assert default.resolve("pusht", 3) == MPCConfig(replans=3, execute=3)  # never more than the plan holds
+    assert MPCSettings(execute=2).resolve("pusht", 5) == MPCConfig(replans=5, execute=2)
+    assert MPCSettings(replans=4).resolve("pusht", 5) == MPCConfig(replans=4, execute=5)
+    cfg = EvalConfig(planner="adam", mpc=True, episodes=2, settings=PlannerSettings(steps=2))
+    summary = evaluate(tiny_run, cfg, None, progress=False)
+    assert summary["mpc_config"] == {"replans": 10, "execute": 1} and summary["planning_calls"] == 10

@@ -57,6 +57,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
         if (c["encoder"], c["model"], c["planner"], c["mpc"], c["bounded"]) == ("state", "online", "adam", True, False)
     ]
     assert cell["success_rate"] == adam_mpc["success_rate"] and cell["seconds_per_plan"] == adam_mpc["seconds_per_plan"]
+    assert cell["mpc_execute"] == 1 and "an MPC episode makes 2 calls and executes 1 model steps of each" in report
     # the base model planned with the other objective mode too, beside the default in the report
     modes = {
         c["objective"]

@@ -217,16 +217,8 @@ def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
     from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
     from wmplan.planning.objective import objective_mode
 
-    assert [objective_mode("pointmaze", True), objective_mode("pusht", True), objective_mode("pusht", False)] == [
-        "all",
-        "all",
-        "last",
-    ]
-    assert [objective_mode("wall", True), objective_mode("wall", False), objective_mode("rope", True)] == [
-        "all",
-        "last",
-        "last",
-    ]
+    modes = [(t, mpc, objective_mode(t, mpc)) for t in ("wall", "pusht", "pointmaze", "rope") for mpc in (False, True)]
+    assert [m for _, _, m in modes] == ["last", "all", "last", "last", "last", "last", "last", "last"], modes
     small = PlannerSettings(steps=2)
     assert (
         evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=small), progress=False)["objective"]["mode"]
@@ -237,3 +229,17 @@ def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
         evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=forced), progress=False)["objective"]["mode"]
         == "all"
     )
+
+
+def test_every_task_has_planning_defaults_and_a_bad_entry_fails_when_written():
+    from wmplan.envs.registry import task_names
+    from wmplan.planning.task_defaults import TASK_PLANNING, TaskPlanning, task_planning
+
+    assert sorted(TASK_PLANNING) == sorted(task_names())
+    assert (task_planning("pusht").cem_iterations, task_planning("wall").cem_iterations) == (30, 10)
+    with pytest.raises(ValueError, match="known: granular, pointmaze"):
+        task_planning("nope")
+    with pytest.raises(ValueError, match="mpc_execute must divide 10"):  # 3 model steps never add up to 10
+        TaskPlanning(alpha=1.0, cem_iterations=10, open_loop_objective="last", mpc_objective="last", mpc_execute=3)
+    with pytest.raises(ValueError, match="unknown objective mode 'first'"):
+        TaskPlanning(alpha=1.0, cem_iterations=10, open_loop_objective="first", mpc_objective="last", mpc_execute=1)

@@ -22,15 +22,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from wmplan.config import CEM_SAMPLES, CEM_TOPK, GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON, check_ranges
+from wmplan.config import (
+    CEM_SAMPLES,
+    CEM_TOPK,
+    GD_LR,
+    GD_NOISE,
+    GD_STEPS,
+    MPC_MODEL_STEPS,
+    PLAN_HORIZON,
+    check_ranges,
+)
 from wmplan.envs import make_task
 from wmplan.models.world_model import Latent, WorldModel, resolve_device
-from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
+from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for, task_planning
 from wmplan.planning.mpc import MPC, MPCConfig
 from wmplan.planning.objective import objective_mode
 from wmplan.writing import claim_folder
-
-CEM_ITERATIONS = {"pusht": 30, "pointmaze": 10, "wall": 10, "rope": 10, "granular": 10}
 
 
 @dataclass
@@ -52,14 +59,30 @@ class PlannerSettings:
     topk: int = CEM_TOPK
     """CEM elites."""
     iterations: int | None = None
-    """CEM iterations (per task: Wall and PointMaze 10, PushT 30)."""
+    """CEM iterations (default per task: planning.task_defaults; Wall and PointMaze 10, PushT 30)."""
     bounded: bool = False
     """Keep plans inside the task's action bounds (GD: projection; CEM: clipped samples)."""
     init: str = "randn"
     """GD/Adam initial actions: randn or zero."""
     objective: str | None = None
     """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
-    frame, later ones weighted more); default per task and mode (planning.objective.TASK_OBJECTIVE_MODES)."""
+    frame, later ones weighted more); default per task and mode (planning.task_defaults)."""
+
+
+@dataclass
+class MPCSettings:
+    """MPC knobs reachable as mpc.<name>; None means the task's default (planning.task_defaults)."""
+
+    execute: int | None = None
+    """Model steps executed from each plan before replanning (Wall 1; PushT and PointMaze 5, the whole plan)."""
+    replans: int | None = None
+    """Planning calls per episode (default: MPC_MODEL_STEPS // execute, so every episode executes 10 model steps)."""
+
+    def resolve(self, task: str, horizon: int) -> MPCConfig:
+        """The MPC schedule for a task and plan horizon (a default `execute` never exceeds the horizon)."""
+        execute = self.execute if self.execute is not None else min(task_planning(task).mpc_execute, horizon)
+        replans = self.replans if self.replans is not None else max(1, MPC_MODEL_STEPS // execute)
+        return MPCConfig(replans=replans, execute=execute)
 
 
 @dataclass
@@ -73,7 +96,7 @@ class EvalConfig:
     seed: int = 99
     """Seed of the start/goal pairs and of the planners' random streams."""
     settings: PlannerSettings = field(default_factory=PlannerSettings)
-    mpc_settings: MPCConfig = field(default_factory=MPCConfig)
+    mpc_settings: MPCSettings = field(default_factory=MPCSettings)
 
     def check(self) -> EvalConfig:
         """Raise a ValueError naming the first setting out of its range; returns self."""
@@ -105,7 +128,7 @@ class EvalConfig:
             raise ValueError(
                 f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})"
             )
-        if self.mpc and self.mpc_settings.execute > self.settings.horizon:
+        if self.mpc and (self.mpc_settings.execute or 0) > self.settings.horizon:
             raise ValueError(
                 f"mpc.execute ({self.mpc_settings.execute}) cannot exceed planner.horizon ({self.settings.horizon})"
             )
@@ -137,11 +160,7 @@ def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: n
     high = torch.as_tensor(np.tile((env_high - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
     objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
     if cfg.planner == "cem":
-        if s.iterations is None and task_name not in CEM_ITERATIONS:
-            raise ValueError(
-                f"no CEM iterations default for task {task_name!r}; add it to CEM_ITERATIONS or set planner.iterations"
-            )
-        iterations = s.iterations if s.iterations is not None else CEM_ITERATIONS[task_name]
+        iterations = s.iterations if s.iterations is not None else task_planning(task_name).cem_iterations
         pc = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)
         return CEMPlanner(pc, objective, low, high)
     if cfg.planner not in ("gd", "adam"):
@@ -209,12 +228,16 @@ def evaluate(
     task = make_task(model.dims.task, model.task_settings)
     start, goal = task.sample_start_goal(np.random.default_rng(cfg.seed), cfg.episodes)
     planner = build_planner(cfg, model.dims.task, model, task.action_low, task.action_high)
+    mpc_cfg = (
+        cfg.mpc_settings.resolve(model.dims.task, planner.cfg.horizon)
+        if cfg.mpc
+        else MPCConfig(replans=1, execute=planner.cfg.horizon)
+    )
+    controller = MPC(planner, mpc_cfg)
     lock = claim_folder(out, "the evaluation") if out is not None else None  # noqa: F841 (settings checked; fail before planning)
     episodes = SimulatedEpisodes(task, model, start, goal, record=video)
     z_goal = episodes.encode(goal)
     gens = [torch.Generator(device=episodes.device).manual_seed(cfg.seed * 1_000_003 + i) for i in range(cfg.episodes)]
-    mpc_cfg = cfg.mpc_settings if cfg.mpc else MPCConfig(replans=1, execute=planner.cfg.horizon)
-    controller = MPC(planner, mpc_cfg)
     bar = tqdm(
         total=mpc_cfg.replans, desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}", unit="plan", disable=not progress
     )

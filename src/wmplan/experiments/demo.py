@@ -21,13 +21,12 @@ from typing import Any
 
 from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
 from wmplan.data.collect import collect
-from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+from wmplan.evaluation.episodes import EvalConfig, MPCSettings, PlannerSettings, evaluate
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import write_report
 from wmplan.experiments.sim_reference import simulator_reference
-from wmplan.planning.mpc import MPCConfig
 from wmplan.planning.objective import objective_mode
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import train
@@ -75,7 +74,7 @@ class DemoScale:
     planner: dict[str, Any] = field(default_factory=dict)
     """planner.<field> overrides for every cell (empty: the paper's budgets); tests shrink them."""
     mpc: dict[str, Any] = field(default_factory=dict)
-    """mpc.<field> overrides (empty: 10 replans, one model step executed from each)."""
+    """mpc.<field> overrides (empty: the task's schedule, planning.task_defaults)."""
     gap_windows: int = 50
     """Held-out expert windows of the train-test gap (as many as `wmplan gap`'s default)."""
     landscape_grid: int = 41
@@ -181,7 +180,10 @@ def run_demo(
         overwrite=True,
         progress=progress,
     )
-    pushes = int(scale.mpc.get("replans", MPCConfig().replans))  # as many pushes as an MPC episode executes
+    schedule = MPCSettings()
+    apply_dataclass_overrides(schedule, scale.mpc, "mpc")
+    mpc = schedule.resolve(env, PlannerSettings().horizon)
+    pushes = mpc.replans * mpc.execute  # as many pushes as an MPC episode executes
     reference = timed(
         "simulator reference",
         simulator_reference,

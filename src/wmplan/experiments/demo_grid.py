@@ -5,8 +5,9 @@ Format (every number as the demo measured it; `reference` is planning in the sim
      "reference": {"method": str, "success_rate": float, "mean_final_distance": float},
      "encoders": {name: {"pixels": bool, "latent_distance_spearman": float | null, "val_loss": float,
                          "copy_last_loss": float}},
-     "cells": [{"encoder", "model" (base | online | adversarial), "planner", "mpc", "bounded", "objective",
-                "success_rate", "ci95", "mean_final_distance", "seconds_per_plan"}, ...]}
+     "cells": [{"encoder", "model" (base | online | adversarial), "planner", "mpc", "mpc_execute" (model steps
+                executed per plan; null open loop), "bounded", "objective", "success_rate", "ci95",
+                "mean_final_distance", "seconds_per_plan"}, ...]}
 `val_loss` and `copy_last_loss` are the base model's final validation loss and the loss of copying the
 last frame on the same windows.
 """
@@ -43,6 +44,7 @@ def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: di
         "model": model,
         "planner": planner,
         "mpc": mpc,
+        "mpc_execute": s["mpc_config"]["execute"] if mpc else None,
         "bounded": bounded,
         "objective": s["objective"]["mode"],
         "success_rate": s["success_rate"],

@@ -52,7 +52,7 @@ def write_report(
         f"Every cell plans the same {episodes} start/goal pairs (seed 99) and is scored in the simulator at the end of its budget; "
         f"{'the paper used 50 (`wmplan demo --full`)' if episodes < 50 else 'as many as the paper'}. "
         "A cell reads `success % (95% Wilson CI) · seconds per planning call` (one batched call plans all episodes; simulator excluded; "
-        "an MPC episode makes 10 calls). The paper's columns are its Table 1 (DINO-WM on DINOv2 tokens, 50 episodes), for direction only: "
+        f"{_mpc_schedule(grids)}). The paper's columns are its Table 1 (DINO-WM on DINOv2 tokens, 50 episodes), for direction only: "
         "our models, data scale and encoders differ.\n",
     ]
     if env in DISTANCE_TASKS:
@@ -73,7 +73,7 @@ def write_report(
         "x: planning wall-clock of a whole cell (every replan, all episodes at once); colour = planner, marker = model, "
         "filled = MPC, black edge = bounded plans.\n",
         _timings(seconds),
-        _commands(out, env, data, scale, seed, list(grids)),
+        _commands(out, env, data, scale, seed, list(grids), reference),
     ]
     report = "\n".join(parts)
     (out / "report.md").write_text(report)
@@ -233,7 +233,20 @@ def _timings(seconds: dict[str, float]) -> str:
     return f"## Time per stage\n\n| stage | minutes |\n|---|---|\n{rows}\n"
 
 
-def _commands(out: Path, env: str, data: dict, scale: dict[str, Any], seed: int, encoders: list[str]) -> str:
+def _mpc_schedule(grids: dict[str, dict]) -> str:
+    """How an MPC cell of this report plans, from the first MPC summary: "an MPC episode makes 2 calls
+    and executes 5 model steps of each"."""
+    for grid in grids.values():
+        for summary in grid.values():
+            if summary["mpc"]:
+                m = summary["mpc_config"]
+                return f"an MPC episode makes {m['replans']} calls and executes {m['execute']} model steps of each"
+    return "no MPC cells"
+
+
+def _commands(
+    out: Path, env: str, data: dict, scale: dict[str, Any], seed: int, encoders: list[str], reference: dict[str, Any]
+) -> str:
     def sets(overrides: dict) -> str:
         return " ".join(f"--set {k}={v}" for k, v in overrides.items())
 
@@ -243,9 +256,7 @@ def _commands(out: Path, env: str, data: dict, scale: dict[str, Any], seed: int,
         f"wmplan collect --env {env} --episodes {data['episodes']} --out {out}/data --seed {seed} --overwrite",
     ]
     pushes = (
-        f" --pushes {scale['mpc'].get('replans', 10)} --candidates {scale['reference_candidates']}"
-        if env in DISTANCE_TASKS
-        else ""
+        f" --pushes {reference['pushes']} --candidates {scale['reference_candidates']}" if env in DISTANCE_TASKS else ""
     )
     lines.append(f"wmplan reference --env {env} --episodes {scale['episodes']}{pushes} --out {out}/reference")
     for encoder in encoders:

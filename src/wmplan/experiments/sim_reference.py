@@ -35,7 +35,8 @@ from wmplan.data.collect_deformable import RandomPushConfig, aimed_pushes
 from wmplan.envs import make_task
 from wmplan.envs.base import Task
 from wmplan.envs.pushing import PushingTask
-from wmplan.evaluation.episodes import CEM_ITERATIONS, PlannerSettings, mean_interval, wilson_interval
+from wmplan.evaluation.episodes import PlannerSettings, mean_interval, wilson_interval
+from wmplan.planning import task_planning
 from wmplan.writing import claim_folder
 
 
@@ -165,7 +166,7 @@ def cem_reference(
     if isinstance(task, PushingTask):
         raise ValueError(f"{env} plans pushes: use the greedy reference (pushes, candidates) for it")
     budget, frameskip = PlannerSettings(), preset("small", env).data.frameskip
-    iterations, steps = CEM_ITERATIONS[env], budget.horizon * frameskip
+    iterations, steps = task_planning(env).cem_iterations, budget.horizon * frameskip
     start, goal = task.sample_start_goal(np.random.default_rng(seed), episodes)
     rng = np.random.default_rng(seed + 1)
     low, high = task.action_low, task.action_high

@@ -4,6 +4,16 @@ latent-distance objective they minimise. A planner sees the model only through `
 
 from wmplan.planning.cem import CEMConfig, CEMPlanner
 from wmplan.planning.gd import GDConfig, GDPlanner
-from wmplan.planning.objective import TASK_OBJECTIVE_DEFAULTS, Objective, objective_for
+from wmplan.planning.objective import Objective, objective_for
+from wmplan.planning.task_defaults import TASK_PLANNING, task_planning
 
-__all__ = ["CEMConfig", "CEMPlanner", "GDConfig", "GDPlanner", "Objective", "TASK_OBJECTIVE_DEFAULTS", "objective_for"]
+__all__ = [
+    "CEMConfig",
+    "CEMPlanner",
+    "GDConfig",
+    "GDPlanner",
+    "Objective",
+    "TASK_PLANNING",
+    "objective_for",
+    "task_planning",
+]

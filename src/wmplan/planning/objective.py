@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from wmplan.models.world_model import Latent
+from wmplan.planning.task_defaults import task_planning
 
 #: Either one generator for the whole batch, or one per episode (then an episode's random draws do not
 #: depend on which other episodes share its batch: planning a batch equals planning each episode alone).
@@ -52,39 +53,14 @@ class Objective:
         return per_frame @ (w / w.sum())
 
 
-TASK_OBJECTIVE_DEFAULTS: dict[str, dict[str, float]] = {
-    "wall": {"alpha": 1.0},
-    "pusht": {"alpha": 1.0},
-    "pointmaze": {"alpha": 0.0},  # the authors plan PointMaze on the visual latents only
-    "rope": {"alpha": 0.0},  # no proprio: the particles are all in the image
-    "granular": {"alpha": 0.0},
-}
-# Which frames the cost scores, per task and for open loop / MPC: "last" (the paper's equation) unless
-# measured better otherwise on the base model of the task's demo, on the demo's pairs (see the README's
-# tasks section for the numbers). An MPC plan is executed one model step at a time, so a cost that also
-# scores the early frames keeps the executed step on the way to the goal.
-TASK_OBJECTIVE_MODES: dict[str, dict[bool, str]] = {
-    # PointMaze's demo base model, its 20 pairs: CEM MPC 25% -> 85%, Adam MPC 25% -> 50% with "all".
-    "pointmaze": {True: "all"},
-    # PushT's demo, base state control, its 20 pairs: MPC CEM 5% -> 20%, Adam 20% -> 35% with "all"; open
-    # loop "last" is better (CEM 85% vs 60%, Adam 60% vs 25%), so it stays.
-    "pusht": {True: "all"},
-    # Wall's demo base models, its 20 pairs: MPC with "all", pixel CEM 55% -> 90%, Adam 45% -> 80%; state
-    # CEM 65% -> 90%, Adam 65% -> 80%. Open loop "last" is better (pixel CEM 75% vs 50%, Adam 45% vs 30%).
-    "wall": {True: "all"},
-}
-
-
 def objective_mode(task: str, mpc: bool) -> str:
     """The task's default objective mode (last | all) for open loop (mpc False) or MPC."""
-    return TASK_OBJECTIVE_MODES.get(task, {}).get(mpc, "last")
+    return task_planning(task).objective_mode(mpc)
 
 
 def objective_for(task: str, **overrides) -> Objective:
-    """The task's default objective (PAPER.md, "Planners"), with any field overridden."""
-    if task not in TASK_OBJECTIVE_DEFAULTS:
-        raise ValueError(f"no objective defaults for task {task!r}; known: {sorted(TASK_OBJECTIVE_DEFAULTS)}")
-    return Objective(**{**TASK_OBJECTIVE_DEFAULTS[task], **overrides})
+    """The task's default objective (planning.task_defaults), with any field overridden."""
+    return Objective(**{"alpha": task_planning(task).alpha, **overrides})
 
 
 def resolve_generators(
