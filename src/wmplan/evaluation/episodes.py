@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wmplan.closed_loop import SimulatedEpisodes, action_bounds
 from wmplan.config import (
     CEM_SAMPLES,
     CEM_TOPK,
@@ -33,7 +34,7 @@ from wmplan.config import (
     check_ranges,
 )
 from wmplan.envs import make_task
-from wmplan.models.world_model import Latent, WorldModel, resolve_device
+from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for, task_planning
 from wmplan.planning.mpc import MPC, MPCConfig
 from wmplan.planning.objective import objective_mode
@@ -152,12 +153,10 @@ def mean_interval(values: np.ndarray, z: float = 1.96) -> list[float]:
     return [float(values.mean() - half), float(values.mean() + half)]
 
 
-def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: np.ndarray, env_high: np.ndarray):
-    """The planner of an eval config, with action bounds mapped into the model's normalised space."""
-    s = cfg.settings
-    norm, fs = model.normalizer, model.cfg.data.frameskip
-    low = torch.as_tensor(np.tile((env_low - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
-    high = torch.as_tensor(np.tile((env_high - norm.action_mean) / norm.action_std, fs), dtype=torch.float32)
+def build_planner(cfg: EvalConfig, model: WorldModel, task):
+    """The planner of an eval config for a model of `task`, with the task's action bounds."""
+    s, task_name = cfg.settings, model.dims.task
+    low, high = action_bounds(model, task)
     objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
     if cfg.planner == "cem":
         iterations = s.iterations if s.iterations is not None else task_planning(task_name).cem_iterations
@@ -173,41 +172,6 @@ def build_planner(cfg: EvalConfig, task_name: str, model: WorldModel, env_low: n
         optimizer=optimizer, lr=lr, steps=steps, noise=s.noise, horizon=s.horizon, init=s.init, bounded=s.bounded
     )
     return GDPlanner(pc, objective, low, high)
-
-
-class SimulatedEpisodes:
-    """B episodes in the task's simulator: observe as latents, execute model actions, track success."""
-
-    def __init__(self, task, model: WorldModel, start: np.ndarray, goal: np.ndarray, record: int = 0):
-        self.task, self.model, self.goal = task, model, goal
-        self.device = next(model.parameters()).device
-        task.reset_to(start)
-        self.reached = task.is_success(task.get_state(), goal)
-        self.frames: list[np.ndarray] = [task.render()[:record]] if record else []
-        self.record = record
-
-    @torch.no_grad()
-    def encode(self, state: np.ndarray) -> Latent:
-        """Latent (B, 1, ...) of simulator states, rendered as the model saw its training frames."""
-        obs = torch.as_tensor(self.task.render(state))[:, None].to(self.device)
-        proprio = self.model.normalizer.normalize_proprio(self.task.proprio(state).astype(np.float32))
-        return self.model.encode(
-            obs=obs,
-            proprio=torch.as_tensor(proprio)[:, None].to(self.device),
-            state=torch.as_tensor(state, dtype=torch.float32)[:, None].to(self.device),
-        )
-
-    def observe(self) -> Latent:
-        return self.encode(self.task.get_state())
-
-    def execute(self, actions: torch.Tensor) -> None:
-        """Model actions (B, k, fs * A), normalised -> k * fs env steps."""
-        env = self.model.env_actions(actions)
-        for t in range(env.shape[1]):
-            state = self.task.step(env[:, t])
-            self.reached |= self.task.is_success(state, self.goal)
-            if self.record:
-                self.frames.append(self.task.render()[: self.record])
 
 
 def evaluate(
@@ -227,7 +191,7 @@ def evaluate(
     meta = model.describe()
     task = make_task(model.dims.task, model.task_settings)
     start, goal = task.sample_start_goal(np.random.default_rng(cfg.seed), cfg.episodes)
-    planner = build_planner(cfg, model.dims.task, model, task.action_low, task.action_high)
+    planner = build_planner(cfg, model, task)
     mpc_cfg = (
         cfg.mpc_settings.resolve(model.dims.task, planner.cfg.horizon)
         if cfg.mpc

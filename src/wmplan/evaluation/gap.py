@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wmplan.closed_loop import encode_frames, execute, model_device
 from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.data.store import open_run_dataset
 from wmplan.data.windows import split_episodes
@@ -56,22 +57,6 @@ def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tup
         seen[name] = seen.get(name, 0) + 1
         labels.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
     return models, labels
-
-
-def device_of(model: WorldModel) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
-def encode_frames(model: WorldModel, obs: np.ndarray, state: np.ndarray, proprio: np.ndarray):
-    """Latent (B, T, ...) of raw frames: obs uint8 (B, T, H, W, 3), state (B, T, S), proprio (B, T, P)."""
-    dev = device_of(model)
-    p = model.normalizer.normalize_proprio(proprio.astype(np.float32)).astype(np.float32)
-    return model.encode(
-        obs=torch.as_tensor(obs, device=dev),
-        proprio=torch.as_tensor(p, device=dev),
-        state=torch.as_tensor(state, dtype=torch.float32, device=dev),
-    )
 
 
 @torch.no_grad()
@@ -122,22 +107,15 @@ def planner_trajectories(
     """Plan from each window's start to its frame H with `model`, execute in the simulator; returns
     the true frames (obs/state/proprio (B, 1+H, ...), frame 0 = the window's) and env actions (B, H*fs, A)."""
     task = make_task(model.dims.task, model.task_settings)
-    b, fs = len(windows["state"]), model.cfg.data.frameskip
     z = encode_frames(model, windows["obs"], windows["state"], windows["proprio"])
     planner = GDPlanner(GDConfig(**PLANNER, horizon=horizon), objective_for(model.dims.task))
-    gens = [torch.Generator(device=device_of(model)).manual_seed(seed * 1_000_003 + i) for i in range(b)]
-    env = model.env_actions(planner.plan(model, z.frames(0), z.frames(-1), generator=gens))
+    gens = [torch.Generator(device=model_device(model)).manual_seed(seed * 1_000_003 + i) for i in range(len(z.visual))]
+    actions = planner.plan(model, z.frames(0), z.frames(-1), generator=gens)
     start = windows["state"][:, 0].astype(np.float64)
-    task.reset_to(start, **({"layout": windows["layout"]} if "layout" in windows else {}))
-    frames = {k: [windows[k][:, 0]] for k in ("obs", "state", "proprio")}
-    for k in range(horizon):
-        for t in range(fs):
-            task.step(env[:, k * fs + t])
-        state = task.get_state()
-        frames["obs"].append(task.render())
-        frames["state"].append(state.astype(np.float32))
-        frames["proprio"].append(task.proprio(state).astype(np.float32))
-    return {k: np.stack(v, 1) for k, v in frames.items()}, env
+    frames = execute(task, model, start, actions, windows.get("layout"))
+    for k in ("obs", "state", "proprio"):  # frame 0 is the window's own, as stored in the dataset
+        frames[k][:, 0] = windows[k][:, 0]
+    return frames, model.env_actions(actions)
 
 
 def gap(

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from wmplan.closed_loop import SimulatedEpisodes, model_device
 from wmplan.config import GD_LR, GD_STEPS, PLAN_HORIZON
 from wmplan.envs import make_task
-from wmplan.evaluation.episodes import SimulatedEpisodes
-from wmplan.evaluation.gap import device_of, load_runs
+from wmplan.evaluation.gap import load_runs
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import claim_folder
@@ -100,7 +100,7 @@ def landscape(
     encoded = {id(m): (sim[id(m)].encode(start), sim[id(m)].encode(goal)) for m in models}
     planner = GDPlanner(GDConfig(**PLANNER, horizon=horizon), objective_for(first.dims.task))
     z0, zg = encoded[id(first)]
-    a_star = planner.plan(first, z0, zg, generator=torch.Generator(device=device_of(first)).manual_seed(seed))
+    a_star = planner.plan(first, z0, zg, generator=torch.Generator(device=model_device(first)).manual_seed(seed))
     planner_cost = float(planner.last_costs[0])
     env_star = first.env_actions(a_star)[0]  # (H * fs, A)
     flat = a_star.flatten().cpu().double()
@@ -122,7 +122,7 @@ def landscape(
             for k in ("action_mean", "action_std")
         )
         acts = (
-            points.to(device_of(model))
+            points.to(model_device(model))
             if same and model.cfg.data.frameskip == first.cfg.data.frameskip
             else model.model_actions(env_points)
         )

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wmplan.closed_loop import action_bounds, encode_states, execute, model_device, reset
 from wmplan.config import OnlineConfig
 from wmplan.data.windows import WindowSpec, window_starts
 from wmplan.envs import make_task
@@ -70,29 +71,15 @@ class OnlineBuffer:
 def execute_plan(
     task, model: WorldModel, start: np.ndarray, actions: torch.Tensor, layout: np.ndarray | None = None
 ) -> dict[str, torch.Tensor]:
-    """Run normalised model actions (B, H, fs * A) in the simulator from `start` (B, S) and return the
-    H + 1 frames at every model step: state (B, H + 1, S), obs uint8 (B, H + 1, Hi, Wi, 3), proprio
-    normalised (B, H + 1, Pp), visual tokens (B, H + 1, P, D); frame 0 is the start itself."""
-    horizon = actions.shape[1]
-    fs, norm = model.cfg.data.frameskip, model.normalizer
-    task.reset_to(start) if layout is None else task.reset_to(start, layout)
-    env = model.env_actions(actions)  # (B, H * fs, A)
-    states = [task.get_state()]
-    for t in range(horizon * fs):
-        task.step(env[:, t])
-        if (t + 1) % fs == 0:  # a model step ends: this is the frame the model predicts for it
-            states.append(task.get_state())
-    state = np.stack(states, 1).astype(np.float32)
-    obs = np.stack([task.render(state[:, k]) for k in range(horizon + 1)], 1)  # B states: the task's own layouts
-    proprio = np.stack(
-        [norm.normalize_proprio(task.proprio(state[:, k]).astype(np.float32)) for k in range(horizon + 1)], 1
-    )
-    device = next(model.parameters()).device
+    """closed_loop.execute's H + 1 frames per model step as the trainer's tensors: state (B, H + 1, S),
+    obs uint8 (B, H + 1, Hi, Wi, 3), proprio normalised (B, H + 1, Pp), visual tokens (B, H + 1, P, D)."""
+    frames = execute(task, model, start, actions, layout)
     out = {
-        "state": torch.as_tensor(state),
-        "obs": torch.as_tensor(obs),
-        "proprio": torch.as_tensor(proprio, dtype=torch.float32),
+        "state": torch.as_tensor(frames["state"]),
+        "obs": torch.as_tensor(frames["obs"]),
+        "proprio": torch.as_tensor(model.normalizer.normalize_proprio(frames["proprio"]), dtype=torch.float32),
     }
+    device = model_device(model)
     out["visual"] = model.encode_visual(obs=out["obs"].to(device), state=out["state"].to(device)).cpu()
     return out
 
@@ -148,27 +135,15 @@ class OnlineLoss(nn.Module):
         self.layouts = (
             torch.from_numpy(data.store.read("layout", data.train_eps)) if "layout" in data.store.keys else None
         )
-        lo, hi = (
-            np.tile((b - model.normalizer.action_mean) / model.normalizer.action_std, self.fs)
-            for b in (self.task.action_low, self.task.action_high)
-        )
+        lo, hi = action_bounds(model, self.task)
         gd = GDConfig(optimizer="adam", lr=cfg.lr, steps=cfg.plan_steps, noise=cfg.noise, horizon=cfg.horizon)
-        self.planner = GDPlanner(
-            gd, objective_for(model.dims.task, mode="last"), torch.as_tensor(lo), torch.as_tensor(hi)
-        )
+        self.planner = GDPlanner(gd, objective_for(model.dims.task, mode="last"), lo, hi)
         self.log: list[dict] = []
 
     def encode_states(self, state: np.ndarray, layout: np.ndarray | None) -> Latent:
-        """Latents (B, 1, ...) of simulator states, rendered as the training frames were."""
-        self.task.reset_to(state) if layout is None else self.task.reset_to(state, layout)
-        obs, norm = torch.as_tensor(self.task.render(state)), self.model.normalizer
-        proprio = torch.as_tensor(norm.normalize_proprio(self.task.proprio(state).astype(np.float32)))
-        device = next(self.model.parameters()).device
-        return self.model.encode(
-            obs=obs[:, None].to(device),
-            proprio=proprio[:, None].to(device),
-            state=torch.as_tensor(state, dtype=torch.float32)[:, None].to(device),
-        )
+        """Latents (B, 1, ...) of simulator states in their own arenas, rendered as the training frames were."""
+        reset(self.task, state, layout)
+        return encode_states(self.model, self.task, state)
 
     def refresh(self) -> dict:
         """Plan from `cfg.windows` training starts to their goals, execute, add the aligned windows."""
@@ -178,7 +153,7 @@ class OnlineLoss(nn.Module):
         layout = self.layouts[pick].numpy().astype(np.float64) if self.layouts is not None else None
         was_training = self.model.training
         self.model.eval()  # no dropout while planning: the plan must be the model's best guess
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         try:
             # full precision: the trainer's bf16 autocast is for its training step, not for the planner
             with torch.autocast(device.type, enabled=False):
