@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from wmplan.tasks import task_spec
+
 
 @dataclass
 class DataConfig:
@@ -337,13 +339,6 @@ FINETUNE_PRESETS = {
     "small": {"epochs": 3, "steps_per_epoch": 0},
     "paper": {"epochs": 10, "steps_per_epoch": 0},
 }
-# Per-task settings from DINO-WM (PAPER.md): Wall plans with a 1-frame history; PointMaze and PushT
-# keep the defaults (3 frames of history, frameskip 5); the deformable tasks act once per frame.
-TASK_DEFAULTS = {
-    "wall": {"data.num_hist": 1},
-    "rope": {"data.num_hist": 1, "data.frameskip": 1},
-    "granular": {"data.num_hist": 1, "data.frameskip": 1},
-}
 
 
 def preset(name: str, task: str = "wall") -> RunConfig:
@@ -354,7 +349,7 @@ def preset(name: str, task: str = "wall") -> RunConfig:
     cfg.model.predictor = dataclasses.replace(PREDICTOR_PRESETS[name])
     cfg.model.encoder = dataclasses.replace(cfg.model.encoder, **ENCODER_PRESETS[name])
     cfg.train = dataclasses.replace(cfg.train, **TRAIN_PRESETS[name])
-    return apply_overrides(cfg, TASK_DEFAULTS.get(task, {}))
+    return apply_overrides(cfg, task_spec(task).run_defaults)
 
 
 def valid_keys(obj: Any, prefix: str = "") -> list[str]:

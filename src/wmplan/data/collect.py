@@ -22,6 +22,7 @@ from wmplan.data.episode_arrays import episode_arrays
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.envs import make_task
 from wmplan.envs.wall import WallTask
+from wmplan.tasks import check_covers_every_task
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ COLLECTORS = {
     "rope": (random_pushes_rope, RandomPushConfig),
     "granular": (random_pushes_granular, RandomPushConfig),
 }
+check_covers_every_task(COLLECTORS, "data.collect's collectors")
 
 
 def collect(

@@ -12,6 +12,7 @@ from wmplan.envs.pointmaze import PointMazeSettings, PointMazeTask
 from wmplan.envs.pusht import PushTSettings, PushTTask
 from wmplan.envs.rope import RopeSettings, RopeTask
 from wmplan.envs.wall import WallSettings, WallTask
+from wmplan.tasks import TASKS, check_covers_every_task
 
 _TASKS: dict[str, tuple[Callable[..., Task], Callable[[dict], Any]]] = {
     "wall": (WallTask, WallSettings.from_dict),
@@ -20,8 +21,7 @@ _TASKS: dict[str, tuple[Callable[..., Task], Callable[[dict], Any]]] = {
     "rope": (RopeTask, RopeSettings.from_dict),
     "granular": (GranularTask, GranularSettings.from_dict),
 }
-# gymnasium ids: wmplan/<Name>-v0
-GYM_NAMES = {"wall": "Wall", "pointmaze": "PointMaze", "pusht": "PushT", "rope": "Rope", "granular": "Granular"}
+check_covers_every_task(_TASKS, "envs.registry's simulators")
 
 
 def task_names() -> list[str]:
@@ -47,6 +47,7 @@ def register_gymnasium() -> None:
     """Register every task with gymnasium under wmplan/<Name>-v0 (idempotent)."""
     import gymnasium
 
-    for task, name in GYM_NAMES.items():
+    for task, spec in TASKS.items():
+        name = spec.gym_name
         if f"wmplan/{name}-v0" not in gymnasium.registry:
             gymnasium.register(id=f"wmplan/{name}-v0", entry_point="wmplan.envs.gym_env:TaskEnv", kwargs={"task": task})

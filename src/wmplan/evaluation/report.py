@@ -12,35 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# Success % over 50 episodes (the paper's Table 1, DINO-WM with DINOv2 tokens):
-# task -> model -> planner -> (open loop, MPC).
-PAPER_SUCCESS = {
-    "wall": {
-        "base": {"gd": (2, 12), "adam": (10, 80), "cem": (74, 82)},
-        "online": {"gd": (16, 38), "adam": (18, 80), "cem": (54, 90)},
-        "adversarial": {"gd": (32, 14), "adam": (34, 94), "cem": (30, 94)},
-    },
-    "pointmaze": {
-        "base": {"gd": (12, 42), "adam": (24, 68), "cem": (90, 90)},
-        "online": {"gd": (20, 54), "adam": (14, 88), "cem": (62, 96)},
-        "adversarial": {"gd": (32, 50), "adam": (70, 94), "cem": (88, 98)},
-    },
-    "pusht": {
-        "base": {"gd": (38, 56), "adam": (54, 76), "cem": (78, 92)},
-        "online": {"gd": (34, 50), "adam": (52, 76), "cem": (90, 92)},
-        "adversarial": {"gd": (56, 66), "adam": (82, 92), "cem": (94, 92)},
-    },
-}
+from wmplan.tasks import task_spec
+
 PLANNER_NAMES = {"gd": "GD", "adam": "Adam", "cem": "CEM"}
 MODEL_NAMES = {"base": "base", "online": "Online WM", "adversarial": "Adversarial WM"}
 PLANNERS = ("gd", "adam", "cem")
 # (mpc, bounded) rows of a model's block; bounded rows exist for Adam and CEM MPC only.
 MODES = ((False, False), (True, False), (True, True))
 MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "MPC, bounded"}
-
-
-# Tasks scored by a distance first (DINO-WM reports the Chamfer distance for the deformable tasks).
-DISTANCE_TASKS = ("rope", "granular")
 
 
 def cell(summary: dict[str, Any] | None, distance: bool = False) -> str:
@@ -71,10 +50,10 @@ def grid_rows(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]):
 def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], task: str) -> str:
     """One row per (model, mode) present in `grid`; columns GD, Adam, CEM, then the paper's GD / Adam / CEM.
     For the deformable tasks each cell leads with the mean final Chamfer distance."""
-    distance = task in DISTANCE_TASKS
+    distance = task_spec(task).reports_distance
     lines = ["| model | mode | GD | Adam | CEM | paper GD / Adam / CEM |", "|---|---|---|---|---|---|"]
     for model, mpc, bounded, row in grid_rows(grid):
-        paper = PAPER_SUCCESS.get(task, {}).get(model)
+        paper = (task_spec(task).paper_success or {}).get(model)
         paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
         lines.append(
             f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "

@@ -28,10 +28,10 @@ from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import write_report
 from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.planning.objective import objective_mode
+from wmplan.tasks import task_spec
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import train
 
-DEMO_ENCODERS = ("conv", "state")
 MODELS = ("base", "online", "adversarial")
 # (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
 CELLS = (
@@ -48,27 +48,17 @@ CELLS = (
 OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True))
 
 
-# The demo's predictor: the `small` preset made narrower and shallower (width 64, 3 blocks), about 5x
-# cheaper per token; CEM's 300 samples x 10 iterations x 10 replans dominate the demo's time.
-NARROW = {
-    "model.predictor.width": 64,
-    "model.predictor.head_dim": 16,
-    "model.predictor.mlp_dim": 128,
-    "model.predictor.depth": 3,
-}
-
-
 @dataclass
 class DemoScale:
-    """What the demo runs. The defaults fit about 20 minutes on 2 CPU cores: the NARROW predictor, 6
-    epochs, one epoch of adversarial finetuning and 200 steps (20 buffer refreshes) of online
-    finetuning; every knob is a `--set` of the ordinary commands."""
+    """What the demo runs; the defaults are Wall's (wmplan.tasks: the NARROW predictor, 6 epochs), about 20
+    minutes on 2 CPU cores, with one epoch of adversarial finetuning and 200 steps (20 buffer refreshes) of
+    online finetuning for every task; every knob is a `--set` of the ordinary commands."""
 
     episodes: int = 20
     """Start/goal pairs per cell (the paper: 50, `wmplan demo --full`)."""
-    collect_episodes: int = 1920
+    collect_episodes: int = field(default_factory=lambda: task_spec("wall").demo.collect_episodes)
     preset: str = "small"
-    train: dict[str, Any] = field(default_factory=lambda: {**NARROW, "train.epochs": 6})
+    train: dict[str, Any] = field(default_factory=lambda: dict(task_spec("wall").demo.train))
     adversarial: dict[str, Any] = field(default_factory=lambda: {"train.epochs": 1, "train.steps_per_epoch": 0})
     online: dict[str, Any] = field(default_factory=lambda: {"train.epochs": 1, "train.steps_per_epoch": 200})
     planner: dict[str, Any] = field(default_factory=dict)
@@ -80,7 +70,7 @@ class DemoScale:
     landscape_grid: int = 41
     reference_candidates: int = 100
     """Rope, Granular: pushes the simulator reference tries per step (the others run the eval's CEM budget)."""
-    encoders: tuple[str, ...] = DEMO_ENCODERS
+    encoders: tuple[str, ...] = field(default_factory=lambda: task_spec("wall").demo.encoders)
     cells: tuple[tuple[str, bool, bool], ...] = CELLS
     """(planner, mpc, bounded) cells evaluated for every model."""
     objective_check: tuple[tuple[str, bool], ...] = OBJECTIVE_CHECK
@@ -88,53 +78,17 @@ class DemoScale:
     task's default (last <-> all), so the report shows what the default choice is worth."""
 
 
-# Per task. PointMaze plans with 3 frames of history (up to 3x the tokens per rollout step), so its demo
-# keeps the unbounded cells only. PushT plans with 1: with the agent's velocity in the proprio and a block
-# that only moves while pushed, one frame holds the whole state (the finetuning paper plans Markov
-# rollouts too), which makes every rollout step 3x cheaper and leaves time for 4x the optimisation steps
-# its dynamics need: the PushT state control planned CEM open loop at 0% after 3 epochs (batch 64,
-# constant lr, 3 frames) and 85% after 20 epochs of PUSHT_TRAIN (and the block angle given as cos/sin).
-PUSHT_TRAIN = {
-    **NARROW,
-    "data.num_hist": 1,
-    "train.batch_size": 256,
-    "train.lr_predictor": 1e-3,
-    "train.lr_embeddings": 1e-3,
-    "train.lr_schedule": "cosine",
-    "train.epochs": 20,
-}
-DEMO_SCALES = {
-    "wall": DemoScale(),
-    "pointmaze": DemoScale(
-        collect_episodes=2000, train={**NARROW, "train.epochs": 3}, encoders=DEMO_ENCODERS, cells=CELLS[:6]
-    ),
-    "pusht": DemoScale(collect_episodes=2000, train=PUSHT_TRAIN, encoders=DEMO_ENCODERS, cells=CELLS[:6]),
-    # DINO-WM's deformable datasets hold 1,000 episodes; one env step is a whole push (frameskip 1). The
-    # 20,000 transitions make an epoch cheap (~2 s), and push dynamics need many: on Rope 6 epochs left
-    # the state model's val loss 21% under copying the last frame and CEM's final Chamfer distance at
-    # 0.51; 60 epochs, 65% and 0.24. The state controls separate what the pixel encoder cannot see from
-    # what the dynamics cannot learn: Rope has both the flat state and a token per bead (`particles`,
-    # ~9 s an epoch). Granular has neither: its 400 numbers in one token are no control (through the
-    # narrow predictor's 64 wide residual stream, val loss 60x copying the last frame; 400 wide, 3x,
-    # overfitting), and 200 particle tokens cost ~80 s an epoch (still above copying the last frame
-    # after 2), 30x the pixel model: 60 epochs do not fit the demo.
-    "rope": DemoScale(
-        collect_episodes=1000,
-        train={**NARROW, "train.epochs": 60},
-        encoders=(*DEMO_ENCODERS, "particles"),
-        cells=CELLS[:6],
-    ),
-    "granular": DemoScale(
-        collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=("conv",), cells=CELLS[:6]
-    ),
-}
-
-
 def demo_scale(env: str, **changes) -> DemoScale:
-    """The demo's scale for a task, with fields replaced (e.g. episodes=50 for --full)."""
-    if env not in DEMO_SCALES:
-        raise ValueError(f"no demo for task {env!r}; choose from {', '.join(DEMO_SCALES)}")
-    return dataclasses.replace(DEMO_SCALES[env], **changes)
+    """The demo's scale for a task (its recipe in wmplan.tasks), with fields replaced (e.g. episodes=50
+    for --full)."""
+    recipe = task_spec(env).demo
+    scale = DemoScale(
+        collect_episodes=recipe.collect_episodes,
+        train=dict(recipe.train),
+        encoders=recipe.encoders,
+        cells=CELLS if recipe.bounded_cells else tuple(c for c in CELLS if not c[2]),
+    )
+    return dataclasses.replace(scale, **changes)
 
 
 def other_mode(env: str, mpc: bool) -> str:

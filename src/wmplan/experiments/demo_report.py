@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from wmplan.evaluation.report import DISTANCE_TASKS, MODEL_NAMES, plot_efficiency, reached_table, success_grid_table
+from wmplan.evaluation.report import MODEL_NAMES, plot_efficiency, reached_table, success_grid_table
+from wmplan.tasks import task_spec
 
 Grid = dict[tuple[str, str, bool, bool], dict[str, Any]]
 ENCODER_TITLES = {
@@ -55,7 +56,7 @@ def write_report(
         f"{_mpc_schedule(grids)}). The paper's columns are its Table 1 (DINO-WM on DINOv2 tokens, 50 episodes), for direction only: "
         "our models, data scale and encoders differ.\n",
     ]
-    if env in DISTANCE_TASKS:
+    if task_spec(env).reports_distance:
         initial = next(iter(next(iter(grids.values())).values()))["mean_initial_distance"]
         parts.append(
             f"Cells lead with the mean final Chamfer distance to the goal's particles (table units, 95% CI); the starts are "
@@ -92,9 +93,9 @@ def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict, 
         "Bounded rows keep every plan inside the task's action range (`--set planner.bounded=true`).\n"
         if bounded
         else "",
-        _directions(grid, by_distance=env in DISTANCE_TASKS),
+        _directions(grid, by_distance=task_spec(env).reports_distance),
         "",
-        _objective_table(grid, other, env in DISTANCE_TASKS),
+        _objective_table(grid, other, task_spec(env).reports_distance),
         "",
         "Reached at any step, % (the goal touched at some env step on the way; DINO-WM's own evaluation stops "
         "an episode there, which the success columns above do not):\n",
@@ -256,7 +257,9 @@ def _commands(
         f"wmplan collect --env {env} --episodes {data['episodes']} --out {out}/data --seed {seed} --overwrite",
     ]
     pushes = (
-        f" --pushes {reference['pushes']} --candidates {scale['reference_candidates']}" if env in DISTANCE_TASKS else ""
+        f" --pushes {reference['pushes']} --candidates {scale['reference_candidates']}"
+        if task_spec(env).reports_distance
+        else ""
     )
     lines.append(f"wmplan reference --env {env} --episodes {scale['episodes']}{pushes} --out {out}/reference")
     for encoder in encoders:

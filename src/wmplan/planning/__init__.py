@@ -5,7 +5,7 @@ latent-distance objective they minimise. A planner sees the model only through `
 from wmplan.planning.cem import CEMConfig, CEMPlanner
 from wmplan.planning.gd import GDConfig, GDPlanner
 from wmplan.planning.objective import Objective, objective_for
-from wmplan.planning.task_defaults import TASK_PLANNING, task_planning
+from wmplan.planning.task_defaults import task_planning
 
 __all__ = [
     "CEMConfig",
