@@ -246,3 +246,15 @@ def test_every_task_has_planning_defaults_and_a_bad_entry_is_refused():
         check_planning("x", TaskPlanning(**{**good, "mpc_execute": 3}))
     with pytest.raises(ValueError, match="unknown objective mode 'first' in open_loop_objective"):
         check_planning("x", TaskPlanning(**{**good, "open_loop_objective": "first"}))
+
+
+def test_the_planners_and_the_world_model_meet_the_protocols(tiny_run):
+    from wmplan.models.world_model import WorldModel
+    from wmplan.planning import Dynamics, Planner
+
+    objective = Objective()
+    assert isinstance(GDPlanner(GDConfig(), objective), Planner) and isinstance(
+        CEMPlanner(CEMConfig(), objective), Planner
+    )
+    assert isinstance(WorldModel.load(tiny_run), Dynamics)
+    assert not isinstance(object(), Dynamics) and not isinstance(objective, Planner)

@@ -5,15 +5,17 @@ latent-distance objective they minimise. A planner sees the model only through `
 from wmplan.planning.cem import CEMConfig, CEMPlanner
 from wmplan.planning.gd import GDConfig, GDPlanner
 from wmplan.planning.objective import Objective, objective_for
+from wmplan.planning.protocols import Dynamics, Planner
 from wmplan.planning.task_defaults import task_planning
 
 __all__ = [
+    "Dynamics",
+    "Planner",
     "CEMConfig",
     "CEMPlanner",
     "GDConfig",
     "GDPlanner",
     "Objective",
-    "TASK_PLANNING",
     "objective_for",
     "task_planning",
 ]

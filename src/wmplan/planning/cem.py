@@ -12,6 +12,7 @@ import torch
 from wmplan.config import CEM_SAMPLES, CEM_TOPK, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
+from wmplan.planning.protocols import Dynamics
 
 
 @dataclass
@@ -48,7 +49,7 @@ class CEMPlanner:
         self.last_costs: torch.Tensor | None = None
 
     @torch.no_grad()
-    def evaluate(self, model, z0: Latent, goal: Latent, actions: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, model: Dynamics, z0: Latent, goal: Latent, actions: torch.Tensor) -> torch.Tensor:
         """Costs (B, S) of candidate sequences (B, S, H, A), at most cfg.chunk rollouts at a time."""
         b, s, h, a = actions.shape
         flat = actions.reshape(b * s, h, a)
@@ -63,7 +64,7 @@ class CEMPlanner:
 
     @torch.no_grad()
     def plan(
-        self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
+        self, model: Dynamics, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
     ) -> torch.Tensor:
         """Actions (B, H, A) from context z0 (B, T0, ...) to goal (B, 1, ...). init: the starting mean
         (B, H', A), H' <= H, zero-padded (default all zeros); generator: one, or one per episode (then

@@ -12,6 +12,7 @@ import torch
 from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
+from wmplan.planning.protocols import Dynamics
 
 
 @dataclass
@@ -49,7 +50,7 @@ class GDPlanner:
         self.history: torch.Tensor | None = None
 
     def plan(
-        self, model, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
+        self, model: Dynamics, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
     ) -> torch.Tensor:
         """Actions (B, H, A) minimising the objective from context z0 (B, T0, ...) to goal (B, 1, ...).
         init: warm start (B, H', A), H' <= H (the rest filled per cfg.init); generator: one, or one per

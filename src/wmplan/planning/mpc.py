@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from wmplan.models.world_model import Latent
+from wmplan.planning.protocols import Dynamics, Planner
 
 
 @dataclass
@@ -42,14 +43,14 @@ class MPCResult:
 
 
 class MPC:
-    def __init__(self, planner, cfg: MPCConfig):
+    def __init__(self, planner: Planner, cfg: MPCConfig):
         if cfg.execute < 1 or cfg.execute > planner.cfg.horizon:
             raise ValueError(f"mpc.execute must be in [1, horizon={planner.cfg.horizon}], got {cfg.execute}")
         self.planner, self.cfg = planner, cfg
 
     def run(
         self,
-        model,
+        model: Dynamics,
         observe: Callable[[], Latent],
         execute: Callable[[torch.Tensor], None],
         goal: Latent,
