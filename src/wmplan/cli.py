@@ -133,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from wmplan.config import parse_set_args
+    from wmplan.models.run_folder import RunFolder
     from wmplan.training.finetune import finetune
 
     start = time.perf_counter()
@@ -140,7 +141,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     overrides |= {"train.device": args.device} if args.device else {}
     finetune(args.run, args.out, args.method, overrides, preset=args.preset)
     minutes = (time.perf_counter() - start) / 60
-    meta = json.loads((Path(args.out) / "config.json").read_text())
+    meta = RunFolder(args.out).meta()
     print(f"finetuned {args.run} ({args.method}) into {args.out} in {minutes:.1f} min")
     if "adversarial_eps" in meta:
         print(f"adversarial radii: {meta['adversarial_eps']}")

@@ -30,9 +30,10 @@ from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.data.store import open_run_dataset
 from wmplan.data.windows import split_episodes
 from wmplan.envs import make_task
+from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import GDConfig, GDPlanner, objective_for
-from wmplan.writing import checkpoint_source, claim_folder
+from wmplan.writing import claim_folder
 
 #: The online-world-modeling planner of PAPER.md (horizon set per call).
 PLANNER = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["mpc"], noise=GD_NOISE)  # online finetuning's
@@ -76,10 +77,7 @@ def expert_windows(
     (B, 1+H, ...), state (B, 1+H, S), proprio (B, 1+H, P) at frames t, t+fs, .., t+H*fs; env actions
     (B, H*fs, A) from t on; layout (B, 2) where the dataset has one (Wall's random layouts). `data`:
     where the run's dataset is now, if it moved."""
-    meta = json.loads((checkpoint_source(run) / "config.json").read_text())
-    if "dataset" not in meta:
-        raise ValueError(f"{run}/config.json names no dataset; gap needs the first run's training data")
-    store = open_run_dataset(run, meta["dataset"], model.dims.task, data)
+    store = open_run_dataset(run, RunFolder(run).dataset(), model.dims.task, data)
     _, val = split_episodes(store.n_episodes, model.cfg.data.val_fraction, model.cfg.data.split_seed)
     fs = model.cfg.data.frameskip
     span = horizon * fs

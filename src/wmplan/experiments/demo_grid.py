@@ -14,12 +14,12 @@ last frame on the same windows.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 from wmplan.config import STATE_ENCODERS
+from wmplan.models.run_folder import RunFolder
 
 GRID_FILE = "grid.json"
 
@@ -27,8 +27,8 @@ GRID_FILE = "grid.json"
 def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
     """What a trained run says about its encoder: pixels or state, the latent/true-distance Spearman
     (from encoder.json; null where the encoder was not pretrained) and the final validation losses."""
-    last = list(csv.DictReader((run / "metrics.csv").open()))[-1]
-    facts = json.loads((run / "encoder.json").read_text()) if (run / "encoder.json").exists() else {}
+    folder = RunFolder(run)
+    last, facts = folder.metrics()[-1], folder.encoder_info()
     return {
         "pixels": encoder not in STATE_ENCODERS,
         "latent_distance_spearman": facts.get("latent_distance_spearman"),

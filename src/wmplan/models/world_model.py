@@ -29,7 +29,8 @@ from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
-from wmplan.writing import atomic_write, checkpoint_source
+from wmplan.models.run_folder import RUN_FORMAT, RunFolder
+from wmplan.writing import atomic_write
 
 
 @dataclass
@@ -275,6 +276,20 @@ class WorldModel(nn.Module):
             z = Latent.cat([z, self.predict(window, acts[:, start:end]).frames(-1)])
         return z
 
+    def use_config(self, cfg: RunConfig) -> None:
+        """Train on with `cfg` (a resumed or finetuned run's): its training and data-path settings may
+        differ, but not what defines this model's weights and inputs (task, model.*, frameskip, history)."""
+        fixed = {
+            "task": (cfg.task, self.cfg.task),
+            "model": (cfg.model, self.cfg.model),
+            "data.frameskip": (cfg.data.frameskip, self.cfg.data.frameskip),
+            "data.num_hist": (cfg.data.num_hist, self.cfg.data.num_hist),
+        }
+        changed = [key for key, (new, old) in fixed.items() if new != old]
+        if changed:
+            raise ValueError(f"a trained model cannot change {', '.join(changed)}; train a new run for that")
+        self.cfg = cfg
+
     # ----- files -----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
@@ -292,7 +307,7 @@ class WorldModel(nn.Module):
         atomic_write(
             run_dir / "normalization.json", lambda p: p.write_text(json.dumps(self.normalizer.to_dict(), indent=2))
         )
-        meta = {**self.describe(), **(extra or {})}
+        meta = {"format": RUN_FORMAT, **self.describe(), **(extra or {})}
         atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
 
     @classmethod
@@ -302,13 +317,14 @@ class WorldModel(nn.Module):
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"no run at {run_dir}; train one with `wmplan train --out {run_dir}`")
-        source = checkpoint_source(run_dir)
+        folder = RunFolder(run_dir)
+        source = folder.source
         for name in ("config.json", "model.safetensors", "normalization.json"):
             if not (source / name).exists():
                 raise FileNotFoundError(
                     f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`"
                 )
-        meta = json.loads((source / "config.json").read_text())
+        meta = folder.meta()
         cfg, dims = (
             RunConfig.from_dict(meta["config"]),
             TaskDims(**{**meta["dims"], "angle_dims": tuple(meta["dims"].get("angle_dims", ()))}),

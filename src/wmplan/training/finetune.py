@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,13 @@ from typing import Any
 import torch
 
 from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
+from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.distributed import DistContext
 from wmplan.training.online import OnlineLoss
 from wmplan.training.trainer import Trainer, TrainingData, TrainingError
-from wmplan.writing import atomic_write, checkpoint_source, claim_folder
+from wmplan.writing import atomic_write, claim_folder
 
 METHODS = ("adversarial", "online")
 
@@ -74,13 +74,13 @@ def finetune(
     if (out / "config.json").exists():
         raise TrainingError(f"{out} already holds a run; choose another --out")
     model = WorldModel.load(parent_run)  # raises FileNotFoundError on an incomplete run
-    parent_meta = json.loads((checkpoint_source(parent_run) / "config.json").read_text())
+    parent_meta = RunFolder(parent_run).meta()
     cfg = finetune_config(model.cfg, parent_run, method, overrides, preset)
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
     if ctx.is_main:  # one writer per run folder, and a writable one, before any work
         lock = claim_folder(out, "the finetuned run")  # noqa: F841 (held until finetune returns)
     model = model.to(ctx.device)
-    model.cfg = cfg
+    model.use_config(cfg)
     if not Path(cfg.data.path).exists():
         raise TrainingError(
             f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "

@@ -35,9 +35,10 @@ from wmplan.envs.registry import task_type
 from wmplan.models.encoder_training import pretrain_conv_encoder
 from wmplan.models.encoders import distance_spearman
 from wmplan.models.patch_training import pretrain_patch_encoder
+from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
 from wmplan.training.distributed import DistContext, LossModule
-from wmplan.writing import atomic_write, checkpoint_source, claim_folder, commit_checkpoint, restore_checkpoint
+from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
 # The encoders pretrained on the task's images (stage 1 of training).
@@ -208,10 +209,7 @@ def replace_data_path(cfg: RunConfig, path: Path) -> RunConfig:
 
 def stored_config(run: str | Path) -> RunConfig:
     """The config a run was trained with (its last complete checkpoint's config.json)."""
-    path = checkpoint_source(run) / "config.json"
-    if not path.exists():
-        raise TrainingError(f"{run} holds no run (no config.json); train one with `wmplan train --out {run}`")
-    return RunConfig.from_dict(json.loads(path.read_text())["config"])
+    return RunFolder(run).config()
 
 
 def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> WorldModel:
@@ -231,7 +229,7 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
     if resume:
         if not (out / "trainer_state.pt").exists():
             raise TrainingError(f"--resume: {out} has no checkpoint (trainer_state.pt); start without --resume")
-        saved = json.loads((out / "config.json").read_text())
+        saved = RunFolder(out).meta()
         changed = [k for k in config_differences(saved["config"], cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
         if changed:
             raise TrainingError(
@@ -243,8 +241,8 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
                 f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({saved['dataset']['path']})"
             )
         model = WorldModel.load(out, device=ctx.device, task=cfg.task)
-        model.cfg = cfg
-        encoder_info = json.loads((out / "encoder.json").read_text())
+        model.use_config(cfg)
+        encoder_info = RunFolder(out).encoder_info()
     else:
         torch.manual_seed(cfg.train.seed)
         encoder, encoder_info = prepare_encoder(cfg, data, ctx.device, progress and ctx.is_main)
