@@ -165,3 +165,12 @@ def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
     cfg = EvalConfig(planner="adam", mpc=True, episodes=2, settings=PlannerSettings(steps=2))
     summary = evaluate(tiny_run, cfg, None, progress=False)
     assert summary["mpc_config"] == {"replans": 10, "execute": 1} and summary["planning_calls"] == 10
+
+
+def test_the_summary_holds_exactly_the_declared_keys(tiny_run):
+    from wmplan.evaluation.summary import EvalSummary
+
+    summary = evaluate(
+        tiny_run, EvalConfig(planner="adam", episodes=1, settings=PlannerSettings(steps=1)), None, progress=False
+    )
+    assert set(summary) == set(EvalSummary.__annotations__)

@@ -16,7 +16,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from wmplan.config import (
     check_ranges,
 )
 from wmplan.envs import make_task
+from wmplan.evaluation.summary import EvalSummary
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for, task_planning
 from wmplan.planning.mpc import MPC, MPCConfig
@@ -182,7 +182,7 @@ def evaluate(
     progress: bool = True,
     video: int = 0,
     device: str | None = "auto",
-) -> dict[str, Any]:
+) -> EvalSummary:
     """Plan and execute cfg.episodes episodes; write summary.json and episodes.jsonl into `out`. A run
     path is loaded on `device` (resolve_device: auto is CUDA when present); a model stays where it is."""
     cfg.check()
@@ -229,7 +229,7 @@ def evaluate(
         }
         for i in range(cfg.episodes)
     ]
-    summary = {
+    summary: EvalSummary = {
         "run": str(run) if not isinstance(run, WorldModel) else "(in memory)",
         "task": model.dims.task,
         "planner": cfg.planner,

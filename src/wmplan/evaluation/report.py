@@ -10,9 +10,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from wmplan.evaluation.summary import EvalSummary
 from wmplan.tasks import task_spec
+
+Grid = dict[tuple[str, str, bool, bool], EvalSummary]
+"""(model, planner, mpc, bounded) -> that cell's eval summary."""
 
 PLANNER_NAMES = {"gd": "GD", "adam": "Adam", "cem": "CEM"}
 MODEL_NAMES = {"base": "base", "online": "Online WM", "adversarial": "Adversarial WM"}
@@ -22,7 +25,7 @@ MODES = ((False, False), (True, False), (True, True))
 MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "MPC, bounded"}
 
 
-def cell(summary: dict[str, Any] | None, distance: bool = False) -> str:
+def cell(summary: EvalSummary | None, distance: bool = False) -> str:
     """'62 (48-74) · 4.1 s': success % with its 95% CI, and seconds per planning call; with `distance`,
     the mean final distance and its 95% CI first ('0.21 (0.17-0.25) · 35% · 4.1 s')."""
     if summary is None:
@@ -37,7 +40,7 @@ def cell(summary: dict[str, Any] | None, distance: bool = False) -> str:
     return text
 
 
-def grid_rows(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]):
+def grid_rows(grid: Grid):
     """(model, mpc, bounded, [summary or None per planner]) for every (model, mode) that `grid` holds,
     models in the grid's order and modes in MODES order: the rows of every table of a grid."""
     for model in dict.fromkeys(key[0] for key in grid):
@@ -47,7 +50,7 @@ def grid_rows(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]):
                 yield model, mpc, bounded, row
 
 
-def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], task: str) -> str:
+def success_grid_table(grid: Grid, task: str) -> str:
     """One row per (model, mode) present in `grid`; columns GD, Adam, CEM, then the paper's GD / Adam / CEM.
     For the deformable tasks each cell leads with the mean final Chamfer distance."""
     distance = task_spec(task).reports_distance
@@ -63,7 +66,7 @@ def success_grid_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]], 
     return "\n".join(lines)
 
 
-def reached_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]) -> str:
+def reached_table(grid: Grid) -> str:
     """The share of episodes that touched the goal at any env step (DINO-WM stops an episode there), per cell."""
     lines = ["| model | mode | GD | Adam | CEM |", "|---|---|---|---|---|"]
     for model, mpc, bounded, row in grid_rows(grid):
@@ -75,7 +78,7 @@ def reached_table(grid: dict[tuple[str, str, bool, bool], dict[str, Any]]) -> st
     return "\n".join(lines)
 
 
-def plot_efficiency(grids: dict[str, dict[tuple[str, str, bool, bool], dict[str, Any]]], path: Path, task: str) -> None:
+def plot_efficiency(grids: dict[str, Grid], path: Path, task: str) -> None:
     """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3).
     Colour = planner, marker = model, filled = MPC, hollow = open loop, a black edge = bounded plans."""
     import matplotlib

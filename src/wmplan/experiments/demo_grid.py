@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import STATE_ENCODERS
+from wmplan.evaluation.report import Grid
+from wmplan.evaluation.summary import EvalSummary
 from wmplan.models.run_folder import RunFolder
 
 GRID_FILE = "grid.json"
@@ -37,7 +39,7 @@ def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
     }
 
 
-def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: dict[str, Any]) -> dict[str, Any]:
+def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: EvalSummary) -> dict[str, Any]:
     """One grid.json cell from an eval summary."""
     return {
         "encoder": encoder,
@@ -58,7 +60,7 @@ def grid_document(
     env: str,
     reference: dict[str, Any],
     runs: dict[str, Path],
-    grids: dict[str, dict],
+    grids: dict[str, Grid],
     other_objective: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """The grid.json document: `runs` maps each encoder to its base run, `grids` each encoder to
@@ -83,7 +85,7 @@ def write_grid(
     env: str,
     reference: dict[str, Any],
     runs: dict[str, Path],
-    grids: dict[str, dict],
+    grids: dict[str, Grid],
     other_objective: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """Write out/grid.json and return its document."""

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from wmplan.evaluation.report import MODEL_NAMES, plot_efficiency, reached_table, success_grid_table
+from wmplan.evaluation.report import MODEL_NAMES, Grid, plot_efficiency, reached_table, success_grid_table
+from wmplan.evaluation.summary import EvalSummary
 from wmplan.tasks import task_spec
 
-Grid = dict[tuple[str, str, bool, bool], dict[str, Any]]
 ENCODER_TITLES = {
     "conv": "pixel model (`conv` keypoint encoder on 64x64 RGB)",
     "state": "privileged-state control (`state` encoder)",
@@ -145,7 +145,7 @@ def _objective_table(grid: Grid, other: dict, by_distance: bool) -> str:
     return "\n".join(lines)
 
 
-def _objective_cell(s: dict[str, Any], by_distance: bool) -> str:
+def _objective_cell(s: EvalSummary, by_distance: bool) -> str:
     value = f"{s['mean_final_distance']:.3f}" if by_distance else f"{100 * s['success_rate']:.0f}%"
     return f"{s['objective']['mode']}: {value}"
 
@@ -234,7 +234,7 @@ def _timings(seconds: dict[str, float]) -> str:
     return f"## Time per stage\n\n| stage | minutes |\n|---|---|\n{rows}\n"
 
 
-def _mpc_schedule(grids: dict[str, dict]) -> str:
+def _mpc_schedule(grids: dict[str, Grid]) -> str:
     """How an MPC cell of this report plans, from the first MPC summary: "an MPC episode makes 2 calls
     and executes 5 model steps of each"."""
     for grid in grids.values():
