@@ -25,10 +25,11 @@ ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_SPEC))
 .PHONY: $(STAMP)
 endif
 
-# The formatter and the linter (settings in pyproject.toml) run before the tests.
+# The formatter, the linter and the type checker (settings in pyproject.toml) run before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

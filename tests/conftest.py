@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from wmplan.config import apply_overrides, preset
 from wmplan.data.collect import collect
@@ -11,6 +12,15 @@ def wall_store(tmp_path_factory):
     """A small Wall dataset shared by the tests that only read it."""
     path = tmp_path_factory.mktemp("data") / "wall"
     return collect("wall", path, episodes=48, seed=3, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def denormals_restored():
+    """`wmplan.cli.main` flushes denormal floats to zero for its whole process, as a command should; a
+    test that calls it in-process must not leave that on for the next (hypothesis refuses to draw floats
+    when subnormals cannot be represented)."""
+    yield
+    torch.set_flush_denormal(False)
 
 
 @pytest.fixture

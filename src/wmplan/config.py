@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,7 +283,7 @@ RUN_POSITIVE = (
 
 
 def check_ranges(
-    obj: Any, minimums: dict[str, float], positive: tuple[str, ...] = (), names: dict[str, str] | None = None
+    obj: Any, minimums: Mapping[str, float], positive: tuple[str, ...] = (), names: dict[str, str] | None = None
 ) -> None:
     """ValueError naming the first dotted key of `obj` below its minimum or not above 0 (a None value
     means "the default" and passes; NaN fails both). `names` renames a key's first part in the message
@@ -308,9 +309,10 @@ def _from_dict(cls, values: dict[str, Any], prefix: str):
         raise ValueError(f"unknown config keys {sorted(prefix + k for k in unknown)}")
     kwargs = {}
     for name, value in values.items():
-        sub = fields[name].default_factory if fields[name].default_factory is not dataclasses.MISSING else None
+        factory = fields[name].default_factory
+        default = factory() if callable(factory) else None  # a nested config's default instance
         kwargs[name] = (
-            _from_dict(type(sub()), value, f"{prefix}{name}.") if sub and dataclasses.is_dataclass(sub()) else value
+            _from_dict(type(default), value, f"{prefix}{name}.") if dataclasses.is_dataclass(default) else value
         )
     return cls(**kwargs)
 
@@ -321,12 +323,12 @@ PREDICTOR_PRESETS = {
     "small": PredictorConfig(depth=4, heads=4, head_dim=32, mlp_dim=256, width=128, dropout=0.0),
     "paper": PredictorConfig(),
 }
-TRAIN_PRESETS = {
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 3, "batch_size": 32, "steps_per_epoch": 60, "lr_predictor": 1e-3, "lr_embeddings": 1e-3},
     "small": {"epochs": 12, "batch_size": 64},
     "paper": {"epochs": 100, "batch_size": 32},
 }
-ENCODER_PRESETS = {
+ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"pretrain_steps": 150, "pretrain_frames": 4000},
     "small": {},
     "paper": {"name": "dinov2"},

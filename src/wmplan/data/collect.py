@@ -132,7 +132,9 @@ def collect(
             )
     else:
         task = make_task(env, task_settings)
-        extra = {"layout": ((2,), "float32")} if getattr(task.config, "random_layout", False) else None
+        extra: dict[str, tuple[tuple[int, ...], str]] | None = (
+            {"layout": ((2,), "float32")} if getattr(task.config, "random_layout", False) else None
+        )
         store = TrajectoryStore.create(
             out,
             task,

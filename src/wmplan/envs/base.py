@@ -26,6 +26,7 @@ class Task(Protocol):
     action_dim: int
     action_low: np.ndarray  # (A,) bounds a planner may respect (planner.bounded=true)
     action_high: np.ndarray  # (A,)
+    config: Any  # the task's settings dataclass (success thresholds, rendering, dynamics)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -41,8 +42,8 @@ class Task(Protocol):
     def step(self, action: np.ndarray) -> np.ndarray:
         """Apply one env action (N, A) to every copy; returns the new state (N, S)."""
 
-    def render(self) -> np.ndarray:
-        """uint8 images (N, H, W, 3) of the current states."""
+    def render(self, state: np.ndarray | None = None) -> np.ndarray:
+        """uint8 images (N, H, W, 3) of the current states, or of `state` (N, S) in the copies' arenas."""
 
     def get_state(self) -> np.ndarray:
         """The current state (N, S), a copy."""

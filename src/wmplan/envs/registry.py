@@ -14,7 +14,7 @@ from wmplan.envs.rope import RopeSettings, RopeTask
 from wmplan.envs.wall import WallSettings, WallTask
 from wmplan.tasks import TASKS, check_covers_every_task
 
-_TASKS: dict[str, tuple[Callable[..., Task], Callable[[dict], Any]]] = {
+_TASKS: dict[str, tuple[type, Callable[[dict], Any]]] = {
     "wall": (WallTask, WallSettings.from_dict),
     "pointmaze": (PointMazeTask, PointMazeSettings.from_dict),
     "pusht": (PushTTask, PushTSettings.from_dict),

@@ -160,18 +160,18 @@ def build_planner(cfg: EvalConfig, model: WorldModel, task):
     objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
     if cfg.planner == "cem":
         iterations = s.iterations if s.iterations is not None else task_planning(task_name).cem_iterations
-        pc = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)
-        return CEMPlanner(pc, objective, low, high)
+        cem = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)
+        return CEMPlanner(cem, objective, low, high)
     if cfg.planner not in ("gd", "adam"):
         raise ValueError(f"unknown planner {cfg.planner!r}; choose gd, adam or cem")
     optimizer = s.optimizer or ("sgd" if cfg.planner == "gd" else "adam")
     mode = "mpc" if cfg.mpc else "open loop"
     lr = s.lr if s.lr is not None else GD_LR[mode]
     steps = s.steps if s.steps is not None else GD_STEPS[mode]
-    pc = GDConfig(
+    gd = GDConfig(
         optimizer=optimizer, lr=lr, steps=steps, noise=s.noise, horizon=s.horizon, init=s.init, bounded=s.bounded
     )
-    return GDPlanner(pc, objective, low, high)
+    return GDPlanner(gd, objective, low, high)
 
 
 def evaluate(
@@ -269,6 +269,7 @@ def write_videos(out: Path, frames: list[np.ndarray], goals: np.ndarray) -> None
 
     for i in range(len(goals)):
         pictures = [
-            Image.fromarray(np.concatenate([f[i], goals[i]], axis=1)).resize((256, 128), Image.NEAREST) for f in frames
+            Image.fromarray(np.concatenate([f[i], goals[i]], axis=1)).resize((256, 128), Image.Resampling.NEAREST)
+            for f in frames
         ]
         pictures[0].save(out / f"episode_{i:02d}.gif", save_all=True, append_images=pictures[1:], duration=80, loop=0)

@@ -36,7 +36,9 @@ from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import claim_folder
 
 #: The online-world-modeling planner of PAPER.md (horizon set per call).
-PLANNER = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["mpc"], noise=GD_NOISE)  # online finetuning's
+PLANNER: dict[str, Any] = dict(
+    optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["mpc"], noise=GD_NOISE
+)  # online finetuning's
 
 
 def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tuple[list[WorldModel], list[str]]:
@@ -90,7 +92,7 @@ def expert_windows(
         )
     chosen = np.sort(np.random.default_rng(seed).choice(starts, size=min(episodes, len(starts)), replace=False))
     keys = ["obs", "state", "proprio"] + (["layout"] if "layout" in store.keys else [])
-    arrays = {k: store.group[f"data/{k}"] for k in keys + ["action"]}
+    arrays: dict[str, Any] = {k: store.group[f"data/{k}"] for k in keys + ["action"]}
     out = {k: np.stack([arrays[k][t : t + span + 1 : fs] for t in chosen]) for k in ("obs", "state", "proprio")}
     out["action"] = np.stack([arrays["action"][t : t + span] for t in chosen])
     if "layout" in keys:

@@ -35,7 +35,7 @@ from wmplan.planning import GDConfig, GDPlanner, objective_for
 from wmplan.writing import claim_folder
 
 #: The open-loop GD planner of PAPER.md without noise, so the optimum is a function of the seed.
-PLANNER = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["open loop"], noise=0.0)
+PLANNER: dict[str, Any] = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["open loop"], noise=0.0)
 
 
 def grid_coordinates(grid: int, span: float) -> np.ndarray:
@@ -101,6 +101,7 @@ def landscape(
     planner = GDPlanner(GDConfig(**PLANNER, horizon=horizon), objective_for(first.dims.task))
     z0, zg = encoded[id(first)]
     a_star = planner.plan(first, z0, zg, generator=torch.Generator(device=model_device(first)).manual_seed(seed))
+    assert planner.last_costs is not None  # set by the plan above
     planner_cost = float(planner.last_costs[0])
     env_star = first.env_actions(a_star)[0]  # (H * fs, A)
     flat = a_star.flatten().cpu().double()

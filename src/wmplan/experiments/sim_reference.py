@@ -89,7 +89,7 @@ def greedy_reference(
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     lock = claim_folder(out, "the reference") if out is not None else None  # noqa: F841 (fail before any work)
     task, sim = make_task(env), make_task(env)
-    if not isinstance(task, PushingTask):
+    if not isinstance(task, PushingTask) or not isinstance(sim, PushingTask):
         raise ValueError(f"the simulator reference covers the pushing tasks (rope, granular), not {env!r}")
     if pushes < 1 or candidates < 1:
         raise ValueError(f"pushes and candidates must be at least 1, got {pushes} and {candidates}")

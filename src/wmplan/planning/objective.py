@@ -98,7 +98,8 @@ def initial_actions(
         else init.detach().to(device, torch.float32)[:, :horizon]
     )
     if head.shape[0] != batch or head.shape[2] != action_dim:
-        raise ValueError(f"init has shape {tuple(init.shape)}, expected ({batch}, <= {horizon}, {action_dim})")
+        given = tuple(head.shape if init is None else init.shape)
+        raise ValueError(f"init has shape {given}, expected ({batch}, <= {horizon}, {action_dim})")
     rest = (batch, horizon - head.shape[1], action_dim)
     tail = randn(rest, gens, device) if fill == "randn" else torch.zeros(rest, device=device)
     return torch.cat([head, tail], 1)

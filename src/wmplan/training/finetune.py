@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
 from wmplan.models.run_folder import RunFolder
@@ -100,6 +101,7 @@ def finetune(
             atomic_write(out / "encoder.json", lambda p: shutil.copyfile(parent_run / "encoder.json", p))
     torch.manual_seed(cfg.train.seed)
     data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
+    loss: nn.Module
     if method == "online":  # seeded per rank: each process plans its own starts
         loss = OnlineLoss(model, data, cfg.online, seed=cfg.train.seed * 1000 + ctx.rank).to(ctx.device)
     else:

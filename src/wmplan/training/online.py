@@ -166,7 +166,9 @@ class OnlineLoss(nn.Module):
         self.buffer.add(build_windows(rollout, actions, self.model.num_hist))
         final_dist = self.task.distance(rollout["state"][:, -1].numpy().astype(np.float64), goal)
         self.refreshes += 1
-        return {"plan_cost": float(self.planner.last_costs.mean()), "final_distance": float(np.mean(final_dist))}
+        costs = self.planner.last_costs
+        assert costs is not None  # set by the plan above
+        return {"plan_cost": float(costs.mean()), "final_distance": float(np.mean(final_dist))}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         row = {"step": self.calls, **(self.refresh() if self.calls % self.cfg.every == 0 else {})}
