@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def random_walk_wall(task: WallTask, rng: np.random.Generator, n: int, cfg: Wall
     return out
 
 
-COLLECTORS = {
+COLLECTORS: dict[str, tuple[Callable[..., dict[str, np.ndarray]], type]] = {
     "wall": (random_walk_wall, WallWalkConfig),
     "pointmaze": (random_pointmaze, PointMazeRandomConfig),
     "pusht": (scripted_pusher, PushTPusherConfig),

@@ -111,7 +111,9 @@ class PointMazeTask:
         )
         self.mujoco = import_mujoco()
         self.model = self.mujoco.MjModel.from_xml_string(maze_mjcf(self.geometry, style))
-        self._renderer = NumpyMazeRenderer(self.geometry, style) if c.render == "numpy" else None
+        self._renderer: NumpyMazeRenderer | MujocoMazeRenderer | None = (
+            NumpyMazeRenderer(self.geometry, style) if c.render == "numpy" else None
+        )
         self._datas: list = []
 
     # ----- the Task protocol ----------------------------------------------------------------------

@@ -121,9 +121,9 @@ class _Copy:
                 _chipmunk.cpSpaceStep(space, dt)
             p = _chipmunk.cpBodyGetPosition(block)
             return p.x, p.y, _chipmunk.cpBodyGetAngle(block)
-        self.agent.position = start
+        self.agent.position = (start[0], start[1])
         for v in velocities:
-            self.agent.velocity = v
+            self.agent.velocity = (v[0], v[1])
             self.space.step(dt)
         p = self.block.position
         return p.x, p.y, self.block.angle

@@ -195,7 +195,7 @@ def run_pusher(
     state = np.empty((n, cfg.steps + 1, 7))
     action = np.full((n, cfg.steps + 1, 2), np.nan)
     size = task.image_size
-    obs = np.empty((n, cfg.steps + 1, size, size, 3), np.uint8) if render else None
+    obs = np.empty((n, cfg.steps + 1, size, size, 3) if render else (0,), np.uint8)
     state[:, 0] = task.get_state()
     for t in range(cfg.steps + 1):
         if render:

@@ -104,10 +104,11 @@ class PushTRenderer:
         # Pixel centres in each block's frame: world = pos + R(angle) local, so local = R(-angle)(world - pos).
         lx = np.abs(cos * dx + sin * dy)  # both boxes are centred on x = 0
         ly = cos * dy - sin * dx
-        dist = None
+        dist: np.ndarray | None = None
         for _, cy, hx, hy in self.boxes:
             d = np.maximum(lx - hx, np.abs(ly - cy) - hy)
             dist = d if dist is None else np.minimum(dist, d, out=dist)
+        assert dist is not None  # the T has boxes
         self._paste(index, corner, self._levels(dist) * (LEVELS + 1))
         corner, dx, dy = self._grid(np.asarray(agent_xy, float), self.agent_window)
         self._paste(index, corner, self._levels(np.sqrt(dx**2 + dy**2) - self.agent_radius))

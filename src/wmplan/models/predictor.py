@@ -58,6 +58,7 @@ class FrameCausalPredictor(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, out_dim)
         frame = torch.arange(max_frames).repeat_interleave(num_tokens)
+        self.mask: torch.Tensor
         self.register_buffer("mask", frame[None, :] <= frame[:, None], persistent=False)  # (N, N) True = may attend
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -109,6 +109,6 @@ def finetune(
     meta = {"parent_run": str(parent_run), "method": method}
     trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta)
     model = trainer.fit(resume=False, progress=progress and ctx.is_main)
-    if method == "online" and ctx.is_main:
+    if isinstance(loss, OnlineLoss) and ctx.is_main:
         loss.write_log(out / "online_metrics.csv")  # rank 0's steps: expert and online losses, refreshes
     return model

@@ -21,7 +21,9 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +44,7 @@ from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restor
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
 # The encoders pretrained on the task's images (stage 1 of training).
-PRETRAINING = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}
+PRETRAINING: dict[str, Callable[..., dict[str, Any]]] = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}
 
 
 class TrainingError(RuntimeError):
@@ -82,7 +84,9 @@ class TrainingData:
     def cache_tokens(self, model: WorldModel, limit_gb: float, device: torch.device) -> bool:
         """Encode every frame once: the encoder is frozen, so its tokens never change. First refuses a
         model built for another image size than the dataset's."""
-        model.check_image_size(tuple(self.train.obs.shape[1:3]), f"the images of {self.store.path}")
+        model.check_image_size(
+            (int(self.train.obs.shape[1]), int(self.train.obs.shape[2])), f"the images of {self.store.path}"
+        )
         enc = model.encoder
         frames = len(self.train.obs) + len(self.val.obs)
         if frames * enc.num_tokens * enc.dim * 4 > limit_gb * 1e9:
@@ -149,7 +153,7 @@ def prepare_encoder(
 ) -> tuple[torch.nn.Module, dict]:
     """Stage 1: build the encoder and, for conv and patch, pretrain it on training-split images."""
     enc = cfg.model.encoder
-    encoder = build_encoder(enc, data.dims).to(device)
+    encoder: Any = build_encoder(enc, data.dims).to(device)  # every encoder has freeze()
     info: dict = {"encoder": enc.name}
     if enc.name in PRETRAINING:
         patch = enc.name == "patch"  # whose pretraining takes whole episodes (its ranking term) and settings of its own
@@ -284,7 +288,7 @@ class Trainer:
         ]
         # fused: one kernel per step instead of ~10 small ops per parameter (a fifth of a small-preset step on a CPU)
         self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay, fused=True)
-        self.base_lrs = [g["lr"] for g in groups]
+        self.base_lrs = [t.lr_predictor, t.lr_embeddings]  # the groups' own rates, which the schedule scales
         self.loss_core = loss_module if loss_module is not None else LossModule(model)
         self.loss_module = ctx.wrap(self.loss_core)
 
