@@ -152,7 +152,7 @@ def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
     from wmplan.evaluation.episodes import MPCSettings
 
     default = MPCSettings()
-    # PushT and PointMaze execute each whole plan; Wall one step of each (planning.task_defaults).
+    # PushT and PointMaze execute each whole plan; Wall one step of each (wmplan.tasks).
     assert default.resolve("pusht", 5) == MPCConfig(replans=2, execute=5)
     assert default.resolve("pointmaze", 5) == MPCConfig(replans=2, execute=5)
     assert default.resolve("wall", 5) == MPCConfig(replans=10, execute=1)

@@ -60,19 +60,19 @@ class PlannerSettings:
     topk: int = CEM_TOPK
     """CEM elites."""
     iterations: int | None = None
-    """CEM iterations (default per task: planning.task_defaults; Wall and PointMaze 10, PushT 30)."""
+    """CEM iterations (default per task, wmplan.tasks: Wall and PointMaze 10, PushT 30)."""
     bounded: bool = False
     """Keep plans inside the task's action bounds (GD: projection; CEM: clipped samples)."""
     init: str = "randn"
     """GD/Adam initial actions: randn or zero."""
     objective: str | None = None
     """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
-    frame, later ones weighted more); default per task and mode (planning.task_defaults)."""
+    frame, later ones weighted more); default per task and mode (wmplan.tasks)."""
 
 
 @dataclass
 class MPCSettings:
-    """MPC knobs reachable as mpc.<name>; None means the task's default (planning.task_defaults)."""
+    """MPC knobs reachable as mpc.<name>; None means the task's default (wmplan.tasks)."""
 
     execute: int | None = None
     """Model steps executed from each plan before replanning (Wall 1; PushT and PointMaze 5, the whole plan)."""

@@ -64,7 +64,7 @@ class DemoScale:
     planner: dict[str, Any] = field(default_factory=dict)
     """planner.<field> overrides for every cell (empty: the paper's budgets); tests shrink them."""
     mpc: dict[str, Any] = field(default_factory=dict)
-    """mpc.<field> overrides (empty: the task's schedule, planning.task_defaults)."""
+    """mpc.<field> overrides (empty: the task's schedule in wmplan.tasks)."""
     gap_windows: int = 50
     """Held-out expert windows of the train-test gap (as many as `wmplan gap`'s default)."""
     landscape_grid: int = 41

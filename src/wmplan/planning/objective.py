@@ -59,7 +59,7 @@ def objective_mode(task: str, mpc: bool) -> str:
 
 
 def objective_for(task: str, **overrides) -> Objective:
-    """The task's default objective (planning.task_defaults), with any field overridden."""
+    """The task's default objective (wmplan.tasks), with any field overridden."""
     return Objective(**{"alpha": task_planning(task).alpha, **overrides})
 
 
