@@ -5,14 +5,8 @@ import torch
 
 from wmplan.cli import main
 from wmplan.envs import make_task
-from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate, wilson_interval
+from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
 from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
-
-
-def test_wilson_interval_known_values():
-    low, high = wilson_interval(40, 50)
-    assert abs(low - 0.6696) < 1e-3 and abs(high - 0.8876) < 1e-3
-    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == 1.0
 
 
 def test_mpc_warm_start_shifts_the_plan_by_the_executed_steps():

@@ -90,7 +90,7 @@ def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
     assert summary["distance"] == "Chamfer distance"
     assert f"| base | open loop | {summary['mean_final_distance']:.3f} (" in report
     assert f"the starts are {summary['mean_initial_distance']:.3f} from their goals" in report
-    assert "checked on the point estimates above, by mean final distance" in report
+    assert "paired tests over the same pairs, by minus the mean final distance" in report
     reference = json.loads((tmp_path / "demo" / "reference" / "summary.json").read_text())
     assert (
         reference["method"] == "greedy_pushes_in_simulator"

@@ -1,10 +1,24 @@
+import re
+
+import numpy as np
+
 from wmplan.experiments.demo_report import _directions
+
+RNG = np.random.default_rng(0)
+NOISE = RNG.normal(0, 0.01, 20)  # shared by every cell: the pairs' own difficulty, which pairing cancels
 
 
 def grid_of(values: dict) -> dict:
-    """A demo grid {(model, planner, mpc, bounded): summary} from {(model, planner): (success, distance)}."""
+    """A demo grid {(model, planner, mpc, bounded): summary} from {(model, planner): (success, distance)},
+    20 paired episodes per cell."""
     return {
-        (m, p, mpc, False): {"success_rate": s, "mean_final_distance": d, "seconds_per_plan": 1.0}
+        (m, p, mpc, False): {
+            "success_rate": s,
+            "mean_final_distance": d,
+            "seconds_per_plan": 1.0,
+            "episode_success": [bool(s)] * 20,
+            "episode_final_distance": list(d + NOISE + RNG.normal(0, 0.002, 20)),
+        }
         for (m, p), (s, d) in values.items()
         for mpc in (False, True)
     }
@@ -24,17 +38,24 @@ GRID = grid_of(
 )
 
 
-def test_directions_by_distance_read_lower_as_better():
+def test_directions_by_distance_read_lower_as_better_and_test_the_pairs():
     text = _directions(GRID, by_distance=True)
-    assert "GD and Adam worse than CEM on the base model, open loop: yes (GD 0.500, Adam 0.520, CEM 0.390)" in text
-    # Adam - CEM: base +0.130, online +0.020 (narrowed), adversarial +0.200 (widened)
-    assert "Online WM narrows the Adam-CEM gap, open loop: yes (Adam - CEM: base +0.130, online +0.020)" in text
-    assert (
-        "Adversarial WM narrows the Adam-CEM gap, open loop: no (Adam - CEM: base +0.130, adversarial +0.200)" in text
+    assert "- GD below CEM on the base model, open loop: reproduced (p < 0.05); CEM - GD +0.11" in text
+    # Adam - CEM: base +0.13, online +0.02 (narrowed by 0.11), adversarial +0.20 (widened by 0.07)
+    assert "- Online WM narrows the Adam-CEM gap, open loop: reproduced (p < 0.05); change of Adam - CEM +0.11" in text
+    widened = re.search(
+        r"- Adversarial WM narrows the Adam-CEM gap, open loop: not reproduced; change of Adam - CEM (\S+)", text
     )
+    assert widened and abs(float(widened.group(1)) + 0.07) < 0.005
 
 
 def test_directions_by_success_see_no_difference_in_zeros():
     text = _directions(GRID)
-    assert "worse than CEM on the base model, open loop: no (GD 0, Adam 0, CEM 0)" in text
-    assert "narrows the Adam-CEM gap, MPC: no (Adam - CEM: base +0, online +0 points)" in text
+    assert "- GD below CEM on the base model, open loop: not reproduced; CEM - GD +0 points" in text
+    assert "p = 1, not significant" in text and "reproduced (p < 0.05)" not in text
+
+
+def test_summaries_without_episodes_leave_the_tests_out():
+    old = {key: {k: v for k, v in s.items() if not k.startswith("episode_")} for key, s in GRID.items()}
+    text = _directions(old)
+    assert "below CEM" not in text and "planning time as a share of CEM's" in text

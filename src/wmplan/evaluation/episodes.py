@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from wmplan.config import (
     check_ranges,
 )
 from wmplan.envs import make_task
+from wmplan.evaluation.paired import mean_interval, wilson_interval
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for, task_planning
@@ -136,23 +136,6 @@ class EvalConfig:
         return self
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def mean_interval(values: np.ndarray, z: float = 1.96) -> list[float]:
-    """Normal-approximation 95% interval of a mean (the task's final distance, e.g. Chamfer)."""
-    values = np.asarray(values, dtype=np.float64)
-    half = z * values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("inf")
-    return [float(values.mean() - half), float(values.mean() + half)]
-
-
 def build_planner(cfg: EvalConfig, model: WorldModel, task):
     """The planner of an eval config for a model of `task`, with the task's action bounds."""
     s, task_name = cfg.settings, model.dims.task
@@ -252,6 +235,8 @@ def evaluate(
         "objective": dataclasses.asdict(planner.objective),
         "simulator_early_stop": False,
         "encoder": meta["config"]["model"]["encoder"]["name"],
+        "episode_success": [bool(v) for v in success],
+        "episode_final_distance": [float(v) for v in distance],
     }
     if out is not None:
         out = Path(out)

@@ -43,3 +43,6 @@ class EvalSummary(TypedDict):
     simulator_early_stop: bool
     """Always false: no planner asks the simulator whether a plan succeeds."""
     encoder: str
+    episode_success: list[bool]
+    """Per episode, in the order of the pairs (episodes.jsonl has the states): for paired tests."""
+    episode_final_distance: list[float]

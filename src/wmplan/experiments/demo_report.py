@@ -14,8 +14,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from wmplan.evaluation.paired import PairedEffect, distance_difference, gap_change, success_difference
 from wmplan.evaluation.report import MODEL_NAMES, Grid, plot_efficiency, reached_table, success_grid_table
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.tasks import task_spec
@@ -189,38 +191,55 @@ def _models_line(runs: Path) -> str:
 
 
 def _directions(grid: Grid, by_distance: bool = False) -> str:
-    """The paper's three claims, read off this grid (point estimates; overlapping CIs are no evidence).
-    by_distance: judge by the mean final distance (lower is better) instead of the success rate, for the
-    tasks where success rates sit near 0 and the distance carries the comparison (Rope, Granular)."""
+    """The paper's claims, read off this grid with a paired test on the same pairs (evaluation.paired):
+    McNemar's exact test on success, or for the tasks judged by distance (Rope, Granular: success rates
+    near 0) a sign-flip permutation test on the final distances; "narrows the gap" tests the per-episode
+    difference of differences. A direction that holds on the point estimates is "same direction, not
+    significant" unless p < 0.05."""
 
-    def value(model, planner, mpc):
+    def outcome(model: str, planner: str, mpc: bool) -> np.ndarray | None:
         s = grid.get((model, planner, mpc, False))
-        if s is None:
+        if s is None or "episode_success" not in s:
             return None
-        return (
-            round(s["mean_final_distance"], 9) if by_distance else round(100 * s["success_rate"], 6)
-        )  # exact ties stay ties
+        # "better" is larger: success as 0/1, distances negated
+        return -np.asarray(s["episode_final_distance"]) if by_distance else np.asarray(s["episode_success"], float)
 
-    # "better" as a sign: success rates go up, distances go down
-    sign, fmt, unit = (-1, ".3f", "") if by_distance else (1, ".0f", " points")
-    what = "mean final distance" if by_distance else "success %"
-    lines = [f"Directions (the paper's claims, checked on the point estimates above, by {what}):"]
+    scale, unit, digits = (1.0, "", 3) if by_distance else (100.0, " points", 0)
+    test = distance_difference if by_distance else success_difference
+    what = "minus the mean final distance (higher is better)" if by_distance else "success %"
+
+    def verdict(effect: PairedEffect, expected_sign: int) -> str:
+        holds = expected_sign * effect.estimate > 0
+        if holds and effect.significant:
+            return "reproduced (p < 0.05)"
+        return "same direction, not significant" if holds else "not reproduced"
+
+    lines = [f"Directions (the paper's claims; paired tests over the same pairs, by {what}):"]
     for mpc, mode in ((False, "open loop"), (True, "MPC")):
-        gd, adam, cem = (value("base", p, mpc) for p in ("gd", "adam", "cem"))
-        if None not in (gd, adam, cem):
-            verdict = "yes" if sign * gd < sign * cem and sign * adam < sign * cem else "no"
-            lines.append(
-                f"- GD and Adam worse than CEM on the base model, {mode}: {verdict} "
-                f"(GD {gd:{fmt}}, Adam {adam:{fmt}}, CEM {cem:{fmt}})."
-            )
-        for model in ("online", "adversarial"):
-            fa, fc = value(model, "adam", mpc), value(model, "cem", mpc)
-            if None not in (adam, cem, fa, fc):
-                narrowed = "yes" if sign * (fa - fc) > sign * (adam - cem) else "no"
+        gd, adam, cem = (outcome("base", p, mpc) for p in ("gd", "adam", "cem"))
+        for name, x in (("GD", gd), ("Adam", adam)):
+            if x is not None and cem is not None:
+                effect = test(cem, x)
                 lines.append(
-                    f"- {MODEL_NAMES[model]} narrows the Adam-CEM gap, {mode}: {narrowed} "
-                    f"(Adam - CEM: base {adam - cem:+{fmt}}, {model} {fa - fc:+{fmt}}{unit})."
+                    f"- {name} below CEM on the base model, {mode}: {verdict(effect, 1)}; CEM - {name} "
+                    f"{effect.describe(scale, unit, digits)}."
                 )
+        for model in ("online", "adversarial"):
+            fa, fc = outcome(model, "adam", mpc), outcome(model, "cem", mpc)
+            if adam is not None and cem is not None and fa is not None and fc is not None:
+                effect = gap_change(adam, cem, fa, fc)
+                lines.append(
+                    f"- {MODEL_NAMES[model]} narrows the Adam-CEM gap, {mode}: {verdict(effect, 1)}; change of "
+                    f"Adam - CEM {effect.describe(scale, unit, digits)}."
+                )
+    for planner in ("adam", "cem"):
+        open_loop, mpc_run = outcome("base", planner, False), outcome("base", planner, True)
+        if open_loop is not None and mpc_run is not None:
+            effect = test(mpc_run, open_loop)
+            lines.append(
+                f"- MPC above open loop, base model, {planner}: {verdict(effect, 1)}; MPC - open loop "
+                f"{effect.describe(scale, unit, digits)}."
+            )
     adam_s, cem_s = grid.get(("base", "adam", True, False)), grid.get(("base", "cem", True, False))
     if adam_s and cem_s:
         lines.append(
