@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    @property
+    @cached_property
     def source(self) -> Path:
-        """The folder holding the last complete checkpoint set (the run folder itself when it is whole)."""
+        """The folder holding the last complete checkpoint set (the run folder itself when it is whole);
+        found once per RunFolder (it hashes the set's files)."""
         return checkpoint_source(self.path)
 
     def meta(self) -> dict[str, Any]:
