@@ -47,8 +47,8 @@ def test_task_and_collector_settings_are_typed_and_range_checked(tmp_path, capsy
     assert store.task_settings["random_layout"] is False and "layout" not in store.keys  # fixed layouts
     for setting, message in (
         ("--task-set", "random_layout=maybe"),
-        ("--task-set", "door_height=abc"),
-        ("--task-set", "door_height=1000"),
+        ("--task-set", "door_half_height=abc"),
+        ("--task-set", "door_half_height=1000"),
         ("--task-set", "colour=red"),
         ("--collector-set", "steps=0"),
         ("--collector-set", "steps=abc"),
@@ -135,7 +135,7 @@ def test_non_finite_or_absurd_values_are_refused_with_the_episode(tmp_path, rng)
 
     store = TrajectoryStore.create(tmp_path / "d", make_task("wall"), frames_per_episode=3)
     episode = {
-        "obs": np.zeros((3, 64, 64, 3), np.uint8),
+        "obs": np.zeros((3, 65, 65, 3), np.uint8),
         "state": np.ones((3, 2), np.float32),
         "proprio": np.ones((3, 2), np.float32),
         "action": np.array([[0, 0], [0, 0], [np.nan, np.nan]], np.float32),
@@ -146,6 +146,10 @@ def test_non_finite_or_absurd_values_are_refused_with_the_episode(tmp_path, rng)
     )  # an all-black image chunk is written, not skipped
     with pytest.raises(DatasetError, match="episode 1: data/action"):
         store.append_episode({**episode, "action": np.array([[1e30, 0], [0, 0], [np.nan, np.nan]], np.float32)})
+    with pytest.raises(
+        DatasetError, match=r"data/obs frames have shape \(64, 64, 3\), but this dataset stores \(65, 65, 3\)"
+    ):
+        store.append_episode({**episode, "obs": np.zeros((3, 64, 64, 3), np.uint8)})
     assert TrajectoryStore.open(tmp_path / "d").n_episodes == 1
 
 
@@ -238,8 +242,8 @@ BATTERY = [
     ("collect --env nope --episodes 2 --out NEW", "nope"),
     ("collect --env wall --episodes 2 --out NEW --seed -1", "--seed"),
     ("collect --env wall --episodes 2 --out NEW --task-set random_layout=maybe", "random_layout"),
-    ("collect --env wall --episodes 2 --out NEW --task-set door_height=abc", "door_height"),
-    ("collect --env wall --episodes 2 --out NEW --task-set door_height=1000", "door_height"),
+    ("collect --env wall --episodes 2 --out NEW --task-set door_half_height=abc", "door_half_height"),
+    ("collect --env wall --episodes 2 --out NEW --task-set door_half_height=1000", "door_half_height"),
     ("collect --env wall --episodes 2 --out NEW --task-set wall_x=2", "wall"),
     ("collect --env wall --episodes 2 --out NEW --task-set nokey=1", "nokey"),
     ("collect --env wall --episodes 2 --out NEW --task-set random_layout", "key=value"),

@@ -8,7 +8,7 @@ wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv 
                 [--set adversarial.lambda_action=0.1 ...]
 wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
             [--set planner.lr=0.1 ...] --out DIR
-wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full]
+wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
 """
@@ -184,13 +184,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed_list(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; anything else is argparse's error (it names the option)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
+    return seeds
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from wmplan.experiments.demo import demo_scale, run_demo
 
     scale = demo_scale(
         args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
     )
-    print(run_demo(args.out, scale, env=args.env, seed=args.seed, device=args.device))
+    print(run_demo(args.out, scale, env=args.env, seed=args.seed, train_seeds=args.seeds, device=args.device))
     return 0
 
 
@@ -347,7 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run)")
     p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, and of training unless --seeds")
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="train every model with each of these seeds on the same data, e.g. 0,1,2; the report pools the cells",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
     p.set_defaults(func=cmd_demo)
 

@@ -11,10 +11,12 @@ from wmplan.data.collect import collect
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.envs.wall import WallSettings, WallTask
 
+SIZE = WallTask().image_size
+
 
 def _episode(rng, length):
     return {
-        "obs": rng.integers(0, 255, (length, 64, 64, 3), dtype=np.uint8),
+        "obs": rng.integers(0, 255, (length, SIZE, SIZE, 3), dtype=np.uint8),
         "state": rng.normal(size=(length, 2)).astype(np.float32),
         "proprio": rng.normal(size=(length, 2)).astype(np.float32),
         "action": rng.normal(size=(length, 2)).astype(np.float32),
@@ -51,7 +53,7 @@ def test_collect_is_seeded_and_deterministic(tmp_path):
 def test_collected_wall_data_follows_the_dynamics(wall_store):
     task = WallTask()
     ep = wall_store.episode(0)
-    assert ep["obs"].shape == (51, 64, 64, 3) and np.isnan(ep["action"][-1]).all()
+    assert ep["obs"].shape == (51, SIZE, SIZE, 3) and np.isnan(ep["action"][-1]).all()
     task.reset_to(ep["state"][:1].astype(float))
     for t in range(50):
         task.step(ep["action"][t : t + 1].astype(float))
@@ -155,5 +157,5 @@ def test_open_reports_a_missing_path_a_missing_array_bad_lengths_and_another_tas
 def test_summary_counts_and_ranges(wall_store):
     summary = wall_store.summary()
     assert summary["episodes"] == 48 and summary["frames"] == 48 * 51
-    assert summary["arrays"]["obs"] == {"shape": [48 * 51, 64, 64, 3], "dtype": "uint8"}
+    assert summary["arrays"]["obs"] == {"shape": [48 * 51, SIZE, SIZE, 3], "dtype": "uint8"}
     assert -0.9 <= min(summary["action_range"]["min"]) and max(summary["action_range"]["max"]) <= 0.9

@@ -97,3 +97,42 @@ def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
         and reference["pushes"] == 10
         and reference["candidates"] == 4
     )
+
+
+def test_demo_with_several_training_seeds_pools_each_cell_over_them(tmp_path):
+    scale = DemoScale(
+        episodes=3,
+        collect_episodes=12,
+        preset="tiny",
+        train=TINY,
+        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
+        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
+        planner={"steps": 3, "samples": 8, "topk": 2, "iterations": 1},
+        gap_windows=2,
+        landscape_grid=3,
+        encoders=("state",),
+        cells=(("adam", False, False), ("cem", False, False)),
+        objective_check=(),
+    )
+    out = tmp_path / "demo"
+    report = run_demo(out, scale, train_seeds=[0, 1], progress=False)
+    grid = json.loads((out / "grid.json").read_text())
+    assert len(grid["cells"]) == len(MODELS) * 2
+    for c in grid["cells"]:
+        per_seed = [
+            json.loads((out / "eval" / "state" / f"seed{s}" / c["model"] / c["planner"] / "summary.json").read_text())
+            for s in (0, 1)
+        ]
+        assert c["train_seeds"] == [0, 1]
+        assert c["seed_success_rates"] == [s["success_rate"] for s in per_seed]
+        assert abs(c["success_rate"] - (per_seed[0]["success_rate"] + per_seed[1]["success_rate"]) / 2) < 1e-12
+    # two differently seeded base models (same data), each reported, and the pooled cells with their range
+    weights = [(out / "runs" / "state" / f"seed{s}" / "base" / "model.safetensors").read_bytes() for s in (0, 1)]
+    assert weights[0] != weights[1]
+    assert "Models (training seed 0):" in report and "Models (training seed 1):" in report
+    assert "trained with each of the seeds 0, 1 on the same data" in report
+    base_adam = next(c for c in grid["cells"] if (c["model"], c["planner"]) == ("base", "adam"))
+    low, high = (round(100 * r) for r in sorted(base_adam["seed_success_rates"]))
+    assert f"| base | open loop | - | {100 * base_adam['success_rate']:.0f} [{low}-{high}] · " in report
+    assert "for s in 0 1; do" in report and "--set train.seed=$s" in report
+    assert (out / "gap" / "state" / "gap.png").exists()  # on the first seed's models

@@ -8,7 +8,7 @@ from wmplan.models.encoders import ConvEncoder, StateEncoder, distance_spearman,
 
 
 def wall_frames(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n Wall frames (n, 64, 64, 3) with the dot at uniformly random free positions (n, 2)."""
+    """n Wall frames (n, H, W, 3) with the dot at uniformly random free positions (n, 2)."""
     task = WallTask()
     states = np.random.default_rng(seed).uniform(6, 57, (3 * n, 2))
     states = states[~task.in_solid(states)][:n]
@@ -20,7 +20,7 @@ def trained():
     """An encoder pretrained briefly (~2 s) on 2000 frames, and 1000 held-out frames with their states."""
     train, _ = wall_frames(2000, seed=0)
     test, test_states = wall_frames(1000, seed=1)
-    encoder = ConvEncoder()
+    encoder = ConvEncoder(image_size=WallTask().image_size)
     pretrain_conv_encoder(encoder, train, steps=150, batch_size=32, lr=3e-3, seed=0, progress=False)
     return encoder, test, test_states
 
@@ -44,7 +44,7 @@ def test_pretraining_is_deterministic_given_the_seed():
     weights = []
     for global_seed in (1, 2):  # a different global RNG state must not matter
         torch.manual_seed(global_seed)
-        encoder = ConvEncoder()
+        encoder = ConvEncoder(image_size=WallTask().image_size)
         metrics = pretrain_conv_encoder(encoder, images, steps=5, batch_size=8, lr=3e-3, seed=7, progress=False)
         assert np.isfinite(metrics["blob_mse"])
         weights.append(encoder.state_dict())

@@ -133,12 +133,13 @@ def test_a_patch_run_loads_back_with_identical_tokens(patch_run):
 
 def test_images_of_another_size_are_refused(patch_run, tmp_path):
     out, model, _ = patch_run
-    with pytest.raises(ValueError, match=r"48x48 px .* 64x64 px"):
+    size = model.dims.image_size
+    with pytest.raises(ValueError, match=rf"48x48 px .* {size}x{size} px"):
         model.encode_visual(obs=torch.zeros(2, 1, 48, 48, 3, dtype=torch.uint8))
-    # a dataset rendered at 48 px meets the 64 px model before any training step
+    # a dataset rendered at 48 px meets the model before any training step
     other = collect("wall", tmp_path / "wall48", episodes=4, seed=0, task_settings={"image_size": 48}, progress=False)
     cfg = apply_overrides(model.cfg, {"data.path": str(other.path), "data.num_hist": 1})
-    with pytest.raises(ValueError, match=r"48x48 px .* 64x64 px"):
+    with pytest.raises(ValueError, match=rf"48x48 px .* {size}x{size} px"):
         TrainingData(cfg).cache_tokens(model, 1.0, torch.device("cpu"))
 
 

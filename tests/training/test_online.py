@@ -29,8 +29,8 @@ def test_windows_pair_each_context_with_the_frames_its_own_actions_reached():
     )
     h, horizon, fs = 2, 5, 5
     cfg = apply_overrides(preset("tiny"), {"model.encoder.name": "conv", "data.num_hist": h})
-    model = WorldModel(cfg, TaskDims("wall", 64, 2, 2, 2), norm).eval()  # conv: windows are checked against renders
     task = make_task("wall")
+    model = WorldModel(cfg, TaskDims("wall", task.image_size, 2, 2, 2), norm).eval()  # conv: windows vs renders
     start = np.array([[17.0, 30.0], [45.0, 30.0]])  # left and right of the wall, >= 8 px from every solid
     actions = (torch.rand(2, horizon, fs * 2, generator=torch.Generator().manual_seed(1)) * 2 - 1) * 0.15
     windows = build_windows(execute_plan(task, model, start, actions), actions, h)

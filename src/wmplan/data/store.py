@@ -316,6 +316,12 @@ class TrajectoryStore:
                         f"episode {n + len(lengths)}: data/{key} holds a non-finite value or one beyond "
                         f"{ABSURD:g}; nothing of this append was written"
                     )
+            for key, array in arrays.items():
+                if episode[key].shape[1:] != array.shape[1:]:
+                    raise DatasetError(
+                        f"episode {n + len(lengths)}: data/{key} frames have shape {episode[key].shape[1:]}, but "
+                        f"this dataset stores {array.shape[1:]} (its task settings); nothing of this append was written"
+                    )
             lengths.append(sizes["obs"])
         total = sum(lengths)
         for key, array in arrays.items():  # data first ...

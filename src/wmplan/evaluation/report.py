@@ -27,16 +27,26 @@ MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "
 
 def cell(summary: EvalSummary | None, distance: bool = False) -> str:
     """'62 (48-74) · 4.1 s': success % with its 95% CI, and seconds per planning call; with `distance`,
-    the mean final distance and its 95% CI first ('0.21 (0.17-0.25) · 35% · 4.1 s')."""
+    the mean final distance and its 95% CI first ('0.21 (0.17-0.25) · 35% · 4.1 s'). A summary pooled
+    over training seeds shows the mean over seeds and, in brackets, the seeds' range instead of the CI
+    ('62 [55-70] · 4.1 s')."""
     if summary is None:
         return "-"
-    low, high = summary["ci95"]
+    seeds = len(summary.get("train_seeds", []))
+    rates = summary.get("seed_success_rates", []) if seeds > 1 else []
+    low, high = (min(rates), max(rates)) if rates else summary["ci95"]
+    brackets = "[]" if rates else "()"
     text = (
-        f"{100 * summary['success_rate']:.0f} ({100 * low:.0f}-{100 * high:.0f}) · {summary['seconds_per_plan']:.1f} s"
+        f"{100 * summary['success_rate']:.0f} {brackets[0]}{100 * low:.0f}-{100 * high:.0f}{brackets[1]} · "
+        f"{summary['seconds_per_plan']:.1f} s"
     )
     if distance:
-        d_low, d_high = summary["final_distance_ci95"]
-        text = f"{summary['mean_final_distance']:.3f} ({d_low:.3f}-{d_high:.3f}) · {text.replace(' (', '% (', 1)}"
+        finals = summary.get("seed_final_distances", []) if seeds > 1 else []
+        d_low, d_high = (min(finals), max(finals)) if finals else summary["final_distance_ci95"]
+        text = (
+            f"{summary['mean_final_distance']:.3f} {brackets[0]}{d_low:.3f}-{d_high:.3f}{brackets[1]} · "
+            f"{text.replace(' ' + brackets[0], '% ' + brackets[0], 1)}"
+        )
     return text
 
 

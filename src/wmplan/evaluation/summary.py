@@ -6,7 +6,11 @@ file), and the reports index it by these names; this declaration is the one plac
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
+
+import numpy as np
+
+from wmplan.evaluation.paired import mean_interval, wilson_interval
 
 
 class EvalSummary(TypedDict):
@@ -46,3 +50,50 @@ class EvalSummary(TypedDict):
     episode_success: list[bool]
     """Per episode, in the order of the pairs (episodes.jsonl has the states): for paired tests."""
     episode_final_distance: list[float]
+    train_seeds: NotRequired[list[int]]
+    """Only in a summary pooled over models trained with several seeds (`pool_over_seeds`): the seeds, in
+    the order in which the episode lists are concatenated."""
+    seed_success_rates: NotRequired[list[float]]
+    """Pooled only: each seed's success rate (its range is the spread over training seeds)."""
+    seed_final_distances: NotRequired[list[float]]
+    """Pooled only: each seed's mean final distance."""
+
+
+def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> EvalSummary:
+    """One summary for the same cell planned with models trained with each of `seeds` on the same
+    pairs: episode lists concatenated seed after seed (so paired tests between two pooled cells pair
+    each (seed, pair) with itself), rates and means over all of them (= the mean over seeds: each seed
+    plans the same number of pairs), intervals over the pooled episodes, each seed's own rate and
+    distance kept. Times are per seed: seconds per plan averaged, totals summed."""
+    if len(summaries) != len(seeds) or not summaries:
+        raise ValueError(f"pool_over_seeds: {len(summaries)} summaries for seeds {seeds}")
+    first = summaries[0]
+    for s in summaries[1:]:
+        if (s["task"], s["planner"], s["mpc"], s["episodes"], s["seed"]) != (
+            first["task"],
+            first["planner"],
+            first["mpc"],
+            first["episodes"],
+            first["seed"],
+        ):
+            raise ValueError("pool_over_seeds: the summaries are not the same cell on the same pairs")
+    success = np.concatenate([np.asarray(s["episode_success"], bool) for s in summaries])
+    distance = np.concatenate([np.asarray(s["episode_final_distance"], float) for s in summaries])
+    return {
+        **first,
+        "run": ", ".join(s["run"] for s in summaries),
+        "episodes": len(success),
+        "success_rate": float(success.mean()),
+        "ci95": wilson_interval(int(success.sum()), len(success)),
+        "reached_rate": float(np.mean([s["reached_rate"] for s in summaries])),
+        "mean_final_distance": float(distance.mean()),
+        "final_distance_ci95": mean_interval(distance),
+        "seconds_per_plan": float(np.mean([s["seconds_per_plan"] for s in summaries])),
+        "planning_calls": sum(s["planning_calls"] for s in summaries),
+        "planning_seconds_total": float(sum(s["planning_seconds_total"] for s in summaries)),
+        "episode_success": success.tolist(),
+        "episode_final_distance": distance.tolist(),
+        "train_seeds": list(seeds),
+        "seed_success_rates": [s["success_rate"] for s in summaries],
+        "seed_final_distances": [s["mean_final_distance"] for s in summaries],
+    }

@@ -4,7 +4,9 @@ simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileg
 Everything lands under `out` (default results/demo), which the demo rewrites on each run:
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
 gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself: the ceiling),
-efficiency.png, report.md and grid.json (the numbers, machine-readable).
+efficiency.png, report.md and grid.json (the numbers, machine-readable). With several training seeds
+(`wmplan demo --seeds 0,1,2`), runs/ and eval/ hold a seed<k>/ level under each encoder, and the gap and
+the landscape are measured on the first seed's models.
 
 Example:
     >>> report = run_demo("results/demo", DemoScale(episodes=20))   # doctest: +SKIP
@@ -24,6 +26,8 @@ from wmplan.data.collect import collect
 from wmplan.evaluation.episodes import EvalConfig, MPCSettings, PlannerSettings, evaluate
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
+from wmplan.evaluation.report import Grid
+from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import write_report
 from wmplan.experiments.sim_reference import simulator_reference
@@ -96,6 +100,18 @@ def other_mode(env: str, mpc: bool) -> str:
     return "all" if objective_mode(env, mpc) == "last" else "last"
 
 
+def seed_folder(root: Path, train_seed: int, train_seeds: list[int]) -> Path:
+    """root itself for a single training seed (the usual layout), root/seed<k> for each of several."""
+    return root / f"seed{train_seed}" if len(train_seeds) > 1 else root
+
+
+def pool_grids(grids: list[dict], train_seeds: list[int]) -> dict:
+    """One grid (any key -> EvalSummary) per training seed -> one grid of summaries pooled over seeds."""
+    if len(grids) == 1:
+        return grids[0]
+    return {key: pool_over_seeds([g[key] for g in grids], train_seeds) for key in grids[0]}
+
+
 def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
     return planner + ("_mpc" if mpc else "") + ("_bounded" if bounded else "")
 
@@ -106,12 +122,18 @@ def run_demo(
     *,
     env: str = "wall",
     seed: int = 0,
+    train_seeds: list[int] | None = None,
     progress: bool = True,
     device: str = "auto",
 ) -> str:
     """Run the whole job and return the report's Markdown (also written to out/report.md). Every stage
-    runs on `device` (resolve_device: auto is CUDA when present)."""
+    runs on `device` (resolve_device: auto is CUDA when present). `seed` seeds the data and the gap's
+    windows; `train_seeds` (default: [seed]) trains every model once per seed on that same data, plans
+    each on the same pairs, and the report pools the cells over seeds (`pool_over_seeds`)."""
     scale = scale or demo_scale(env)
+    train_seeds = list(train_seeds) if train_seeds else [seed]
+    if len(set(train_seeds)) != len(train_seeds):
+        raise ValueError(f"--seeds lists a seed twice: {train_seeds}")
     out = Path(out)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -149,80 +171,88 @@ def run_demo(
         candidates=scale.reference_candidates,
         progress=progress,
     )
-    grids: dict[str, dict] = {}
+    grids: dict[str, Grid] = {}
     other_objective: dict[str, dict] = {}
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
-        runs = {m: out / "runs" / encoder / m for m in MODELS}
-        overrides = {
-            "data.path": str(out / "data"),
-            "train.seed": seed,
-            "model.encoder.name": encoder,
-            "train.device": device,
-        }
-        overrides |= scale.train
-        timed(
-            f"{encoder}: train",
-            train,
-            apply_overrides(preset(scale.preset, env), overrides),
-            runs["base"],
-            progress=progress,
-        )
-        for method in ("online", "adversarial"):
+        seed_grids, seed_other = [], []
+        for train_seed in train_seeds:
+            runs = {m: seed_folder(out / "runs" / encoder, train_seed, train_seeds) / m for m in MODELS}
+            evals = seed_folder(out / "eval" / encoder, train_seed, train_seeds)
+            overrides = {
+                "data.path": str(out / "data"),
+                "train.seed": train_seed,
+                "model.encoder.name": encoder,
+                "train.device": device,
+            }
+            overrides |= scale.train
             timed(
-                f"{encoder}: finetune {method}",
-                finetune,
+                f"{encoder}: train",
+                train,
+                apply_overrides(preset(scale.preset, env), overrides),
                 runs["base"],
-                runs[method],
-                method,
-                {"train.device": device, **getattr(scale, method)},
-                preset=None,
                 progress=progress,
             )
+            for method in ("online", "adversarial"):
+                timed(
+                    f"{encoder}: finetune {method}",
+                    finetune,
+                    runs["base"],
+                    runs[method],
+                    method,
+                    {"train.device": device, **getattr(scale, method)},
+                    preset=None,
+                    progress=progress,
+                )
 
-        def eval_cell(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> dict:
-            cfg = EvalConfig(
-                planner=planner,
-                mpc=mpc,
-                episodes=scale.episodes,
-                settings=PlannerSettings(bounded=bounded, objective=objective),
+            def eval_cell(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> dict:
+                cfg = EvalConfig(
+                    planner=planner,
+                    mpc=mpc,
+                    episodes=scale.episodes,
+                    settings=PlannerSettings(bounded=bounded, objective=objective),
+                )
+                apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
+                apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
+                name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
+                where = evals / model / name  # noqa: B023 (called within this iteration only)
+                return timed(f"{encoder}: eval", evaluate, runs[model], cfg, where, progress=progress, device=device)  # noqa: B023
+
+            seed_grids.append({(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells})
+            seed_other.append(
+                {(p, mpc): eval_cell("base", p, mpc, False, other_mode(env, mpc)) for p, mpc in scale.objective_check}
             )
-            apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
-            apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
-            name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
-            where = out / "eval" / encoder / model / name  # noqa: B023 (called within this iteration only)
-            return timed(f"{encoder}: eval", evaluate, runs[model], cfg, where, progress=progress, device=device)  # noqa: B023
-
-        grids[encoder] = {(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells}
-        other_objective[encoder] = {
-            (p, mpc): eval_cell("base", p, mpc, False, other_mode(env, mpc)) for p, mpc in scale.objective_check
-        }
-        ordered = [runs[m] for m in MODELS]
-        diagnostics[encoder] = {
-            "gap": timed(
-                f"{encoder}: gap",
-                gap,
-                ordered,
-                out / "gap" / encoder,
-                episodes=scale.gap_windows,
-                seed=seed,
-                progress=progress,
-                device=device,
-            ),
-            "landscape": timed(
-                f"{encoder}: landscape",
-                landscape,
-                ordered,
-                out / "landscape" / encoder,
-                grid=scale.landscape_grid,
-                seed=seed,
-                progress=progress,
-                device=device,
-            ),
-        }
+            if train_seed != train_seeds[0]:
+                continue  # the gap and the landscape: the first seed's models
+            ordered = [runs[m] for m in MODELS]
+            diagnostics[encoder] = {
+                "gap": timed(
+                    f"{encoder}: gap",
+                    gap,
+                    ordered,
+                    out / "gap" / encoder,
+                    episodes=scale.gap_windows,
+                    seed=seed,
+                    progress=progress,
+                    device=device,
+                ),
+                "landscape": timed(
+                    f"{encoder}: landscape",
+                    landscape,
+                    ordered,
+                    out / "landscape" / encoder,
+                    grid=scale.landscape_grid,
+                    seed=seed,
+                    progress=progress,
+                    device=device,
+                ),
+            }
+        grids[encoder] = pool_grids(seed_grids, train_seeds)
+        other_objective[encoder] = pool_grids(seed_other, train_seeds)
     seconds["total"] = time.perf_counter() - start
+    first_runs = {encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in grids}
     write_grid(
-        out, env, reference, {encoder: out / "runs" / encoder / "base" for encoder in grids}, grids, other_objective
+        out, env, reference, {encoder: runs / "base" for encoder, runs in first_runs.items()}, grids, other_objective
     )
     return write_report(
         out,
@@ -235,4 +265,5 @@ def run_demo(
         seed,
         reference,
         other_objective,
+        train_seeds,
     )

@@ -9,7 +9,9 @@ Format (every number as the demo measured it; `reference` is planning in the sim
                 executed per plan; null open loop), "bounded", "objective", "success_rate", "ci95",
                 "mean_final_distance", "seconds_per_plan"}, ...]}
 `val_loss` and `copy_last_loss` are the base model's final validation loss and the loss of copying the
-last frame on the same windows.
+last frame on the same windows. With several training seeds (`wmplan demo --seeds`), each cell is pooled
+over them and adds "train_seeds", "seed_success_rates" and "seed_final_distances" (one per seed); the
+encoder facts are the first seed's base model's.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: Ev
         "ci95": s["ci95"],
         "mean_final_distance": s["mean_final_distance"],
         "seconds_per_plan": s["seconds_per_plan"],
+        **{k: s[k] for k in ("train_seeds", "seed_success_rates", "seed_final_distances") if k in s},  # type: ignore[literal-required]
     }
 
 

@@ -23,10 +23,10 @@ from wmplan.evaluation.summary import EvalSummary
 from wmplan.tasks import task_spec
 
 ENCODER_TITLES = {
-    "conv": "pixel model (`conv` keypoint encoder on 64x64 RGB)",
+    "conv": "pixel model (`conv` keypoint encoder on RGB frames)",
     "state": "privileged-state control (`state` encoder)",
     "particles": "privileged-state control (`particles` encoder: one xy token per particle)",
-    "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on 64x64 RGB)",
+    "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on RGB frames)",
     "dinov2": "DINOv2 patch tokens",
 }
 
@@ -42,19 +42,31 @@ def write_report(
     seed: int,
     reference: dict[str, Any],
     other_objective: dict[str, dict] | None = None,
+    train_seeds: list[int] | None = None,
 ) -> str:
     """Write out/efficiency.png and out/report.md; return the Markdown. `reference`: the simulator
     reference's summary (what a perfect model could reach on the same pairs); `other_objective`: per
-    encoder, {(planner, mpc): summary} of the base model planned with the non-default objective mode."""
+    encoder, {(planner, mpc): summary} of the base model planned with the non-default objective mode;
+    `train_seeds`: the models' training seeds (default [seed]); with several, every summary is pooled
+    over them (wmplan.evaluation.summary.pool_over_seeds)."""
     plot_efficiency(grids, out / "efficiency.png", env)
     episodes = scale["episodes"]
+    train_seeds = train_seeds or [seed]
+    how_cells = (
+        "A cell reads `success % (95% Wilson CI) · seconds per planning call`"
+        if len(train_seeds) == 1
+        else f"Every model is trained with each of the seeds {', '.join(map(str, train_seeds))} on the same data; a cell "
+        "reads `success % over all seeds' episodes (= the mean over seeds) [lowest-highest seed] · seconds per planning "
+        "call`, and every paired test below pairs each (seed, pair) with itself"
+    )
     parts = [
         f"# wmplan demo: {env}, CPU scale\n",
         f"Total {seconds['total'] / 60:.1f} min on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads). Dataset: {data['episodes']} episodes, {data['frames']} frames.",
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads). Dataset: {data['episodes']} episodes, {data['frames']} frames "
+        f"of {_frame_size(data)} RGB.",
         f"Every cell plans the same {episodes} start/goal pairs (seed 99) and is scored in the simulator at the end of its budget; "
         f"{'the paper used 50 (`wmplan demo --full`)' if episodes < 50 else 'as many as the paper'}. "
-        "A cell reads `success % (95% Wilson CI) · seconds per planning call` (one batched call plans all episodes; simulator excluded; "
+        f"{how_cells} (one batched call plans all episodes; simulator excluded; "
         f"{_mpc_schedule(grids)}). The paper's columns are its Table 1 (DINO-WM on DINOv2 tokens, 50 episodes), for direction only: "
         "our models, data scale and encoders differ.\n",
     ]
@@ -68,7 +80,9 @@ def write_report(
     parts.append(_reference_line(reference))
     for encoder, grid in grids.items():
         parts.append(
-            _encoder_section(out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {}))
+            _encoder_section(
+                out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {}), train_seeds
+            )
         )
     parts += [
         "## Success against planning time (the paper's Figure 3)\n",
@@ -76,19 +90,33 @@ def write_report(
         "x: planning wall-clock of a whole cell (every replan, all episodes at once); colour = planner, marker = model, "
         "filled = MPC, black edge = bounded plans.\n",
         _timings(seconds),
-        _commands(out, env, data, scale, seed, list(grids), reference),
+        _commands(out, env, data, scale, seed, list(grids), reference, train_seeds),
     ]
     report = "\n".join(parts)
     (out / "report.md").write_text(report)
     return report
 
 
-def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict, other: dict) -> str:
-    runs = out / "runs" / encoder
+def _frame_size(data: dict) -> str:
+    """'65x65' from a dataset summary's obs shape (frames, H, W, 3)."""
+    _, height, width, _ = data["arrays"]["obs"]["shape"]
+    return f"{height}x{width}"
+
+
+def _encoder_section(
+    out: Path, env: str, encoder: str, grid: Grid, diag: dict, other: dict, train_seeds: list[int]
+) -> str:
+    several = len(train_seeds) > 1
+    models = [
+        _models_line(
+            out / "runs" / encoder / (f"seed{s}" if several else ""), f" (training seed {s})" if several else ""
+        )
+        for s in train_seeds
+    ]
     bounded = any(key[3] for key in grid)
     lines = [
         f"## {ENCODER_TITLES.get(encoder, encoder)}\n",
-        _models_line(runs),
+        "\n".join(models),
         "",
         success_grid_table(grid, env),
         "",
@@ -103,7 +131,8 @@ def _encoder_section(out: Path, env: str, encoder: str, grid: Grid, diag: dict, 
         "an episode there, which the success columns above do not):\n",
         reached_table(grid),
         "",
-        "### Train-test gap (the paper's Figure 4) and cost landscape (Figure 2)\n",
+        "### Train-test gap (the paper's Figure 4) and cost landscape (Figure 2)"
+        + (f", training seed {train_seeds[0]}'s models\n" if several else "\n"),
         "| model | expert error | planner error | ratio | landscape roughness | basin width |",
         "|---|---|---|---|---|---|",
     ]
@@ -168,7 +197,7 @@ def _reference_line(r: dict[str, Any]) -> str:
     )
 
 
-def _models_line(runs: Path) -> str:
+def _models_line(runs: Path, label: str = "") -> str:
     """Validation losses of the three models (clean teacher-forced loss on the same expert windows), each
     beside its own copy-last-frame loss: the latent holds each model's own proprio embedding, so the
     baseline differs between models."""
@@ -187,7 +216,7 @@ def _models_line(runs: Path) -> str:
         if "latent_distance_spearman" in encoder
         else ""
     )
-    return "Models: " + ", ".join(parts) + f"{spearman}."
+    return f"Models{label}: " + ", ".join(parts) + f"{spearman}."
 
 
 def _directions(grid: Grid, by_distance: bool = False) -> str:
@@ -265,11 +294,20 @@ def _mpc_schedule(grids: dict[str, Grid]) -> str:
 
 
 def _commands(
-    out: Path, env: str, data: dict, scale: dict[str, Any], seed: int, encoders: list[str], reference: dict[str, Any]
+    out: Path,
+    env: str,
+    data: dict,
+    scale: dict[str, Any],
+    seed: int,
+    encoders: list[str],
+    reference: dict[str, Any],
+    train_seeds: list[int] | None = None,
 ) -> str:
     def sets(overrides: dict) -> str:
         return " ".join(f"--set {k}={v}" for k, v in overrides.items())
 
+    train_seeds = train_seeds or [seed]
+    several = len(train_seeds) > 1
     lines = [
         "## Commands that make the same files\n",
         "```",
@@ -282,18 +320,18 @@ def _commands(
     )
     lines.append(f"wmplan reference --env {env} --episodes {scale['episodes']}{pushes} --out {out}/reference")
     for encoder in encoders:
-        r = f"{out}/runs/{encoder}"
-        lines.append(
+        level, train_seed = ("/seed$s", "$s") if several else ("", str(seed))
+        r, e = f"{out}/runs/{encoder}{level}", f"{out}/eval/{encoder}{level}/$m"
+        block = [
             f"wmplan train --data {out}/data --out {r}/base --preset {scale['preset']} --encoder {encoder} "
-            f"--set train.seed={seed} {sets(scale['train'])}"
-        )
+            f"--set train.seed={train_seed} {sets(scale['train'])}"
+        ]
         for method in ("online", "adversarial"):
-            lines.append(f"wmplan finetune --method {method} --run {r}/base --out {r}/{method} {sets(scale[method])}")
-        e = f"{out}/eval/{encoder}/$m"
+            block.append(f"wmplan finetune --method {method} --run {r}/base --out {r}/{method} {sets(scale[method])}")
         n = f"{scale['episodes']}" + "".join(
             f" --set {group}.{k}={v}" for group in ("planner", "mpc") for k, v in scale[group].items()
         )
-        lines += [
+        block += [
             "for m in base online adversarial; do",
             "  for p in gd adam cem; do",
             f"    wmplan eval --run {r}/$m --planner $p --episodes {n} --out {e}/$p",
@@ -302,13 +340,17 @@ def _commands(
         ]
         bounded = sorted({p for p, _, b in scale["cells"] if b})
         if bounded:
-            lines += [
+            block += [
                 f"  for p in {' '.join(bounded)}; do",
                 f"    wmplan eval --run {r}/$m --planner $p --mpc --set planner.bounded=true --episodes {n} --out {e}/${{p}}_mpc_bounded",
                 "  done",
             ]
-        lines.append("done")
-        runs = " ".join(f"--run {r}/{m}" for m in ("base", "online", "adversarial"))
+        block.append("done")
+        if several:
+            block = [f"for s in {' '.join(map(str, train_seeds))}; do", *("  " + b for b in block), "done"]
+        lines += block
+        first = f"{out}/runs/{encoder}" + (f"/seed{train_seeds[0]}" if several else "")
+        runs = " ".join(f"--run {first}/{m}" for m in ("base", "online", "adversarial"))
         lines.append(f"wmplan gap {runs} --episodes {scale['gap_windows']} --seed {seed} --out {out}/gap/{encoder}")
         lines.append(
             f"wmplan landscape {runs} --grid {scale['landscape_grid']} --seed {seed} --out {out}/landscape/{encoder}"

@@ -27,6 +27,17 @@ from wmplan.models.encoders import ConvEncoder, coordinate_grid, images_to_float
 CPU = torch.device("cpu")  # the pretrainings' default device
 
 CONCENTRATION_WEIGHT = 0.01
+
+
+def half_resolution(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, ceil(H / 2), ceil(W / 2)), the heatmaps' size, by 2x2 means; an odd last
+    row or column (Wall's 65 px) is repeated to fill its cell."""
+    height, width = images.shape[-2:]
+    if height % 2 or width % 2:
+        images = F.pad(images, (0, width % 2, 0, height % 2), mode="replicate")
+    return F.avg_pool2d(images, 2)
+
+
 MEAN_IMAGE_FRAMES = 4096  # frames averaged into the encoder's mean image
 
 
@@ -115,14 +126,14 @@ def pretrain_conv_encoder(
         encoder.mean_image.copy_(mean)
         encoder.log_inverse_temperature.fill_(float(np.log(encoder.initial_inverse_temperature)))
     encoder.to(device).train()
-    decoder = KeypointDecoder(F.avg_pool2d(mean, 2), encoder.num_tokens).to(device)
+    decoder = KeypointDecoder(half_resolution(mean), encoder.num_tokens).to(device)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=lr)
 
     smoothed: dict[str, float] = {}
     bar = tqdm(range(steps), desc="pretrain encoder", disable=not progress)
     for _ in bar:
         batch = data[torch.randint(0, len(data), (batch_size,), generator=gen)].to(device)
-        target = F.avg_pool2d(images_to_float(batch), 2)
+        target = half_resolution(images_to_float(batch))
         keypoints, heatmaps = encoder.keypoints_and_heatmaps(batch)
         from_blobs, from_heatmaps = decoder(keypoints, heatmaps)
         losses = {
