@@ -61,6 +61,7 @@ class GranularTask(PushingTask):
 
     name = "granular"
     distance_name = "Chamfer distance"  # what `distance` measures, for reports
+    config: GranularSettings  # set by PushingTask.__init__
 
     def __init__(self, settings: GranularSettings | None = None, **overrides: Any):
         base = settings or GranularSettings()

@@ -63,6 +63,7 @@ class RopeTask(PushingTask):
 
     name = "rope"
     distance_name = "Chamfer distance"  # what `distance` measures, for reports
+    config: RopeSettings  # set by PushingTask.__init__
 
     def __init__(self, settings: RopeSettings | None = None, **overrides: Any):
         base = settings or RopeSettings()

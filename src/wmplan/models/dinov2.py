@@ -267,6 +267,14 @@ class _Block(nn.Module):
         return x + self.ls2(self.mlp(self.norm2(x)))
 
 
+class _PatchEmbed(nn.Module):
+    """The patch projection, under Meta's name (patch_embed.proj)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, DIM, PATCH, stride=PATCH)
+
+
 class DinoV2Encoder(nn.Module):
     """Frozen DINOv2 ViT-S/14: images (B, H, W, 3) -> normalised patch tokens (B, P, 384).
 
@@ -283,15 +291,16 @@ class DinoV2Encoder(nn.Module):
         if image_size % PATCH:
             raise ValueError(f"image_size must be a multiple of {PATCH}, got {image_size}")
         # validate before building: never a randomly initialised model
-        state = load_dinov2_state_dict(weights) if state_dict is None else state_dict
+        if state_dict is None and weights is None:
+            raise ValueError("DinoV2Encoder needs the weights file or a state_dict")
+        state = load_dinov2_state_dict(weights) if state_dict is None else state_dict  # type: ignore[arg-type]
         self.image_size = image_size
         self.num_tokens = (image_size // PATCH) ** 2
         self.dim = DIM
         with torch.device("meta"):  # skip the random init; every tensor is assigned from `state` below
             self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
             self.pos_embed = nn.Parameter(torch.zeros(1, PRETRAIN_GRID**2 + 1, DIM))
-            self.patch_embed = nn.Module()
-            self.patch_embed.proj = nn.Conv2d(3, DIM, PATCH, stride=PATCH)
+            self.patch_embed = _PatchEmbed()
             self.blocks = nn.ModuleList(_Block(DIM, HEADS, MLP_RATIO) for _ in range(DEPTH))
             self.norm = nn.LayerNorm(DIM, eps=1e-6)
         self.load_state_dict(state, strict=True, assign=True)

@@ -44,6 +44,9 @@ MEAN_IMAGE_FRAMES = 4096  # frames averaged into the encoder's mean image
 class KeypointDecoder(nn.Module):
     """(keypoints (B, K, 2), heatmaps (B, K, h, w)) -> two reconstructions (B, 3, h, w) at heatmap size."""
 
+    # buffers (register_buffer), declared for the type checker
+    grid: torch.Tensor
+
     def __init__(self, background: torch.Tensor, num_keypoints: int, blob_std_px: float = 2.0):
         super().__init__()
         size = background.shape[-1]
@@ -98,7 +101,8 @@ def reinitialise(modules: list[nn.Module], gen: torch.Generator) -> None:
             bound = 1.0 / np.sqrt(module.weight[0].numel())
             with torch.no_grad():
                 module.weight.copy_(torch.empty(module.weight.shape).uniform_(-bound, bound, generator=gen))
-                module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen))
+                if module.bias is not None:
+                    module.bias.copy_(torch.empty(module.bias.shape).uniform_(-bound, bound, generator=gen))
 
 
 def pretrain_conv_encoder(

@@ -56,6 +56,10 @@ class ConvEncoder(nn.Module):
     - No normalisation layers, so train and eval modes compute the same function.
     """
 
+    # buffers (register_buffer), declared for the type checker
+    mean_image: torch.Tensor
+    grid: torch.Tensor
+
     def __init__(
         self, image_size: int = 64, num_keypoints: int = 8, channels: int = 16, inverse_temperature: float = 10.0
     ):

@@ -60,6 +60,11 @@ class PatchEncoder(nn.Module):
     - No normalisation layers or dropout, so train and eval modes compute the same function.
     """
 
+    # buffers (register_buffer), declared for the type checker
+    mean_image: torch.Tensor
+    token_mean: torch.Tensor
+    token_scale: torch.Tensor
+
     def __init__(
         self,
         image_size: int = 64,

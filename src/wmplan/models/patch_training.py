@@ -156,7 +156,7 @@ def pretrain_patch_encoder(
     smoothed: dict[str, float] = {}
     bar = tqdm(range(steps), desc="pretrain patch encoder", disable=not progress)
     for _ in bar:
-        if ranking:  # the triples' frames are also the reconstruction batch
+        if ranking and bounds is not None:  # the triples' frames are also the reconstruction batch
             idx = sample_triples(bounds, max(1, batch_size // 3), gen).flatten()
         else:
             idx = torch.randint(0, len(data), (batch_size,), generator=gen)

@@ -125,12 +125,17 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
 class WorldModel(nn.Module):
     """Owns its encoder (frozen), action_encoder, proprio_encoder and predictor."""
 
+    # buffers (register_buffer), declared for the type checker
+    state_mean: torch.Tensor
+    state_std: torch.Tensor
+
     def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: nn.Module | None = None):
         super().__init__()
         self.cfg, self.dims, self.normalizer = cfg, dims, normalizer
         self.task_settings: dict[str, Any] | None = None  # the simulator settings of the training data
         m = cfg.model
-        self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()
+        # every encoder class defines freeze(); nn.Module's own __getattr__ types it as a Tensor
+        self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()  # type: ignore[operator]
         self.uses_state = m.encoder.name in STATE_ENCODERS
         self.register_buffer("state_mean", torch.as_tensor(normalizer.state_mean))
         self.register_buffer("state_std", torch.as_tensor(normalizer.state_std))
@@ -151,7 +156,7 @@ class WorldModel(nn.Module):
         x = state if self.uses_state else obs
         if x is None:
             raise ValueError(f"the {self.cfg.model.encoder.name} encoder needs {'state' if self.uses_state else 'obs'}")
-        self.check_image_size(tuple(x.shape[-3:-1]), "these images")
+        self.check_image_size((x.shape[-3], x.shape[-2]), "these images")
         b, t = x.shape[:2]
         if self.uses_state:
             x = self.state_features(x.float())
@@ -187,6 +192,8 @@ class WorldModel(nn.Module):
         """Latent of frames: obs uint8 (B, T, H, W, 3) (or precomputed `visual` (B, T, P, D)) and
         normalised proprio (B, T, Pp)."""
         visual = self.encode_visual(obs, state) if visual is None else visual
+        if proprio is None:
+            raise ValueError("encode needs the normalised proprio (B, T, Pp) beside the frames")
         return Latent(visual, self.proprio_encoder(proprio.float()))
 
     def embed_actions(self, actions: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,11 @@ class AdversarialLoss(nn.Module):
     copy-last-frame loss}; used by the Trainer in place of LossModule (so DDP can wrap it). The radii
     live in buffers: `eps` (3,) in GROUPS order and `eps_set`, set on the first batch in fixed mode."""
 
+    # buffers (register_buffer), declared for the type checker
+    lambdas: torch.Tensor
+    eps: torch.Tensor
+    eps_set: torch.Tensor
+
     def __init__(self, model: WorldModel, cfg: AdversarialConfig):
         super().__init__()
         if cfg.eps_mode not in ("fixed", "adaptive"):

@@ -2,7 +2,7 @@ import re
 
 import numpy as np
 
-from wmplan.experiments.demo_report import _directions
+from wmplan.experiments.claims import paper_directions
 
 RNG = np.random.default_rng(0)
 NOISE = RNG.normal(0, 0.01, 20)  # shared by every cell: the pairs' own difficulty, which pairing cancels
@@ -39,7 +39,7 @@ GRID = grid_of(
 
 
 def test_directions_by_distance_read_lower_as_better_and_test_the_pairs():
-    text = _directions(GRID, by_distance=True)
+    text = paper_directions(GRID, by_distance=True)
     assert "- GD below CEM on the base model, open loop: reproduced (p < 0.05); CEM - GD +0.11" in text
     # Adam - CEM: base +0.13, online +0.02 (narrowed by 0.11), adversarial +0.20 (widened by 0.07)
     assert "- Online WM narrows the Adam-CEM gap, open loop: reproduced (p < 0.05); change of Adam - CEM +0.11" in text
@@ -50,7 +50,7 @@ def test_directions_by_distance_read_lower_as_better_and_test_the_pairs():
 
 
 def test_directions_by_success_see_no_difference_in_zeros_and_test_the_distances_too():
-    text = _directions(GRID)
+    text = paper_directions(GRID)
     line = next(x for x in text.splitlines() if x.startswith("- GD below CEM on the base model, open loop"))
     success, distance = line.split("; by final distance (how much closer): ")
     assert success.endswith("not reproduced; CEM - GD +0 points (95% CI +0 to +0), p = 1, not significant")
@@ -60,5 +60,5 @@ def test_directions_by_success_see_no_difference_in_zeros_and_test_the_distances
 
 def test_summaries_without_episodes_leave_the_tests_out():
     old = {key: {k: v for k, v in s.items() if not k.startswith("episode_")} for key, s in GRID.items()}
-    text = _directions(old)
+    text = paper_directions(old)
     assert "below CEM" not in text and "planning time as a share of CEM's" in text
