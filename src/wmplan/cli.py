@@ -6,7 +6,7 @@ wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--enc
              [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
 wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
                 [--set adversarial.lambda_action=0.1 ...]
-wmplan eval --run runs/wall --planner gd|adam|cem [--mpc] [--episodes 50] [--seed 99] [--video N]
+wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--mpc] [--episodes 50] [--seed 99] [--video N]
             [--set planner.lr=0.1 ...] --out DIR
 wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from wmplan.config import ENCODERS
+from wmplan.config import ENCODERS, PLANNERS
 from wmplan.data.store import DatasetError
 
 
@@ -335,7 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
     p.add_argument("--run", required=True, help="run directory of a trained model")
-    p.add_argument("--planner", required=True, choices=["gd", "adam", "cem"])
+    p.add_argument(
+        "--planner",
+        required=True,
+        choices=PLANNERS,
+        help="the paper's gd, adam, cem; beyond it: cem_best, hybrid (CEM then Adam), multistart (Adam, 8 starts)",
+    )
     p.add_argument("--mpc", action="store_true", help="receding horizon (default: open loop)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=99)

@@ -47,6 +47,12 @@ GD_NOISE = 0.003
 """Std of the Gaussian noise added to the actions after each GD/Adam step."""
 CEM_SAMPLES, CEM_TOPK = 300, 30
 MPC_MODEL_STEPS = 10
+# Planners beyond the paper's three (their settings are ours): cem_best (CEM that keeps its best sample and
+# tries its current mean), hybrid (a few CEM iterations, then Adam from the elite mean) and multistart
+# (Adam from several starts at once, the lowest model cost kept).
+PLANNERS = ("gd", "adam", "cem", "cem_best", "hybrid", "multistart")
+HYBRID_CEM_ITERATIONS, HYBRID_ADAM_STEPS = 3, 30
+MULTISTART_RESTARTS = 8
 """Model steps an MPC episode executes in all (replans x model steps executed from each plan)."""
 
 

@@ -1,5 +1,7 @@
 """Planners on hand-written differentiable "models" (no trained world model): a linear and a nonlinear
-system whose goals are reachable by construction, so a good planner drives the cost to ~0."""
+system whose goals are reachable by construction, so a good planner drives the cost to ~0; and the
+planners beyond the paper's three (multi-start Adam keeps its lowest start, CEM with its best sample kept
+escapes the averaged mean of two solutions, the hybrid is exactly CEM followed by Adam from CEM's mean)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,18 @@ import torch
 from torch import nn
 
 from wmplan.models.world_model import Latent
-from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, Objective, objective_for
+from wmplan.planning import (
+    CEMConfig,
+    CEMPlanner,
+    GDConfig,
+    GDPlanner,
+    HybridConfig,
+    HybridPlanner,
+    Objective,
+    Planner,
+    objective_for,
+)
+from wmplan.planning.objective import randn
 
 torch.set_num_threads(1)
 S, A, H = 4, 6, 5  # state dim (one visual token of 4 dims; proprio = its first 2 dims), action dim, horizon
@@ -250,7 +263,7 @@ def test_every_task_has_planning_defaults_and_a_bad_entry_is_refused():
 
 def test_the_planners_and_the_world_model_meet_the_protocols(tiny_run):
     from wmplan.models.world_model import WorldModel
-    from wmplan.planning import Dynamics, Planner
+    from wmplan.planning import Dynamics
 
     objective = Objective()
     assert isinstance(GDPlanner(GDConfig(), objective), Planner) and isinstance(
@@ -258,3 +271,107 @@ def test_the_planners_and_the_world_model_meet_the_protocols(tiny_run):
     )
     assert isinstance(WorldModel.load(tiny_run), Dynamics)
     assert not isinstance(object(), Dynamics) and not isinstance(objective, Planner)
+
+
+# ----- planners beyond the paper's three: multi-start Adam, CEM keeping its best sample, the hybrid ------
+class SquareModel(LinearModel):
+    """s' = s + (B a)^2 elementwise: a goal reached by actions a is reached by -a too, so a problem has
+    two distinct solutions and their average (near 0) solves neither."""
+
+    def step(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return s + (a @ self.b.T) ** 2
+
+
+def test_multistart_returns_the_lowest_of_its_starts_each_run_alone():
+    model = TanhModel()
+    z0, goal = problem(model, batch=2, scale=1.5)
+    k, cfg = 4, dict(optimizer="adam", lr=0.3, steps=25, noise=0.0, horizon=H)
+    multi = GDPlanner(GDConfig(restarts=k, **cfg), Objective())
+    actions = multi.plan(model, z0, goal, generator=torch.Generator().manual_seed(3))
+    # the same starts, drawn as the planner draws them (the first per episode, then the K - 1 others)
+    g = torch.Generator().manual_seed(3)
+    first = randn((2, H, A), g, torch.device("cpu"))
+    starts = torch.cat([first[:, None], randn((2, k - 1, H, A), g, torch.device("cpu"))], 1)
+    for i in range(2):
+        ends = []
+        for j in range(k):
+            single = GDPlanner(GDConfig(**cfg), Objective())
+            ends.append((single.plan(model, row(z0, i), row(goal, i), init=starts[i, j : j + 1]), single.last_costs))
+        costs = torch.cat([c for _, c in ends])
+        best = int(costs.argmin())
+        assert torch.allclose(actions[i], ends[best][0][0], atol=1e-5)
+        assert torch.isclose(multi.last_costs[i], costs.min(), atol=1e-6)
+        assert len(set(costs.tolist())) > 1  # the starts did end apart, so the choice mattered
+
+
+def test_multistart_batch_equals_each_episode_alone():
+    model, seeds = TanhModel(), [5, 6, 7]
+    z0, goal = problem(model, batch=3)
+    cfg = GDConfig(restarts=3, steps=15, noise=0.01, horizon=H)
+    batched = GDPlanner(cfg, Objective()).plan(model, z0, goal, generator=per_episode(seeds))
+    for i, seed in enumerate(seeds):
+        alone = GDPlanner(cfg, Objective()).plan(model, row(z0, i), row(goal, i), generator=per_episode([seed]))
+        assert torch.allclose(batched[i : i + 1], alone, atol=1e-5)
+
+
+def test_cem_that_keeps_its_best_sample_beats_the_mean_of_two_solutions():
+    model = SquareModel()
+    z0, goal = problem(model, batch=4, scale=1.5)
+    cfg = dict(samples=200, topk=20, iterations=4, horizon=H)
+    plain, best = CEMPlanner(CEMConfig(**cfg), Objective()), CEMPlanner(CEMConfig(keep_best=True, **cfg), Objective())
+    plain.plan(model, z0, goal)
+    actions = best.plan(model, z0, goal)
+    assert (best.last_costs < plain.last_costs).all(), (best.last_costs, plain.last_costs)
+    with torch.no_grad():  # last_costs are the returned plan's own cost
+        assert torch.allclose(best.last_costs, Objective().cost(model.rollout(z0, actions), goal), atol=1e-6)
+
+
+def test_hybrid_is_cem_then_adam_from_its_mean():
+    model = TanhModel()
+    z0, goal = problem(model, scale=1.0)
+    cem, gd = CEMConfig(iterations=2, samples=60, topk=6, horizon=H), GDConfig(steps=20, horizon=H)
+    hybrid = HybridPlanner(HybridConfig(cem=cem, gd=gd), Objective())
+    assert isinstance(hybrid, Planner) and hybrid.cfg.horizon == H
+    actions = hybrid.plan(model, z0, goal, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    mean = CEMPlanner(cem, Objective()).plan(model, z0, goal, generator=g)
+    expected = GDPlanner(gd, Objective()).plan(model, z0, goal, init=mean, generator=g)
+    assert torch.equal(actions, expected)
+    with pytest.raises(ValueError, match="different horizons"):
+        HybridConfig(cem=CEMConfig(horizon=3), gd=GDConfig(horizon=5))
+
+
+def test_restarts_below_one_are_refused():
+    with pytest.raises(ValueError, match="restarts must be at least 1"):
+        GDPlanner(GDConfig(restarts=0), Objective())
+
+
+@pytest.mark.parametrize("name", ["cem_best", "hybrid", "multistart"])
+def test_eval_plans_with_each_planner_beyond_the_paper(tiny_run, name):
+    from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+
+    small = PlannerSettings(steps=3, samples=8, topk=2, iterations=1, restarts=2)
+    summary = evaluate(tiny_run, EvalConfig(planner=name, episodes=2, settings=small), progress=False)
+    config = summary["planner_config"]
+    assert summary["planner"] == name and summary["episodes"] == 2
+    if name == "cem_best":
+        assert config["keep_best"] is True and config["iterations"] == 1
+    elif name == "hybrid":
+        assert config["cem"]["iterations"] == 1 and config["gd"]["steps"] == 3 and config["gd"]["optimizer"] == "adam"
+    else:
+        assert config["restarts"] == 2 and config["optimizer"] == "adam"
+
+
+def test_the_planner_defaults_beyond_the_paper(tiny_run):
+    from wmplan.envs import make_task
+    from wmplan.evaluation.episodes import EvalConfig, build_planner
+    from wmplan.models.world_model import WorldModel
+
+    model = WorldModel.load(tiny_run)
+    task = make_task("wall")
+    assert build_planner(EvalConfig(planner="multistart"), model, task).cfg.restarts == 8
+    assert build_planner(EvalConfig(planner="adam"), model, task).cfg.restarts == 1
+    hybrid = build_planner(EvalConfig(planner="hybrid"), model, task).cfg
+    assert (hybrid.cem.iterations, hybrid.gd.steps) == (3, 30)
+    with pytest.raises(ValueError, match="unknown planner 'newton'; choose one of gd, adam, cem, cem_best"):
+        build_planner(EvalConfig(planner="newton"), model, task)

@@ -27,15 +27,28 @@ from wmplan.config import (
     GD_LR,
     GD_NOISE,
     GD_STEPS,
+    HYBRID_ADAM_STEPS,
+    HYBRID_CEM_ITERATIONS,
     MPC_MODEL_STEPS,
+    MULTISTART_RESTARTS,
     PLAN_HORIZON,
+    PLANNERS,
     check_ranges,
 )
 from wmplan.envs import make_task
 from wmplan.evaluation.paired import mean_interval, wilson_interval
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.models.world_model import WorldModel, resolve_device
-from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for, task_planning
+from wmplan.planning import (
+    CEMConfig,
+    CEMPlanner,
+    GDConfig,
+    GDPlanner,
+    HybridConfig,
+    HybridPlanner,
+    objective_for,
+    task_planning,
+)
 from wmplan.planning.mpc import MPC, MPCConfig
 from wmplan.planning.objective import objective_mode
 from wmplan.writing import claim_folder
@@ -48,7 +61,7 @@ class PlannerSettings:
     lr: float | None = None
     """GD/Adam step size (open loop 0.3, MPC 0.2)."""
     steps: int | None = None
-    """GD/Adam steps (open loop 300, MPC 100)."""
+    """GD/Adam steps (open loop 300, MPC 100; hybrid: 30 after its CEM iterations)."""
     optimizer: str | None = None
     """sgd or adam (default: from --planner)."""
     noise: float = GD_NOISE
@@ -60,11 +73,14 @@ class PlannerSettings:
     topk: int = CEM_TOPK
     """CEM elites."""
     iterations: int | None = None
-    """CEM iterations (default per task, wmplan.tasks: Wall and PointMaze 10, PushT 30)."""
+    """CEM iterations (default per task, wmplan.tasks: Wall and PointMaze 10, PushT 30; hybrid: 3)."""
     bounded: bool = False
     """Keep plans inside the task's action bounds (GD: projection; CEM: clipped samples)."""
     init: str = "randn"
     """GD/Adam initial actions: randn or zero."""
+    restarts: int | None = None
+    """GD/Adam starts optimised at once per episode, the lowest final model cost kept (default 1;
+    multistart: 8)."""
     objective: str | None = None
     """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
     frame, later ones weighted more); default per task and mode (wmplan.tasks)."""
@@ -89,7 +105,7 @@ class MPCSettings:
 @dataclass
 class EvalConfig:
     planner: str = "adam"
-    """gd (plain SGD, the paper's GD), adam or cem."""
+    """gd (plain SGD, the paper's GD), adam or cem; beyond the paper: cem_best, hybrid, multistart."""
     mpc: bool = False
     """Receding horizon instead of open loop."""
     episodes: int = 50
@@ -112,6 +128,7 @@ class EvalConfig:
                 "settings.samples": 1,
                 "settings.topk": 1,
                 "settings.iterations": 1,
+                "settings.restarts": 1,
                 "mpc_settings.replans": 1,
                 "mpc_settings.execute": 1,
             },
@@ -139,21 +156,35 @@ class EvalConfig:
 def build_planner(cfg: EvalConfig, model: WorldModel, task):
     """The planner of an eval config for a model of `task`, with the task's action bounds."""
     s, task_name = cfg.settings, model.dims.task
+    if cfg.planner not in PLANNERS:
+        raise ValueError(f"unknown planner {cfg.planner!r}; choose one of {', '.join(PLANNERS)}")
     low, high = action_bounds(model, task)
     objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
-    if cfg.planner == "cem":
-        iterations = s.iterations if s.iterations is not None else task_planning(task_name).cem_iterations
-        cem = CEMConfig(samples=s.samples, topk=s.topk, iterations=iterations, horizon=s.horizon, bounded=s.bounded)
-        return CEMPlanner(cem, objective, low, high)
-    if cfg.planner not in ("gd", "adam"):
-        raise ValueError(f"unknown planner {cfg.planner!r}; choose gd, adam or cem")
-    optimizer = s.optimizer or ("sgd" if cfg.planner == "gd" else "adam")
     mode = "mpc" if cfg.mpc else "open loop"
-    lr = s.lr if s.lr is not None else GD_LR[mode]
-    steps = s.steps if s.steps is not None else GD_STEPS[mode]
-    gd = GDConfig(
-        optimizer=optimizer, lr=lr, steps=steps, noise=s.noise, horizon=s.horizon, init=s.init, bounded=s.bounded
+    hybrid = cfg.planner == "hybrid"
+    iterations = HYBRID_CEM_ITERATIONS if hybrid else task_planning(task_name).cem_iterations
+    cem = CEMConfig(
+        samples=s.samples,
+        topk=s.topk,
+        iterations=s.iterations if s.iterations is not None else iterations,
+        horizon=s.horizon,
+        bounded=s.bounded,
+        keep_best=cfg.planner == "cem_best",
     )
+    if cfg.planner in ("cem", "cem_best"):
+        return CEMPlanner(cem, objective, low, high)
+    gd = GDConfig(
+        optimizer=s.optimizer or ("sgd" if cfg.planner == "gd" else "adam"),
+        lr=s.lr if s.lr is not None else GD_LR[mode],
+        steps=s.steps if s.steps is not None else HYBRID_ADAM_STEPS if hybrid else GD_STEPS[mode],
+        noise=s.noise,
+        horizon=s.horizon,
+        init=s.init,
+        bounded=s.bounded,
+        restarts=s.restarts if s.restarts is not None else MULTISTART_RESTARTS if cfg.planner == "multistart" else 1,
+    )
+    if hybrid:
+        return HybridPlanner(HybridConfig(cem=cem, gd=gd), objective, low, high)
     return GDPlanner(gd, objective, low, high)
 
 

@@ -17,9 +17,25 @@ from wmplan.tasks import task_spec
 Grid = dict[tuple[str, str, bool, bool], EvalSummary]
 """(model, planner, mpc, bounded) -> that cell's eval summary."""
 
-PLANNER_NAMES = {"gd": "GD", "adam": "Adam", "cem": "CEM"}
+PLANNER_NAMES = {
+    "gd": "GD",
+    "adam": "Adam",
+    "cem": "CEM",
+    "cem_best": "CEM, best kept",
+    "hybrid": "CEM then Adam",
+    "multistart": "Adam, 8 starts",
+}
+PLANNER_COLOURS = {
+    "gd": "tab:blue",
+    "adam": "tab:orange",
+    "cem": "tab:green",
+    "cem_best": "tab:olive",
+    "hybrid": "tab:purple",
+    "multistart": "tab:red",
+}
 MODEL_NAMES = {"base": "base", "online": "Online WM", "adversarial": "Adversarial WM"}
-PLANNERS = ("gd", "adam", "cem")
+PAPER_PLANNERS = ("gd", "adam", "cem")
+"""The tables' columns: the paper's planners (the others appear in the efficiency plot)."""
 # (mpc, bounded) rows of a model's block; bounded rows exist for Adam and CEM MPC only.
 MODES = ((False, False), (True, False), (True, True))
 MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "MPC, bounded"}
@@ -55,7 +71,7 @@ def grid_rows(grid: Grid):
     models in the grid's order and modes in MODES order: the rows of every table of a grid."""
     for model in dict.fromkeys(key[0] for key in grid):
         for mpc, bounded in MODES:
-            row = [grid.get((model, planner, mpc, bounded)) for planner in PLANNERS]
+            row = [grid.get((model, planner, mpc, bounded)) for planner in PAPER_PLANNERS]
             if any(r is not None for r in row):
                 yield model, mpc, bounded, row
 
@@ -67,7 +83,7 @@ def success_grid_table(grid: Grid, task: str) -> str:
     lines = ["| model | mode | GD | Adam | CEM | paper GD / Adam / CEM |", "|---|---|---|---|---|---|"]
     for model, mpc, bounded, row in grid_rows(grid):
         paper = (task_spec(task).paper_success or {}).get(model)
-        paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PLANNERS) if paper and not bounded else "-"
+        paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PAPER_PLANNERS) if paper and not bounded else "-"
         lines.append(
             f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
             + " | ".join(cell(r, distance) for r in row)
@@ -97,7 +113,8 @@ def plot_efficiency(grids: dict[str, Grid], path: Path, task: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"gd": "tab:blue", "adam": "tab:orange", "cem": "tab:green"}
+    shown = {planner for grid in grids.values() for _, planner, _, _ in grid}
+    colours = {p: c for p, c in PLANNER_COLOURS.items() if p in shown}
     markers = {"base": "o", "online": "s", "adversarial": "^"}
     fig, axes = plt.subplots(1, len(grids), figsize=(5.2 * len(grids), 4.2), squeeze=False)
     for ax, (encoder, grid) in zip(axes[0], grids.items()):

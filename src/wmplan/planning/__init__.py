@@ -1,9 +1,11 @@
-"""Planners over a world model's latent rollouts: gradient descent (SGD / Adam) and CEM, and the
+"""Planners over a world model's latent rollouts: gradient descent (SGD / Adam, also from several starts),
+CEM (also keeping its best sample), a CEM-then-Adam hybrid, and the
 latent-distance objective they minimise. A planner sees the model only through `rollout` and
 `action_dim`, never the simulator."""
 
 from wmplan.planning.cem import CEMConfig, CEMPlanner
 from wmplan.planning.gd import GDConfig, GDPlanner
+from wmplan.planning.hybrid import HybridConfig, HybridPlanner
 from wmplan.planning.objective import Objective, objective_for
 from wmplan.planning.protocols import Dynamics, Planner
 from wmplan.planning.task_defaults import task_planning
@@ -15,6 +17,8 @@ __all__ = [
     "CEMPlanner",
     "GDConfig",
     "GDPlanner",
+    "HybridConfig",
+    "HybridPlanner",
     "Objective",
     "objective_for",
     "task_planning",

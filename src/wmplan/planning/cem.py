@@ -19,7 +19,10 @@ from wmplan.planning.protocols import Dynamics
 class CEMConfig:
     """samples: action sequences drawn per episode and iteration; topk: elites kept; iterations: refits;
     sigma0: initial std (normalised actions); horizon: H, model steps planned; chunk: most rollouts
-    evaluated at once (bounds memory); bounded: clip samples and the result into the action bounds."""
+    evaluated at once (bounds memory); bounded: clip samples and the result into the action bounds;
+    keep_best: make the current mean one of each iteration's samples (as DINO-WM's CEM does) and return
+    the lowest-cost sequence seen, rather than the final mean (the mean of two distinct solutions can be
+    neither)."""
 
     samples: int = CEM_SAMPLES
     topk: int = CEM_TOPK
@@ -28,6 +31,7 @@ class CEMConfig:
     horizon: int = PLAN_HORIZON
     chunk: int = 4096
     bounded: bool = False
+    keep_best: bool = False
 
 
 class CEMPlanner:
@@ -76,13 +80,21 @@ class CEMPlanner:
         mean = initial_actions(init, b, h, model.action_dim, "zero", gens, device)
         std = torch.full_like(mean, cfg.sigma0)
         a = mean.shape[2]
+        best, best_costs = mean.clone(), torch.full((b,), float("inf"), device=device)
         for _ in range(cfg.iterations):
             eps = randn((b, cfg.samples, h, a), gens, device)
             cand = self.bounds.clamp(mean[:, None] + std[:, None] * eps)  # (B, S, H, A)
+            if cfg.keep_best:
+                cand[:, 0] = self.bounds.clamp(mean)
             costs = self.evaluate(model, z0, goal, cand)
-            elite_idx = costs.topk(cfg.topk, dim=1, largest=False).indices  # (B, K)
+            elite_costs, elite_idx = costs.topk(cfg.topk, dim=1, largest=False)  # (B, K), best first
             elites = cand.gather(1, elite_idx[:, :, None, None].expand(-1, -1, h, a))
+            better = elite_costs[:, 0] < best_costs
+            best[better], best_costs[better] = elites[better, 0], elite_costs[better, 0]
             mean, std = elites.mean(1), elites.std(1)
         mean = self.bounds.clamp(mean)
         self.last_costs = self.evaluate(model, z0, goal, mean[:, None])[:, 0]
+        if cfg.keep_best:
+            keep = best_costs < self.last_costs
+            mean[keep], self.last_costs[keep] = best[keep], best_costs[keep]
         return mean

@@ -20,7 +20,9 @@ class GDConfig:
     """optimizer: "sgd" (the paper's GD) or "adam"; lr: step size; steps: optimisation steps;
     noise: std of the Gaussian noise added to the actions after each step (the authors' code);
     horizon: H, model steps planned; init: "randn" | "zero" (ignored where a warm start covers it);
-    bounded: clamp the actions into [action_low, action_high] after each step (projected GD)."""
+    bounded: clamp the actions into [action_low, action_high] after each step (projected GD);
+    restarts: K starts optimised at once per episode (the first from `init`, the others random), the one
+    with the lowest final model cost returned (multi-start gradient planning)."""
 
     optimizer: str = "adam"
     lr: float = GD_LR["open loop"]
@@ -29,6 +31,7 @@ class GDConfig:
     horizon: int = PLAN_HORIZON
     init: str = "randn"
     bounded: bool = False
+    restarts: int = 1
 
 
 class GDPlanner:
@@ -44,6 +47,8 @@ class GDPlanner:
     ):
         if cfg.optimizer not in ("sgd", "adam"):
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd or adam")
+        if cfg.restarts < 1:
+            raise ValueError(f"restarts must be at least 1, got {cfg.restarts}")
         self.cfg, self.objective = cfg, objective
         self.bounds = Bounds(cfg.bounded, action_low, action_high)
         self.last_costs: torch.Tensor | None = None
@@ -55,13 +60,22 @@ class GDPlanner:
         """Actions (B, H, A) minimising the objective from context z0 (B, T0, ...) to goal (B, 1, ...).
         init: warm start (B, H', A), H' <= H (the rest filled per cfg.init); generator: one, or one per
         episode (then each episode's result does not depend on its batch); default: seeded 0."""
-        cfg, h = self.cfg, self.cfg.horizon
+        cfg, h, k = self.cfg, self.cfg.horizon, self.cfg.restarts
         # Detached: a context encoded with grad would tie every step's graph to the encoder's, and that
         # graph is freed after the first backward.
         z0, goal = z0.detach(), goal.detach()
         b, device = z0.visual.shape[0], z0.visual.device
         gens = resolve_generators(generator, b, device)
-        actions = self.bounds.clamp(initial_actions(init, b, h, model.action_dim, cfg.init, gens, device))
+        first = initial_actions(init, b, h, model.action_dim, cfg.init, gens, device)
+        if k > 1:  # each episode's K starts side by side (rows b*K .. b*K + K - 1), drawn from its own generator
+            others = randn((b, k - 1, h, model.action_dim), gens, device)
+            first = torch.cat([first[:, None], others], 1).flatten(0, 1)
+            z0 = Latent(z0.visual.repeat_interleave(k, 0), z0.proprio.repeat_interleave(k, 0))
+            if goal.visual.shape[0] == b:
+                goal = Latent(goal.visual.repeat_interleave(k, 0), goal.proprio.repeat_interleave(k, 0))
+            if not isinstance(gens, torch.Generator):
+                gens = [g for g in gens for _ in range(k)]
+        actions = self.bounds.clamp(first)
         actions.requires_grad_(True)
         # Both optimisers act elementwise, so with the summed cost each episode follows its own path.
         opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
@@ -83,4 +97,9 @@ class GDPlanner:
         with torch.no_grad():
             self.last_costs = self.objective.cost(model.rollout(z0, result), goal, horizon=h)
         self.history = history
+        if k > 1:  # per episode, the start that ended lowest
+            costs = self.last_costs.view(b, k)
+            pick = costs.argmin(1)
+            result = result.view(b, k, h, -1)[torch.arange(b, device=device), pick]
+            self.last_costs = costs.gather(1, pick[:, None])[:, 0]
         return result

@@ -1,0 +1,62 @@
+"""A hybrid planner: a few CEM iterations find the basin, then Adam refines the elite mean.
+
+CEM's samples explore where a gradient from a random start may stall; a handful of its iterations costs
+a fraction of CEM's full budget, and Adam then descends from its mean with far fewer steps than from
+noise. The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from wmplan.config import HYBRID_ADAM_STEPS, HYBRID_CEM_ITERATIONS
+from wmplan.models.world_model import Latent
+from wmplan.planning.cem import CEMConfig, CEMPlanner
+from wmplan.planning.gd import GDConfig, GDPlanner
+from wmplan.planning.objective import Generators, Objective
+from wmplan.planning.protocols import Dynamics
+
+
+@dataclass
+class HybridConfig:
+    """cem: the first stage (its iterations few); gd: the second, started from CEM's mean (its init is
+    unused). Both plan the same horizon."""
+
+    cem: CEMConfig = field(default_factory=lambda: CEMConfig(iterations=HYBRID_CEM_ITERATIONS))
+    gd: GDConfig = field(default_factory=lambda: GDConfig(steps=HYBRID_ADAM_STEPS))
+
+    def __post_init__(self) -> None:
+        if self.cem.horizon != self.gd.horizon:
+            raise ValueError(f"hybrid stages plan different horizons: CEM {self.cem.horizon}, GD {self.gd.horizon}")
+
+    @property
+    def horizon(self) -> int:
+        return self.cem.horizon
+
+
+class HybridPlanner:
+    """Plans B episodes at once. After `plan`: `last_costs` (B,) at the returned actions."""
+
+    def __init__(
+        self,
+        cfg: HybridConfig,
+        objective: Objective,
+        action_low: torch.Tensor | None = None,
+        action_high: torch.Tensor | None = None,
+    ):
+        self.cfg, self.objective = cfg, objective
+        self.cem = CEMPlanner(cfg.cem, objective, action_low, action_high)
+        self.gd = GDPlanner(cfg.gd, objective, action_low, action_high)
+        self.last_costs: torch.Tensor | None = None
+
+    def plan(
+        self, model: Dynamics, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
+    ) -> torch.Tensor:
+        """Actions (B, H, A): CEM from `init` (a warm start of its mean), then GD from CEM's mean; the
+        same generator(s) drive both stages."""
+        mean = self.cem.plan(model, z0, goal, init=init, generator=generator)
+        actions = self.gd.plan(model, z0, goal, init=mean, generator=generator)
+        self.last_costs = self.gd.last_costs
+        return actions
