@@ -14,3 +14,17 @@ __version__ = "0.1.0"
 # (measured by benchmarks/sharing.py). A passive wait costs a single process almost nothing. It only
 # takes effect if torch is not loaded yet, and a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _register_gymnasium_ids() -> None:
+    """`import wmplan` makes gymnasium.make("wmplan/Wall-v0") work (lazily: no simulator is imported)."""
+    try:
+        import gymnasium  # noqa: F401
+    except ImportError:  # gymnasium is a dependency; without it there is nothing to register with
+        return
+    from wmplan.gymnasium_ids import register_gymnasium
+
+    register_gymnasium()
+
+
+_register_gymnasium_ids()

@@ -65,6 +65,8 @@ class TaskSpec:
     paper_success: dict[str, dict[str, tuple[int, int]]] | None
     """The paper's Table 1, success % over 50 episodes (DINO-WM on DINOv2 tokens): model -> planner ->
     (open loop, MPC); None where the paper has no row."""
+    render_fps: int
+    """Frames per second of the gymnasium env's renders (videos): the rate of its env steps."""
 
 
 # The demo's predictor: the `small` preset made narrower and shallower (width 64, 3 blocks), about 5x
@@ -109,6 +111,7 @@ TASKS: dict[str, TaskSpec] = {
             "online": {"gd": (16, 38), "adam": (18, 80), "cem": (54, 90)},
             "adversarial": {"gd": (32, 14), "adam": (34, 94), "cem": (30, 94)},
         },
+        render_fps=10,  # the dot has no physical time; 10 steps a second shows its moves
     ),
     "pointmaze": TaskSpec(
         gym_name="PointMaze",
@@ -128,6 +131,7 @@ TASKS: dict[str, TaskSpec] = {
             "online": {"gd": (20, 54), "adam": (14, 88), "cem": (62, 96)},
             "adversarial": {"gd": (32, 50), "adam": (70, 94), "cem": (88, 98)},
         },
+        render_fps=20,  # 5 MuJoCo steps of 0.01 s per env step
     ),
     "pusht": TaskSpec(
         gym_name="PushT",
@@ -147,6 +151,7 @@ TASKS: dict[str, TaskSpec] = {
             "online": {"gd": (34, 50), "adam": (52, 76), "cem": (90, 92)},
             "adversarial": {"gd": (56, 66), "adam": (82, 92), "cem": (94, 92)},
         },
+        render_fps=10,  # its 10 Hz control
     ),
     # The deformable tasks act once per frame (one env step is a whole push) with a 1-frame history, and
     # have no proprio (the particles are all in the image). DINO-WM's deformable datasets hold 1,000
@@ -169,6 +174,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         reports_distance=True,
         paper_success=None,
+        render_fps=2,  # an env step is a whole push: lower, move, raise, settle
     ),
     "granular": TaskSpec(
         gym_name="Granular",
@@ -185,6 +191,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         reports_distance=True,
         paper_success=None,
+        render_fps=2,  # an env step is a whole push: lower, move, raise, settle
     ),
 }
 

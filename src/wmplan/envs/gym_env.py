@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from wmplan.envs.registry import make_task
+from wmplan.tasks import task_spec
 
 
 class TaskEnv(gym.Env):
@@ -20,6 +21,7 @@ class TaskEnv(gym.Env):
 
     def __init__(self, task: str = "wall", settings: dict[str, Any] | None = None, render_mode: str | None = None):
         self.task = make_task(task, settings)
+        self.metadata = {**TaskEnv.metadata, "render_fps": task_spec(task).render_fps}
         size = self.task.image_size
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
         self.action_space = gym.spaces.Box(

@@ -1,5 +1,4 @@
-"""Task names -> constructors, and gymnasium registration (`gymnasium.make("wmplan/Wall-v0")`,
-wmplan/PointMaze-v0, wmplan/PushT-v0, wmplan/Rope-v0, wmplan/Granular-v0)."""
+"""Task names -> constructors (the gymnasium ids are registered by wmplan.gymnasium_ids)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from wmplan.envs.pointmaze import PointMazeSettings, PointMazeTask
 from wmplan.envs.pusht import PushTSettings, PushTTask
 from wmplan.envs.rope import RopeSettings, RopeTask
 from wmplan.envs.wall import WallSettings, WallTask
-from wmplan.tasks import TASKS, check_covers_every_task
+from wmplan.tasks import check_covers_every_task
 
 _TASKS: dict[str, tuple[type, Callable[[dict], Any]]] = {
     "wall": (WallTask, WallSettings.from_dict),
@@ -41,13 +40,3 @@ def make_task(name: str, settings: dict[str, Any] | None = None) -> Task:
         raise ValueError(f"unknown task {name!r}; available: {', '.join(task_names())}")
     factory, parse = _TASKS[name]
     return factory(parse(settings or {}))
-
-
-def register_gymnasium() -> None:
-    """Register every task with gymnasium under wmplan/<Name>-v0 (idempotent)."""
-    import gymnasium
-
-    for task, spec in TASKS.items():
-        name = spec.gym_name
-        if f"wmplan/{name}-v0" not in gymnasium.registry:
-            gymnasium.register(id=f"wmplan/{name}-v0", entry_point="wmplan.envs.gym_env:TaskEnv", kwargs={"task": task})

@@ -1,0 +1,35 @@
+"""The gymnasium ids wmplan/<Name>-v0, registered by `import wmplan` (when gymnasium is installed).
+
+Registration names a lazy entry point, so it imports no simulator (MuJoCo, pymunk) and no torch: those load
+on the first `gymnasium.make`. Each id declares its evaluation budget as `max_episode_steps`: the env steps
+an MPC episode of `wmplan eval` executes (MPC_MODEL_STEPS model steps of the task's frameskip).
+"""
+
+from __future__ import annotations
+
+from wmplan.config import MPC_MODEL_STEPS, DataConfig
+from wmplan.tasks import TASKS, task_spec
+
+
+def gym_id(task: str) -> str:
+    return f"wmplan/{task_spec(task).gym_name}-v0"
+
+
+def episode_budget(task: str) -> int:
+    """Env steps of an MPC evaluation episode: MPC_MODEL_STEPS x the task's frameskip."""
+    frameskip = task_spec(task).run_defaults.get("data.frameskip", DataConfig().frameskip)
+    return MPC_MODEL_STEPS * int(frameskip)
+
+
+def register_gymnasium() -> None:
+    """Register every task with gymnasium under wmplan/<Name>-v0 (idempotent)."""
+    import gymnasium
+
+    for task in TASKS:
+        if gym_id(task) not in gymnasium.registry:
+            gymnasium.register(
+                id=gym_id(task),
+                entry_point="wmplan.envs.gym_env:TaskEnv",
+                kwargs={"task": task},
+                max_episode_steps=episode_budget(task),
+            )
