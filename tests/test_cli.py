@@ -31,3 +31,21 @@ def test_info_on_a_missing_dataset_names_the_fix(tmp_path):
 def test_unknown_task_setting_is_rejected(tmp_path, capsys):
     assert main(["collect", "--episodes", "1", "--out", str(tmp_path / "x"), "--task-set", "wal_x=3"]) == 2
     assert "wal_x" in capsys.readouterr().err
+
+
+def test_version_and_a_reader_that_leaves_early(wall_store):
+    import os
+
+    version = subprocess.run([sys.executable, "-m", "wmplan.cli", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip().startswith("wmplan ")
+    # `wmplan info DATA | head -1`: the reader is gone before anything is written (its end is closed
+    # before the process starts), so every write meets a broken pipe: no traceback, exit 0
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "wmplan.cli", "info", str(wall_store.path)], stdout=write, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write)
+    assert out.returncode == 0 and out.stderr.decode() == ""

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from wmplan import __version__
 from wmplan.config import ENCODERS, PLANNERS
 from wmplan.data.store import DatasetError
 
@@ -267,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"wmplan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collect", help="simulate episodes into a zarr dataset")
@@ -421,10 +424,15 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_flush_denormal(True)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        return code
     except (DatasetError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"wmplan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `wmplan info ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout at exit
+        return 0
 
 
 if __name__ == "__main__":
