@@ -24,7 +24,9 @@ def test_import_wmplan_alone_registers_every_id_lazily():
         "    assert obs.dtype.name == 'uint8' and 'state' in info\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "MUJOCO_GL": "egl"})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "MUJOCO_GL": "egl"}
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
