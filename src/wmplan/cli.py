@@ -213,7 +213,6 @@ def cmd_gap(args: argparse.Namespace) -> int:
         Path(args.out),
         episodes=args.episodes,
         seed=args.seed,
-        progress=False,
         data=args.data,
         device=args.device,
     )
@@ -228,7 +227,7 @@ def cmd_gap(args: argparse.Namespace) -> int:
 def cmd_landscape(args: argparse.Namespace) -> int:
     from wmplan.evaluation.landscape import landscape
 
-    result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, progress=False, device=args.device)
+    result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, device=args.device)
     print(f"{'run':<24} {'roughness':>10} {'basin':>7} {'centre cost':>12}")
     for name, r in result.items():
         if name != "settings":

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from wmplan.closed_loop import encode_frames, execute, model_device
 from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
@@ -137,9 +138,9 @@ def gap(
     models, labels = load_runs(runs, resolve_device(device))
     lock = claim_folder(out, "the gap results")  # noqa: F841 (fail before any work; held until gap returns)
     windows = expert_windows(models[0], runs[0], episodes, horizon, seed, data)
-    if progress:
-        print(f"gap: {len(windows['state'])} windows, planning with {labels[0]} ...")
+    bar = tqdm(total=1 + len(models), desc="gap: plan, then each model's errors", unit="step", disable=not progress)
     executed, planned = planner_trajectories(models[0], windows, horizon, seed)
+    bar.update()
     result: dict[str, Any] = {}
     for label, model in zip(labels, models):
         expert = open_loop_error(model, windows, windows["action"])
@@ -152,8 +153,8 @@ def gap(
             "expert_per_step": expert.mean(0).tolist(),
             "planner_per_step": planner.mean(0).tolist(),
         }
-        if progress:
-            print(f"  {label}: expert {e:.5f}  planner {p:.5f}")
+        bar.update()
+    bar.close()
     result["settings"] = {
         "runs": [str(r) for r in runs],
         "task": models[0].dims.task,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from wmplan.closed_loop import SimulatedEpisodes, model_device
 from wmplan.config import GD_LR, GD_STEPS, PLAN_HORIZON
@@ -115,7 +116,7 @@ def landscape(
     points = points.float().reshape(-1, *a_star.shape[1:])  # the first run's normalised actions
     env_points = first.env_actions(points)
     result: dict[str, Any] = {}
-    for label, model in zip(labels, models):
+    for label, model in tqdm(list(zip(labels, models)), desc="landscape", unit="model", disable=not progress):
         # Runs sharing the first run's action normaliser (finetuned children do) take its normalised
         # actions as they are: no float round trip through env units, so the centre is a* bit for bit.
         same = all(
@@ -130,11 +131,6 @@ def landscape(
         z0, zg = encoded[id(model)]
         cost = slice_costs(model, z0, zg, acts, horizon).cpu().double().numpy().reshape(grid, grid)
         result[label] = {"cost": cost.tolist(), "centre_cost": float(cost[grid // 2, grid // 2]), **surface_stats(cost)}
-        if progress:
-            r = result[label]
-            print(
-                f"  {label}: roughness {r['roughness']:.4f}  basin width {r['basin_width']:.3f}  centre cost {r['centre_cost']:.5f}"
-            )
     result["settings"] = {
         "runs": [str(r) for r in runs],
         "task": first.dims.task,
