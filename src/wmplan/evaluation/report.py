@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wmplan.evaluation.summary import EvalSummary
+from wmplan.evaluation.summary import EvalSummary, seed_spread
 from wmplan.tasks import task_spec
 
 Grid = dict[tuple[str, str, bool, bool], EvalSummary]
@@ -48,8 +48,8 @@ def cell(summary: EvalSummary | None, distance: bool = False) -> str:
     ('62 [55-70] · 4.1 s')."""
     if summary is None:
         return "-"
-    seeds = len(summary.get("train_seeds", []))
-    rates = summary.get("seed_success_rates", []) if seeds > 1 else []
+    spread = seed_spread(summary)
+    rates = spread["seed_success_rates"] if spread else []
     low, high = (min(rates), max(rates)) if rates else summary["ci95"]
     brackets = "[]" if rates else "()"
     text = (
@@ -57,7 +57,7 @@ def cell(summary: EvalSummary | None, distance: bool = False) -> str:
         f"{summary['seconds_per_plan']:.1f} s"
     )
     if distance:
-        finals = summary.get("seed_final_distances", []) if seeds > 1 else []
+        finals = spread["seed_final_distances"] if spread else []
         d_low, d_high = (min(finals), max(finals)) if finals else summary["final_distance_ci95"]
         text = (
             f"{summary['mean_final_distance']:.3f} {brackets[0]}{d_low:.3f}-{d_high:.3f}{brackets[1]} · "

@@ -6,7 +6,7 @@ file), and the reports index it by these names; this declaration is the one plac
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -50,16 +50,31 @@ class EvalSummary(TypedDict):
     episode_success: list[bool]
     """Per episode, in the order of the pairs (episodes.jsonl has the states): for paired tests."""
     episode_final_distance: list[float]
-    train_seeds: NotRequired[list[int]]
-    """Only in a summary pooled over models trained with several seeds (`pool_over_seeds`): the seeds, in
-    the order in which the episode lists are concatenated."""
-    seed_success_rates: NotRequired[list[float]]
-    """Pooled only: each seed's success rate (its range is the spread over training seeds)."""
-    seed_final_distances: NotRequired[list[float]]
-    """Pooled only: each seed's mean final distance."""
 
 
-def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> EvalSummary:
+class PooledSummary(EvalSummary):
+    """One cell planned by models trained with several seeds on the same pairs (`pool_over_seeds`)."""
+
+    train_seeds: list[int]
+    """The seeds, in the order in which the episode lists are concatenated."""
+    seed_success_rates: list[float]
+    """Each seed's success rate (their range is the spread over training seeds)."""
+    seed_final_distances: list[float]
+    """Each seed's mean final distance."""
+
+
+POOLED_KEYS = ("train_seeds", "seed_success_rates", "seed_final_distances")
+
+
+def seed_spread(summary: EvalSummary) -> dict[str, list] | None:
+    """The per-seed lists of a summary pooled over two or more training seeds, else None."""
+    pooled: dict[str, Any] = dict(summary)
+    if len(pooled.get("train_seeds", [])) < 2:
+        return None
+    return {key: pooled[key] for key in POOLED_KEYS}
+
+
+def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSummary:
     """One summary for the same cell planned with models trained with each of `seeds` on the same
     pairs: episode lists concatenated seed after seed (so paired tests between two pooled cells pair
     each (seed, pair) with itself), rates and means over all of them (= the mean over seeds: each seed

@@ -22,7 +22,7 @@ from typing import Any
 
 from wmplan.config import STATE_ENCODERS
 from wmplan.evaluation.report import Grid
-from wmplan.evaluation.summary import EvalSummary
+from wmplan.evaluation.summary import EvalSummary, seed_spread
 from wmplan.models.run_folder import RunFolder
 
 GRID_FILE = "grid.json"
@@ -55,7 +55,7 @@ def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: Ev
         "ci95": s["ci95"],
         "mean_final_distance": s["mean_final_distance"],
         "seconds_per_plan": s["seconds_per_plan"],
-        **{k: s[k] for k in ("train_seeds", "seed_success_rates", "seed_final_distances") if k in s},  # type: ignore[literal-required]
+        **(seed_spread(s) or {}),
     }
 
 
