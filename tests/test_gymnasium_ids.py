@@ -37,7 +37,7 @@ def test_each_id_declares_its_evaluation_budget():
     assert all(budgets[task] == episode_budget(task) for task in TASKS)
     env = gymnasium.make(gym_id("wall"))
     env.reset(seed=0)
-    for step in range(50):
+    for _step in range(50):
         *_, terminated, truncated, _ = env.step(env.action_space.sample() * 0)
     assert truncated and not terminated  # the budget ends the episode
 
