@@ -174,7 +174,7 @@ class WallTask:
         return self.default_layout(n)
 
     # ----- geometry -------------------------------------------------------------------------------
-    def faces(self, layout: np.ndarray) -> _Faces:
+    def _faces(self, layout: np.ndarray) -> _Faces:
         """The solids' faces for each copy's layout (N, 2)."""
         c = self.config
         return _Faces(
@@ -190,7 +190,7 @@ class WallTask:
     def in_solid(self, state: np.ndarray, layout: np.ndarray | None = None) -> np.ndarray:
         """bool (N,): whether each dot lies on or beyond the frame, or in the wall outside the door."""
         state = as_batch(state, 2, "state")
-        f = self.faces(self._layout_for(len(state), layout))
+        f = self._faces(self._layout_for(len(state), layout))
         x, y = state[:, 0], state[:, 1]
         outside = (x <= f.lo) | (x >= f.hi) | (y <= f.lo) | (y >= f.hi)
         return outside | ((x >= f.wall_l) & (x <= f.wall_r) & ((y < f.door_lo) | (y > f.door_hi)))
@@ -198,7 +198,7 @@ class WallTask:
     def side(self, state: np.ndarray, layout: np.ndarray | None = None) -> np.ndarray:
         """int (N,): -1 left of the wall, +1 right of it, 0 inside the door passage."""
         state = as_batch(state, 2, "state")
-        f = self.faces(self._layout_for(len(state), layout))
+        f = self._faces(self._layout_for(len(state), layout))
         return np.where(state[:, 0] < f.wall_l, -1, np.where(state[:, 0] > f.wall_r, 1, 0))
 
     # ----- the Task protocol ----------------------------------------------------------------------
@@ -209,7 +209,7 @@ class WallTask:
         bad = self.in_solid(state, lay)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            f = self.faces(lay[i : i + 1])
+            f = self._faces(lay[i : i + 1])
             x, y = state[i]
             where = "outside the arena" if not (f.lo < x < f.hi and f.lo < y < f.hi) else "inside the wall"
             raise ValueError(
@@ -229,7 +229,7 @@ class WallTask:
             raise ValueError(f"Wall.step: {len(action)} actions for {self.num_envs} dots")
         delta = self.config.action_scale * action
         pieces = np.maximum(1, np.ceil(np.abs(delta).max(axis=1) / MAX_PIECE_PX)).astype(int)  # (N,)
-        faces = self.faces(self._layout)
+        faces = self._faces(self._layout)
         pos = self._state.copy()
         for k in range(int(pieces.max(initial=1))):
             moving = pieces > k  # a dot's own pieces only, so a batch equals its dots stepped alone
@@ -259,7 +259,7 @@ class WallTask:
         c, idx = self.config, np.arange(self.image_size)
         if len(layout) and np.all(layout == layout[:1]):
             layout = layout[:1]
-        f = self.faces(layout)
+        f = self._faces(layout)
         cols = (idx[None] >= f.wall_l[:, None]) & (idx[None] <= f.wall_r[:, None])  # (L, W)
         door = (idx[None] >= f.door_lo[:, None]) & (idx[None] <= f.door_hi[:, None])  # (L, H)
         frame = (idx == c.border_line) | (idx == self.image_size - 1 - c.border_line)
@@ -280,7 +280,7 @@ class WallTask:
         """n (start, goal) pairs, DINO-WM's way: one point uniform left of the wall and one right of it,
         both 2 dot stds from every solid, y uniform and independent, either side first. Pure function of
         the generator's state."""
-        f = self.faces(np.array(self._layout_for(n, layout), dtype=float))
+        f = self._faces(np.array(self._layout_for(n, layout), dtype=float))
         pad = 2 * self.config.dot_std
         left_x = rng.uniform(f.lo + pad, f.wall_l - pad, n)
         right_x = rng.uniform(f.wall_r + pad, f.hi - pad, n)
