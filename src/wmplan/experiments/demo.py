@@ -29,7 +29,7 @@ from wmplan.evaluation.landscape import landscape
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.demo_grid import write_grid
-from wmplan.experiments.demo_report import write_report
+from wmplan.experiments.demo_report import seed_folder, write_report
 from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
@@ -98,11 +98,6 @@ def demo_scale(env: str, **changes) -> DemoScale:
 def other_mode(env: str, mpc: bool) -> str:
     """The objective mode that is not the task's default for open loop (mpc False) or MPC."""
     return "all" if objective_mode(env, mpc) == "last" else "last"
-
-
-def seed_folder(root: Path, train_seed: int, train_seeds: list[int]) -> Path:
-    """root itself for a single training seed (the usual layout), root/seed<k> for each of several."""
-    return root / f"seed{train_seed}" if len(train_seeds) > 1 else root
 
 
 def pool_grids(grids: list[dict], train_seeds: list[int]) -> dict:

@@ -96,6 +96,12 @@ def write_report(
     return report
 
 
+def seed_folder(root: Path, train_seed: int, train_seeds: list[int]) -> Path:
+    """Where the demo keeps one training seed's runs or evals under `root`: root itself for a single
+    seed (the usual layout), root/seed<k> for each of several."""
+    return root / f"seed{train_seed}" if len(train_seeds) > 1 else root
+
+
 def _frame_size(data: dict) -> str:
     """'65x65' from a dataset summary's obs shape (frames, H, W, 3)."""
     _, height, width, _ = data["arrays"]["obs"]["shape"]
@@ -107,9 +113,7 @@ def _encoder_section(
 ) -> str:
     several = len(train_seeds) > 1
     models = [
-        _models_line(
-            out / "runs" / encoder / (f"seed{s}" if several else ""), f" (training seed {s})" if several else ""
-        )
+        _models_line(seed_folder(out / "runs" / encoder, s, train_seeds), f" (training seed {s})" if several else "")
         for s in train_seeds
     ]
     bounded = any(key[3] for key in grid)

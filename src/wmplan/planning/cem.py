@@ -89,8 +89,9 @@ class CEMPlanner:
             costs = self.evaluate(model, z0, goal, cand)
             elite_costs, elite_idx = costs.topk(cfg.topk, dim=1, largest=False)  # (B, K), best first
             elites = cand.gather(1, elite_idx[:, :, None, None].expand(-1, -1, h, a))
-            better = elite_costs[:, 0] < best_costs
-            best[better], best_costs[better] = elites[better, 0], elite_costs[better, 0]
+            if cfg.keep_best:
+                better = elite_costs[:, 0] < best_costs
+                best[better], best_costs[better] = elites[better, 0], elite_costs[better, 0]
             mean, std = elites.mean(1), elites.std(1)
         mean = self.bounds.clamp(mean)
         self.last_costs = self.evaluate(model, z0, goal, mean[:, None])[:, 0]
