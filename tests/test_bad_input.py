@@ -120,12 +120,12 @@ def test_eval_settings_and_a_file_out_are_refused_before_planning(tiny_run, tmp_
 def test_info_verify_names_a_deleted_and_a_garbled_chunk_and_training_refuses_a_deleted_one(tmp_path, capsys):
     collect("wall", tmp_path / "d", episodes=4, seed=0, progress=False)
     assert main(["info", "--verify", str(tmp_path / "d")]) == 0
-    os.remove(tmp_path / "d" / "data" / "obs" / "c" / "2" / "0" / "0" / "0")
-    (tmp_path / "d" / "data" / "state" / "c" / "0" / "0").write_bytes(b"garbage")
+    os.remove(tmp_path / "d" / "data" / "obs" / "2.0.0.0")  # zarr format 2 chunk names
+    (tmp_path / "d" / "data" / "state" / "0.0").write_bytes(b"garbage")
     assert main(["info", "--verify", str(tmp_path / "d")]) == 1
     out = capsys.readouterr().out
-    assert "data/obs chunk c/2/0/0/0 (frames 102-152, episodes 2-2): missing" in out
-    assert "data/state chunk c/0/0" in out and "cannot be decoded" in out
+    assert "data/obs chunk 2.0.0.0 (frames 102-152, episodes 2-2): missing" in out
+    assert "data/state chunk 0.0" in out and "cannot be decoded" in out
     assert main(["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--preset", "tiny"]) == 2
     assert "chunk file(s) missing" in _error(capsys)
 
@@ -324,7 +324,7 @@ BATTERY = [
 @pytest.mark.parametrize("line, word", BATTERY, ids=[line for line, _ in BATTERY])
 def test_battery_of_bad_inputs_gets_clear_errors_and_writes_nothing(battery_files, line, word, tmp_path, capsys):
     files = {**battery_files, "NEW": str(tmp_path / "new")}
-    before = {p: os.path.getmtime(p) for p in (files["RUN"] + "/model.safetensors", files["DATA"] + "/zarr.json")}
+    before = {p: os.path.getmtime(p) for p in (files["RUN"] + "/model.safetensors", files["DATA"] + "/.zattrs")}
     assert main([files.get(token, token) for token in line.split()]) == 2
     err = _error(capsys)
     assert word in err and err.count("\n") == 0, err

@@ -34,11 +34,49 @@ def test_round_trip_of_episodes(tmp_path, rng):
     for i, ep in enumerate(episodes):
         got = again.episode(i)
         for key in ep:
-            np.testing.assert_array_equal(got[key], ep[key])
+            last = -1 if key == "action" else None  # the last action is padding, stored as zeros
+            np.testing.assert_array_equal(got[key][:last], ep[key][:last])
+        np.testing.assert_array_equal(got["action"][-1], 0)
     np.testing.assert_array_equal(
         again.read("state", np.array([2, 0])), np.concatenate([episodes[2]["state"], episodes[0]["state"]])
     )
     assert WallSettings.from_dict(again.task_settings) == WallTask().config
+
+
+def test_written_as_zarr_format_2_with_zero_padding_and_a_mask_for_the_last_actions(tmp_path, rng):
+    store = TrajectoryStore.create(tmp_path / "s", WallTask(), frames_per_episode=7)
+    episodes = [_episode(rng, n) for n in (4, 3)]
+    episodes[0]["action"][-1] = np.nan  # collectors pass NaN there: never applied, stored as zeros
+    store.append_episodes(episodes)
+    assert (tmp_path / "s" / ".zgroup").is_file() and not (tmp_path / "s" / "zarr.json").exists()
+    raw = zarr.open_group(str(tmp_path / "s"), mode="r", zarr_format=2)["data/action"][:]
+    np.testing.assert_array_equal(raw[[3, 6]], 0)
+    np.testing.assert_array_equal(raw[:3], episodes[0]["action"][:3])
+    applied = store.action_applied()
+    np.testing.assert_array_equal(applied, [True, True, True, False, True, True, False])
+    assert np.isfinite(store.read("action")).all()
+    applied_actions = np.concatenate([ep["action"][:-1] for ep in episodes])
+    assert store.summary()["action_range"]["min"] == applied_actions.min(axis=0).round(4).tolist()
+
+
+def test_datasets_of_the_first_format_still_open_and_keep_their_fingerprint(tmp_path, rng):
+    episodes = [_episode(rng, n) for n in (4, 3)]
+    new = TrajectoryStore.create(tmp_path / "new", WallTask(), frames_per_episode=7)
+    new.append_episodes(episodes)
+    # The first format: zarr format 3, NaN as each episode's last action, format attribute /1.
+    old = zarr.open_group(str(tmp_path / "old"), mode="w", zarr_format=3)
+    for key in ("obs", "state", "proprio", "action"):
+        values = np.concatenate([ep[key] for ep in episodes])
+        if key == "action":
+            values[[3, 6]] = np.nan
+        old.create_array(f"data/{key}", data=values)
+    old.create_array("meta/episode_ends", data=np.array([4, 7], dtype=np.int64))
+    old.attrs.update({**new.attrs, "format": "wmplan.trajectories/1", "every_chunk_written": False})
+    again = TrajectoryStore.open(tmp_path / "old", task="wall")
+    np.testing.assert_array_equal(again.read("action"), new.read("action"))
+    np.testing.assert_array_equal(again.episode(1)["action"], new.episode(1)["action"])
+    assert again.fingerprint() == new.fingerprint()  # runs trained on the old copy still recognise it
+    assert again.chunk_problems() == []
 
 
 def test_collect_is_seeded_and_deterministic(tmp_path):
@@ -53,7 +91,7 @@ def test_collect_is_seeded_and_deterministic(tmp_path):
 def test_collected_wall_data_follows_the_dynamics(wall_store):
     task = WallTask()
     ep = wall_store.episode(0)
-    assert ep["obs"].shape == (51, SIZE, SIZE, 3) and np.isnan(ep["action"][-1]).all()
+    assert ep["obs"].shape == (51, SIZE, SIZE, 3) and (ep["action"][-1] == 0).all()
     task.reset_to(ep["state"][:1].astype(float))
     for t in range(50):
         task.step(ep["action"][t : t + 1].astype(float))

@@ -1,13 +1,18 @@
-"""Trajectory datasets on disk: a zarr group in the replay-buffer layout.
+"""Trajectory datasets on disk: a zarr group (format 2) in diffusion policy's replay-buffer layout.
 
     PATH/
       data/obs        uint8   (T, H, W, 3)  rendered observations, episodes concatenated over time
       data/state      float32 (T, S)        simulator state
       data/proprio    float32 (T, P)        proprioception
-      data/action     float32 (T, A)        env action applied at frame t (NaN on each episode's last frame)
+      data/action     float32 (T, A)        env action applied at frame t; zeros on each episode's last
+                                            frame, where no action follows (`action_applied` is the mask)
       data/<extra>    any     (T, ...)      optional per-frame arrays (e.g. Wall's random layout)
       meta/episode_ends int64 (E,)          exclusive end frame of each finished episode
       attrs: format, task, task_settings, image_size, dims, collector
+
+The group is written as zarr format 2, which zarr 2 and 3 both read, and so does diffusion policy's
+`ReplayBuffer`. Datasets of the first format (zarr format 3, NaN as each episode's last action) still open:
+`read` and `episode` give their last actions as zeros too.
 
 Episodes are appended one at a time (or a few at once): the data arrays first, `meta/episode_ends`
 last, and zarr writes each chunk atomically. A collection killed mid-way therefore leaves every finished episode readable;
@@ -31,7 +36,9 @@ import zarr
 
 from wmplan.writing import LOCK_NAME, WriterLock, claim_folder
 
-FORMAT = "wmplan.trajectories/1"
+FORMAT = "wmplan.trajectories/2"
+READABLE_FORMATS = ("wmplan.trajectories/1", FORMAT)  # 1: zarr format 3, NaN last actions
+ZARR_FORMAT = 2  # the version diffusion policy's ReplayBuffer (zarr 2) and zarr 3 both read
 REQUIRED_KEYS = ("obs", "state", "proprio", "action")
 LOW_DIM_CHUNK_EPISODES = 64  # small arrays share chunks across episodes: fewer, larger files
 ABSURD = 1e6  # no task's state, proprio or action comes near this: a value beyond it is a bug upstream
@@ -55,7 +62,7 @@ def check_replaceable(path: Path) -> None:
             f"{path} is a file, not a dataset; --overwrite only replaces a wmplan dataset: choose another --out"
         )
     try:
-        is_dataset = zarr.open_group(str(path), mode="r").attrs.get("format") == FORMAT
+        is_dataset = zarr.open_group(str(path), mode="r").attrs.get("format") in READABLE_FORMATS
     except Exception:  # not a zarr group at all
         is_dataset = False
     if not is_dataset:
@@ -101,7 +108,7 @@ class TrajectoryStore:
         for child in path.iterdir():  # the old dataset, now that no one else writes it; the lock stays
             if child.name != LOCK_NAME:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-        group = zarr.open_group(str(path), mode="a")
+        group = zarr.open_group(str(path), mode="a", zarr_format=ZARR_FORMAT)
         size = task.image_size
         shapes = {
             "obs": ((size, size, 3), "uint8"),
@@ -150,9 +157,10 @@ class TrajectoryStore:
     def validate(self, task: str | None = None) -> None:
         """Raise DatasetError naming what is wrong: format, task, a missing array, lengths, shapes."""
         attrs = self.group.attrs
-        if attrs.get("format") != FORMAT:
+        if attrs.get("format") not in READABLE_FORMATS:
             raise DatasetError(
-                f"{self.path} is not a wmplan dataset (attrs 'format' is {attrs.get('format')!r}, expected {FORMAT!r})"
+                f"{self.path} is not a wmplan dataset (attrs 'format' is {attrs.get('format')!r}, expected one of "
+                f"{READABLE_FORMATS}); `wmplan import` converts datasets of other tools"
             )
         if task is not None and attrs.get("task") != task:
             raise DatasetError(
@@ -232,9 +240,18 @@ class TrajectoryStore:
                 f"{self.path}: data/{key} cannot be decoded ({exc}); `wmplan info --verify {self.path}` "
                 f"lists the damaged chunks; collect the dataset again"
             ) from exc
+        if key == "action":
+            everything[~self.action_applied()] = 0  # the first format stored NaN there
         if episodes is None:
             return everything
         return np.concatenate([everything[s:e] for s, e in self.episode_bounds(episodes)])
+
+    def action_applied(self) -> np.ndarray:
+        """Per finished frame, whether its action was applied: False on each episode's last frame, whose
+        stored action is padding (zeros)."""
+        applied = np.ones(self.n_frames, bool)
+        applied[self.episode_ends - 1] = False
+        return applied
 
     def episode_bounds(self, episodes: np.ndarray | None = None) -> list[tuple[int, int]]:
         ends = self.episode_ends
@@ -247,14 +264,18 @@ class TrajectoryStore:
         if not 0 <= i < self.n_episodes:
             raise IndexError(f"episode {i} out of range: {self.path} has {self.n_episodes} finished episodes")
         ((s, e),) = self.episode_bounds(np.array([i]))
-        return {k: self.group[f"data/{k}"][s:e] for k in self.keys}
+        arrays = {k: self.group[f"data/{k}"][s:e] for k in self.keys}
+        arrays["action"][-1] = 0  # padding; the first format stored NaN there
+        return arrays
 
     def fingerprint(self) -> str:
         """A short hash of the episode ends, states and actions: enough to tell datasets apart (a run
         records its dataset's, so a moved or replaced dataset is recognised)."""
         h = hashlib.sha256(self.episode_ends.tobytes())
-        for key in ("state", "action"):
-            h.update(np.ascontiguousarray(self.read(key)).tobytes())
+        action = self.read("action")
+        action[~self.action_applied()] = np.nan  # hashed as the first format stored it: runs keep their match
+        for values in (self.read("state"), action):
+            h.update(np.ascontiguousarray(values).tobytes())
         return h.hexdigest()[:16]
 
     def chunk_problems(self, decode: bool = True) -> list[str]:
@@ -294,7 +315,8 @@ class TrajectoryStore:
 
     def append_episodes(self, episodes: list[dict[str, np.ndarray]]) -> None:
         """Append several episodes with one write per array, then commit their ends together: an
-        interrupted call loses these episodes only, never one committed before."""
+        interrupted call loses these episodes only, never one committed before. Each episode's last
+        action is not applied by anyone: whatever the caller passes there (NaN, say) is stored as zeros."""
         if self._writer is None:  # array handles and counts, cached: appends stay cheap
             # Every chunk is written, even one equal to the fill value (zarr skips those by default), so
             # that `chunk_problems` can tell a deleted chunk file from an empty one.
@@ -310,7 +332,7 @@ class TrajectoryStore:
             if len(set(sizes.values())) != 1 or sizes["obs"] < 2:
                 raise DatasetError(f"append_episode: all arrays need the same length >= 2, got {sizes}")
             for key in ("state", "proprio", "action"):
-                values = episode[key][:-1] if key == "action" else episode[key]  # the last action is NaN by design
+                values = episode[key][:-1] if key == "action" else episode[key]  # the last action is padding
                 if not np.all(np.abs(values) < ABSURD):  # also false for NaN and Inf
                     raise DatasetError(
                         f"episode {n + len(lengths)}: data/{key} holds a non-finite value or one beyond "
@@ -325,8 +347,11 @@ class TrajectoryStore:
             lengths.append(sizes["obs"])
         total = sum(lengths)
         for key, array in arrays.items():  # data first ...
+            values = np.concatenate([episode[key] for episode in episodes])
+            if key == "action":
+                values[np.cumsum(lengths) - 1] = 0
             array.resize((start + total, *array.shape[1:]))
-            array[start:] = np.concatenate([episode[key] for episode in episodes])
+            array[start:] = values
         ends.resize((n + len(episodes),))  # ... then the commit point
         ends[n:] = start + np.cumsum(lengths)
         self._writer = (arrays, ends, n + len(episodes), start + total)
@@ -342,7 +367,7 @@ class TrajectoryStore:
         }
         for k in arrays:
             arrays[k]["shape"][0] = self.n_frames
-        action, state = self.read("action"), self.read("state")
+        action, state = self.read("action")[self.action_applied()], self.read("state")
         out: dict[str, Any] = {
             "path": str(self.path),
             "task": self.task_name,
@@ -380,7 +405,7 @@ def open_run_dataset(
 
 
 def _ranges(values: np.ndarray) -> dict[str, list[float]] | None:
-    finite = values[np.all(np.isfinite(values), axis=1)] if len(values) else values
+    finite = values[np.all(np.isfinite(values), axis=1)] if len(values) else values  # (first-format NaN)
     if len(finite) == 0:
         return None
     return {"min": finite.min(axis=0).round(4).tolist(), "max": finite.max(axis=0).round(4).tolist()}

@@ -75,7 +75,7 @@ class Normalizer:
         arrays = {key: store.read(key, episodes) for key in ("action", "proprio", "state")}
         ends = np.cumsum([e - s for s, e in store.episode_bounds(episodes)])  # in the concatenated frames
         last = np.zeros(len(arrays["state"]), bool)
-        last[ends - 1] = True  # each episode's last action is NaN by design
+        last[ends - 1] = True  # each episode's last action is padding, never applied: not in the stats
         for key, values in arrays.items():
             bad = ~np.all(np.abs(values) < ABSURD, axis=1) & ~(last if key == "action" else False)
             if bad.any():
@@ -155,13 +155,13 @@ class TrajectoryWindows(Dataset):
         )
         action = normalizer.normalize_action(store.read("action", episodes)).astype(np.float32)
         bad = np.flatnonzero(~np.all(np.isfinite(action), axis=1))
-        last_frames = offsets[1:] - 1
-        if not np.isin(bad, last_frames).all():
-            t = int(bad[~np.isin(bad, last_frames)][0])
+        if len(bad):
             raise DatasetError(
-                f"{store.path}: a non-finite action inside an episode (frame {t} of the selection); the dataset is corrupt"
+                f"{store.path}: a non-finite action inside an episode (frame {int(bad[0])} of the selection); "
+                f"the dataset is corrupt"
             )
-        self.action = torch.from_numpy(np.nan_to_num(action))  # the NaNs on last frames are never read
+        action[offsets[1:] - 1] = 0  # the padding on last frames is never read; zero as a normalized value too
+        self.action = torch.from_numpy(action)
 
     def __len__(self) -> int:
         return len(self.starts)
