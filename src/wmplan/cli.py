@@ -11,6 +11,9 @@ wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--
 wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
+wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
+wmplan push --run runs/wall --repo-id OWNER/NAME [--private]
+(every --run also takes a Hub id OWNER/NAME)
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ from pathlib import Path
 from wmplan import __version__
 from wmplan.config import ENCODERS, PLANNERS
 from wmplan.data.store import DatasetError
+
+
+def run_location(text: str) -> str:
+    """--run: a local run folder, or a Hub id (owner/name) fetched into the Hub client's cache."""
+    from wmplan.hub import local_run
+
+    try:
+        return str(local_run(text))
+    except (FileNotFoundError, ImportError) as exc:  # argparse names the option and exits with status 2
+        raise argparse.ArgumentTypeError(" ".join(str(exc).split())) from None
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -264,6 +277,31 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from wmplan.hub import push_run
+
+    url = push_run(args.run, args.repo_id, private=args.private)
+    print(
+        f"uploaded {args.run} to {url}; load it with WorldModel.from_pretrained({args.repo_id!r}) or --run {args.repo_id}"
+    )
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """The resolved config of a run (as it was trained) or of a preset for a task, with --set applied."""
+    from wmplan.config import apply_overrides, parse_set_args, preset
+
+    if args.run:
+        from wmplan.models.run_folder import RunFolder
+
+        cfg = RunFolder(args.run).config()
+    else:
+        cfg = preset(args.preset, args.env)
+    cfg = apply_overrides(cfg, parse_set_args(args.set))
+    print(json.dumps(cfg.to_dict(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -318,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--parent",
         dest="run",
         required=True,
-        help="run directory of the trained parent model (alias --parent)",
+        type=run_location,
+        help="run directory (or Hub id) of the trained parent model (alias --parent)",
     )
     p.add_argument("--out", required=True, help="run directory of the finetuned model (new)")
     p.add_argument(
@@ -336,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
-    p.add_argument("--run", required=True, help="run directory of a trained model")
+    p.add_argument("--run", required=True, type=run_location, help="run directory of a trained model, or a Hub id")
     p.add_argument(
         "--planner",
         required=True,
@@ -374,7 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
     p.add_argument(
-        "--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)"
+        "--run",
+        action="append",
+        required=True,
+        type=run_location,
+        help="run directory or Hub id; repeat to compare runs (the first plans)",
     )
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
@@ -385,7 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")
     p.add_argument(
-        "--run", action="append", required=True, help="run directory; repeat to compare runs (the first plans)"
+        "--run",
+        action="append",
+        required=True,
+        type=run_location,
+        help="run directory or Hub id; repeat to compare runs (the first plans)",
     )
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
@@ -410,6 +457,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="rope, granular: pushes tried in the simulator per step (default 100)",
     )
     p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("push", help="upload a trained run to a Hugging Face Hub model repository")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--repo-id", required=True, help="owner/name of the Hub model repository (created if needed)")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("config", help="print a resolved run config")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    p = config_sub.add_parser("show", help="the config a preset gives a task, or a run's own, with --set applied")
+    p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "paper"], help="(default: small)")
+    p.add_argument("--run", type=run_location, help="show this run's config instead of a preset's")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field")
+    p.set_defaults(func=cmd_config_show)
     return parser
 
 

@@ -88,7 +88,7 @@ class EncoderConfig:
     patch_rarity_power: float = 1.0
     """patch: pretraining weighs each pixel's error by its colour's frequency to this power, negated (0: plain MSE)."""
     dinov2_weights: str = ""
-    """dinov2: path of a local DINOv2 ViT-S/14 weights file (.safetensors or .pth)."""
+    """dinov2: a local DINOv2 ViT-S/14 weights file (.safetensors or .pth) or a Hub id (facebook/dinov2-small)."""
     dinov2_image_size: int = 196
     """dinov2: images are resized to this side (196 px -> 14 x 14 patches)."""
 

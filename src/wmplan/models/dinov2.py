@@ -6,9 +6,11 @@ eps 1e-6, a CLS token and no registers. Position embeddings are learned for the 
 grid (37x37 + cls) and bicubically resized to the input grid exactly as Meta's
 `interpolate_pos_encoding` does. The output is DINOv2's `x_norm_patchtokens`, the tokens DINO-WM uses.
 
-Weights come from a local file only (this code never downloads): either Hugging Face's
-`model.safetensors` / `pytorch_model.bin`, or Meta's `dinov2_vits14_pretrain.pth`. Both key layouts
-are recognised, optionally under a common prefix such as `dinov2.`.
+Weights come from a local file (Hugging Face's `model.safetensors` / `pytorch_model.bin`, or Meta's
+`dinov2_vits14_pretrain.pth`) or a Hub id such as `facebook/dinov2-small` (wmplan.hub: the Hub client's
+cache, downloaded once). Both key layouts are recognised, optionally under a common prefix such as `dinov2.`.
+The forward pass stays this plain-torch ViT: at 196 px Meta's position-embedding resize (the scale factor
+(grid + 0.1) / 37, which DINO-WM's encoder uses) differs from transformers' (an output size) by ~3%.
 
 Example:
     >>> enc = DinoV2Encoder("/data/weights/dinov2-small/model.safetensors")  # image_size=196
@@ -24,6 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from wmplan.hub import hub_file, is_hub_id
 
 PATCH, DIM, DEPTH, HEADS, MLP_RATIO = 14, 384, 12, 6, 4
 PRETRAIN_GRID = 37  # 518 px / 14
@@ -149,12 +153,15 @@ def random_state_dict(layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def _read_file(path: Path) -> dict[str, torch.Tensor]:
+    if is_hub_id(str(path)):  # e.g. facebook/dinov2-small: its safetensors file, from the Hub client's cache
+        path = hub_file(str(path), "model.safetensors")
     if path.is_dir() and (path / "model.safetensors").is_file():  # a Hugging Face snapshot folder
         path = path / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(
-            f"DINOv2 weights not found at {path}. This code never downloads them: on a machine with internet, "
-            f"download model.safetensors from {HF_URL} (or Meta's {META_URL}) and pass its local path."
+            f"DINOv2 weights not found at {path}. Pass a local file or a Hub id such as facebook/dinov2-small "
+            f"(downloaded once with `pip install huggingface_hub`); offline, fetch model.safetensors from {HF_URL} "
+            f"(or Meta's {META_URL}) on a machine with internet and pass its local path."
         )
     try:
         if path.suffix == ".safetensors":

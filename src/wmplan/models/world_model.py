@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from wmplan import __version__
 from wmplan.config import ENCODERS, STATE_ENCODERS, EncoderConfig, RunConfig
 from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
@@ -314,7 +315,7 @@ class WorldModel(nn.Module):
         atomic_write(
             run_dir / "normalization.json", lambda p: p.write_text(json.dumps(self.normalizer.to_dict(), indent=2))
         )
-        meta = {"format": RUN_FORMAT, **self.describe(), **(extra or {})}
+        meta = {"format": RUN_FORMAT, "wmplan_version": __version__, **self.describe(), **(extra or {})}
         atomic_write(run_dir / "config.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
 
     @classmethod
@@ -352,6 +353,27 @@ class WorldModel(nn.Module):
         model.task_settings = meta.get("task_settings")
         model.encoder.freeze()
         return model.to(device)
+
+    @classmethod
+    def from_pretrained(
+        cls, name: str | Path, device: str | torch.device = "cpu", task: str | None = None
+    ) -> WorldModel:
+        """A run from a local folder or a Hub id (`owner/name`, a run uploaded with `push_to_hub` or
+        `wmplan push`; downloaded once into the Hub client's cache)."""
+        from wmplan.hub import local_run
+
+        return cls.load(local_run(name), device=device, task=task)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+        """Upload this model as a run (config.json, model.safetensors, normalization.json and a model card)
+        to a Hub model repository; returns its URL. `wmplan push --run DIR` uploads a run folder as it is."""
+        import tempfile
+
+        from wmplan.hub import push_run
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save(tmp)
+            return push_run(tmp, repo_id, private=private, token=token)
 
 
 def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Tensor]) -> nn.Module:
