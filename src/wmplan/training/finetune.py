@@ -26,6 +26,7 @@ from torch import nn
 from wmplan.config import FINETUNE_PRESETS, RunConfig, apply_overrides
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import WorldModel, resolve_device
+from wmplan.tracking import open_tracker
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.distributed import DistContext
 from wmplan.training.online import OnlineLoss
@@ -67,8 +68,10 @@ def finetune(
     overrides: dict[str, Any] | None = None,
     preset: str | None = "small",
     progress: bool = True,
+    log: str = "csv",
 ) -> WorldModel:
-    """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model."""
+    """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model.
+    `log` also sends each epoch's numbers to a tracker (wmplan.tracking); metrics.csv is always written."""
     parent_run, out = Path(parent_run).resolve(), Path(out)
     if out.resolve() == parent_run:
         raise TrainingError(f"--out must differ from --run: finetuning writes a new run and keeps {parent_run}")
@@ -95,6 +98,7 @@ def finetune(
             f"{cfg.data.path} is not the dataset {parent_run} was trained on "
             f"({parent_meta['dataset']['path']}); pass --data <that dataset>"
         )
+    tracker = open_tracker(log if ctx.is_main else "csv", out, cfg.to_dict())  # a missing package fails before any work
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if (parent_run / "encoder.json").exists():  # the encoder is the parent's, unchanged
@@ -107,8 +111,9 @@ def finetune(
     else:
         loss = AdversarialLoss(model, cfg.adversarial).to(ctx.device)
     meta = {"parent_run": str(parent_run), "method": method}
-    trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta)
-    model = trainer.fit(resume=False, progress=progress and ctx.is_main)
+    trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta, tracker=tracker)
+    with tracker:
+        model = trainer.fit(resume=False, progress=progress and ctx.is_main)
     if isinstance(loss, OnlineLoss) and ctx.is_main:
         loss.write_log(out / "online_metrics.csv")  # rank 0's steps: expert and online losses, refreshes
     return model

@@ -39,6 +39,7 @@ from wmplan.models.encoders import distance_spearman
 from wmplan.models.patch_training import pretrain_patch_encoder
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
+from wmplan.tracking import Tracker, open_tracker
 from wmplan.training.distributed import DistContext, LossModule
 from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restore_checkpoint
 
@@ -216,9 +217,12 @@ def stored_config(run: str | Path) -> RunConfig:
     return RunFolder(run).config()
 
 
-def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> WorldModel:
+def train(
+    cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log: str = "csv"
+) -> WorldModel:
     """Train (or resume) a world model run in `out`; returns the trained model. A resumed run must ask
-    for the stored config (train.epochs, train.device and data.path aside): a difference is refused."""
+    for the stored config (train.epochs, train.device and data.path aside): a difference is refused.
+    `log` also sends each epoch's numbers to a tracker (wmplan.tracking); metrics.csv is always written."""
     out = Path(out)
     cfg = replace_data_path(cfg, Path(cfg.data.path).resolve())  # a run finds its dataset from any folder
     lr_factor(cfg.train.lr_schedule, 0, 1)  # a typo fails here, not after the encoder's pretraining
@@ -229,6 +233,7 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
         lock = claim_folder(out, "the run")  # noqa: F841 (held until train returns)
         if resume:
             restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
+    tracker = open_tracker(log if ctx.is_main else "csv", out, cfg.to_dict())  # a missing package fails here
     data = TrainingData(cfg)
     if resume:
         if not (out / "trainer_state.pt").exists():
@@ -258,7 +263,8 @@ def train(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bo
             out.mkdir(parents=True, exist_ok=True)
             atomic_write(out / "encoder.json", lambda p: p.write_text(json.dumps(encoder_info, indent=2)))
     data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
-    return Trainer(model, data, cfg, out, ctx).fit(resume, progress and ctx.is_main)
+    with tracker:
+        return Trainer(model, data, cfg, out, ctx, tracker=tracker).fit(resume, progress and ctx.is_main)
 
 
 class Trainer:
@@ -275,9 +281,11 @@ class Trainer:
         ctx: DistContext,
         loss_module: torch.nn.Module | None = None,
         meta: dict | None = None,
+        tracker: Tracker | None = None,
     ):
         self.model, self.data, self.cfg, self.out, self.ctx = model, data, cfg, out, ctx
         self.meta = meta or {}
+        self.tracker = tracker or Tracker()
         t = cfg.train
         groups = [
             {"params": list(model.predictor.parameters()), "lr": t.lr_predictor},
@@ -312,6 +320,10 @@ class Trainer:
             }
             if self.ctx.is_main:
                 self.checkpoint(epoch, row)
+                self.tracker.scalars(
+                    step,
+                    {"train/loss": train_loss, "val/loss": val["loss"], "val/copy_last_frame_loss": val["baseline"]},
+                )
                 if progress:
                     tqdm.write(
                         f"epoch {epoch}: train {train_loss:.5f}  val {val['loss']:.5f}  copy-last-frame baseline {val['baseline']:.5f}"
