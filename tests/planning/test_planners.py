@@ -218,6 +218,24 @@ def test_gd_warm_start_is_padded_per_init():
     assert torch.equal(cem.plan(model, z0, goal, init=warm)[:, : H - 2], warm)
 
 
+def test_warm_started_plans_take_warm_steps_and_a_plateau_stops_early_at_the_same_result():
+    model = LinearModel()
+    z0, goal = problem(model)
+    planner = make("adam", steps=200, warm_steps=30, noise=0.0)
+    cold = planner.plan(model, z0, goal)
+    assert planner.history.shape == (200,)
+    planner.plan(model, z0, goal, init=cold[:, 1:])
+    assert planner.history.shape == (30,)
+    # A plateau test: the run stops once the cost stalls, and its actions are those of a run whose fixed
+    # step count ends at the same step (early stopping changes nothing but the count).
+    stopping = make("adam", steps=400, plateau=1e-3, noise=0.0)
+    early = stopping.plan(model, z0, goal)
+    taken = len(stopping.history)
+    assert 10 < taken < 400 and stopping.history[-1] < 1e-2 * stopping.history[0]
+    fixed = make("adam", steps=taken - 1, noise=0.0).plan(model, z0, goal)
+    assert torch.equal(early, fixed)
+
+
 def test_gd_leaves_model_parameters_and_mode_alone():
     model = TanhModel().train()
     z0, goal = problem(model)

@@ -22,7 +22,10 @@ class GDConfig:
     horizon: H, model steps planned; init: "randn" | "zero" (ignored where a warm start covers it);
     bounded: clamp the actions into [action_low, action_high] after each step (projected GD);
     restarts: K starts optimised at once per episode (the first from `init`, the others random), the one
-    with the lowest final model cost returned (multi-start gradient planning)."""
+    with the lowest final model cost returned (multi-start gradient planning);
+    warm_steps: steps of a warm-started plan (an MPC replan, which starts from the last plan's tail),
+    None for `steps`; plateau: stop once the batch's mean model cost fell by less than this fraction of
+    itself over the last PLATEAU_WINDOW steps (0: never; the model's own cost, no simulator)."""
 
     optimizer: str = "adam"
     lr: float = GD_LR["open loop"]
@@ -32,6 +35,12 @@ class GDConfig:
     init: str = "randn"
     bounded: bool = False
     restarts: int = 1
+    warm_steps: int | None = None
+    plateau: float = 0.0
+
+
+PLATEAU_WINDOW = 10
+"""Steps over which `plateau` compares the mean cost: Adam's cost is noisy step to step (GD_NOISE)."""
 
 
 class GDPlanner:
@@ -61,6 +70,7 @@ class GDPlanner:
         init: warm start (B, H', A), H' <= H (the rest filled per cfg.init); generator: one, or one per
         episode (then each episode's result does not depend on its batch); default: seeded 0."""
         cfg, h, k = self.cfg, self.cfg.horizon, self.cfg.restarts
+        steps = cfg.warm_steps if init is not None and cfg.warm_steps is not None else cfg.steps
         # Detached: a context encoded with grad would tie every step's graph to the encoder's, and that
         # graph is freed after the first backward.
         z0, goal = z0.detach(), goal.detach()
@@ -80,13 +90,18 @@ class GDPlanner:
         # Both optimisers act elementwise, so with the summed cost each episode follows its own path.
         opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.Adam
         opt = opt_cls([actions], lr=cfg.lr)
-        history = torch.empty(cfg.steps, device=device)
-        for step in range(cfg.steps):
+        history = torch.empty(steps, device=device)
+        for step in range(steps):
             with torch.enable_grad():
                 costs = self.objective.cost(model.rollout(z0, actions), goal, horizon=h)
                 # Gradients w.r.t. the actions only: the model's parameters never get a .grad.
                 (grad,) = torch.autograd.grad(costs.sum(), actions)
             history[step] = costs.detach().mean()
+            if cfg.plateau > 0 and step >= PLATEAU_WINDOW:
+                before, now = history[step - PLATEAU_WINDOW].item(), history[step].item()
+                if before - now < cfg.plateau * abs(before):  # the last step's update is not taken either
+                    history = history[: step + 1]
+                    break
             actions.grad = grad
             opt.step()
             with torch.no_grad():
