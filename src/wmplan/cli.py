@@ -2,13 +2,18 @@
 
 wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
 wmplan info data/wall [--json]
+wmplan export data/wall --to lerobot|hf --out exports/wall [--overwrite] [--fps 10]
+wmplan import SOURCE --from lerobot|hf|dinowm|diffusion-policy --out data/x [--env pusht] [--task-set k=v]
+              [--map obs=img ...] [--resize] [--overwrite]
 wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]
              [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
 wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
                 [--set adversarial.lambda_action=0.1 ...]
 wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--mpc] [--episodes 50] [--seed 99] [--video N]
-            [--set planner.lr=0.1 ...] --out DIR
+            [--batch N] [--set planner.lr=0.1 ...] --out DIR
+torchrun --nproc_per_node N -m wmplan.cli eval --model runs/wall ...   (the episodes split across N processes or GPUs)
 wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2]
+wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
 wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
@@ -28,6 +33,7 @@ from pathlib import Path
 from wmplan import __version__
 from wmplan.config import ENCODERS, PLANNERS
 from wmplan.data.store import DatasetError
+from wmplan.tracking import TRACKERS
 
 
 def run_location(text: str) -> str:
@@ -114,6 +120,35 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from wmplan.data.interchange import export_dataset
+
+    out = export_dataset(args.data, args.out, args.format, overwrite=args.overwrite, fps=args.fps)
+    print(f"exported {args.data} to {out} ({args.format})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from wmplan.config import parse_set_args
+    from wmplan.data.interchange import import_dataset
+
+    store = import_dataset(
+        args.source,
+        args.out,
+        args.source_format,
+        env=args.env,
+        task_settings=parse_set_args(args.task_set, "--task-set"),
+        mapping=parse_set_args(args.map, "--map"),
+        overwrite=args.overwrite,
+        resize=args.resize,
+    )
+    print(
+        f"imported {args.source} ({args.source_format}) into {store.path}: task {store.task_name}, "
+        f"{store.n_episodes} episodes, {store.n_frames} frames"
+    )
+    return 0
+
+
 def train_config(args: argparse.Namespace):
     """The run config of `wmplan train`: the preset for the dataset's task (default small), then flags,
     then --set. With --resume and none of --preset, --encoder, --set: the run's stored config (train
@@ -138,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = train_config(args)
     start = time.perf_counter()
-    train(cfg, args.out, resume=args.resume)
+    train(cfg, args.out, resume=args.resume, log=args.log)
     minutes = (time.perf_counter() - start) / 60
     print(f"trained {args.out} in {minutes:.1f} min")
     print((Path(args.out) / "encoder.json").read_text())
@@ -154,7 +189,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     overrides = parse_set_args(args.set) | ({"data.path": args.data} if args.data else {})
     overrides |= {"train.device": args.device} if args.device else {}
-    finetune(args.run, args.out, args.method, overrides, preset=args.preset)
+    finetune(args.run, args.out, args.method, overrides, preset=args.preset, log=args.log)
     minutes = (time.perf_counter() - start) / 60
     meta = RunFolder(args.out).meta()
     print(f"finetuned {args.run} ({args.method}) into {args.out} in {minutes:.1f} min")
@@ -171,7 +206,7 @@ def eval_config(args: argparse.Namespace):
     from wmplan.config import apply_dataclass_overrides, parse_set_args
     from wmplan.evaluation.episodes import EvalConfig
 
-    cfg = EvalConfig(planner=args.planner, mpc=args.mpc, episodes=args.episodes, seed=args.seed)
+    cfg = EvalConfig(planner=args.planner, mpc=args.mpc, episodes=args.episodes, seed=args.seed, batch=args.batch)
     overrides = parse_set_args(args.set)
     groups = {"planner": cfg.settings, "mpc": cfg.mpc_settings}
     for group, target in groups.items():
@@ -185,9 +220,27 @@ def eval_config(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """One process, or under torchrun one rank of several: the batches of episodes are split across
+    the ranks (each its own device: cuda:LOCAL_RANK, or a CPU process under gloo); rank 0 writes and prints."""
     from wmplan.evaluation.episodes import evaluate
 
-    summary = evaluate(args.run, eval_config(args), args.out, video=args.video, device=args.device)
+    cfg = eval_config(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        summary = evaluate(args.run, cfg, args.out, video=args.video, device=args.device)
+    else:
+        import torch.distributed as dist
+
+        from wmplan.models.world_model import resolve_device
+        from wmplan.training.distributed import DistContext
+
+        cfg.check()  # every rank refuses bad settings before the process group starts
+        ctx = DistContext.from_env(resolve_device(args.device))
+        try:
+            summary = evaluate(args.run, cfg, args.out, video=args.video, device=ctx.device, sharded=True)
+        finally:
+            dist.destroy_process_group()
+        if not ctx.is_main:
+            return 0
     low, high = summary["ci95"]
     d_low, d_high = summary["final_distance_ci95"]
     print(
@@ -215,6 +268,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
     )
     print(run_demo(args.out, scale, env=args.env, seed=args.seed, train_seeds=args.seeds, device=args.device))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from wmplan.experiments.sweep import load_spec, run_sweep
+
+    result = run_sweep(load_spec(args.config, args.set), args.out, workers=args.workers, device=args.device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    print(
+        f"ran {len(result.ran)} cells; {len(result.finished_before)} already finished"
+        + (f"; {len(result.busy)} being planned by other processes" if result.busy else "")
+    )
+    if result.report is None:
+        print(f"{args.out}/grid.json not written yet: the process that finishes the last cell writes it (or rerun)")
+        return 0
+    print(result.report)
+    print(f"wrote {args.out}/grid.json and {args.out}/report.md")
     return 0
 
 
@@ -302,6 +373,15 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_log_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log",
+        default="csv",
+        choices=TRACKERS,
+        help="also log to tensorboard (<out>/tensorboard) or wandb; the CSV/JSON files are always written (default: csv)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -331,6 +411,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="read every chunk back and list the missing or damaged ones")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("export", help="write a dataset in another tool's format (LeRobot v3.0, Hugging Face parquet)")
+    p.add_argument("data", help="wmplan dataset path")
+    p.add_argument("--to", dest="format", required=True, choices=["lerobot", "hf"])
+    p.add_argument("--out", required=True, help="export folder (new)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export of the same format")
+    p.add_argument("--fps", type=int, default=10, help="lerobot: frames per second in meta/info.json (default 10)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="read another tool's dataset into a new wmplan dataset")
+    p.add_argument("source", help="dataset folder (a LeRobot or Hugging Face export, a DINO-WM folder, a .zarr)")
+    p.add_argument(
+        "--from", dest="source_format", required=True, choices=["lerobot", "hf", "dinowm", "diffusion-policy"]
+    )
+    p.add_argument("--out", required=True, help="wmplan dataset path (new)")
+    p.add_argument("--env", help="wmplan task of the data (a wmplan export names its own)")
+    p.add_argument(
+        "--task-set", action="append", default=[], metavar="KEY=VALUE", help="task setting, e.g. image_size=224"
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="KEY=NAME",
+        help="diffusion-policy: the data array of a wmplan key (obs, state, proprio, action, layout), e.g. obs=img",
+    )
+    p.add_argument("--resize", action="store_true", help="resize images to the task's image_size instead of refusing")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing wmplan dataset at --out")
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("train", help="train a world model on a dataset")
     p.add_argument("--data", required=True, help="dataset path")
     p.add_argument("--out", required=True, help="run directory")
@@ -343,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_log_flag(p)
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64"
     )
@@ -372,10 +482,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="the parent's dataset, if it moved since training (checked by its fingerprint)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the parent run's train.device)")
+    add_log_flag(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
-    p.add_argument("--run", required=True, type=run_location, help="run directory of a trained model, or a Hub id")
+    # --model: under torchrun, `--run` is taken for an abbreviation of torchrun's own --run-path.
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        type=run_location,
+        help="run directory of a trained model, or a Hub id (alias --model, for torchrun)",
+    )
     p.add_argument(
         "--planner",
         required=True,
@@ -385,6 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mpc", action="store_true", help="receding horizon (default: open loop)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=99)
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="episodes planned at once (default: all; under torchrun, episodes / processes); the results depend "
+        "on it, never on the number of processes",
+    )
     p.add_argument("--video", type=int, default=0, metavar="N", help="write GIFs of the first N episodes")
     p.add_argument(
         "--set",
@@ -410,6 +535,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "sweep", help="the Table 1 grid (models x planners x modes x seeds), one eval per cell, in parallel, resumable"
+    )
+    p.add_argument("--config", help="YAML or JSON file: models, planners, modes, seeds, episodes, planner, mpc")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="on top of --config, e.g. models=base:runs/wall,online:runs/wall-online planners=gd,adam,cem "
+        "modes=open,mpc seeds=99,100 episodes=50 planner.steps=100 mpc.replans=5",
+    )
+    p.add_argument("--out", required=True, help="sweep folder (a rerun skips its finished cells)")
+    p.add_argument("--workers", type=int, default=1, help="CPU processes planning cells side by side (default 1)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
     p.add_argument(
@@ -488,7 +630,13 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
         return code
-    except (DatasetError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (
+        DatasetError,
+        ValueError,
+        FileNotFoundError,
+        RuntimeError,
+        ImportError,
+    ) as exc:  # ImportError: an optional package
         print(f"wmplan {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `wmplan info ... | head`: the reader left; say nothing more

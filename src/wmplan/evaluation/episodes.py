@@ -3,7 +3,9 @@
 Start/goal pairs are a pure function of (task, seed), so every planner and every model sees the same
 pairs: comparisons between them are paired. Plans are executed in the simulator; success is the task's
 own criterion, at the end of the budget (`success`) and at any env step on the way (`reached`, the
-paper's sticky variant, reported separately).
+paper's sticky variant, reported separately). Episodes are planned in batches (EvalConfig.batch, default
+one batch of all), each episode drawing from its own generator; under torchrun (`sharded=True`) the
+batches are split across the ranks and rank 0 writes what one process planning them would.
 
 Example:
     >>> summary = evaluate("runs/wall", EvalConfig(planner="cem", mpc=True), "results/cem_mpc")  # doctest: +SKIP
@@ -37,7 +39,7 @@ from wmplan.config import (
 )
 from wmplan.envs import make_task
 from wmplan.evaluation.paired import mean_interval, wilson_interval
-from wmplan.evaluation.summary import EvalSummary
+from wmplan.evaluation.summary import EpisodeOutcomes, EvalSummary
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning import (
     CEMConfig,
@@ -51,7 +53,7 @@ from wmplan.planning import (
 )
 from wmplan.planning.mpc import MPC, MPCConfig
 from wmplan.planning.objective import objective_mode
-from wmplan.writing import claim_folder
+from wmplan.writing import atomic_write, claim_folder
 
 
 @dataclass
@@ -112,6 +114,9 @@ class EvalConfig:
     """Start/goal pairs."""
     seed: int = 99
     """Seed of the start/goal pairs and of the planners' random streams."""
+    batch: int | None = None
+    """Episodes planned at once (default all; sharded, ceil(episodes / processes)). The results depend on it
+    (BLAS rounds a batch's rows differently by batch shape), never on how many processes share the batches."""
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     mpc_settings: MPCSettings = field(default_factory=MPCSettings)
 
@@ -122,6 +127,7 @@ class EvalConfig:
             {
                 "episodes": 1,
                 "seed": 0,
+                "batch": 1,
                 "settings.steps": 1,
                 "settings.noise": 0,
                 "settings.horizon": 1,
@@ -133,7 +139,13 @@ class EvalConfig:
                 "mpc_settings.execute": 1,
             },
             ("settings.lr",),
-            names={"settings": "planner", "mpc_settings": "mpc", "episodes": "--episodes", "seed": "--seed"},
+            names={
+                "settings": "planner",
+                "mpc_settings": "mpc",
+                "episodes": "--episodes",
+                "seed": "--seed",
+                "batch": "--batch",
+            },
         )
         for name, value, allowed in (
             ("init", self.settings.init, ("randn", "zero")),
@@ -188,6 +200,25 @@ def build_planner(cfg: EvalConfig, model: WorldModel, task):
     return GDPlanner(gd, objective, low, high)
 
 
+def batches_of(episodes: int, batch: int) -> list[np.ndarray]:
+    """The episode indices of each batch: consecutive runs of `batch` (the last may be shorter)."""
+    return [np.arange(lo, min(lo + batch, episodes)) for lo in range(0, episodes, batch)]
+
+
+def _process_group(sharded: bool) -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless `sharded`, then the initialised torch.distributed group's."""
+    if not sharded:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "sharded evaluation needs an initialised process group: run it under torchrun "
+            "(torchrun --nproc_per_node N -m wmplan.cli eval ...), or call evaluate without sharded=True"
+        )
+    return dist.get_rank(), dist.get_world_size()
+
+
 def evaluate(
     run: str | Path | WorldModel,
     cfg: EvalConfig,
@@ -195,11 +226,22 @@ def evaluate(
     *,
     progress: bool = True,
     video: int = 0,
-    device: str | None = "auto",
+    device: str | torch.device | None = "auto",
+    sharded: bool = False,
 ) -> EvalSummary:
-    """Plan and execute cfg.episodes episodes; write summary.json and episodes.jsonl into `out`. A run
-    path is loaded on `device` (resolve_device: auto is CUDA when present); a model stays where it is."""
+    """Plan and execute cfg.episodes episodes, cfg.batch at a time (default all at once); write
+    summary.json and episodes.jsonl into `out`. A run path is loaded on `device` (resolve_device: auto is
+    CUDA when present); a model stays where it is.
+
+    sharded: split the batches across the ranks of the initialised torch.distributed group (torchrun;
+    batch j to rank j mod N, cfg.batch defaulting to ceil(episodes / N)), each rank on its own device;
+    rank 0 merges and alone writes `out`; every rank returns the merged summary. Every episode draws its
+    random numbers from its own generator and a batch is the same computation wherever it runs, so the
+    files equal those of a single process planning the same batches, timing fields aside."""
     cfg.check()
+    rank, world = _process_group(sharded)
+    batch = min(cfg.batch or -(-cfg.episodes // world), cfg.episodes)
+    mine = batches_of(cfg.episodes, batch)[rank::world]
     model = run if isinstance(run, WorldModel) else WorldModel.load(run, device=resolve_device(device))
     model.eval()
     meta = model.describe()
@@ -212,24 +254,95 @@ def evaluate(
         else MPCConfig(replans=1, execute=planner.cfg.horizon)
     )
     controller = MPC(planner, mpc_cfg)
-    lock = claim_folder(out, "the evaluation") if out is not None else None  # noqa: F841 (settings checked; fail before planning)
-    episodes = SimulatedEpisodes(task, model, start, goal, record=video)
-    z_goal = episodes.encode(goal)
-    gens = [torch.Generator(device=episodes.device).manual_seed(cfg.seed * 1_000_003 + i) for i in range(cfg.episodes)]
+    # Settings checked; fail before planning. Only rank 0 writes.
+    lock = claim_folder(out, "the evaluation") if out is not None and rank == 0 else None  # noqa: F841
     bar = tqdm(
-        total=mpc_cfg.replans, desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}", unit="plan", disable=not progress
+        total=mpc_cfg.replans * len(mine),
+        desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}",
+        unit="plan",
+        disable=not (progress and rank == 0),
     )
+    outcomes = [_plan_batch(task, model, controller, cfg, start, goal, indices, video, bar) for indices in mine]
+    bar.close()
+    shares: list[list[EpisodeOutcomes]] | None = [outcomes]
+    if world > 1:
+        import torch.distributed as dist
+
+        shares = [outcomes] * world if rank == 0 else None
+        dist.gather_object(outcomes, shares, dst=0)
+    summary: list[EvalSummary | None] = [None]
+    if rank == 0:
+        assert shares is not None
+        merged = EpisodeOutcomes.merge(shares)
+        summary[0] = _finish(
+            run, cfg, out, model, meta, task, planner, mpc_cfg, start, goal, merged, video, batch, world
+        )
+    if world > 1:
+        dist.broadcast_object_list(summary, src=0)
+    assert summary[0] is not None
+    return summary[0]
+
+
+def _plan_batch(
+    task,
+    model: WorldModel,
+    controller: MPC,
+    cfg: EvalConfig,
+    start: np.ndarray,
+    goal: np.ndarray,
+    indices: np.ndarray,
+    video: int,
+    bar,
+) -> EpisodeOutcomes:
+    """Plan and execute the episodes `indices` (consecutive) of the pair list, all in one batch,
+    recording the frames of those among the first `video`."""
+    start, goal = start[indices], goal[indices]
+    episodes = SimulatedEpisodes(
+        task, model, start, goal, record=max(0, min(video, int(indices[-1]) + 1) - int(indices[0]))
+    )
+    z_goal = episodes.encode(goal)
+    # One generator per episode, seeded by its place in the pair list: its draws do not depend on which
+    # other episodes share its batch.
+    gens = [torch.Generator(device=episodes.device).manual_seed(cfg.seed * 1_000_003 + int(i)) for i in indices]
 
     def execute(actions):
         episodes.execute(actions)
         bar.update(1)
 
     result = controller.run(model, episodes.observe, execute, z_goal, generator=gens)
-    bar.close()
     final = task.get_state()
-    success = task.is_success(final, goal)
-    distance = task.distance(final, goal)
-    per_plan = float(np.mean(result.plan_seconds))
+    return EpisodeOutcomes(
+        indices=np.asarray(indices),
+        final=final,
+        success=np.asarray(task.is_success(final, goal)),
+        reached=np.asarray(episodes.reached),
+        distance=np.asarray(task.distance(final, goal)),
+        plan_seconds=list(result.plan_seconds),
+        frames=episodes.frames,
+    )
+
+
+def _finish(
+    run: str | Path | WorldModel,
+    cfg: EvalConfig,
+    out: str | Path | None,
+    model: WorldModel,
+    meta: dict,
+    task,
+    planner,
+    mpc_cfg: MPCConfig,
+    start: np.ndarray,
+    goal: np.ndarray,
+    outcomes: EpisodeOutcomes,
+    video: int,
+    batch: int,
+    world: int,
+) -> EvalSummary:
+    """The summary of all episodes' outcomes; episodes.jsonl, the videos and summary.json (last, so a
+    present summary.json means a finished eval) written into `out`, each file atomically. `world`: the
+    processes the batches were sharded across (only the timing note says so)."""
+    final, success, distance, reached = outcomes.final, outcomes.success, outcomes.distance, outcomes.reached
+    per_plan = float(np.mean(outcomes.plan_seconds))
     rows = [
         {
             "episode": i,
@@ -238,8 +351,8 @@ def evaluate(
             "final": final[i].tolist(),
             "final_distance": float(distance[i]),
             "success": bool(success[i]),
-            "reached": bool(episodes.reached[i]),
-            "planning_seconds": float(np.sum(result.plan_seconds)) / cfg.episodes,
+            "reached": bool(reached[i]),
+            "planning_seconds": float(np.sum(outcomes.plan_seconds)) / cfg.episodes,
         }
         for i in range(cfg.episodes)
     ]
@@ -250,17 +363,20 @@ def evaluate(
         "mpc": cfg.mpc,
         "episodes": cfg.episodes,
         "seed": cfg.seed,
+        "batch": batch,
         "success_rate": float(success.mean()),
         "ci95": wilson_interval(int(success.sum()), cfg.episodes),
-        "reached_rate": float(episodes.reached.mean()),
+        "reached_rate": float(reached.mean()),
         "mean_initial_distance": float(task.distance(start, goal).mean()),
         "mean_final_distance": float(distance.mean()),
         "final_distance_ci95": mean_interval(distance),
         "distance": getattr(task, "distance_name", "distance"),
         "seconds_per_plan": per_plan,
-        "planning_calls": len(result.plan_seconds),
-        "planning_seconds_total": float(np.sum(result.plan_seconds)),
-        "seconds_per_plan_note": "wall-clock of one batched planning call for all episodes, simulator excluded",
+        "planning_calls": len(outcomes.plan_seconds),
+        "planning_seconds_total": float(np.sum(outcomes.plan_seconds)),
+        "seconds_per_plan_note": "wall-clock of one batched planning call for all episodes, simulator excluded"
+        + (f"; {batch} episodes at a time, each call summed over the batches" if batch < cfg.episodes else "")
+        + (f"; batches shared by {world} processes, the slowest one's sum" if world > 1 else ""),
         "planner_config": dataclasses.asdict(planner.cfg),
         "mpc_config": dataclasses.asdict(mpc_cfg),
         "objective": dataclasses.asdict(planner.objective),
@@ -272,10 +388,12 @@ def evaluate(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        (out / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        atomic_write(out / "episodes.jsonl", lambda tmp: tmp.write_text(text))
         if video:
-            write_videos(out, episodes.frames, task.render(goal)[:video])
+            write_videos(out, outcomes.frames, task.render(goal)[:video])
+        summary_text = json.dumps(summary, indent=2)
+        atomic_write(out / "summary.json", lambda tmp: tmp.write_text(summary_text))
     return summary
 
 

@@ -6,6 +6,7 @@ file), and the reports index it by these names; this declaration is the one plac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
@@ -23,6 +24,8 @@ class EvalSummary(TypedDict):
     episodes: int
     seed: int
     """Seed of the start/goal pairs and of the planners' random streams."""
+    batch: int
+    """Episodes planned at once (the results depend on it, never on how many processes shared the batches)."""
     success_rate: float
     """Share of episodes that meet the task's success criterion at the end of the budget."""
     ci95: list[float]
@@ -35,7 +38,8 @@ class EvalSummary(TypedDict):
     distance: str
     """What the distance measures (px, position error, Chamfer distance)."""
     seconds_per_plan: float
-    """Wall-clock of one batched planning call for all episodes, simulator excluded."""
+    """Wall-clock of one batched planning call for all episodes, simulator excluded (several batches: their
+    calls summed; batches sharded across processes: the slowest process's sum)."""
     planning_calls: int
     planning_seconds_total: float
     seconds_per_plan_note: str
@@ -50,6 +54,41 @@ class EvalSummary(TypedDict):
     episode_success: list[bool]
     """Per episode, in the order of the pairs (episodes.jsonl has the states): for paired tests."""
     episode_final_distance: list[float]
+
+
+@dataclass
+class EpisodeOutcomes:
+    """How one batch of an eval's episodes ended: `indices` (n,) into the pair list, final states (n, S),
+    success, reached and final distance (n,), each planning call's wall-clock, and the recorded frames
+    (one (r, Hi, Wi, 3) array per env step, of the batch's first r episodes)."""
+
+    indices: np.ndarray
+    final: np.ndarray
+    success: np.ndarray
+    reached: np.ndarray
+    distance: np.ndarray
+    plan_seconds: list[float]
+    frames: list[np.ndarray]
+
+    @classmethod
+    def merge(cls, shares: list[list[EpisodeOutcomes]]) -> EpisodeOutcomes:
+        """All episodes, in pair order, from each process's batches. A process plans its batches one
+        after another and the processes run side by side, so a planning call for all episodes lasts, per
+        call, the largest over processes of the sum over its batches."""
+        batches = sorted((b for share in shares for b in share), key=lambda b: int(b.indices[0]))
+        one = len(batches) == 1  # one batch in one process: exactly its own numbers
+        cat = lambda name: getattr(batches[0], name) if one else np.concatenate([getattr(b, name) for b in batches])  # noqa: E731
+        calls = [[sum(c) for c in zip(*(b.plan_seconds for b in share))] for share in shares if share]
+        recorded = [b.frames for b in batches if b.frames]
+        return cls(
+            indices=cat("indices"),
+            final=cat("final"),
+            success=cat("success"),
+            reached=cat("reached"),
+            distance=cat("distance"),
+            plan_seconds=calls[0] if len(calls) == 1 else [max(c) for c in zip(*calls)],
+            frames=recorded[0] if len(recorded) == 1 else [np.concatenate(step) for step in zip(*recorded)],
+        )
 
 
 class PooledSummary(EvalSummary):

@@ -1,0 +1,459 @@
+"""`wmplan sweep`: one task's Table 1 grid (models x planners x modes x seeds), each cell an ordinary
+eval in its own folder, run by a pool of worker processes or by torchrun ranks, and resumable.
+
+    OUT/sweep.json                            the spec of the last invocation
+    OUT/<model>/<planner>_<mode>_seed<k>/     one cell: an eval folder (cell.json first: the cell's
+                                              settings; episodes.jsonl; summary.json last, atomically)
+    OUT/grid.json                             every cell's numbers (wmplan.experiments.demo_grid.cell
+                                              plus "seed" and "folder"), once all cells are finished
+    OUT/report.md                             the success and reached tables, one block per seed
+
+A cell is finished when its summary.json is there (it is written last, by a rename); a rerun skips
+finished cells and redoes the others, so a sweep killed at any point (kill -9 included) loses only the
+cells it was planning. A cell folder written with other settings (cell.json differs) is refused, never
+overwritten. Each cell runs alone in its process with one CPU thread and denormals flushed, so its files
+equal `OMP_NUM_THREADS=1 wmplan eval` with the same flags, whatever --workers is. Cells are claimed with
+the cell folder's writer lock (wmplan.writing): workers, torchrun ranks and even two sweeps on the same
+OUT never plan the same cell twice; under torchrun the last rank to finish writes grid.json.
+
+Spec (a YAML or JSON file, then `--set key=value` on top; paths relative to the working folder):
+    models: {base: runs/wall, online: runs/wall-online}   # name: run folder (or a list of folders)
+    planners: [gd, adam, cem]          modes: [open, mpc]   # or mpc_bounded
+    seeds: [99]                        episodes: 50         batch: null
+    planner: {steps: 300}              mpc: {replans: 10}   # planner.<field> / mpc.<field> of every cell
+
+Example:
+    >>> result = run_sweep(load_spec("sweep.yaml", ["seeds=99,100"]), "results/sweep", workers=4)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
+from wmplan.evaluation.episodes import EvalConfig, evaluate
+from wmplan.evaluation.report import (
+    MODE_NAMES,
+    MODEL_NAMES,
+    PAPER_PLANNERS,
+    PLANNER_NAMES,
+    Grid,
+    cell,
+    reached_table,
+    success_grid_table,
+)
+from wmplan.evaluation.summary import EvalSummary
+from wmplan.experiments import demo_grid
+from wmplan.writing import OutputError, atomic_write, claim_folder, remove_stray_files
+
+SPEC_FILE, CELL_FILE, SUMMARY_FILE, REPORT_FILE = "sweep.json", "cell.json", "summary.json", "report.md"
+GRID_FILE = demo_grid.GRID_FILE
+MODES = {"open": (False, False), "mpc": (True, False), "mpc_bounded": (True, True)}
+"""Mode name -> (mpc, bounded), the (mpc, bounded) rows of the report's tables."""
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class SweepSpec:
+    models: dict[str, str] = field(default_factory=dict)
+    """Name -> run folder (or Hub id). Names base, online and adversarial get the paper's numbers beside."""
+    planners: list[str] = field(default_factory=lambda: ["gd", "adam", "cem"])
+    modes: list[str] = field(default_factory=lambda: ["open", "mpc"])
+    """open, mpc, mpc_bounded (MPC with --set planner.bounded=true)."""
+    seeds: list[int] = field(default_factory=lambda: [EvalConfig().seed])
+    """Seeds of the start/goal pairs (and the planners' streams): eval's --seed."""
+    episodes: int = 50
+    batch: int | None = None
+    """Episodes planned at once (eval's --batch; default all)."""
+    planner: dict[str, Any] = field(default_factory=dict)
+    """planner.<field> settings of every cell."""
+    mpc: dict[str, Any] = field(default_factory=dict)
+    """mpc.<field> settings of every cell (open-loop cells ignore them)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    run: str
+    planner: str
+    mode: str
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        return f"{self.model}/{self.planner}_{self.mode}_seed{self.seed}"
+
+
+@dataclass
+class SweepResult:
+    ran: list[str]
+    """Cell folders planned by this invocation (in this process or its workers)."""
+    finished_before: list[str]
+    """Cell folders skipped: finished by an earlier invocation."""
+    busy: list[str]
+    """Cell folders another process was writing (another rank or sweep); they are not finished yet."""
+    grid: dict[str, Any] | None
+    """grid.json's document once every cell is finished, else None."""
+    report: str | None
+
+
+def load_spec(path: str | Path | None, sets: Iterable[str] = ()) -> SweepSpec:
+    """The spec from a YAML or JSON file (optional) with `sets` ("key=value": models, planners, modes,
+    seeds, episodes, batch, planner.<field>, mpc.<field>; lists comma-separated, models as name:path)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values = _read_spec_file(Path(path))
+    for key, value in parse_set_args(list(sets)).items():
+        group, _, name = key.partition(".")
+        if name and group in ("planner", "mpc"):
+            values.setdefault(group, {})[name] = value
+        elif key in ("models", "planners", "modes", "seeds"):
+            text = value.strip()
+            values[key] = json.loads(text) if text.startswith(("[", "{")) else [v.strip() for v in text.split(",") if v]
+        else:
+            values[key] = value
+    return spec_from_dict(values)
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no sweep file {path}; give a YAML or JSON file, or the grid as --set lists")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write it as JSON") from None
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); a .yaml or .yml file is read as YAML") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of sweep settings, got {type(values).__name__}")
+    return values
+
+
+def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
+    """A checked SweepSpec from loosely typed values (a file's, or strings from --set)."""
+    known = [f.name for f in dataclasses.fields(SweepSpec)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown sweep settings {unknown}; valid: {', '.join(known)}")
+    models = values.get("models") or {}
+    if isinstance(models, list):
+        pairs = [str(m).split(":", 1) if ":" in str(m) else [Path(str(m)).name, str(m)] for m in models]
+        names = [name for name, _ in pairs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"models {twice} appear twice; name them, e.g. --set models=base:runs/a,online:runs/b")
+        models = dict(pairs)
+    for group in ("planner", "mpc"):
+        if not isinstance(values.get(group) or {}, dict):
+            raise ValueError(
+                f"sweep {group} must map {group}.<field> settings to values, e.g. --set {group}."
+                f"{'steps=100' if group == 'planner' else 'replans=5'}; got {values[group]!r}"
+            )
+    if not isinstance(models, dict) or not models:
+        raise ValueError(
+            "a sweep needs models: --set models=base:runs/wall,online:runs/wall-online (or a list of runs)"
+        )
+    spec = SweepSpec(
+        models={str(k): str(v) for k, v in models.items()},
+        planners=[str(p) for p in _as_list(values.get("planners", SweepSpec().planners), "planners")],
+        modes=[str(m) for m in _as_list(values.get("modes", SweepSpec().modes), "modes")],
+        seeds=[cast_value(s, int, "seeds") for s in _as_list(values.get("seeds", SweepSpec().seeds), "seeds")],
+        episodes=cast_value(values.get("episodes", SweepSpec.episodes), int, "episodes"),
+        batch=cast_value(values.get("batch"), int | None, "batch"),
+        planner=dict(values.get("planner") or {}),
+        mpc=dict(values.get("mpc") or {}),
+    )
+    for key, low in (("episodes", spec.episodes), ("batch", spec.batch)):
+        if low is not None and low < 1:
+            raise ValueError(f"sweep {key} must be at least 1, got {low}")
+    for name in spec.models:
+        if not NAME.match(name):
+            raise ValueError(f"model name {name!r} cannot name a folder; use letters, digits, '_', '-' and '.'")
+    for key, given, allowed in (("planners", spec.planners, PLANNERS), ("modes", spec.modes, tuple(MODES))):
+        bad = [v for v in given if v not in allowed]
+        if bad or not given:
+            raise ValueError(f"sweep {key} {bad or given} unknown or empty; choose from {', '.join(allowed)}")
+    for key in ("planners", "modes", "seeds"):
+        values_ = getattr(spec, key)
+        if len(set(values_)) != len(values_):
+            raise ValueError(f"sweep {key} {values_} repeat a value; list each once")
+    return spec
+
+
+def _as_list(value: Any, key: str) -> list:
+    if isinstance(value, (str, int)):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError(f"sweep {key} must be a list, got {value!r}")
+    return value
+
+
+def cells_of(spec: SweepSpec) -> list[Cell]:
+    """Every cell, model-major (a model's cells together), in the spec's orders."""
+    return [
+        Cell(model, run, planner, mode, seed)
+        for model, run in spec.models.items()
+        for seed in spec.seeds
+        for planner in spec.planners
+        for mode in spec.modes
+    ]
+
+
+def eval_config(spec: SweepSpec, c: Cell) -> EvalConfig:
+    """The cell's EvalConfig: its planner, mode and seed, and the spec's shared settings (checked)."""
+    mpc, bounded = MODES[c.mode]
+    cfg = EvalConfig(planner=c.planner, mpc=mpc, episodes=spec.episodes, seed=c.seed, batch=spec.batch)
+    apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
+    apply_dataclass_overrides(cfg.mpc_settings, spec.mpc, "mpc")
+    if bounded:
+        cfg.settings.bounded = True
+    return cfg.check()
+
+
+def cell_record(spec: SweepSpec, c: Cell) -> dict[str, Any]:
+    """cell.json: what the cell is, as JSON (a rerun compares it before trusting the folder)."""
+    return json.loads(
+        json.dumps(
+            {
+                "model": c.model,
+                "run": str(Path(c.run).resolve()),
+                "planner": c.planner,
+                "mode": c.mode,
+                "seed": c.seed,
+                "eval": dataclasses.asdict(eval_config(spec, c)),
+            }
+        )
+    )
+
+
+def is_finished(folder: Path, record: dict[str, Any]) -> bool:
+    """Whether the cell folder holds this cell's finished eval; a ValueError when the folder holds
+    another cell's or an eval the sweep did not write (never overwritten)."""
+    summary, stored = folder / SUMMARY_FILE, folder / CELL_FILE
+    if not stored.exists():
+        if summary.exists():
+            raise ValueError(
+                f"{folder} holds a summary.json that no sweep wrote (no {CELL_FILE}); move it away or choose another --out"
+            )
+        return False
+    try:
+        previous = json.loads(stored.read_text())
+    except json.JSONDecodeError:
+        return False  # cell.json is written atomically; unreadable means written by something else: redo
+    if previous != record:
+        changed = _difference(previous, record)
+        raise ValueError(
+            f"{folder} was planned with other settings ({changed}); choose another --out, or delete that folder to replan it"
+        )
+    return summary.exists()
+
+
+def _difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            if a != b:
+                return _difference(a, b, f"{prefix}{key}.")
+        elif a != b:
+            return f"{prefix}{key} was {a!r}, now {b!r}"
+    return "no difference"
+
+
+def run_cell(out: str, folder: str, run: str, record: dict[str, Any], cfg: EvalConfig, device: str) -> str:
+    """Plan one cell unless it is finished or another process holds it: "ran", "finished" or "busy"."""
+    path = Path(out) / folder
+    try:
+        lock = claim_folder(path, "the sweep cell")
+    except OutputError:
+        return "busy"
+    try:
+        if is_finished(path, record):
+            return "finished"
+        remove_stray_files(path)  # temp files of a killed writer
+        atomic_write(path / CELL_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
+        evaluate(run, cfg, path, progress=False, device=_rank_device(device))
+        return "ran"
+    finally:
+        lock.release()
+
+
+def _rank_device(device: str) -> str:
+    """Under torchrun, a CUDA device is the rank's own (cuda:LOCAL_RANK)."""
+    from wmplan.models.world_model import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return str(resolved)
+
+
+def _init_worker(parent: int | None = None) -> None:
+    """A pool worker: one thread (the workers share the cores) and denormals flushed, as `wmplan eval`.
+    With `parent` (the sweep's pid), on Linux: killed with the sweep (kill -9 included), rather than left
+    to plan the cells already queued to it."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    if parent is not None and sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the sweep died before the line above
+            os._exit(1)
+
+
+def run_sweep(
+    spec: SweepSpec, out: str | Path, *, workers: int = 1, device: str = "auto", progress: bool = True
+) -> SweepResult:
+    """Plan every unfinished cell of `spec` into `out` with `workers` processes (1: in this process), or
+    as one torchrun rank of several (WORLD_SIZE > 1: the ranks share the cells); then, once every cell is
+    finished, write grid.json and report.md. Every setting and folder is checked before any planning."""
+    from wmplan.hub import local_run
+    from wmplan.models.run_folder import RunFolder
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder; choose another --out")
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if workers < 1 or (world > 1 and workers > 1):
+        raise ValueError(
+            f"--workers {workers}: give at least 1; under torchrun ({world} ranks) each rank is one worker: leave it 1"
+        )
+    runs = {name: str(local_run(run)) for name, run in spec.models.items()}
+    tasks = {name: RunFolder(run).meta()["dims"]["task"] for name, run in runs.items()}
+    if len(set(tasks.values())) > 1:
+        raise ValueError(f"the models are of different tasks ({tasks}); sweep one task at a time")
+    spec = dataclasses.replace(spec, models=runs)
+    cells = cells_of(spec)
+    records = {c.folder: cell_record(spec, c) for c in cells}  # every cell's settings checked here
+    status = {c.folder: "finished" if is_finished(out / c.folder, records[c.folder]) else "todo" for c in cells}
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        atomic_write(out / SPEC_FILE, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(spec), indent=2)))
+    todo = [c for c in cells if status[c.folder] == "todo"]
+    if world > 1:  # each rank starts at its own offset, so the ranks begin on different cells
+        todo = todo[rank:] + todo[:rank]
+    bar = tqdm(total=len(todo), desc="sweep", unit="cell", disable=not (progress and rank == 0 and todo))
+    jobs = [(str(out), c.folder, c.run, records[c.folder], eval_config(spec, c), device) for c in todo]
+    for folder, outcome in _run_jobs(jobs, workers):
+        status[folder] = outcome
+        bar.update(1)
+    bar.close()
+    ran = [c.folder for c in todo if status[c.folder] == "ran"]
+    busy = [c.folder for c in todo if status[c.folder] == "busy"]
+    finished_before = [f for f in records if f not in ran and f not in busy]
+    if not all((out / c.folder / SUMMARY_FILE).exists() for c in cells):
+        return SweepResult(ran, finished_before, busy, None, None)
+    summaries = {c: json.loads((out / c.folder / SUMMARY_FILE).read_text()) for c in cells}
+    grid, report = write_grid_and_report(out, spec, next(iter(tasks.values())), summaries)
+    return SweepResult(ran, finished_before, busy, grid, report)
+
+
+def _run_jobs(jobs: list[tuple], workers: int) -> Iterable[tuple[str, str]]:
+    """(cell folder, outcome) as each job ends: in this process (one thread, restored after), or in a
+    pool of `workers` spawned processes. A failing cell stops the sweep; finished cells stay."""
+    if workers == 1 or len(jobs) <= 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        _init_worker()
+        try:
+            for job in jobs:
+                try:
+                    outcome = run_cell(*job)
+                except Exception as exc:
+                    raise RuntimeError(
+                        f"sweep cell {job[1]} failed: {exc}; fix it and rerun: finished cells are kept"
+                    ) from exc
+                yield job[1], outcome
+        finally:
+            torch.set_num_threads(threads)
+        return
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        pending = {pool.submit(run_cell, *job): job[1] for job in jobs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                folder = pending.pop(future)
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise RuntimeError(
+                        f"sweep cell {folder} failed: {future.exception()}; fix it and rerun: finished cells are kept"
+                    ) from future.exception()
+                yield folder, future.result()
+
+
+def write_grid_and_report(
+    out: Path, spec: SweepSpec, task: str, summaries: dict[Cell, EvalSummary]
+) -> tuple[dict[str, Any], str]:
+    """grid.json (demo_grid.cell of each cell, with its seed and folder) and report.md (per seed: the
+    success table beside the paper's, the planners beyond the paper's, the reached table)."""
+    document = {
+        "task": task,
+        "spec": dataclasses.asdict(spec),
+        "cells": [
+            {
+                **demo_grid.cell(s["encoder"], c.model, c.planner, *MODES[c.mode], s),
+                "seed": c.seed,
+                "folder": c.folder,
+            }
+            for c, s in summaries.items()
+        ],
+    }
+    atomic_write(out / GRID_FILE, lambda tmp: tmp.write_text(json.dumps(document, indent=2) + "\n"))
+    parts = [
+        f"# wmplan sweep: {task}\n",
+        f"{spec.episodes} start/goal pairs per cell; a cell reads `success % (95% Wilson CI) · seconds per planning "
+        "call` (one batched call plans all episodes; simulator excluded). Every cell is an eval folder under "
+        f"{out}; grid.json holds the numbers.\n",
+    ]
+    for seed in spec.seeds:
+        grid: Grid = {(c.model, c.planner, *MODES[c.mode]): s for c, s in summaries.items() if c.seed == seed}
+        parts += [f"## Pairs seed {seed}\n", success_grid_table(grid, task), "", _other_planners(grid)]
+        parts += ["Reached at any step, %:\n", reached_table(grid), ""]
+    report = "\n".join(parts)
+    atomic_write(out / REPORT_FILE, lambda tmp: tmp.write_text(report))
+    return document, report
+
+
+def _other_planners(grid: Grid) -> str:
+    """The planners beyond the paper's (success_grid_table shows GD, Adam and CEM), one column each."""
+    planners = [p for p in dict.fromkeys(key[1] for key in grid) if p not in PAPER_PLANNERS]
+    if not planners:
+        return ""
+    lines = [
+        "| model | mode | " + " | ".join(PLANNER_NAMES.get(p, p) for p in planners) + " |",
+        "|---|---|" + "---|" * len(planners),
+    ]
+    for model in dict.fromkeys(key[0] for key in grid):
+        for mpc, bounded in MODES.values():
+            row = [grid.get((model, p, mpc, bounded)) for p in planners]
+            if any(r is not None for r in row):
+                name, mode = MODEL_NAMES.get(model, model), MODE_NAMES[(mpc, bounded)]
+                lines.append(f"| {name} | {mode} | " + " | ".join(cell(r) for r in row) + " |")
+    return "\n".join(lines) + "\n"
