@@ -24,6 +24,7 @@ wmplan push --run runs/wall --repo-id OWNER/NAME [--private]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -33,7 +34,7 @@ from pathlib import Path
 from wmplan import __version__
 from wmplan.config import ENCODERS, PLANNERS
 from wmplan.data.store import DatasetError
-from wmplan.tracking import TRACKERS
+from wmplan.tracking import TRACKERS, open_tracker
 
 
 def run_location(text: str) -> str:
@@ -225,22 +226,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from wmplan.evaluation.episodes import evaluate
 
     cfg = eval_config(args)
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        summary = evaluate(args.run, cfg, args.out, video=args.video, device=args.device)
-    else:
-        import torch.distributed as dist
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    # Opened before any work, so that a missing tracker package fails first; rank 0 alone logs.
+    with open_tracker(args.log if is_main else "csv", args.out, dataclasses.asdict(cfg)) as tracker:
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            summary = evaluate(args.run, cfg, args.out, video=args.video, device=args.device)
+        else:
+            import torch.distributed as dist
 
-        from wmplan.models.world_model import resolve_device
-        from wmplan.training.distributed import DistContext
+            from wmplan.models.world_model import resolve_device
+            from wmplan.training.distributed import DistContext
 
-        cfg.check()  # every rank refuses bad settings before the process group starts
-        ctx = DistContext.from_env(resolve_device(args.device))
-        try:
-            summary = evaluate(args.run, cfg, args.out, video=args.video, device=ctx.device, sharded=True)
-        finally:
-            dist.destroy_process_group()
-        if not ctx.is_main:
-            return 0
+            cfg.check()  # every rank refuses bad settings before the process group starts
+            ctx = DistContext.from_env(resolve_device(args.device))
+            try:
+                summary = evaluate(args.run, cfg, args.out, video=args.video, device=ctx.device, sharded=True)
+            finally:
+                dist.destroy_process_group()
+            if not ctx.is_main:
+                return 0
+        tracker.scalars(
+            0,
+            {
+                "eval/success_rate": summary["success_rate"],
+                "eval/reached_rate": summary["reached_rate"],
+                "eval/mean_final_distance": summary["mean_final_distance"],
+                "eval/seconds_per_plan": summary["seconds_per_plan"],
+            },
+        )
     low, high = summary["ci95"]
     d_low, d_high = summary["final_distance_ci95"]
     print(
@@ -520,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    add_log_flag(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")

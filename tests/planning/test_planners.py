@@ -236,6 +236,19 @@ def test_warm_started_plans_take_warm_steps_and_a_plateau_stops_early_at_the_sam
     assert torch.equal(early, fixed)
 
 
+def test_eval_passes_warm_steps_and_plateau_to_the_gradient_planner(tiny_run):
+    from wmplan.envs import make_task
+    from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, build_planner
+    from wmplan.models.world_model import WorldModel
+
+    model = WorldModel.load(tiny_run)
+    settings = PlannerSettings(warm_steps=20, plateau=0.01)
+    planner = build_planner(EvalConfig(planner="adam", mpc=True, settings=settings), model, make_task("wall"))
+    assert planner.cfg.warm_steps == 20 and planner.cfg.plateau == 0.01 and planner.cfg.steps == 100
+    with pytest.raises(ValueError, match="planner.warm_steps"):
+        EvalConfig(settings=PlannerSettings(warm_steps=0)).check()
+
+
 def test_gd_leaves_model_parameters_and_mode_alone():
     model = TanhModel().train()
     z0, goal = problem(model)

@@ -1,6 +1,7 @@
 """--log: TensorBoard event files hold what metrics.csv holds; wandb gets the same numbers; csv adds nothing."""
 
 import csv
+import json
 import sys
 import types
 
@@ -68,3 +69,17 @@ def test_csv_writes_nothing_more_and_a_missing_package_is_named_before_any_work(
         open_tracker("wandb", tmp_path / "out")
     with pytest.raises(ValueError, match="unknown --log 'mlflow'"):
         open_tracker("mlflow", tmp_path / "out")
+
+
+def test_eval_logs_its_summary_to_tensorboard(tiny_run, tmp_path):
+    from wmplan.cli import main
+
+    out = tmp_path / "eval"
+    argv = ["eval", "--run", str(tiny_run), "--planner", "adam", "--episodes", "2", "--out", str(out)]
+    assert main([*argv, "--set", "planner.steps=3", "--log", "tensorboard"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    for key in ("success_rate", "mean_final_distance"):
+        (logged,) = events.Scalars(f"eval/{key}")
+        assert logged.step == 0 and logged.value == pytest.approx(summary[key], rel=1e-6)

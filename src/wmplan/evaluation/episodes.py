@@ -83,6 +83,10 @@ class PlannerSettings:
     restarts: int | None = None
     """GD/Adam starts optimised at once per episode, the lowest final model cost kept (default 1;
     multistart: 8)."""
+    warm_steps: int | None = None
+    """GD/Adam steps of an MPC replan, which starts from the previous plan's tail (default: steps)."""
+    plateau: float = 0.0
+    """GD/Adam: stop once the mean model cost fell by less than this fraction over the last 10 steps (0: never)."""
     objective: str | None = None
     """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
     frame, later ones weighted more); default per task and mode (wmplan.tasks)."""
@@ -135,6 +139,8 @@ class EvalConfig:
                 "settings.topk": 1,
                 "settings.iterations": 1,
                 "settings.restarts": 1,
+                "settings.warm_steps": 1,
+                "settings.plateau": 0,
                 "mpc_settings.replans": 1,
                 "mpc_settings.execute": 1,
             },
@@ -194,6 +200,8 @@ def build_planner(cfg: EvalConfig, model: WorldModel, task):
         init=s.init,
         bounded=s.bounded,
         restarts=s.restarts if s.restarts is not None else MULTISTART_RESTARTS if cfg.planner == "multistart" else 1,
+        warm_steps=s.warm_steps,
+        plateau=s.plateau,
     )
     if hybrid:
         return HybridPlanner(HybridConfig(cem=cem, gd=gd), objective, low, high)
