@@ -1,17 +1,28 @@
 """Planning time: Adam against CEM, and batched against one-episode-at-a-time planning, in one run.
 
     python benchmarks/planning.py [--episodes 50] [--json PATH]
+    python benchmarks/planning.py --runs results/demo/runs [--episodes 50] [--gradient-set planner.warm_steps=20 ...] [--json PATH]
 
-One untrained `small` Wall model with the conv encoder's token shape (timing does not depend on the
-weights). Prints seconds per plan for Adam (100 steps), CEM 300 x 10 and CEM 300 x 30 on all episodes at
-once, and Adam planned one episode at a time. Targets: adam_over_cem30 <= 0.10, batched_speedup >= 10.
+Without --runs: one untrained `small` Wall model with the conv encoder's token shape (timing does not
+depend on the weights). Prints seconds per plan for Adam (100 steps), CEM 300 x 10 and CEM 300 x 30 on all
+episodes at once, and Adam planned one episode at a time. Targets: adam_over_cem30 <= 0.10,
+batched_speedup >= 10.
+
+With --runs (a demo's runs folder: <encoder>/base): the trained base models, pixel (the first encoder
+that is not `state`) and state, each planned with Adam + MPC (the demo's settings plus --gradient-set) and
+CEM + MPC on the same pairs in the simulator, one after the other in this process. Writes mpc_ratio_pixel
+and mpc_ratio_state (Adam's seconds per MPC planning call over CEM's) and success_gradient_* and
+success_cem_* (same pairs). Targets (issue: speed): mpc_ratio_pixel <= 0.05 at success >= CEM's,
+mpc_ratio_state <= 0.25.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,11 +53,65 @@ def seconds(fn, repeats: int = 1) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def mpc_comparison(runs: Path, episodes: int, gradient_set: list[str]) -> dict:
+    """Adam + MPC against CEM + MPC on the trained base models under `runs`, same pairs, same process."""
+    from wmplan.config import apply_dataclass_overrides, parse_set_args
+    from wmplan.evaluation.episodes import EvalConfig, evaluate
+
+    encoders = sorted(p.parent.parent.name for p in runs.glob("*/base/config.json"))
+    pixel = [e for e in encoders if e != "state"]
+    models = {"pixel": pixel[0] if pixel else None, "state": "state" if "state" in encoders else None}
+    if not any(models.values()):
+        raise SystemExit(f"no <encoder>/base runs under {runs}; pass a demo's runs folder (results/demo/runs)")
+    overrides = {k.split(".", 1)[1]: v for k, v in parse_set_args(gradient_set, "--gradient-set").items()}
+    result: dict = {"episodes": episodes, "threads": torch.get_num_threads(), "gradient_set": gradient_set}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, encoder in models.items():
+            if encoder is None:
+                continue
+            summaries = {}
+            for planner in ("adam", "cem"):
+                cfg = EvalConfig(planner=planner, mpc=True, episodes=episodes)
+                if planner == "adam":
+                    apply_dataclass_overrides(cfg.settings, overrides, "planner")
+                out = Path(tmp) / kind / planner
+                summaries[planner] = evaluate(runs / encoder / "base", cfg, out, progress=False, device="cpu")
+            adam, cem = summaries["adam"], summaries["cem"]
+            result[f"model_{kind}"] = str(runs / encoder / "base")
+            result[f"seconds_gradient_{kind}"] = adam["seconds_per_plan"]
+            result[f"seconds_cem_{kind}"] = cem["seconds_per_plan"]
+            result[f"mpc_ratio_{kind}"] = adam["seconds_per_plan"] / cem["seconds_per_plan"]
+            result[f"success_gradient_{kind}"] = adam["success_rate"]
+            result[f"success_cem_{kind}"] = cem["success_rate"]
+            print(
+                f"{kind} ({encoder}): Adam MPC {adam['seconds_per_plan']:.2f} s per call, success "
+                f"{adam['success_rate']:.0%}; CEM MPC {cem['seconds_per_plan']:.2f} s, success {cem['success_rate']:.0%}"
+            )
+    for kind, target in (("pixel", 0.05), ("state", 0.25)):
+        if f"mpc_ratio_{kind}" in result:
+            print(f"  mpc_ratio_{kind:<6} {result[f'mpc_ratio_{kind}']:.3f}   (target <= {target})")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--runs", type=Path, help="a demo's runs folder: compare Adam and CEM under MPC on its models")
+    parser.add_argument(
+        "--gradient-set",
+        action="append",
+        default=[],
+        metavar="planner.FIELD=VALUE",
+        help="settings of the Adam planner, e.g. planner.warm_steps=20",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
+    torch.set_flush_denormal(True)  # as every wmplan command does: planners' backward passes make subnormals
+    if args.runs:
+        result = mpc_comparison(args.runs, args.episodes, args.gradient_set)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return
     model, n = untrained_model(), args.episodes
     with torch.no_grad():
         z0, goal = latents(model, n, 0), latents(model, n, 1)
