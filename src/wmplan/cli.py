@@ -16,6 +16,7 @@ wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
+wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000]
 wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
 wmplan push --run runs/wall --repo-id OWNER/NAME [--private]
 (every --run also takes a Hub id OWNER/NAME)
@@ -361,6 +362,24 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from wmplan.experiments.study import StudySpec, run_study
+
+    spec = StudySpec(
+        env=args.env,
+        seeds=args.seeds,
+        adversarial_epochs=args.adversarial_epochs,
+        online_steps=args.online_steps,
+        strengths=[float(x) for x in args.strengths.split(",")],
+        episodes=args.episodes,
+        encoder=args.encoder,
+    )
+    start = time.perf_counter()
+    run_study(spec, args.out, device=args.device)
+    print(f"wrote {args.out}/report.md ({(time.perf_counter() - start) / 60:.1f} min)")
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from wmplan.hub import push_run
 
@@ -613,6 +632,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="rope, granular: pushes tried in the simulator per step (default 100)",
     )
     p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser(
+        "study", help="finetuning across seeds, lengths and strengths: does the effect hold? (resumable)"
+    )
+    p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
+    p.add_argument("--out", required=True, help="study folder (a rerun resumes it)")
+    p.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], help="training seeds (default: 0,1,2)")
+    p.add_argument("--adversarial-epochs", type=_seed_list, default=[1, 3, 10], help="(default: 1,3,10)")
+    p.add_argument("--online-steps", type=_seed_list, default=[200, 1000, 3000], help="(default: 200,1000,3000)")
+    p.add_argument("--strengths", default="0.5,1,2", help="adversarial radii x the defaults (default: 0.5,1,2)")
+    p.add_argument("--episodes", type=int, default=50, help="pairs per cell (default: 50)")
+    p.add_argument("--encoder", default="conv", choices=ENCODERS, help="(default: conv)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N (default: cpu)")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("push", help="upload a trained run to a Hugging Face Hub model repository")
     p.add_argument("--run", required=True, help="run directory")

@@ -1,0 +1,209 @@
+"""`wmplan study`: does finetuning (Online / Adversarial World Modeling) help gradient planning across
+training seeds, lengths and strengths? One dataset, base models of several seeds, each finetuned with
+both methods at several lengths (and the adversarial radii at several strengths), every model planned on
+the same pairs; resumable at every step.
+
+    OUT/study.json                           the spec (a rerun with another spec is refused)
+    OUT/data/                                one dataset (the demo's recipe for the task, seed 0)
+    OUT/runs/seed<k>/base/                   a base model per training seed
+    OUT/runs/seed<k>/<setting>/              a finetuned model: adversarial_e<epochs>_x<strength>, online_<steps>
+    OUT/eval/seed<k>/<model>/<cell>/         one eval per model and cell (adam_mpc, adam, cem_mpc)
+    OUT/study_grid.json, OUT/report.md       the numbers, the paired tests pooled over seeds, the verdicts
+    OUT/effects.png, OUT/training.png        effect vs finetuning length; the training side vs length
+
+Resumable: a base run resumes from its checkpoint; a finetuned run is written to <setting>.partial and
+renamed when complete (a leftover .partial is redone); an eval cell is finished when its summary.json is
+there (written last). A rerun therefore redoes only what a kill interrupted.
+
+Defaults are chosen on the training side only (`choose_length`): the shortest length after which the next
+length lowers the finetuning objective's final value by less than LENGTH_RULE_GAIN of itself. No
+evaluation number enters the choice.
+
+Example:
+    >>> run_study(StudySpec(env="wall"), "results/study/wall")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wmplan.config import AdversarialConfig, apply_overrides, preset
+from wmplan.data.collect import collect
+from wmplan.data.store import TrajectoryStore
+from wmplan.evaluation.episodes import EvalConfig, evaluate
+from wmplan.experiments.demo import demo_scale
+from wmplan.training.finetune import finetune
+from wmplan.training.trainer import train
+
+CELLS = (("adam", True), ("adam", False), ("cem", True))
+"""(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases."""
+LENGTH_RULE_GAIN = 0.05
+"""choose_length: a longer finetuning must lower the objective's final value by at least this fraction."""
+
+
+@dataclass
+class StudySpec:
+    env: str = "wall"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Training seeds of the base models (and their finetunings); the data and the pairs are shared."""
+    adversarial_epochs: list[int] = field(default_factory=lambda: [1, 3, 10])
+    online_steps: list[int] = field(default_factory=lambda: [200, 1000, 3000])
+    strengths: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    """Adversarial radii (every lambda) as multiples of the defaults, at the middle adversarial length."""
+    episodes: int = 50
+    pair_seed: int = 99
+    collect_episodes: int | None = None
+    """Episodes of the dataset (default: the task's demo recipe)."""
+    encoder: str = "conv"
+    base_overrides: dict[str, Any] = field(default_factory=dict)
+    """Run overrides of the base models beyond the demo's recipe (tests shrink them)."""
+    finetune_overrides: dict[str, Any] = field(default_factory=dict)
+    """Finetuning overrides beyond each setting's own length and radii (which win)."""
+    planner: dict[str, Any] = field(default_factory=dict)
+    """planner.<field> of every cell (tests shrink them; empty: the paper's budgets)."""
+
+    def settings(self) -> list[str]:
+        """Every finetuned model's name: each adversarial length at strength 1, the other strengths at
+        the middle length, and each online length."""
+        middle = self.adversarial_epochs[len(self.adversarial_epochs) // 2]
+        names = [adversarial_name(e, 1.0) for e in self.adversarial_epochs]
+        names += [adversarial_name(middle, x) for x in self.strengths if x != 1.0]
+        return names + [f"online_{n}" for n in self.online_steps]
+
+
+def adversarial_name(epochs: int, strength: float) -> str:
+    return f"adversarial_e{epochs}_x{strength:g}"
+
+
+def finetune_recipe(name: str) -> tuple[str, dict[str, Any]]:
+    """(method, overrides) of a setting name."""
+    if name.startswith("online_"):
+        return "online", {"train.epochs": 1, "train.steps_per_epoch": int(name.split("_")[1])}
+    epochs, strength = name.removeprefix("adversarial_e").split("_x")
+    defaults = AdversarialConfig()
+    radii = {
+        f"adversarial.{k}": getattr(defaults, k) * float(strength)
+        for k in ("lambda_visual", "lambda_proprio", "lambda_action")
+    }
+    return "adversarial", {"train.epochs": int(epochs), "train.steps_per_epoch": 0, **radii}
+
+
+def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device: str = "cpu") -> dict[str, Any]:
+    """Run (or resume) the study in `out`; returns the grid (also written, with the report)."""
+    from wmplan.experiments.study_report import write_study_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec_file = out / "study.json"
+    wanted = dataclasses.asdict(spec)
+    if spec_file.exists() and json.loads(spec_file.read_text()) != wanted:
+        raise ValueError(
+            f"{out} holds a study with another spec ({spec_file}); choose another --out or remove that folder"
+        )
+    spec_file.write_text(json.dumps(wanted, indent=2))
+    scale = demo_scale(spec.env)
+    data = out / "data"
+    store = _dataset(data, spec.env, spec.collect_episodes or scale.collect_episodes, progress)
+    grid: dict[str, Any] = {"env": spec.env, "episodes": spec.episodes, "seeds": {}}
+    for seed in spec.seeds:
+        runs = out / "runs" / f"seed{seed}"
+        base_cfg = apply_overrides(
+            preset(scale.preset, spec.env),
+            {
+                **scale.train,
+                "data.path": str(store.path),
+                "train.seed": seed,
+                "model.encoder.name": spec.encoder,
+                "train.device": device,
+                **spec.base_overrides,
+            },
+        )
+        train(base_cfg, runs / "base", resume=(runs / "base" / "config.json").exists(), progress=progress)
+        models = ["base", *spec.settings()]
+        for name in models[1:]:
+            _finetuned(runs, name, {"train.device": device, **spec.finetune_overrides}, progress)
+        grid["seeds"][str(seed)] = {
+            name: {
+                _cell_name(planner, mpc): _eval_cell(
+                    runs / name, out / "eval" / f"seed{seed}" / name, planner, mpc, spec, progress, device
+                )
+                for planner, mpc in CELLS
+            }
+            | {"training": training_side(runs / name)}
+            for name in models
+        }
+    (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
+    write_study_report(out, spec, grid)
+    return grid
+
+
+def _dataset(path: Path, env: str, episodes: int, progress: bool) -> TrajectoryStore:
+    if path.exists():
+        store = TrajectoryStore.open(path, task=env)
+        if store.n_episodes == episodes:
+            return store
+    return collect(env, path, episodes=episodes, seed=0, overwrite=path.exists(), progress=progress)
+
+
+def _finetuned(runs: Path, name: str, overrides: dict[str, Any], progress: bool) -> None:
+    target, partial = runs / name, runs / f"{name}.partial"
+    if target.exists():
+        return
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted finetuning: redone from its parent
+    method, recipe = finetune_recipe(name)
+    finetune(runs / "base", partial, method, {**overrides, **recipe}, preset=None, progress=progress)
+    partial.rename(target)
+
+
+def _cell_name(planner: str, mpc: bool) -> str:
+    return planner + ("_mpc" if mpc else "")
+
+
+def _eval_cell(
+    run: Path, where: Path, planner: str, mpc: bool, spec: StudySpec, progress: bool, device: str
+) -> dict[str, Any]:
+    """One cell's per-episode outcomes, from its summary.json when it is already there."""
+    from wmplan.config import apply_dataclass_overrides
+
+    where = where / _cell_name(planner, mpc)
+    if not (where / "summary.json").exists():
+        cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed)
+        apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
+        evaluate(run, cfg, where, progress=progress, device=device)
+    summary = json.loads((where / "summary.json").read_text())
+    return {
+        "success": summary["episode_success"],
+        "final_distance": summary["episode_final_distance"],
+        "seconds_per_plan": summary["seconds_per_plan"],
+    }
+
+
+def training_side(run: Path) -> dict[str, float]:
+    """What a user sees without a simulator: the last epoch's training objective and val loss, and for
+    online finetuning the mean of its last buffer losses."""
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    side = {"train_loss": float(rows[-1]["train_loss"]), "val_loss": float(rows[-1]["val_loss"])}
+    online = run / "online_metrics.csv"
+    if online.exists():
+        losses = [
+            float(r["online_loss"]) for r in csv.DictReader(online.open()) if r.get("online_loss") not in ("", "nan")
+        ]
+        if losses:
+            tail = losses[-max(1, len(losses) // 10) :]
+            side["online_loss"] = sum(tail) / len(tail)
+    return side
+
+
+def choose_length(lengths: list[int], objective: list[float]) -> int:
+    """The shortest length whose next length lowers the objective (mean over seeds) by less than
+    LENGTH_RULE_GAIN of itself; the longest when every step still pays."""
+    for i in range(len(lengths) - 1):
+        if objective[i] - objective[i + 1] < LENGTH_RULE_GAIN * abs(objective[i]):
+            return lengths[i]
+    return lengths[-1]

@@ -1,0 +1,173 @@
+"""The study's report (see study.py): per finetuning setting, the cells as mean [min-max] over seeds, the
+paired tests pooled over seeds (every seed's episodes on the same pairs are pairs), one verdict per
+method, the lengths a user would pick from the training side alone, and two plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from wmplan.evaluation.paired import PairedEffect, gap_change, success_difference
+
+if TYPE_CHECKING:
+    from wmplan.experiments.study import StudySpec
+
+HOLDS, DIRECTION_ONLY, DOES_NOT_HOLD = (
+    "the effect holds across seeds (p < 0.05)",
+    "holds in direction only",
+    "does not hold",
+)
+
+
+def pooled(grid: dict[str, Any], model: str, cell: str) -> np.ndarray:
+    """Per-episode success of `model` in `cell`, the seeds' episodes one after another."""
+    return np.concatenate([np.asarray(g[model][cell]["success"], bool) for g in grid["seeds"].values()])
+
+
+def rates(grid: dict[str, Any], model: str, cell: str) -> list[float]:
+    return [float(np.mean(g[model][cell]["success"])) for g in grid["seeds"].values()]
+
+
+def effects(grid: dict[str, Any], model: str) -> dict[str, PairedEffect]:
+    """The finetuned `model` against its base, pooled over seeds: Adam + MPC success, Adam open loop
+    success, and the change of the Adam-CEM gap under MPC."""
+    base_adam, base_cem = pooled(grid, "base", "adam_mpc"), pooled(grid, "base", "cem_mpc")
+    return {
+        "adam_mpc": success_difference(pooled(grid, model, "adam_mpc"), base_adam),
+        "adam": success_difference(pooled(grid, model, "adam"), pooled(grid, "base", "adam")),
+        "gap": gap_change(base_adam, base_cem, pooled(grid, model, "adam_mpc"), pooled(grid, model, "cem_mpc")),
+    }
+
+
+def verdict(effect: PairedEffect) -> str:
+    if effect.estimate > 0 and effect.significant:
+        return HOLDS
+    return DIRECTION_ONLY if effect.estimate > 0 else DOES_NOT_HOLD
+
+
+def _cell_text(values: list[float]) -> str:
+    return f"{100 * np.mean(values):.0f} [{100 * min(values):.0f}-{100 * max(values):.0f}]"
+
+
+def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
+    from wmplan.experiments.study import choose_length
+
+    seeds = list(grid["seeds"])
+    models = list(next(iter(grid["seeds"].values())))
+    lines = [
+        f"# Finetuning study: {spec.env}",
+        "",
+        f"{len(seeds)} training seeds ({', '.join(seeds)}) on one dataset; every model planned on the same "
+        f"{spec.episodes} pairs (seed {spec.pair_seed}). Success %, mean over seeds [min-max]; effects are "
+        "paired over the pairs of every seed (McNemar exact for success; a paired sign-flip test for the "
+        "change of the Adam-CEM gap), with 95% bootstrap intervals.",
+        "",
+        "| model | Adam MPC | Adam open | CEM MPC | Adam MPC vs base | gap change vs base | train loss | val loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    found: dict[str, dict[str, PairedEffect]] = {}
+    for model in models:
+        side = [g[model]["training"] for g in grid["seeds"].values()]
+        row = [model, *(_cell_text(rates(grid, model, c)) for c in ("adam_mpc", "adam", "cem_mpc"))]
+        if model == "base":
+            row += ["", ""]
+        else:
+            found[model] = effects(grid, model)
+            row += [found[model]["adam_mpc"].describe(100, " pts"), found[model]["gap"].describe(100, " pts")]
+        row += [f"{np.mean([s['train_loss'] for s in side]):.4g}", f"{np.mean([s['val_loss'] for s in side]):.4g}"]
+        lines.append("| " + " | ".join(row) + " |")
+    adversarial = [f"adversarial_e{e}_x1" for e in spec.adversarial_epochs]
+    online = [f"online_{n}" for n in spec.online_steps]
+    lines += ["", "## Verdicts (Adam + MPC success against the base model, pooled over seeds)", ""]
+    for method, names in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
+        best = max(names, key=lambda n: found[n]["adam_mpc"].estimate)
+        lines.append(
+            f"- {method}: at its best length ({best}) {verdict(found[best]['adam_mpc'])}: "
+            f"{found[best]['adam_mpc'].describe(100, ' points')}; at every length: "
+            + "; ".join(f"{n} {verdict(found[n]['adam_mpc'])}" for n in names)
+            + ". (The best length is picked after the fact: read its p-value with that in mind.)"
+        )
+    train_loss = [float(np.mean([g[n]["training"]["train_loss"] for g in grid["seeds"].values()])) for n in adversarial]
+    online_loss = [
+        float(np.mean([g[n]["training"].get("online_loss", np.nan) for g in grid["seeds"].values()])) for n in online
+    ]
+    chosen_adv = choose_length(spec.adversarial_epochs, train_loss)
+    chosen_online = choose_length(spec.online_steps, online_loss)
+    lines += [
+        "",
+        "## Lengths chosen from the training side",
+        "",
+        "Rule (no simulator): the shortest length after which the next one lowers the finetuning objective "
+        "(adversarial: its training loss on perturbed batches; online: the loss on its buffer of planned "
+        "trajectories, mean of the last tenth of steps) by less than 5% of itself.",
+        f"- adversarial: {chosen_adv} epochs (training loss by length {', '.join(f'{v:.4g}' for v in train_loss)});"
+        f" there Adam + MPC: {found[adversarial_name_of(chosen_adv)]['adam_mpc'].describe(100, ' points')}",
+        f"- online: {chosen_online} steps (buffer loss by length {', '.join(f'{v:.4g}' for v in online_loss)});"
+        f" there Adam + MPC: {found[f'online_{chosen_online}']['adam_mpc'].describe(100, ' points')}",
+    ]
+    _plot(out, spec, found, adversarial, online, train_loss, online_loss)
+    lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
+    text = "\n".join(lines)
+    (out / "report.md").write_text(text)
+    return text
+
+
+def adversarial_name_of(epochs: int) -> str:
+    return f"adversarial_e{epochs}_x1"
+
+
+def _plot(
+    out: Path,
+    spec: StudySpec,
+    found: dict[str, dict[str, PairedEffect]],
+    adversarial: list[str],
+    online: list[str],
+    train_loss: list[float],
+    online_loss: list[float],
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, names, lengths, label in (
+        (axes[0], adversarial, spec.adversarial_epochs, "adversarial epochs"),
+        (axes[1], online, spec.online_steps, "online steps"),
+    ):
+        for key, colour in (("adam_mpc", "tab:blue"), ("gap", "tab:orange")):
+            est = [100 * found[n][key].estimate for n in names]
+            low = [100 * found[n][key].ci95[0] for n in names]
+            high = [100 * found[n][key].ci95[1] for n in names]
+            ax.errorbar(
+                lengths,
+                est,
+                yerr=[np.subtract(est, low), np.subtract(high, est)],
+                marker="o",
+                capsize=3,
+                color=colour,
+                label="Adam MPC success vs base" if key == "adam_mpc" else "Adam-CEM gap narrowed by",
+            )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("points (95% CI, pooled over seeds)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{spec.env}: effect of finetuning length")
+    fig.tight_layout()
+    fig.savefig(out / "effects.png", dpi=120)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].plot(spec.adversarial_epochs, train_loss, marker="o")
+    axes[0].set_xlabel("adversarial epochs")
+    axes[0].set_ylabel("training loss (perturbed batches)")
+    axes[1].plot(spec.online_steps, online_loss, marker="o")
+    axes[1].set_xlabel("online steps")
+    axes[1].set_ylabel("buffer loss (last tenth)")
+    for ax in axes:
+        ax.set_xscale("log")
+    fig.tight_layout()
+    fig.savefig(out / "training.png", dpi=120)
+    plt.close(fig)
