@@ -406,3 +406,14 @@ def test_the_planner_defaults_beyond_the_paper(tiny_run):
     assert (hybrid.cem.iterations, hybrid.gd.steps) == (3, 30)
     with pytest.raises(ValueError, match="unknown planner 'newton'; choose one of gd, adam, cem, cem_best"):
         build_planner(EvalConfig(planner="newton"), model, task)
+
+
+@pytest.mark.parametrize("kind", ["adam", "cem"])
+def test_planners_tell_their_progress_after_each_step(kind):
+    model = LinearModel()
+    z0, goal = problem(model)
+    planner = make(kind, iterations=3, samples=20, topk=4) if kind == "cem" else make(kind, steps=4)
+    told: list[str] = []
+    planner.on_step = told.append
+    planner.plan(model, z0, goal)
+    assert told == ([f"cem {i}/3" for i in (1, 2, 3)] if kind == "cem" else [f"adam {i}/4" for i in (1, 2, 3, 4)])

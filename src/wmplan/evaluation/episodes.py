@@ -270,6 +270,8 @@ def evaluate(
         unit="plan",
         disable=not (progress and rank == 0),
     )
+    if not bar.disable:  # where a plan is, inside the bar's step (an open-loop plan is one long step)
+        planner.on_step = lambda where: bar.set_postfix_str(where)
     outcomes = [_plan_batch(task, model, controller, cfg, start, goal, indices, video, bar) for indices in mine]
     bar.close()
     shares: list[list[EpisodeOutcomes]] | None = [outcomes]

@@ -12,7 +12,7 @@ import torch
 from wmplan.config import CEM_SAMPLES, CEM_TOPK, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
-from wmplan.planning.protocols import Dynamics
+from wmplan.planning.protocols import Dynamics, StepCallback
 
 
 @dataclass
@@ -51,6 +51,7 @@ class CEMPlanner:
         self.cfg, self.objective = cfg, objective
         self.bounds = Bounds(cfg.bounded, action_low, action_high)
         self.last_costs: torch.Tensor | None = None
+        self.on_step: StepCallback | None = None  # told "cem 3/10" after each iteration (progress bars)
 
     @torch.no_grad()
     def evaluate(self, model: Dynamics, z0: Latent, goal: Latent, actions: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,7 @@ class CEMPlanner:
         std = torch.full_like(mean, cfg.sigma0)
         a = mean.shape[2]
         best, best_costs = mean.clone(), torch.full((b,), float("inf"), device=device)
-        for _ in range(cfg.iterations):
+        for iteration in range(cfg.iterations):
             eps = randn((b, cfg.samples, h, a), gens, device)
             cand = self.bounds.clamp(mean[:, None] + std[:, None] * eps)  # (B, S, H, A)
             if cfg.keep_best:
@@ -93,6 +94,8 @@ class CEMPlanner:
                 better = elite_costs[:, 0] < best_costs
                 best[better], best_costs[better] = elites[better, 0], elite_costs[better, 0]
             mean, std = elites.mean(1), elites.std(1)
+            if self.on_step is not None:
+                self.on_step(f"cem {iteration + 1}/{cfg.iterations}")
         mean = self.bounds.clamp(mean)
         self.last_costs = self.evaluate(model, z0, goal, mean[:, None])[:, 0]
         if cfg.keep_best:

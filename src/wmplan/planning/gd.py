@@ -12,7 +12,7 @@ import torch
 from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
-from wmplan.planning.protocols import Dynamics
+from wmplan.planning.protocols import Dynamics, StepCallback
 
 
 @dataclass
@@ -62,6 +62,7 @@ class GDPlanner:
         self.bounds = Bounds(cfg.bounded, action_low, action_high)
         self.last_costs: torch.Tensor | None = None
         self.history: torch.Tensor | None = None
+        self.on_step: StepCallback | None = None  # told "adam 40/100" after each step (progress bars)
 
     def plan(
         self, model: Dynamics, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
@@ -97,6 +98,8 @@ class GDPlanner:
                 # Gradients w.r.t. the actions only: the model's parameters never get a .grad.
                 (grad,) = torch.autograd.grad(costs.sum(), actions)
             history[step] = costs.detach().mean()
+            if self.on_step is not None:
+                self.on_step(f"{cfg.optimizer} {step + 1}/{steps}")
             if cfg.plateau > 0 and step >= PLATEAU_WINDOW:
                 before, now = history[step - PLATEAU_WINDOW].item(), history[step].item()
                 if before - now < cfg.plateau * abs(before):  # the last step's update is not taken either

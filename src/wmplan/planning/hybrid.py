@@ -16,7 +16,7 @@ from wmplan.models.world_model import Latent
 from wmplan.planning.cem import CEMConfig, CEMPlanner
 from wmplan.planning.gd import GDConfig, GDPlanner
 from wmplan.planning.objective import Generators, Objective
-from wmplan.planning.protocols import Dynamics
+from wmplan.planning.protocols import Dynamics, StepCallback
 
 
 @dataclass
@@ -50,6 +50,14 @@ class HybridPlanner:
         self.cem = CEMPlanner(cfg.cem, objective, action_low, action_high)
         self.gd = GDPlanner(cfg.gd, objective, action_low, action_high)
         self.last_costs: torch.Tensor | None = None
+
+    @property
+    def on_step(self) -> StepCallback | None:
+        return self.gd.on_step
+
+    @on_step.setter
+    def on_step(self, callback: StepCallback | None) -> None:
+        self.cem.on_step = self.gd.on_step = callback
 
     def plan(
         self, model: Dynamics, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None

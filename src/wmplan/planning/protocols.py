@@ -6,12 +6,16 @@ differentiable `rollout` can be planned with (WorldModel is one; the tests use t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Generators, Objective
+
+StepCallback = Callable[[str], None]
+"""Told where a plan is after each optimisation step or CEM iteration, e.g. "adam 40/100"."""
 
 
 @runtime_checkable
@@ -32,6 +36,8 @@ class Planner(Protocol):
     objective: Objective
     last_costs: torch.Tensor | None
     """(B,) the objective at the plan the last call returned."""
+    on_step: StepCallback | None
+    """Called after each step or iteration of a plan (None: nothing is told)."""
 
     def plan(
         self, model: Dynamics, z0: Latent, goal: Latent, init: torch.Tensor | None = None, generator: Generators = None
