@@ -55,8 +55,9 @@ OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True
 @dataclass
 class DemoScale:
     """What the demo runs; the defaults are Wall's (wmplan.tasks: the NARROW predictor, 6 epochs; 90 minutes
-    on one thread of a shared 2-core CPU under DINO-WM's Wall rules, CEM's cells most of it), with one epoch of adversarial finetuning and 200 steps (20 buffer refreshes) of
-    online finetuning for every task; every knob is a `--set` of the ordinary commands."""
+    on one thread of a shared 2-core CPU under DINO-WM's Wall rules, CEM's cells most of it), with one
+    epoch of adversarial finetuning and 200 steps (20 buffer refreshes) of online finetuning for every
+    task; every knob is a `--set` of the ordinary commands."""
 
     episodes: int = 20
     """Start/goal pairs per cell (the paper: 50, `wmplan demo --full`)."""
