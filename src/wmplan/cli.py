@@ -246,6 +246,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 dist.destroy_process_group()
             if not ctx.is_main:
                 return 0
+        for gif in sorted(Path(args.out).glob("*.gif")):  # eval --video N
+            tracker.video(f"eval/{gif.stem}", gif)
         tracker.scalars(
             0,
             {
@@ -306,14 +308,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_gap(args: argparse.Namespace) -> int:
     from wmplan.evaluation.gap import gap
 
-    result = gap(
-        args.run,
-        Path(args.out),
-        episodes=args.episodes,
-        seed=args.seed,
-        data=args.data,
-        device=args.device,
-    )
+    with open_tracker(args.log, args.out, vars(args)) as tracker:
+        result = gap(
+            args.run,
+            Path(args.out),
+            episodes=args.episodes,
+            seed=args.seed,
+            data=args.data,
+            device=args.device,
+        )
+        tracker.image("gap", Path(args.out) / "gap.png")
     print(f"{'run':<24} {'expert':>10} {'planner':>10} {'ratio':>7}")
     for name, r in result.items():
         if name != "settings":
@@ -325,7 +329,9 @@ def cmd_gap(args: argparse.Namespace) -> int:
 def cmd_landscape(args: argparse.Namespace) -> int:
     from wmplan.evaluation.landscape import landscape
 
-    result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, device=args.device)
+    with open_tracker(args.log, args.out, vars(args)) as tracker:
+        result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, device=args.device)
+        tracker.image("landscape", Path(args.out) / "landscape.png")
     print(f"{'run':<24} {'roughness':>10} {'basin':>7} {'centre cost':>12}")
     for name, r in result.items():
         if name != "settings":
@@ -599,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the windows and the planner (default 0)")
     p.add_argument("--data", help="the first run's dataset, if it moved since training (checked by its fingerprint)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    add_log_flag(p)
     p.set_defaults(func=cmd_gap)
 
     p = sub.add_parser("landscape", help="2-D slice of the planning cost around a GD optimum, per run")
@@ -613,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    add_log_flag(p)
     p.set_defaults(func=cmd_landscape)
 
     p = sub.add_parser("reference", help="planning in the simulator itself: what a perfect model could reach")

@@ -29,6 +29,9 @@ class Tracker:
     def image(self, tag: str, png: Path, step: int = 0) -> None:
         """A figure written to disk as a PNG."""
 
+    def video(self, tag: str, gif: Path, step: int = 0) -> None:
+        """A rollout written to disk as a GIF (eval --video)."""
+
     def close(self) -> None:
         """Flush and end the record."""
 
@@ -58,6 +61,14 @@ class TensorBoardTracker(Tracker):
 
         self.writer.add_image(tag, np.asarray(Image.open(png).convert("RGB")), step, dataformats="HWC")
 
+    def video(self, tag: str, gif: Path, step: int = 0) -> None:
+        """Its frames side by side as one image: TensorBoard's own videos need moviepy."""
+        import numpy as np
+        from PIL import Image, ImageSequence
+
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(gif))]
+        self.writer.add_image(tag, np.concatenate(frames, axis=1), step, dataformats="HWC")
+
     def close(self) -> None:
         self.writer.close()
 
@@ -78,6 +89,9 @@ class WandbTracker(Tracker):
 
     def image(self, tag: str, png: Path, step: int = 0) -> None:
         self.run.log({tag: self.wandb.Image(str(png))}, step=step)
+
+    def video(self, tag: str, gif: Path, step: int = 0) -> None:
+        self.run.log({tag: self.wandb.Video(str(gif))}, step=step)
 
     def close(self) -> None:
         self.run.finish()

@@ -83,3 +83,43 @@ def test_eval_logs_its_summary_to_tensorboard(tiny_run, tmp_path):
     for key in ("success_rate", "mean_final_distance"):
         (logged,) = events.Scalars(f"eval/{key}")
         assert logged.step == 0 and logged.value == pytest.approx(summary[key], rel=1e-6)
+
+
+def test_figures_and_rollouts_reach_tensorboard_as_images(tiny_run, tmp_path):
+    from wmplan.cli import main
+
+    gap_out, eval_out = tmp_path / "gap", tmp_path / "eval"
+    assert main(["gap", "--run", str(tiny_run), "--episodes", "3", "--out", str(gap_out), "--log", "tensorboard"]) == 0
+    argv = [
+        "eval",
+        "--run",
+        str(tiny_run),
+        "--planner",
+        "cem",
+        "--episodes",
+        "2",
+        "--video",
+        "1",
+        "--out",
+        str(eval_out),
+    ]
+    assert (
+        main(
+            [
+                *argv,
+                "--set",
+                "planner.iterations=1",
+                "--set",
+                "planner.samples=10",
+                "--set",
+                "planner.topk=2",
+                "--log",
+                "tensorboard",
+            ]
+        )
+        == 0
+    )
+    for folder, tag in ((gap_out, "gap"), (eval_out, "eval/episode_00")):
+        events = EventAccumulator(str(folder / "tensorboard"))
+        events.Reload()
+        assert tag in events.Tags()["images"], events.Tags()["images"]
