@@ -114,6 +114,7 @@ def main() -> None:
     objective = objective_for("pusht")
     adam = GDPlanner(GDConfig(optimizer="adam", steps=100), objective)
     cem = CEMPlanner(CEMConfig(iterations=30), objective)
+    model.plan_bf16 = bf16  # planning with the predictor under bf16 autocast, as eval's planner.bf16
     result = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

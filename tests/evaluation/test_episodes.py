@@ -168,3 +168,18 @@ def test_the_summary_holds_exactly_the_declared_keys(tiny_run):
         tiny_run, EvalConfig(planner="adam", episodes=1, settings=PlannerSettings(steps=1)), None, progress=False
     )
     assert set(summary) == set(EvalSummary.__annotations__)
+
+
+def test_bf16_planning_is_a_cuda_setting_and_changes_nothing_on_the_cpu(tiny_run, tmp_path):
+    settings = dict(planner="adam", mpc=True, episodes=3, seed=2)
+    plain = evaluate(
+        tiny_run, EvalConfig(**settings, settings=PlannerSettings(steps=5)), tmp_path / "a", progress=False
+    )
+    bf16 = PlannerSettings(steps=5, bf16=True)
+    asked = evaluate(tiny_run, EvalConfig(**settings, settings=bf16), tmp_path / "b", progress=False)
+    assert plain["episode_final_distance"] == asked["episode_final_distance"]
+    untimed = lambda folder: [
+        {k: v for k, v in json.loads(line).items() if "seconds" not in k}
+        for line in (folder / "episodes.jsonl").read_text().splitlines()
+    ]
+    assert untimed(tmp_path / "a") == untimed(tmp_path / "b")

@@ -83,6 +83,9 @@ class PlannerSettings:
     restarts: int | None = None
     """GD/Adam starts optimised at once per episode, the lowest final model cost kept (default 1;
     multistart: 8)."""
+    bf16: bool = False
+    """CUDA only (ignored on the CPU): the predictor in bfloat16 autocast while planning; the actions, the
+    cost and the optimizer stay fp32."""
     warm_steps: int | None = None
     """GD/Adam steps of an MPC replan, which starts from the previous plan's tail (default: steps)."""
     plateau: float = 0.0
@@ -251,6 +254,7 @@ def evaluate(
     batch = min(cfg.batch or -(-cfg.episodes // world), cfg.episodes)
     mine = batches_of(cfg.episodes, batch)[rank::world]
     model = run if isinstance(run, WorldModel) else WorldModel.load(run, device=resolve_device(device))
+    model.plan_bf16 = cfg.settings.bf16
     model.eval()
     meta = model.describe()
     task = make_task(model.dims.task, model.task_settings)

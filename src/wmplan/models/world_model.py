@@ -120,6 +120,9 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name} asked for, but this torch build sees no CUDA device; use --device cpu")
+    if device.type == "cuda":  # TF32 matmuls: ~8x the fp32 rate on Ampere and later, 10 mantissa bits
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return device
 
 
@@ -132,6 +135,9 @@ class WorldModel(nn.Module):
 
     def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: nn.Module | None = None):
         super().__init__()
+        # CUDA only (ignored on the CPU): the predictor under bfloat16 autocast while planning; the actions,
+        # the cost and the optimizer stay fp32 (evaluation's planner.bf16)
+        self.plan_bf16 = False
         self.cfg, self.dims, self.normalizer = cfg, dims, normalizer
         self.task_settings: dict[str, Any] | None = None  # the simulator settings of the training data
         m = cfg.model
@@ -233,7 +239,12 @@ class WorldModel(nn.Module):
     def predict_embedded(self, z: Latent, action_emb: torch.Tensor) -> Latent:
         """`predict` from action embeddings (B, T, Ea) instead of actions: the hook for perturbing
         the embeddings themselves (adversarial finetuning's `embedding` action space)."""
-        out = self.predictor(self._tokens(z, action_emb))
+        tokens = self._tokens(z, action_emb)
+        if self.plan_bf16 and tokens.is_cuda:  # planning only: training has its own autocast (train.bf16)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = self.predictor(tokens).float()
+        else:
+            out = self.predictor(tokens)
         d = self.encoder.dim
         return Latent(out[..., :d], out[..., d:].mean(dim=2))
 
