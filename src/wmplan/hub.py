@@ -16,10 +16,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from wmplan.models.run_folder import RUN_FILES, RunFolder
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-RUN_FILES = ("config.json", "model.safetensors", "normalization.json")
-"""What a run needs to load (WorldModel.load); push_run uploads these, plus metrics and a model card."""
-SHARED_EXTRAS = ("metrics.csv", "encoder.json", "README.md")
+RUN_EXTRAS = ("metrics.csv", "encoder.json")
+"""Uploaded beside the run's files (models.run_folder.RUN_FILES) where present."""
+CARD = "README.md"
 
 
 def is_hub_id(name: str) -> bool:
@@ -60,7 +62,7 @@ def hub_run(repo_id: str, revision: str | None = None) -> Path:
     """A run shared on the Hub (see push_run), as a local folder in the client's cache."""
     hub = _client()
     try:
-        return Path(hub.snapshot_download(repo_id, revision=revision, allow_patterns=[*RUN_FILES, *SHARED_EXTRAS]))
+        return Path(hub.snapshot_download(repo_id, revision=revision, allow_patterns=[*RUN_FILES, *RUN_EXTRAS, CARD]))
     except Exception as exc:
         raise FileNotFoundError(
             f"no run folder {repo_id} here, and no run {repo_id} on the Hub could be fetched ({type(exc).__name__}: "
@@ -72,8 +74,6 @@ def hub_run(repo_id: str, revision: str | None = None) -> Path:
 def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
     """Upload a trained run (its last complete checkpoint) to a Hub model repository, created if needed,
     with a model card naming the task and how to load it; returns the repository's URL."""
-    from wmplan.models.run_folder import RunFolder
-
     folder = RunFolder(run_dir)
     source = folder.source
     missing = [name for name in RUN_FILES if not (source / name).is_file()]
@@ -83,9 +83,9 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
     hub = _client()
     api = hub.HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(source), repo_id=repo_id, allow_patterns=[*RUN_FILES, *SHARED_EXTRAS[:2]])
+    api.upload_folder(folder_path=str(source), repo_id=repo_id, allow_patterns=[*RUN_FILES, *RUN_EXTRAS])
     card = model_card(repo_id, meta)
-    api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=card.encode(), path_in_repo=CARD, repo_id=repo_id)
     return str(url)
 
 

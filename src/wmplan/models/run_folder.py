@@ -23,6 +23,8 @@ from wmplan.writing import checkpoint_source
 
 RUN_FORMAT = 1
 """The config.json layout this version writes and reads; a newer one is refused with a message."""
+RUN_FILES = ("config.json", "model.safetensors", "normalization.json")
+"""What a run needs to load (WorldModel.load) and what sharing it uploads (wmplan.hub)."""
 
 
 class RunFolder:

@@ -30,7 +30,7 @@ from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
-from wmplan.models.run_folder import RUN_FORMAT, RunFolder
+from wmplan.models.run_folder import RUN_FILES, RUN_FORMAT, RunFolder
 from wmplan.writing import atomic_write
 
 
@@ -338,7 +338,7 @@ class WorldModel(nn.Module):
             raise FileNotFoundError(f"no run at {run_dir}; train one with `wmplan train --out {run_dir}`")
         folder = RunFolder(run_dir)
         source = folder.source
-        for name in ("config.json", "model.safetensors", "normalization.json"):
+        for name in RUN_FILES:
             if not (source / name).exists():
                 raise FileNotFoundError(
                     f"{run_dir} is not a complete run: {name} is missing; train one with `wmplan train --out {run_dir}`"
