@@ -74,11 +74,15 @@ class StudySpec:
         middle = self.adversarial_epochs[len(self.adversarial_epochs) // 2]
         names = [adversarial_name(e, 1.0) for e in self.adversarial_epochs]
         names += [adversarial_name(middle, x) for x in self.strengths if x != 1.0]
-        return names + [f"online_{n}" for n in self.online_steps]
+        return names + [online_name(n) for n in self.online_steps]
 
 
-def adversarial_name(epochs: int, strength: float) -> str:
+def adversarial_name(epochs: int, strength: float = 1.0) -> str:
     return f"adversarial_e{epochs}_x{strength:g}"
+
+
+def online_name(steps: int) -> str:
+    return f"online_{steps}"
 
 
 def finetune_recipe(name: str) -> tuple[str, dict[str, Any]]:

@@ -5,14 +5,12 @@ method, the lengths a user would pick from the training side alone, and two plot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from wmplan.evaluation.paired import PairedEffect, gap_change, success_difference
-
-if TYPE_CHECKING:
-    from wmplan.experiments.study import StudySpec
+from wmplan.experiments.study import StudySpec, adversarial_name, choose_length, online_name
 
 HOLDS, DIRECTION_ONLY, DOES_NOT_HOLD = (
     "the effect holds across seeds (p < 0.05)",
@@ -52,8 +50,6 @@ def _cell_text(values: list[float]) -> str:
 
 
 def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
-    from wmplan.experiments.study import choose_length
-
     seeds = list(grid["seeds"])
     models = list(next(iter(grid["seeds"].values())))
     lines = [
@@ -78,8 +74,8 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             row += [found[model]["adam_mpc"].describe(100, " pts"), found[model]["gap"].describe(100, " pts")]
         row += [f"{np.mean([s['train_loss'] for s in side]):.4g}", f"{np.mean([s['val_loss'] for s in side]):.4g}"]
         lines.append("| " + " | ".join(row) + " |")
-    adversarial = [f"adversarial_e{e}_x1" for e in spec.adversarial_epochs]
-    online = [f"online_{n}" for n in spec.online_steps]
+    adversarial = [adversarial_name(e) for e in spec.adversarial_epochs]
+    online = [online_name(n) for n in spec.online_steps]
     lines += ["", "## Verdicts (Adam + MPC success against the base model, pooled over seeds)", ""]
     for method, names in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
         best = max(names, key=lambda n: found[n]["adam_mpc"].estimate)
@@ -103,19 +99,15 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         "(adversarial: its training loss on perturbed batches; online: the loss on its buffer of planned "
         "trajectories, mean of the last tenth of steps) by less than 5% of itself.",
         f"- adversarial: {chosen_adv} epochs (training loss by length {', '.join(f'{v:.4g}' for v in train_loss)});"
-        f" there Adam + MPC: {found[adversarial_name_of(chosen_adv)]['adam_mpc'].describe(100, ' points')}",
+        f" there Adam + MPC: {found[adversarial_name(chosen_adv)]['adam_mpc'].describe(100, ' points')}",
         f"- online: {chosen_online} steps (buffer loss by length {', '.join(f'{v:.4g}' for v in online_loss)});"
-        f" there Adam + MPC: {found[f'online_{chosen_online}']['adam_mpc'].describe(100, ' points')}",
+        f" there Adam + MPC: {found[online_name(chosen_online)]['adam_mpc'].describe(100, ' points')}",
     ]
     _plot(out, spec, found, adversarial, online, train_loss, online_loss)
     lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     return text
-
-
-def adversarial_name_of(epochs: int) -> str:
-    return f"adversarial_e{epochs}_x1"
 
 
 def _plot(
