@@ -12,7 +12,7 @@ wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv 
 wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--mpc] [--episodes 50] [--seed 99] [--video N]
             [--batch N] [--set planner.lr=0.1 ...] --out DIR
 torchrun --nproc_per_node N -m wmplan.cli eval --model runs/wall ...   (the episodes split across N processes or GPUs)
-wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2]
+wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2] [--resume]
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
@@ -283,7 +283,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scale = demo_scale(
         args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
     )
-    print(run_demo(args.out, scale, env=args.env, seed=args.seed, train_seeds=args.seeds, device=args.device))
+    report = run_demo(
+        args.out, scale, env=args.env, seed=args.seed, train_seeds=args.seeds, device=args.device, resume=args.resume
+    )
+    print(report)
     return 0
 
 
@@ -563,7 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")
     p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
-    p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run)")
+    p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run unless --resume)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the data, models and eval cells a killed run with the same arguments finished",
+    )
     p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, and of training unless --seeds")

@@ -136,3 +136,47 @@ def test_demo_with_several_training_seeds_pools_each_cell_over_them(tmp_path):
     assert f"| base | open loop | - | {100 * base_adam['success_rate']:.0f} [{low}-{high}] · " in report
     assert "for s in 0 1; do" in report and "--set train.seed=$s" in report
     assert (out / "gap" / "state" / "gap.png").exists()  # on the first seed's models
+
+
+def test_a_resumed_demo_redoes_only_what_a_kill_left_unfinished_and_refuses_other_arguments(tmp_path):
+    scale = DemoScale(
+        episodes=2,
+        collect_episodes=12,
+        preset="tiny",
+        train=TINY,
+        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
+        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
+        planner={"steps": 3, "samples": 8, "topk": 2, "iterations": 1},
+        gap_windows=2,
+        landscape_grid=3,
+        encoders=("state",),
+        cells=(("adam", False, False), ("cem", True, False)),
+        objective_check=(),
+    )
+    out = tmp_path / "demo"
+    first = run_demo(out, scale, progress=False)
+    runs, evals = out / "runs" / "state", out / "eval" / "state"
+    kept_cell = (evals / "base" / "adam" / "summary.json").read_text()  # seconds_per_plan differs on a rerun
+    kept_model = (runs / "base" / "model.safetensors").stat().st_mtime_ns
+    lost_cell = json.loads((evals / "online" / "cem_mpc" / "summary.json").read_text())
+    # what a kill leaves: a cell without its summary, a finetuning half written
+    (evals / "online" / "cem_mpc" / "summary.json").unlink()
+    (runs / "adversarial").rename(runs / "adversarial.partial")
+    (runs / "adversarial.partial" / "model.safetensors").unlink()
+    resumed = run_demo(out, scale, progress=False, resume=True)
+    assert (evals / "base" / "adam" / "summary.json").read_text() == kept_cell
+    assert (runs / "base" / "model.safetensors").stat().st_mtime_ns == kept_model
+    assert not (runs / "adversarial.partial").exists() and (runs / "adversarial" / "model.safetensors").exists()
+    redone = json.loads((evals / "online" / "cem_mpc" / "summary.json").read_text())
+    assert redone["episode_success"] == lost_cell["episode_success"]  # the same model, pairs and random streams
+    assert redone["episode_final_distance"] == lost_cell["episode_final_distance"]
+    timings = json.loads((out / "timings.json").read_text())
+    assert list(timings)[-1] == "total" and timings["total"] >= timings["state: train"] > 0
+    assert resumed.count("| total |") == first.count("| total |") == 1
+    try:
+        run_demo(out, DemoScale(**{**scale.__dict__, "episodes": 3}), progress=False, resume=True)
+    except ValueError as e:
+        assert "--resume" in str(e) and "demo.json" in str(e)
+    else:
+        raise AssertionError("a resume with other arguments must be refused")
+    assert (evals / "base" / "adam" / "summary.json").read_text() == kept_cell  # nothing written was lost

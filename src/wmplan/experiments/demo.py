@@ -1,10 +1,12 @@
 """The end-to-end job behind `make demo`: collect -> train -> finetune both ways -> plan in the
 simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileged-state (`state`) encoder.
 
-Everything lands under `out` (default results/demo), which the demo rewrites on each run:
+Everything lands under `out` (default results/demo), which the demo rewrites on each run (with `resume`,
+a rerun keeps what a killed run finished: wmplan.experiments.resumable):
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
 gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself: the ceiling),
-efficiency.png, report.md and grid.json (the numbers, machine-readable). With several training seeds
+efficiency.png, report.md and grid.json (the numbers, machine-readable), demo.json (what was asked: a
+resumed run must ask the same) and timings.json (minutes per stage, summed over the processes of a resumed run). With several training seeds
 (`wmplan demo --seeds 0,1,2`), runs/ and eval/ hold a seed<k>/ level under each encoder, and the gap and
 the landscape are measured on the first seed's models.
 
@@ -15,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,19 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
-from wmplan.data.collect import collect
-from wmplan.evaluation.episodes import EvalConfig, MPCSettings, PlannerSettings, evaluate
+from wmplan.evaluation.episodes import EvalConfig, MPCSettings, PlannerSettings
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
+from wmplan.experiments.resumable import dataset_once, evaluate_once, finetune_once, train_once
 from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
-from wmplan.training.finetune import finetune
-from wmplan.training.trainer import train
 
 MODELS = ("base", "online", "adversarial")
 # (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
@@ -121,37 +122,31 @@ def run_demo(
     train_seeds: list[int] | None = None,
     progress: bool = True,
     device: str = "auto",
+    resume: bool = False,
 ) -> str:
     """Run the whole job and return the report's Markdown (also written to out/report.md). Every stage
     runs on `device` (resolve_device: auto is CUDA when present). `seed` seeds the data and the gap's
     windows; `train_seeds` (default: [seed]) trains every model once per seed on that same data, plans
-    each on the same pairs, and the report pools the cells over seeds (`pool_over_seeds`)."""
+    each on the same pairs, and the report pools the cells over seeds (`pool_over_seeds`). `resume`:
+    keep the data, models and eval cells that an earlier run with the same arguments finished in `out`."""
     scale = scale or demo_scale(env)
     train_seeds = list(train_seeds) if train_seeds else [seed]
     if len(set(train_seeds)) != len(train_seeds):
         raise ValueError(f"--seeds lists a seed twice: {train_seeds}")
     out = Path(out)
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
+    asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
+    seconds = _start(out, json.loads(json.dumps(asked)), resume)
+    start = time.perf_counter() - seconds.get("total", 0.0)
 
     def timed(stage: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
         result = fn(*args, **kwargs)
         seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
+        seconds["total"] = time.perf_counter() - start
+        (out / "timings.json").write_text(json.dumps(seconds, indent=2))  # a killed run keeps its minutes
         return result
 
-    for stale in ("runs", "eval", "gap", "landscape", "reference"):  # the demo owns its folder: fresh models each time
-        shutil.rmtree(out / stale, ignore_errors=True)
-    store = timed(
-        "collect",
-        collect,
-        env,
-        out / "data",
-        episodes=scale.collect_episodes,
-        seed=seed,
-        overwrite=True,
-        progress=progress,
-    )
+    store = timed("collect", dataset_once, out / "data", env, scale.collect_episodes, seed, progress)
     schedule = MPCSettings()
     apply_dataclass_overrides(schedule, scale.mpc, "mpc")
     mpc = schedule.resolve(env, PlannerSettings().horizon)
@@ -182,23 +177,18 @@ def run_demo(
                 "train.device": device,
             }
             overrides |= scale.train
-            timed(
-                f"{encoder}: train",
-                train,
-                apply_overrides(preset(scale.preset, env), overrides),
-                runs["base"],
-                progress=progress,
-            )
+            cfg = apply_overrides(preset(scale.preset, env), overrides)
+            timed(f"{encoder}: train", train_once, cfg, runs["base"], progress)
             for method in ("online", "adversarial"):
+                finetuning = {"train.device": device, **getattr(scale, method)}
                 timed(
                     f"{encoder}: finetune {method}",
-                    finetune,
+                    finetune_once,
                     runs["base"],
                     runs[method],
                     method,
-                    {"train.device": device, **getattr(scale, method)},
-                    preset=None,
-                    progress=progress,
+                    finetuning,
+                    progress,
                 )
 
             def eval_cell(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> dict:
@@ -212,7 +202,7 @@ def run_demo(
                 apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
                 name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
                 where = evals / model / name  # noqa: B023 (called within this iteration only)
-                return timed(f"{encoder}: eval", evaluate, runs[model], cfg, where, progress=progress, device=device)  # noqa: B023
+                return timed(f"{encoder}: eval", evaluate_once, runs[model], cfg, where, progress, device)  # noqa: B023
 
             seed_grids.append({(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells})
             seed_other.append(
@@ -245,7 +235,9 @@ def run_demo(
             }
         grids[encoder] = pool_grids(seed_grids, train_seeds)
         other_objective[encoder] = pool_grids(seed_other, train_seeds)
+    seconds.pop("total", None)  # the last row of the report's timings
     seconds["total"] = time.perf_counter() - start
+    (out / "timings.json").write_text(json.dumps(seconds, indent=2))
     first_runs = {encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in grids}
     write_grid(
         out, env, reference, {encoder: runs / "base" for encoder, runs in first_runs.items()}, grids, other_objective
@@ -263,3 +255,23 @@ def run_demo(
         other_objective,
         train_seeds,
     )
+
+
+def _start(out: Path, asked: dict[str, Any], resume: bool) -> dict[str, float]:
+    """Prepare `out` for a run asking `asked`; returns the stage seconds already spent (resumed runs)."""
+    spec = out / "demo.json"
+    if resume and spec.exists() and json.loads(spec.read_text()) != asked:
+        raise ValueError(
+            f"--resume: {out} holds a demo run with other arguments ({spec}); rerun with those, or drop --resume "
+            "to start it again"
+        )
+    # The demo owns its folder: fresh data and models each time, unless resuming. The reference, the gap and the
+    # landscape are minutes at most and always made again.
+    kept = ("data", "runs", "eval") if resume else ()
+    for stale in ("data", "runs", "eval", "gap", "landscape", "reference"):
+        if stale not in kept:
+            shutil.rmtree(out / stale, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(asked, indent=2))
+    timings = out / "timings.json"
+    return json.loads(timings.read_text()) if resume and timings.exists() else {}

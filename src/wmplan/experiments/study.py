@@ -11,9 +11,7 @@ the same pairs; resumable at every step.
     OUT/study_grid.json, OUT/report.md       the numbers, the paired tests pooled over seeds, the verdicts
     OUT/effects.png, OUT/training.png        effect vs finetuning length; the training side vs length
 
-Resumable: a base run resumes from its checkpoint; a finetuned run is written to <setting>.partial and
-renamed when complete (a leftover .partial is redone); an eval cell is finished when its summary.json is
-there (written last). A rerun therefore redoes only what a kill interrupted.
+Resumable at every step (wmplan.experiments.resumable): a rerun redoes only what a kill interrupted.
 
 Defaults are chosen on the training side only (`choose_length`): the shortest length after which the next
 length lowers the finetuning objective's final value by less than LENGTH_RULE_GAIN of itself. No
@@ -28,18 +26,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import AdversarialConfig, apply_overrides, preset
-from wmplan.data.collect import collect
-from wmplan.data.store import TrajectoryStore
-from wmplan.evaluation.episodes import EvalConfig, evaluate
+from wmplan.config import AdversarialConfig, apply_dataclass_overrides, apply_overrides, preset
+from wmplan.evaluation.episodes import EvalConfig
 from wmplan.experiments.demo import demo_scale
-from wmplan.training.finetune import finetune
-from wmplan.training.trainer import train
+from wmplan.experiments.resumable import dataset_once, evaluate_once, finetune_once, train_once
 
 CELLS = (("adam", True), ("adam", False), ("cem", True))
 """(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases."""
@@ -113,7 +107,7 @@ def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device
     spec_file.write_text(json.dumps(wanted, indent=2))
     scale = demo_scale(spec.env)
     data = out / "data"
-    store = _dataset(data, spec.env, spec.collect_episodes or scale.collect_episodes, progress)
+    store = dataset_once(data, spec.env, spec.collect_episodes or scale.collect_episodes, 0, progress)
     grid: dict[str, Any] = {"env": spec.env, "episodes": spec.episodes, "seeds": {}}
     for seed in spec.seeds:
         runs = out / "runs" / f"seed{seed}"
@@ -128,10 +122,12 @@ def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device
                 **spec.base_overrides,
             },
         )
-        train(base_cfg, runs / "base", resume=(runs / "base" / "config.json").exists(), progress=progress)
+        train_once(base_cfg, runs / "base", progress)
         models = ["base", *spec.settings()]
         for name in models[1:]:
-            _finetuned(runs, name, {"train.device": device, **spec.finetune_overrides}, progress)
+            method, recipe = finetune_recipe(name)
+            overrides = {"train.device": device, **spec.finetune_overrides, **recipe}
+            finetune_once(runs / "base", runs / name, method, overrides, progress)
         grid["seeds"][str(seed)] = {
             name: {
                 _cell_name(planner, mpc): _eval_cell(
@@ -147,24 +143,6 @@ def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device
     return grid
 
 
-def _dataset(path: Path, env: str, episodes: int, progress: bool) -> TrajectoryStore:
-    if path.exists():
-        store = TrajectoryStore.open(path, task=env)
-        if store.n_episodes == episodes:
-            return store
-    return collect(env, path, episodes=episodes, seed=0, overwrite=path.exists(), progress=progress)
-
-
-def _finetuned(runs: Path, name: str, overrides: dict[str, Any], progress: bool) -> None:
-    target, partial = runs / name, runs / f"{name}.partial"
-    if target.exists():
-        return
-    shutil.rmtree(partial, ignore_errors=True)  # an interrupted finetuning: redone from its parent
-    method, recipe = finetune_recipe(name)
-    finetune(runs / "base", partial, method, {**overrides, **recipe}, preset=None, progress=progress)
-    partial.rename(target)
-
-
 def _cell_name(planner: str, mpc: bool) -> str:
     return planner + ("_mpc" if mpc else "")
 
@@ -172,15 +150,10 @@ def _cell_name(planner: str, mpc: bool) -> str:
 def _eval_cell(
     run: Path, where: Path, planner: str, mpc: bool, spec: StudySpec, progress: bool, device: str
 ) -> dict[str, Any]:
-    """One cell's per-episode outcomes, from its summary.json when it is already there."""
-    from wmplan.config import apply_dataclass_overrides
-
-    where = where / _cell_name(planner, mpc)
-    if not (where / "summary.json").exists():
-        cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed)
-        apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
-        evaluate(run, cfg, where, progress=progress, device=device)
-    summary = json.loads((where / "summary.json").read_text())
+    """One cell's per-episode outcomes (from its summary.json when it is already there)."""
+    cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed)
+    apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
+    summary = evaluate_once(run, cfg, where / _cell_name(planner, mpc), progress, device)
     return {
         "success": summary["episode_success"],
         "final_distance": summary["episode_final_distance"],

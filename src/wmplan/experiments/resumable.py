@@ -1,0 +1,69 @@
+"""Steps of the long jobs (`wmplan demo --resume`, `wmplan study`) that a rerun skips once finished, so a
+job killed after hours redoes only the step the kill interrupted.
+
+When a step counts as finished:
+- a dataset: it opens, and holds the episodes of the task and collect seed asked for;
+- a base run: its config.json is there (the trainer resumes from its last checkpoint, and refuses a
+  config that differs);
+- a finetuned run: its folder is there. It is written to <name>.partial and renamed when complete, so a
+  leftover .partial is an interrupted one, redone from its parent;
+- an eval cell: its summary.json is there (written last), and says the same planner, mode, pairs and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from wmplan.config import RunConfig
+from wmplan.data.collect import collect
+from wmplan.data.store import DatasetError, TrajectoryStore
+from wmplan.evaluation.episodes import EvalConfig, evaluate
+from wmplan.evaluation.summary import EvalSummary
+from wmplan.training.finetune import finetune
+from wmplan.training.trainer import train
+
+
+def dataset_once(path: Path, env: str, episodes: int, seed: int, progress: bool) -> TrajectoryStore:
+    """The dataset at `path` when it is the one asked for, else a fresh collection there."""
+    if path.exists():
+        try:
+            store = TrajectoryStore.open(path, task=env)
+        except DatasetError:
+            store = None  # an interrupted collection: collected again below
+        if store is not None and store.n_episodes == episodes and store.attrs["collector"]["seed"] == seed:
+            return store
+    return collect(env, path, episodes=episodes, seed=seed, overwrite=path.exists(), progress=progress)
+
+
+def train_once(cfg: RunConfig, out: Path, progress: bool) -> None:
+    """Train a base run into `out`, or resume it from its last checkpoint (a finished run: nothing to do)."""
+    started = (out / "config.json").exists() and (out / "trainer_state.pt").exists()
+    if (out / "config.json").exists() and not started:
+        shutil.rmtree(out)  # killed before its first checkpoint: nothing to resume from
+    train(cfg, out, resume=started, progress=progress)
+
+
+def finetune_once(parent: Path, target: Path, method: str, overrides: dict[str, Any], progress: bool) -> None:
+    """Finetune `parent` into `target` unless `target` is already there."""
+    if target.exists():
+        return
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted finetuning: redone from its parent
+    finetune(parent, partial, method, overrides, preset=None, progress=progress)
+    partial.rename(target)
+
+
+def evaluate_once(run: Path, cfg: EvalConfig, where: Path, progress: bool, device: str) -> EvalSummary:
+    """The eval cell's summary: read from where/summary.json when finished there, else planned now."""
+    done = where / "summary.json"
+    if not done.exists():
+        return evaluate(run, cfg, where, progress=progress, device=device)
+    summary: EvalSummary = json.loads(done.read_text())
+    asked = {"planner": cfg.planner, "mpc": cfg.mpc, "episodes": cfg.episodes, "seed": cfg.seed}
+    stored = {k: summary[k] for k in asked}  # type: ignore[literal-required]
+    if stored != asked:
+        raise ValueError(f"{where} holds another evaluation ({stored}, asked {asked}); remove it to plan it again")
+    return summary
