@@ -4,7 +4,9 @@ import json
 
 import pytest
 
+from wmplan.experiments import study_report
 from wmplan.experiments.study import StudySpec, choose_length, finetune_recipe, run_study
+from wmplan.experiments.study_report import write_study_report
 
 
 def _spec(**changes):
@@ -37,9 +39,19 @@ def test_the_length_rule_uses_the_training_objective_only():
     assert choose_length([1, 3, 10], [1.0, 0.8, 0.6]) == 10
 
 
-def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path):
+def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "study"
+    written = []  # (seeds in the grid, report says partial) of each report written while the study runs
+
+    def record(out, spec, grid):
+        text = write_study_report(out, spec, grid)
+        written.append((len(grid["seeds"]), "**Partial**: 1 of the spec's 2 seeds" in text))
+        return text
+
+    monkeypatch.setattr(study_report, "write_study_report", record)
     grid = run_study(_spec(), out, progress=False)
+    assert written == [(1, True), (2, False)]
+    monkeypatch.undo()
     assert set(grid["seeds"]) == {"0", "1"}
     models = set(grid["seeds"]["0"])
     assert models == {"base", "adversarial_e1_x1", "adversarial_e2_x1", "adversarial_e2_x2", "online_3", "online_6"}

@@ -138,8 +138,9 @@ def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device
             | {"training": training_side(runs / name)}
             for name in models
         }
-    (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
-    write_study_report(out, spec, grid)
+        # after every seed, so that a study of hours shows its finished seeds while the next one runs
+        (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
+        write_study_report(out, spec, grid)
     return grid
 
 

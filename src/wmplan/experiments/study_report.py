@@ -60,6 +60,14 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         "paired over the pairs of every seed (McNemar exact for success; a paired sign-flip test for the "
         "change of the Adam-CEM gap), with 95% bootstrap intervals.",
         "",
+        *(
+            [
+                f"**Partial**: {len(seeds)} of the spec's {len(spec.seeds)} seeds are finished; this report is rewritten after each.",
+                "",
+            ]
+            if len(seeds) < len(spec.seeds)
+            else []
+        ),
         "| model | Adam MPC | Adam open | CEM MPC | Adam MPC vs base | gap change vs base | train loss | val loss |",
         "|---|---|---|---|---|---|---|---|",
     ]
