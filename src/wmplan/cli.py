@@ -16,7 +16,7 @@ wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
-wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000]
+wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000] [--from-demo DIR]
 wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
 wmplan push --run runs/wall --repo-id OWNER/NAME [--private]
 (every --run also takes a Hub id OWNER/NAME)
@@ -384,7 +384,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         encoder=args.encoder,
     )
     start = time.perf_counter()
-    run_study(spec, args.out, device=args.device)
+    run_study(spec, args.out, device=args.device, from_demo=args.from_demo)
     print(f"wrote {args.out}/report.md ({(time.perf_counter() - start) / 60:.1f} min)")
     return 0
 
@@ -661,6 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=50, help="pairs per cell (default: 50)")
     p.add_argument("--encoder", default="conv", choices=ENCODERS, help="(default: conv)")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N (default: cpu)")
+    p.add_argument(
+        "--from-demo",
+        help="a `wmplan demo` folder (same task, --episodes as here): adopt its data, and the models and cells that "
+        "match the study's recipe, instead of making them again",
+    )
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("push", help="upload a trained run to a Hugging Face Hub model repository")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from wmplan.experiments import study_report
-from wmplan.experiments.study import StudySpec, choose_length, finetune_recipe, run_study
+from wmplan.experiments.study import CELLS, StudySpec, choose_length, finetune_recipe, run_study
 from wmplan.experiments.study_report import write_study_report
 
 
@@ -73,3 +73,61 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     assert again["seeds"]["1"] == json.loads(json.dumps(grid["seeds"]["1"]))
     with pytest.raises(ValueError, match="another spec"):
         run_study(_spec(episodes=4), out, progress=False)
+
+
+def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
+    from wmplan.experiments.demo import DemoScale, demo_scale, run_demo
+    from wmplan.experiments.study_from_demo import adopt_demo
+
+    spec = _spec(adversarial_epochs=[1], online_steps=[3], strengths=[1.0])
+    shared = {k: spec.finetune_overrides[k] for k in ("online.every", "online.plan_steps")}
+    demo = tmp_path / "demo"
+    run_demo(
+        demo,
+        DemoScale(
+            episodes=spec.episodes,
+            collect_episodes=spec.collect_episodes,
+            train={**demo_scale("wall").train, **spec.base_overrides},
+            adversarial={"train.epochs": 1, "train.steps_per_epoch": 0, **shared},  # the study's adversarial_e1_x1
+            online={"train.epochs": 1, "train.steps_per_epoch": 4, **shared},  # not online_3: trained anew
+            planner=spec.planner,
+            encoders=("state",),
+            cells=(("adam", True, False), ("adam", False, False), ("cem", True, False)),
+            objective_check=(),
+            gap_windows=2,
+            landscape_grid=3,
+        ),
+        train_seeds=[0, 1],
+        progress=False,
+    )
+    out = tmp_path / "study"
+    grid = run_study(spec, out, progress=False, from_demo=demo)
+    adopted = json.loads((out / "adopted.json").read_text())["adopted"]
+    cells = [
+        f"eval/seed{s}/{m}/{c}"
+        for s in (0, 1)
+        for m in ("base", "adversarial_e1_x1")
+        for c in ("adam", "adam_mpc", "cem_mpc")
+    ]
+    models = [f"runs/seed{s}/{m}" for s in (0, 1) for m in ("base", "adversarial_e1_x1")]
+    assert sorted(adopted) == sorted(["data", *models, *cells])
+    for s in (0, 1):
+        source = demo / "eval" / "state" / f"seed{s}" / "adversarial" / "cem_mpc" / "summary.json"
+        copied = out / "eval" / f"seed{s}" / "adversarial_e1_x1" / "cem_mpc" / "summary.json"
+        assert copied.read_text() == source.read_text()  # adopted, not planned again
+        assert (
+            grid["seeds"][str(s)]["adversarial_e1_x1"]["cem_mpc"]["success"]
+            == json.loads(source.read_text())["episode_success"]
+        )
+        demo_base = demo / "runs" / "state" / f"seed{s}" / "base" / "model.safetensors"
+        assert (out / "runs" / f"seed{s}" / "base" / "model.safetensors").read_bytes() == demo_base.read_bytes()
+        online = json.loads((out / "runs" / f"seed{s}" / "online_3" / "config.json").read_text())
+        assert online["config"]["train"]["steps_per_epoch"] == 3 and online["parent_run"].startswith(str(out))
+        assert online["config"]["data"]["path"] == str((out / "data").resolve())  # the study's copy, not the demo's
+    assert "## Taken from a demo" in (out / "report.md").read_text()
+    # another base recipe: only the data; other pairs: the models, not their cells
+    assert adopt_demo(demo, tmp_path / "a", _spec(base_overrides={"train.epochs": 2}), "cpu", CELLS) == ["data"]
+    other_pairs = adopt_demo(demo, tmp_path / "b", _spec(episodes=4, adversarial_epochs=[1]), "cpu", CELLS)
+    assert sorted(other_pairs) == sorted(["data", *models])
+    with pytest.raises(ValueError, match="other data"):
+        adopt_demo(demo, tmp_path / "c", _spec(collect_episodes=20), "cpu", CELLS)

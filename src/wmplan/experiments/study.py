@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import AdversarialConfig, apply_dataclass_overrides, apply_overrides, preset
+from wmplan.config import AdversarialConfig, RunConfig, apply_dataclass_overrides, apply_overrides, preset
 from wmplan.evaluation.episodes import EvalConfig
 from wmplan.experiments.demo import demo_scale
 from wmplan.experiments.resumable import dataset_once, evaluate_once, finetune_once, train_once
@@ -92,8 +92,12 @@ def finetune_recipe(name: str) -> tuple[str, dict[str, Any]]:
     return "adversarial", {"train.epochs": int(epochs), "train.steps_per_epoch": 0, **radii}
 
 
-def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device: str = "cpu") -> dict[str, Any]:
-    """Run (or resume) the study in `out`; returns the grid (also written, with the report)."""
+def run_study(
+    spec: StudySpec, out: str | Path, *, progress: bool = True, device: str = "cpu", from_demo: str | Path | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the study in `out`; returns the grid (also written, with the report). from_demo: a
+    demo's folder whose data, models and cells the study adopts where they are what it would make
+    (wmplan.experiments.study_from_demo)."""
     from wmplan.experiments.study_report import write_study_report
 
     out = Path(out)
@@ -106,27 +110,22 @@ def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device
         )
     spec_file.write_text(json.dumps(wanted, indent=2))
     scale = demo_scale(spec.env)
+
+    if from_demo is not None:
+        from wmplan.experiments.study_from_demo import adopt_demo
+
+        adopt_demo(Path(from_demo), out, spec, device, CELLS)
     data = out / "data"
     store = dataset_once(data, spec.env, spec.collect_episodes or scale.collect_episodes, 0, progress)
     grid: dict[str, Any] = {"env": spec.env, "episodes": spec.episodes, "seeds": {}}
     for seed in spec.seeds:
         runs = out / "runs" / f"seed{seed}"
-        base_cfg = apply_overrides(
-            preset(scale.preset, spec.env),
-            {
-                **scale.train,
-                "data.path": str(store.path),
-                "train.seed": seed,
-                "model.encoder.name": spec.encoder,
-                "train.device": device,
-                **spec.base_overrides,
-            },
-        )
-        train_once(base_cfg, runs / "base", progress)
+        train_once(base_config(spec, seed, store.path, device), runs / "base", progress)
         models = ["base", *spec.settings()]
         for name in models[1:]:
             method, recipe = finetune_recipe(name)
-            overrides = {"train.device": device, **spec.finetune_overrides, **recipe}
+            # this study's data, also for a base adopted from a demo (whose config names the demo's copy)
+            overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
             finetune_once(runs / "base", runs / name, method, overrides, progress)
         grid["seeds"][str(seed)] = {
             name: {
@@ -142,6 +141,13 @@ def run_study(spec: StudySpec, out: str | Path, *, progress: bool = True, device
         (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
         write_study_report(out, spec, grid)
     return grid
+
+
+def base_config(spec: StudySpec, seed: int, data: Path, device: str) -> RunConfig:
+    """The base model of one training seed: the demo's recipe for the task, then spec.base_overrides."""
+    scale = demo_scale(spec.env)
+    overrides = {"data.path": str(data), "train.seed": seed, "model.encoder.name": spec.encoder, "train.device": device}
+    return apply_overrides(preset(scale.preset, spec.env), {**scale.train, **overrides, **spec.base_overrides})
 
 
 def _cell_name(planner: str, mpc: bool) -> str:

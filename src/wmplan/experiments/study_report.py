@@ -4,6 +4,7 @@ method, the lengths a user would pick from the training side alone, and two plot
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
     ]
     _plot(out, spec, found, adversarial, online, train_loss, online_loss)
     lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
+    lines += _adopted(out)
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     return text
@@ -171,3 +173,20 @@ def _plot(
     fig.tight_layout()
     fig.savefig(out / "training.png", dpi=120)
     plt.close(fig)
+
+
+def _adopted(out: Path) -> list[str]:
+    """The report's account of what `--from-demo` copied in rather than made (study_from_demo)."""
+    listing = out / "adopted.json"
+    if not listing.exists():
+        return []
+    adopted = json.loads(listing.read_text())
+    return [
+        "## Taken from a demo",
+        "",
+        f"These were made by the demo run in {adopted['demo']} and adopted after checking that each model's "
+        "config and each cell's pairs and planner settings are the study's own (`wmplan study --from-demo`):",
+        "",
+        *(f"- {path}" for path in adopted["adopted"]),
+        "",
+    ]
