@@ -291,7 +291,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from wmplan.experiments.sweep import load_spec, run_sweep
+    from wmplan.experiments.sweep import run_sweep
+    from wmplan.experiments.sweep_spec import load_spec
 
     result = run_sweep(load_spec(args.config, args.set), args.out, workers=args.workers, device=args.device)
     if int(os.environ.get("RANK", "0")) != 0:

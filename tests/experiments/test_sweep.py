@@ -11,16 +11,8 @@ import torch
 
 from wmplan.cli import main
 from wmplan.evaluation.episodes import evaluate
-from wmplan.experiments.sweep import (
-    CELL_FILE,
-    GRID_FILE,
-    REPORT_FILE,
-    SUMMARY_FILE,
-    cells_of,
-    eval_config,
-    load_spec,
-    run_sweep,
-)
+from wmplan.experiments.sweep import CELL_FILE, GRID_FILE, REPORT_FILE, SUMMARY_FILE, run_sweep
+from wmplan.experiments.sweep_spec import cells_of, eval_config, load_spec
 
 TIMING = {"seconds_per_plan", "planning_seconds_total", "seconds_per_plan_note", "planning_seconds"}
 TINY = [

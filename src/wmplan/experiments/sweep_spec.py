@@ -1,0 +1,194 @@
+"""The spec of `wmplan sweep` (wmplan.experiments.sweep): its settings, read from a YAML or JSON file and
+`--set key=value`, checked, and unrolled into cells, each an ordinary eval with its own EvalConfig.
+
+    models: {base: runs/wall, online: runs/wall-online}   # name: run folder (or a list of folders)
+    planners: [gd, adam, cem]          modes: [open, mpc]   # or mpc_bounded
+    seeds: [99]                        episodes: 50         batch: null
+    planner: {steps: 300}              mpc: {replans: 10}   # planner.<field> / mpc.<field> of every cell
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
+from wmplan.evaluation.episodes import EvalConfig
+
+MODES = {"open": (False, False), "mpc": (True, False), "mpc_bounded": (True, True)}
+"""Mode name -> (mpc, bounded), the (mpc, bounded) rows of the report's tables."""
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class SweepSpec:
+    models: dict[str, str] = field(default_factory=dict)
+    """Name -> run folder (or Hub id). Names base, online and adversarial get the paper's numbers beside."""
+    planners: list[str] = field(default_factory=lambda: ["gd", "adam", "cem"])
+    modes: list[str] = field(default_factory=lambda: ["open", "mpc"])
+    """open, mpc, mpc_bounded (MPC with --set planner.bounded=true)."""
+    seeds: list[int] = field(default_factory=lambda: [EvalConfig().seed])
+    """Seeds of the start/goal pairs (and the planners' streams): eval's --seed."""
+    episodes: int = 50
+    batch: int | None = None
+    """Episodes planned at once (eval's --batch; default all)."""
+    planner: dict[str, Any] = field(default_factory=dict)
+    """planner.<field> settings of every cell."""
+    mpc: dict[str, Any] = field(default_factory=dict)
+    """mpc.<field> settings of every cell (open-loop cells ignore them)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    run: str
+    planner: str
+    mode: str
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        return f"{self.model}/{self.planner}_{self.mode}_seed{self.seed}"
+
+
+def load_spec(path: str | Path | None, sets: Iterable[str] = ()) -> SweepSpec:
+    """The spec from a YAML or JSON file (optional) with `sets` ("key=value": models, planners, modes,
+    seeds, episodes, batch, planner.<field>, mpc.<field>; lists comma-separated, models as name:path)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values = _read_spec_file(Path(path))
+    for key, value in parse_set_args(list(sets)).items():
+        group, _, name = key.partition(".")
+        if name and group in ("planner", "mpc"):
+            values.setdefault(group, {})[name] = value
+        elif key in ("models", "planners", "modes", "seeds"):
+            text = value.strip()
+            values[key] = json.loads(text) if text.startswith(("[", "{")) else [v.strip() for v in text.split(",") if v]
+        else:
+            values[key] = value
+    return spec_from_dict(values)
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no sweep file {path}; give a YAML or JSON file, or the grid as --set lists")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write it as JSON") from None
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); a .yaml or .yml file is read as YAML") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of sweep settings, got {type(values).__name__}")
+    return values
+
+
+def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
+    """A checked SweepSpec from loosely typed values (a file's, or strings from --set)."""
+    known = [f.name for f in dataclasses.fields(SweepSpec)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown sweep settings {unknown}; valid: {', '.join(known)}")
+    models = values.get("models") or {}
+    if isinstance(models, list):
+        pairs = [str(m).split(":", 1) if ":" in str(m) else [Path(str(m)).name, str(m)] for m in models]
+        names = [name for name, _ in pairs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"models {twice} appear twice; name them, e.g. --set models=base:runs/a,online:runs/b")
+        models = dict(pairs)
+    for group in ("planner", "mpc"):
+        if not isinstance(values.get(group) or {}, dict):
+            raise ValueError(
+                f"sweep {group} must map {group}.<field> settings to values, e.g. --set {group}."
+                f"{'steps=100' if group == 'planner' else 'replans=5'}; got {values[group]!r}"
+            )
+    if not isinstance(models, dict) or not models:
+        raise ValueError(
+            "a sweep needs models: --set models=base:runs/wall,online:runs/wall-online (or a list of runs)"
+        )
+    spec = SweepSpec(
+        models={str(k): str(v) for k, v in models.items()},
+        planners=[str(p) for p in _as_list(values.get("planners", SweepSpec().planners), "planners")],
+        modes=[str(m) for m in _as_list(values.get("modes", SweepSpec().modes), "modes")],
+        seeds=[cast_value(s, int, "seeds") for s in _as_list(values.get("seeds", SweepSpec().seeds), "seeds")],
+        episodes=cast_value(values.get("episodes", SweepSpec.episodes), int, "episodes"),
+        batch=cast_value(values.get("batch"), int | None, "batch"),
+        planner=dict(values.get("planner") or {}),
+        mpc=dict(values.get("mpc") or {}),
+    )
+    for key, low in (("episodes", spec.episodes), ("batch", spec.batch)):
+        if low is not None and low < 1:
+            raise ValueError(f"sweep {key} must be at least 1, got {low}")
+    for name in spec.models:
+        if not NAME.match(name):
+            raise ValueError(f"model name {name!r} cannot name a folder; use letters, digits, '_', '-' and '.'")
+    for key, given, allowed in (("planners", spec.planners, PLANNERS), ("modes", spec.modes, tuple(MODES))):
+        bad = [v for v in given if v not in allowed]
+        if bad or not given:
+            raise ValueError(f"sweep {key} {bad or given} unknown or empty; choose from {', '.join(allowed)}")
+    for key in ("planners", "modes", "seeds"):
+        values_ = getattr(spec, key)
+        if len(set(values_)) != len(values_):
+            raise ValueError(f"sweep {key} {values_} repeat a value; list each once")
+    return spec
+
+
+def _as_list(value: Any, key: str) -> list:
+    if isinstance(value, (str, int)):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError(f"sweep {key} must be a list, got {value!r}")
+    return value
+
+
+def cells_of(spec: SweepSpec) -> list[Cell]:
+    """Every cell, model-major (a model's cells together), in the spec's orders."""
+    return [
+        Cell(model, run, planner, mode, seed)
+        for model, run in spec.models.items()
+        for seed in spec.seeds
+        for planner in spec.planners
+        for mode in spec.modes
+    ]
+
+
+def eval_config(spec: SweepSpec, c: Cell) -> EvalConfig:
+    """The cell's EvalConfig: its planner, mode and seed, and the spec's shared settings (checked)."""
+    mpc, bounded = MODES[c.mode]
+    cfg = EvalConfig(planner=c.planner, mpc=mpc, episodes=spec.episodes, seed=c.seed, batch=spec.batch)
+    apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
+    apply_dataclass_overrides(cfg.mpc_settings, spec.mpc, "mpc")
+    if bounded:
+        cfg.settings.bounded = True
+    return cfg.check()
+
+
+def cell_record(spec: SweepSpec, c: Cell) -> dict[str, Any]:
+    """cell.json: what the cell is, as JSON (a rerun compares it before trusting the folder)."""
+    return json.loads(
+        json.dumps(
+            {
+                "model": c.model,
+                "run": str(Path(c.run).resolve()),
+                "planner": c.planner,
+                "mode": c.mode,
+                "seed": c.seed,
+                "eval": dataclasses.asdict(eval_config(spec, c)),
+            }
+        )
+    )
