@@ -206,7 +206,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def eval_config(args: argparse.Namespace):
     """EvalConfig from flags and --set planner.<field>=... / mpc.<field>=..."""
     from wmplan.config import apply_dataclass_overrides, parse_set_args
-    from wmplan.evaluation.episodes import EvalConfig
+    from wmplan.evaluation.eval_config import EvalConfig
 
     cfg = EvalConfig(planner=args.planner, mpc=args.mpc, episodes=args.episodes, seed=args.seed, batch=args.batch)
     overrides = parse_set_args(args.set)

@@ -5,7 +5,8 @@ import torch
 
 from wmplan.cli import main
 from wmplan.envs import make_task
-from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+from wmplan.evaluation.episodes import evaluate
+from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
 from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
 
 
@@ -143,7 +144,7 @@ def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, caps
 
 def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
     from wmplan.config import MPC_MODEL_STEPS
-    from wmplan.evaluation.episodes import MPCSettings
+    from wmplan.evaluation.eval_config import MPCSettings
 
     default = MPCSettings()
     # PushT and PointMaze execute each whole plan; Wall one step of each (wmplan.tasks).

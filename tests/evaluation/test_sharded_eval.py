@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from wmplan.cli import main
-from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, batches_of, evaluate
+from wmplan.evaluation.episodes import batches_of, evaluate
+from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
 from wmplan.evaluation.summary import EpisodeOutcomes
 
 TIMING = {"seconds_per_plan", "planning_seconds_total", "seconds_per_plan_note", "planning_seconds"}

@@ -238,7 +238,7 @@ def test_warm_started_plans_take_warm_steps_and_a_plateau_stops_early_at_the_sam
 
 def test_eval_passes_warm_steps_and_plateau_to_the_gradient_planner(tiny_run):
     from wmplan.envs import make_task
-    from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, build_planner
+    from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings, build_planner
     from wmplan.models.world_model import WorldModel
 
     model = WorldModel.load(tiny_run)
@@ -258,7 +258,8 @@ def test_gd_leaves_model_parameters_and_mode_alone():
 
 
 def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
-    from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+    from wmplan.evaluation.episodes import evaluate
+    from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
     from wmplan.planning.objective import objective_mode
 
     modes = [(t, mpc, objective_mode(t, mpc)) for t in ("wall", "pusht", "pointmaze", "rope") for mpc in (False, True)]
@@ -379,7 +380,8 @@ def test_restarts_below_one_are_refused():
 
 @pytest.mark.parametrize("name", ["cem_best", "hybrid", "multistart"])
 def test_eval_plans_with_each_planner_beyond_the_paper(tiny_run, name):
-    from wmplan.evaluation.episodes import EvalConfig, PlannerSettings, evaluate
+    from wmplan.evaluation.episodes import evaluate
+    from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
 
     small = PlannerSettings(steps=3, samples=8, topk=2, iterations=1, restarts=2)
     summary = evaluate(tiny_run, EvalConfig(planner=name, episodes=2, settings=small), progress=False)
@@ -395,7 +397,7 @@ def test_eval_plans_with_each_planner_beyond_the_paper(tiny_run, name):
 
 def test_the_planner_defaults_beyond_the_paper(tiny_run):
     from wmplan.envs import make_task
-    from wmplan.evaluation.episodes import EvalConfig, build_planner
+    from wmplan.evaluation.eval_config import EvalConfig, build_planner
     from wmplan.models.world_model import WorldModel
 
     model = WorldModel.load(tiny_run)

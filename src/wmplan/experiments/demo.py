@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
-from wmplan.evaluation.episodes import EvalConfig, MPCSettings, PlannerSettings
+from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
 from wmplan.evaluation.report import Grid

@@ -20,7 +20,8 @@ from typing import Any
 from wmplan.config import RunConfig
 from wmplan.data.collect import collect
 from wmplan.data.store import DatasetError, TrajectoryStore
-from wmplan.evaluation.episodes import EvalConfig, evaluate
+from wmplan.evaluation.episodes import evaluate
+from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import train

@@ -35,7 +35,7 @@ from wmplan.data.collect_deformable import RandomPushConfig, aimed_pushes
 from wmplan.envs import make_task
 from wmplan.envs.base import Task
 from wmplan.envs.pushing import PushingTask
-from wmplan.evaluation.episodes import PlannerSettings
+from wmplan.evaluation.eval_config import PlannerSettings
 from wmplan.evaluation.paired import mean_interval, wilson_interval
 from wmplan.planning import task_planning
 from wmplan.writing import claim_folder

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import AdversarialConfig, RunConfig, apply_dataclass_overrides, apply_overrides, preset
-from wmplan.evaluation.episodes import EvalConfig
+from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.experiments.demo import demo_scale
 from wmplan.experiments.resumable import dataset_once, evaluate_once, finetune_once, train_once
 

@@ -42,7 +42,7 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple
         raise ValueError(f"--from-demo: {demo} was made on other data ({found_data}; the study needs {wanted_data})")
     if spec.encoder not in scale["encoders"]:
         raise ValueError(f"--from-demo: {demo} has no {spec.encoder} models (it has {', '.join(scale['encoders'])})")
-    from wmplan.evaluation.episodes import EvalConfig
+    from wmplan.evaluation.eval_config import EvalConfig
 
     planned = (scale["episodes"], EvalConfig().seed, scale["planner"], scale["mpc"])
     same_pairs = planned == (spec.episodes, spec.pair_seed, spec.planner, {})

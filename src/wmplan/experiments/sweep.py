@@ -38,7 +38,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wmplan.evaluation.episodes import EvalConfig, evaluate
+from wmplan.evaluation.episodes import evaluate
+from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.report import (
     MODE_NAMES,
     MODEL_NAMES,

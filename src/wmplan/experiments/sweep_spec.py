@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
-from wmplan.evaluation.episodes import EvalConfig
+from wmplan.evaluation.eval_config import EvalConfig
 
 MODES = {"open": (False, False), "mpc": (True, False), "mpc_bounded": (True, True)}
 """Mode name -> (mpc, bounded), the (mpc, bounded) rows of the report's tables."""
