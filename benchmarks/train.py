@@ -6,7 +6,7 @@ Measures in one run: (1) the fp32 matmul FLOP/s of this machine (square matmuls,
 sizes), (2) one optimisation step of the preset's world model on synthetic cached tokens (the trainer
 caches frozen-encoder tokens, so a step is predictor + embeddings), its FLOPs counted by torch's
 FlopCounterMode, and prints samples per second and achieved FLOP/s as a fraction of (1).
-Target: >= 40% of the matmul peak.
+Target: >= 50% of the matmul peak.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from wmplan.config import apply_overrides, preset
 from wmplan.data.windows import Normalizer
+from wmplan.models.encoders import GivenTokens
 from wmplan.models.world_model import TaskDims, WorldModel
 
 
@@ -37,22 +38,11 @@ def matmul_peak(seconds: float = 1.0) -> float:
     return best
 
 
-class _TokenEncoder(torch.nn.Module):
-    """Stands in for a frozen encoder whose tokens are cached: only its shape matters here."""
-
-    def __init__(self, tokens: int, dim: int):
-        super().__init__()
-        self.num_tokens, self.dim = tokens, dim
-
-    def freeze(self):
-        return self
-
-
 def build(preset_name: str, tokens: int, token_dim: int, num_hist: int):
     cfg = apply_overrides(preset(preset_name), {"data.num_hist": num_hist})
     ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
     norm = Normalizer(zeros, ones, zeros, ones, zeros, ones)
-    model = WorldModel(cfg, TaskDims("wall", 64, 2, 2, 2), norm, encoder=_TokenEncoder(tokens, token_dim))
+    model = WorldModel(cfg, TaskDims("wall", 64, 2, 2, 2), norm, encoder=GivenTokens(tokens, token_dim))
     return cfg, model
 
 
@@ -113,7 +103,7 @@ def main() -> None:
     print(f"  FLOPs per step       {flops / 1e9:.3f} GFLOP")
     print(f"  achieved             {achieved / 1e9:.1f} GFLOP/s")
     print(f"  fp32 matmul peak     {peak / 1e9:.1f} GFLOP/s")
-    print(f"  fraction of peak     {100 * result['fraction_of_peak']:.0f}%   (target >= 40%)")
+    print(f"  fraction of peak     {100 * result['fraction_of_peak']:.0f}%   (target >= 50%)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

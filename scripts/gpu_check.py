@@ -22,19 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from wmplan.config import apply_overrides, preset
 from wmplan.data.windows import Normalizer
+from wmplan.models.encoders import GivenTokens
 from wmplan.models.world_model import Latent, TaskDims, WorldModel, resolve_device
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
-
-
-class CachedTokens(torch.nn.Module):
-    """Stands in for the frozen encoder whose tokens the trainer caches: only the shape matters."""
-
-    def __init__(self, tokens: int, dim: int):
-        super().__init__()
-        self.num_tokens, self.dim = tokens, dim
-
-    def freeze(self):
-        return self
 
 
 def synchronize(device: torch.device) -> None:
@@ -76,7 +66,7 @@ def main() -> None:
     ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
     dims = TaskDims("pusht", 224, 2, 2, 2)
     model = WorldModel(
-        cfg, dims, Normalizer(zeros, ones, zeros, ones, zeros, ones), encoder=CachedTokens(args.tokens, args.token_dim)
+        cfg, dims, Normalizer(zeros, ones, zeros, ones, zeros, ones), encoder=GivenTokens(args.tokens, args.token_dim)
     ).to(device)
     bs, w = args.batch_size or cfg.train.batch_size, args.num_hist + 1
     action_width = cfg.data.frameskip * dims.action_dim

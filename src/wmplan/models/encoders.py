@@ -192,3 +192,19 @@ def distance_spearman(
             [true_distance(states[i[k : k + 100]], states[j[k : k + 100]]) for k in range(0, pairs, 100)]
         )
     return float(spearmanr(latent, true).statistic)
+
+
+class GivenTokens(nn.Module):
+    """Stands in for a frozen encoder whose tokens are given (cached or precomputed), where only their
+    shape (num_tokens x dim) matters: throughput benchmarks of the predictor, random-weight GPU checks."""
+
+    def __init__(self, num_tokens: int, dim: int):
+        super().__init__()
+        self.num_tokens, self.dim = num_tokens, dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("GivenTokens encodes nothing: pass the visual tokens themselves (encode(visual=...))")
+
+    def freeze(self) -> GivenTokens:
+        """Nothing to freeze (no parameters); eval mode. Returns self."""
+        return self.eval()
