@@ -104,9 +104,10 @@ def reached_table(grid: Grid) -> str:
     return "\n".join(lines)
 
 
-def plot_efficiency(grids: dict[str, Grid], path: Path, task: str) -> None:
-    """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3).
-    Colour = planner, marker = model, filled = MPC, hollow = open loop, a black edge = bounded plans."""
+def plot_efficiency(grids: dict[str, Grid], path: Path, task: str, titles: dict[str, str] | None = None) -> None:
+    """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3)
+    or per key of `grids` with its title in `titles`. Colour = planner, marker = model, filled = MPC,
+    hollow = open loop, a black edge = bounded plans."""
     import matplotlib
     import matplotlib.ticker
 
@@ -131,11 +132,16 @@ def plot_efficiency(grids: dict[str, Grid], path: Path, task: str) -> None:
             )
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a short log axis
+        low, high = ax.get_xlim()
+        if high / low < 10:  # no decade inside: label a few minor ticks, or the axis has no numbers at all
+            ax.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        else:
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a long log axis
         ax.set_ylim(-4, 104)
         ax.set_xlabel("planning seconds for all episodes (all replans, batched)")
         ax.set_ylabel("success %")
-        ax.set_title(f"{task}, {encoder} encoder")
+        ax.set_title(titles[encoder] if titles else f"{task}, {encoder} encoder")
         ax.grid(alpha=0.3)
     handles = [
         plt.Line2D([], [], color=c, marker="o", linestyle="", label=PLANNER_NAMES[p]) for p, c in colours.items()
