@@ -5,6 +5,23 @@ from wmplan.experiments.demo import CELLS, MODELS, OBJECTIVE_CHECK, DemoScale, c
 TINY = {"model.predictor.width": 32, "train.epochs": 1, "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 10}
 
 
+def state_only_scale(**changes) -> DemoScale:
+    """The smallest demo: the state control alone, tiny planner budgets, no objective check."""
+    values = dict(
+        collect_episodes=12,
+        preset="tiny",
+        train=TINY,
+        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
+        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
+        planner={"steps": 3, "samples": 8, "topk": 2, "iterations": 1},
+        gap_windows=2,
+        landscape_grid=3,
+        encoders=("state",),
+        objective_check=(),
+    )
+    return DemoScale(**{**values, **changes})
+
+
 def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path):
     scale = DemoScale(
         episodes=2,
@@ -100,20 +117,7 @@ def test_demo_of_a_deformable_task_reports_the_chamfer_distance(tmp_path):
 
 
 def test_demo_with_several_training_seeds_pools_each_cell_over_them(tmp_path):
-    scale = DemoScale(
-        episodes=3,
-        collect_episodes=12,
-        preset="tiny",
-        train=TINY,
-        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
-        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
-        planner={"steps": 3, "samples": 8, "topk": 2, "iterations": 1},
-        gap_windows=2,
-        landscape_grid=3,
-        encoders=("state",),
-        cells=(("adam", False, False), ("cem", False, False)),
-        objective_check=(),
-    )
+    scale = state_only_scale(episodes=3, cells=(("adam", False, False), ("cem", False, False)))
     out = tmp_path / "demo"
     report = run_demo(out, scale, train_seeds=[0, 1], progress=False)
     grid = json.loads((out / "grid.json").read_text())
@@ -139,20 +143,7 @@ def test_demo_with_several_training_seeds_pools_each_cell_over_them(tmp_path):
 
 
 def test_a_resumed_demo_redoes_only_what_a_kill_left_unfinished_and_refuses_other_arguments(tmp_path):
-    scale = DemoScale(
-        episodes=2,
-        collect_episodes=12,
-        preset="tiny",
-        train=TINY,
-        adversarial={"train.epochs": 1, "train.steps_per_epoch": 2},
-        online={"train.epochs": 1, "train.steps_per_epoch": 2, "online.windows": 2},
-        planner={"steps": 3, "samples": 8, "topk": 2, "iterations": 1},
-        gap_windows=2,
-        landscape_grid=3,
-        encoders=("state",),
-        cells=(("adam", False, False), ("cem", True, False)),
-        objective_check=(),
-    )
+    scale = state_only_scale(episodes=2, cells=(("adam", False, False), ("cem", True, False)))
     out = tmp_path / "demo"
     first = run_demo(out, scale, progress=False)
     runs, evals = out / "runs" / "state", out / "eval" / "state"
