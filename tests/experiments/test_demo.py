@@ -52,6 +52,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     # per encoder: 3 models x (open, MPC, MPC bounded) success rows and reached rows + 3 gap/landscape rows
     assert len(rows) == 2 * (9 + 9 + 3)
     assert "wmplan finetune --method online" in report and "--set planner.bounded=true" in report
+    assert "the authors' own rerun measured 32%" in report  # the paper's other figure for a Wall cell, beside it
     for method in ("online", "adversarial"):
         meta = json.loads((out / "runs" / "state" / method / "config.json").read_text())
         assert meta["method"] == method and meta["parent_run"] == str(out / "runs" / "state" / "base")

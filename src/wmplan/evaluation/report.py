@@ -89,7 +89,8 @@ def success_grid_table(grid: Grid, task: str) -> str:
             + " | ".join(cell(r, distance) for r in row)
             + f" | {paper_cell} |"
         )
-    return "\n".join(lines)
+    note = task_spec(task).paper_note
+    return "\n".join(lines + ["", note] if note else lines)
 
 
 def reached_table(grid: Grid) -> str:
