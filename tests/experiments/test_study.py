@@ -61,6 +61,12 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     assert "Adversarial World Modeling: at its best length" in report and "Online World Modeling" in report
     assert "## Lengths chosen from the training side" in report
     assert (out / "effects.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
+    diagnostics = grid["seeds"]["1"]["online_6"]["diagnostics"]
+    assert set(diagnostics) == {"gap_expert_error", "gap_planner_error", "gap_ratio", "roughness", "basin_width"}
+    gap_file = out / "diagnostics" / "seed1" / "gap" / "gap.json"
+    assert json.loads(gap_file.read_text())["online_6"]["ratio"] == diagnostics["gap_ratio"]
+    assert "## Train-test gap and cost landscape" in report
+    gap_written = gap_file.stat().st_mtime_ns
     # Resume: nothing finished is redone; a lost eval cell and an interrupted finetuning are.
     summary = out / "eval" / "seed0" / "base" / "adam_mpc" / "summary.json"
     kept = out / "eval" / "seed1" / "base" / "cem_mpc" / "summary.json"
@@ -68,7 +74,7 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     summary.unlink()
     (out / "runs" / "seed0" / "online_3").rename(out / "runs" / "seed0" / "online_3.partial")
     again = run_study(_spec(), out, progress=False)
-    assert summary.exists() and kept.stat().st_mtime_ns == before
+    assert summary.exists() and kept.stat().st_mtime_ns == before and gap_file.stat().st_mtime_ns == gap_written
     assert (out / "runs" / "seed0" / "online_3").is_dir() and not (out / "runs" / "seed0" / "online_3.partial").exists()
     assert again["seeds"]["1"] == json.loads(json.dumps(grid["seeds"]["1"]))
     with pytest.raises(ValueError, match="another spec"):

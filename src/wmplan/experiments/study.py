@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def run_study(
             | {"training": training_side(runs / name)}
             for name in models
         }
+        for name, found in diagnostics(runs, models, out / "diagnostics" / f"seed{seed}", progress, device).items():
+            grid["seeds"][str(seed)][name]["diagnostics"] = found
         # after every seed, so that a study of hours shows its finished seeds while the next one runs
         (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
         write_study_report(out, spec, grid)
@@ -166,6 +169,28 @@ def _eval_cell(
         "final_distance": summary["episode_final_distance"],
         "seconds_per_plan": summary["seconds_per_plan"],
     }
+
+
+def diagnostics(runs: Path, models: list[str], where: Path, progress: bool, device: str) -> dict[str, dict]:
+    """Per model, the train-test gap (expert vs planner-trajectory error, evaluation/gap.py) and the cost
+    landscape's roughness and basin width (evaluation/landscape.py) of one seed's models, measured together
+    (the landscape's slices are centred on the base model's plan); their JSON files are reused once there."""
+    from wmplan.evaluation.gap import gap
+    from wmplan.evaluation.landscape import landscape
+
+    found: dict[str, dict] = {name: {} for name in models}
+    for kind, measure, keys in (
+        ("gap", gap, ("expert_error", "planner_error", "ratio")),
+        ("landscape", landscape, ("roughness", "basin_width")),
+    ):
+        done = where / kind / f"{kind}.json"
+        result = json.loads(done.read_text()) if done.exists() else None
+        if result is None or any(name not in result for name in models):
+            shutil.rmtree(where / kind, ignore_errors=True)
+            result = measure([runs / name for name in models], where / kind, progress=progress, device=device)
+        for name in models:
+            found[name] |= {key if kind == "landscape" else f"gap_{key}": result[name][key] for key in keys}
+    return found
 
 
 def training_side(run: Path) -> dict[str, float]:

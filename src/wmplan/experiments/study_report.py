@@ -83,6 +83,7 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             row += [found[model]["adam_mpc"].describe(100, " pts"), found[model]["gap"].describe(100, " pts")]
         row += [f"{np.mean([s['train_loss'] for s in side]):.4g}", f"{np.mean([s['val_loss'] for s in side]):.4g}"]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _diagnostics_table(grid, models)
     adversarial = [adversarial_name(e) for e in spec.adversarial_epochs]
     online = [online_name(n) for n in spec.online_steps]
     lines += ["", "## Verdicts (Adam + MPC success against the base model, pooled over seeds)", ""]
@@ -190,3 +191,34 @@ def _adopted(out: Path) -> list[str]:
         *(f"- {path}" for path in adopted["adopted"]),
         "",
     ]
+
+
+def _diagnostics_table(grid: dict[str, Any], models: list[str]) -> list[str]:
+    """The train-test gap and the cost landscape of every setting, mean over seeds [min-max]."""
+    per_seed = [g for g in grid["seeds"].values() if all("diagnostics" in g[m] for m in models)]
+    if not per_seed:
+        return []
+    columns = (
+        ("gap_expert_error", "expert error"),
+        ("gap_planner_error", "planner error"),
+        ("gap_ratio", "planner / expert"),
+        ("roughness", "landscape roughness"),
+        ("basin_width", "basin width"),
+    )
+    lines = [
+        "",
+        "## Train-test gap and cost landscape (the paper's Figures 4 and 2)",
+        "",
+        "The model's open-loop error on expert windows and on its own Adam plans' trajectories executed in the "
+        "simulator, and the roughness and basin width of the cost over a 2-D slice of actions around the base "
+        f"model's plan; mean over {len(per_seed)} seeds [min-max].",
+        "",
+        "| model | " + " | ".join(name for _, name in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for model in models:
+        values = [[g[model]["diagnostics"][key] for g in per_seed] for key, _ in columns]
+        lines.append(
+            f"| {model} | " + " | ".join(f"{np.mean(v):.4g} [{min(v):.3g}-{max(v):.3g}]" for v in values) + " |"
+        )
+    return lines
