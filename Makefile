@@ -2,6 +2,8 @@
 # extras under constraints.txt (so nothing upgrades that torch). A second run with nothing changed
 # skips the install. With a GPU build of torch: make test TORCH_SPEC='torch==2.6.0'.
 PYTHON ?= python3
+# make demo: eval cells planned at once, one thread each (our machines have 2 cores)
+DEMO_WORKERS ?= 2
 TORCH_SPEC ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -35,7 +37,7 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/wmplan demo
+	$(BIN)/wmplan demo --workers $(DEMO_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/collect.py

@@ -12,7 +12,7 @@ wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv 
 wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--mpc] [--episodes 50] [--seed 99] [--video N]
             [--batch N] [--set planner.lr=0.1 ...] --out DIR
 torchrun --nproc_per_node N -m wmplan.cli eval --model runs/wall ...   (the episodes split across N processes or GPUs)
-wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2] [--resume]
+wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2] [--resume] [--workers N]
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
@@ -284,7 +284,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
     )
     report = run_demo(
-        args.out, scale, env=args.env, seed=args.seed, train_seeds=args.seeds, device=args.device, resume=args.resume
+        args.out,
+        scale,
+        env=args.env,
+        seed=args.seed,
+        train_seeds=args.seeds,
+        device=args.device,
+        resume=args.resume,
+        workers=args.workers,
     )
     print(report)
     return 0
@@ -574,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the data, models and eval cells a killed run with the same arguments finished",
     )
     p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="plan the eval cells in this many one-thread processes at once (default 1)",
+    )
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, and of training unless --seeds")
     p.add_argument(

@@ -172,3 +172,24 @@ def test_a_resumed_demo_redoes_only_what_a_kill_left_unfinished_and_refuses_othe
     else:
         raise AssertionError("a resume with other arguments must be refused")
     assert (evals / "base" / "adam" / "summary.json").read_text() == kept_cell  # nothing written was lost
+
+
+def test_demo_cells_planned_by_two_workers_equal_one_thread_in_process(tmp_path):
+    import torch
+
+    scale = state_only_scale(episodes=2, cells=(("adam", True, False), ("cem", False, False)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each worker plans with; the models, trained in this process, the same
+    try:
+        run_demo(tmp_path / "one", scale, progress=False)
+        run_demo(tmp_path / "two", scale, progress=False, workers=2)
+    finally:
+        torch.set_num_threads(threads)
+    for model in MODELS:
+        for cell in ("adam_mpc", "cem"):
+            one, two = (
+                json.loads((tmp_path / d / "eval" / "state" / model / cell / "summary.json").read_text())
+                for d in ("one", "two")
+            )
+            assert one["episode_success"] == two["episode_success"]
+            assert one["episode_final_distance"] == two["episode_final_distance"]

@@ -32,7 +32,7 @@ from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
-from wmplan.experiments.resumable import dataset_once, evaluate_once, finetune_once, train_once
+from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
@@ -123,12 +123,15 @@ def run_demo(
     progress: bool = True,
     device: str = "auto",
     resume: bool = False,
+    workers: int = 1,
 ) -> str:
     """Run the whole job and return the report's Markdown (also written to out/report.md). Every stage
     runs on `device` (resolve_device: auto is CUDA when present). `seed` seeds the data and the gap's
     windows; `train_seeds` (default: [seed]) trains every model once per seed on that same data, plans
     each on the same pairs, and the report pools the cells over seeds (`pool_over_seeds`). `resume`:
-    keep the data, models and eval cells that an earlier run with the same arguments finished in `out`."""
+    keep the data, models and eval cells that an earlier run with the same arguments finished in `out`.
+    `workers` > 1: plan the eval cells of each model set in that many one-thread processes at once
+    (wmplan.experiments.workers), their files as `OMP_NUM_THREADS=1 wmplan eval` would write them."""
     scale = scale or demo_scale(env)
     train_seeds = list(train_seeds) if train_seeds else [seed]
     if len(set(train_seeds)) != len(train_seeds):
@@ -191,7 +194,7 @@ def run_demo(
                     progress,
                 )
 
-            def eval_cell(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> dict:
+            def cell_job(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> tuple:
                 cfg = EvalConfig(
                     planner=planner,
                     mpc=mpc,
@@ -201,13 +204,18 @@ def run_demo(
                 apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
                 apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
                 name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
-                where = evals / model / name  # noqa: B023 (called within this iteration only)
-                return timed(f"{encoder}: eval", evaluate_once, runs[model], cfg, where, progress, device)  # noqa: B023
+                return runs[model], cfg, evals / model / name  # noqa: B023 (called within this iteration only)
 
-            seed_grids.append({(m, p, mpc, b): eval_cell(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells})
-            seed_other.append(
-                {(p, mpc): eval_cell("base", p, mpc, False, other_mode(env, mpc)) for p, mpc in scale.objective_check}
-            )
+            jobs: dict[tuple, tuple] = {
+                ("grid", m, p, mpc, b): cell_job(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells
+            }
+            jobs |= {
+                ("other", p, mpc): cell_job("base", p, mpc, False, other_mode(env, mpc))
+                for p, mpc in scale.objective_check
+            }
+            done = timed(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
+            seed_grids.append({key[1:]: done[key] for key in jobs if key[0] == "grid"})
+            seed_other.append({key[1:]: done[key] for key in jobs if key[0] == "other"})
             if train_seed != train_seeds[0]:
                 continue  # the gap and the landscape: the first seed's models
             ordered = [runs[m] for m in MODELS]

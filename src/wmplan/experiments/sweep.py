@@ -28,11 +28,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Iterable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +50,7 @@ from wmplan.evaluation.report import (
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments import demo_grid
 from wmplan.experiments.sweep_spec import MODES, Cell, SweepSpec, cell_record, cells_of, eval_config
+from wmplan.experiments.workers import init_worker, pool_results
 from wmplan.writing import OutputError, atomic_write, claim_folder, remove_stray_files
 
 SPEC_FILE, CELL_FILE, SUMMARY_FILE, REPORT_FILE = "sweep.json", "cell.json", "summary.json", "report.md"
@@ -133,23 +131,6 @@ def _rank_device(device: str) -> str:
     return str(resolved)
 
 
-def _init_worker(parent: int | None = None) -> None:
-    """A pool worker: one thread (the workers share the cores) and denormals flushed, as `wmplan eval`.
-    With `parent` (the sweep's pid), on Linux: killed with the sweep (kill -9 included), rather than left
-    to plan the cells already queued to it."""
-    import torch
-
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    if parent is not None and sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the sweep died before the line above
-            os._exit(1)
-
-
 def run_sweep(
     spec: SweepSpec, out: str | Path, *, workers: int = 1, device: str = "auto", progress: bool = True
 ) -> SweepResult:
@@ -200,37 +181,24 @@ def run_sweep(
 def _run_jobs(jobs: list[tuple], workers: int) -> Iterable[tuple[str, str]]:
     """(cell folder, outcome) as each job ends: in this process (one thread, restored after), or in a
     pool of `workers` spawned processes. A failing cell stops the sweep; finished cells stay."""
-    if workers == 1 or len(jobs) <= 1:
-        import torch
-
-        threads = torch.get_num_threads()
-        _init_worker()
-        try:
-            for job in jobs:
-                try:
-                    outcome = run_cell(*job)
-                except Exception as exc:
-                    raise RuntimeError(
-                        f"sweep cell {job[1]} failed: {exc}; fix it and rerun: finished cells are kept"
-                    ) from exc
-                yield job[1], outcome
-        finally:
-            torch.set_num_threads(threads)
+    if workers > 1 and len(jobs) > 1:
+        yield from pool_results(run_cell, {job[1]: job for job in jobs}, workers, "sweep cell")
         return
-    context = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-        pending = {pool.submit(run_cell, *job): job[1] for job in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                folder = pending.pop(future)
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise RuntimeError(
-                        f"sweep cell {folder} failed: {future.exception()}; fix it and rerun: finished cells are kept"
-                    ) from future.exception()
-                yield folder, future.result()
+    import torch
+
+    threads = torch.get_num_threads()
+    init_worker()
+    try:
+        for job in jobs:
+            try:
+                outcome = run_cell(*job)
+            except Exception as exc:
+                raise RuntimeError(
+                    f"sweep cell {job[1]} failed: {exc}; fix it and rerun: finished cells are kept"
+                ) from exc
+            yield job[1], outcome
+    finally:
+        torch.set_num_threads(threads)
 
 
 def write_grid_and_report(
