@@ -16,7 +16,7 @@ wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
-wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000] [--from-demo DIR]
+wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000] [--from-demo DIR] [--workers N]
 wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
 wmplan push --run runs/wall --repo-id OWNER/NAME [--private]
 (every --run also takes a Hub id OWNER/NAME)
@@ -392,7 +392,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         encoder=args.encoder,
     )
     start = time.perf_counter()
-    run_study(spec, args.out, device=args.device, from_demo=args.from_demo)
+    run_study(spec, args.out, device=args.device, from_demo=args.from_demo, workers=args.workers)
     print(f"wrote {args.out}/report.md ({(time.perf_counter() - start) / 60:.1f} min)")
     return 0
 
@@ -679,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-demo",
         help="a `wmplan demo` folder (same task, --episodes as here): adopt its data, and the models and cells that "
         "match the study's recipe, instead of making them again",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="plan each seed's eval cells in this many one-thread processes (default 1)",
     )
     p.set_defaults(func=cmd_study)
 

@@ -33,8 +33,9 @@ from typing import Any
 
 from wmplan.config import AdversarialConfig, RunConfig, apply_dataclass_overrides, apply_overrides, preset
 from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.demo import demo_scale
-from wmplan.experiments.resumable import dataset_once, evaluate_once, finetune_once, train_once
+from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 
 CELLS = (("adam", True), ("adam", False), ("cem", True))
 """(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases."""
@@ -94,11 +95,18 @@ def finetune_recipe(name: str) -> tuple[str, dict[str, Any]]:
 
 
 def run_study(
-    spec: StudySpec, out: str | Path, *, progress: bool = True, device: str = "cpu", from_demo: str | Path | None = None
+    spec: StudySpec,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    device: str = "cpu",
+    from_demo: str | Path | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) the study in `out`; returns the grid (also written, with the report). from_demo: a
     demo's folder whose data, models and cells the study adopts where they are what it would make
-    (wmplan.experiments.study_from_demo)."""
+    (wmplan.experiments.study_from_demo). workers > 1: each seed's eval cells planned by that many
+    one-thread processes at once (wmplan.experiments.workers)."""
     from wmplan.experiments.study_report import write_study_report
 
     out = Path(out)
@@ -128,13 +136,16 @@ def run_study(
             # this study's data, also for a base adopted from a demo (whose config names the demo's copy)
             overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
             finetune_once(runs / "base", runs / name, method, overrides, progress)
+        jobs = {
+            (name, _cell_name(planner, mpc)): _cell_job(
+                runs / name, out / "eval" / f"seed{seed}" / name, planner, mpc, spec
+            )
+            for name in models
+            for planner, mpc in CELLS
+        }
+        done = evaluate_cells(jobs, workers, progress, device)
         grid["seeds"][str(seed)] = {
-            name: {
-                _cell_name(planner, mpc): _eval_cell(
-                    runs / name, out / "eval" / f"seed{seed}" / name, planner, mpc, spec, progress, device
-                )
-                for planner, mpc in CELLS
-            }
+            name: {cell: _outcomes(done[(name, cell)]) for (model, cell) in jobs if model == name}
             | {"training": training_side(runs / name)}
             for name in models
         }
@@ -157,13 +168,14 @@ def _cell_name(planner: str, mpc: bool) -> str:
     return planner + ("_mpc" if mpc else "")
 
 
-def _eval_cell(
-    run: Path, where: Path, planner: str, mpc: bool, spec: StudySpec, progress: bool, device: str
-) -> dict[str, Any]:
-    """One cell's per-episode outcomes (from its summary.json when it is already there)."""
+def _cell_job(run: Path, where: Path, planner: str, mpc: bool, spec: StudySpec) -> tuple[Path, EvalConfig, Path]:
     cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed)
     apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
-    summary = evaluate_once(run, cfg, where / _cell_name(planner, mpc), progress, device)
+    return run, cfg, where / _cell_name(planner, mpc)
+
+
+def _outcomes(summary: EvalSummary) -> dict[str, Any]:
+    """What the study keeps of a cell: its per-episode outcomes (paired tests) and its time."""
     return {
         "success": summary["episode_success"],
         "final_distance": summary["episode_final_distance"],
