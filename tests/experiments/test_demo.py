@@ -182,7 +182,7 @@ def test_demo_cells_planned_by_two_workers_equal_one_thread_in_process(tmp_path)
     torch.set_num_threads(1)  # what each worker plans with; the models, trained in this process, the same
     try:
         run_demo(tmp_path / "one", scale, progress=False)
-        run_demo(tmp_path / "two", scale, progress=False, workers=2)
+        report = run_demo(tmp_path / "two", scale, progress=False, workers=2)
     finally:
         torch.set_num_threads(threads)
     for model in MODELS:
@@ -193,3 +193,4 @@ def test_demo_cells_planned_by_two_workers_equal_one_thread_in_process(tmp_path)
             )
             assert one["episode_success"] == two["episode_success"]
             assert one["episode_final_distance"] == two["episode_final_distance"]
+    assert "eval cells planned by 2 one-thread processes at once" in report

@@ -6,9 +6,9 @@ a rerun keeps what a killed run finished: wmplan.experiments.resumable):
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
 gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself: the ceiling),
 efficiency.png, report.md and grid.json (the numbers, machine-readable), demo.json (what was asked: a
-resumed run must ask the same) and timings.json (minutes per stage, summed over the processes of a resumed run). With several training seeds
-(`wmplan demo --seeds 0,1,2`), runs/ and eval/ hold a seed<k>/ level under each encoder, and the gap and
-the landscape are measured on the first seed's models.
+resumed run must ask the same) and timings.json (minutes per stage, summed over the processes of a
+resumed run). With several training seeds (`wmplan demo --seeds 0,1,2`), runs/ and eval/ hold a seed<k>/
+level under each encoder, and the gap and the landscape are measured on the first seed's models.
 
 Example:
     >>> report = run_demo("results/demo", DemoScale(episodes=20))   # doctest: +SKIP
@@ -262,6 +262,7 @@ def run_demo(
         reference,
         other_objective,
         train_seeds,
+        workers,
     )
 
 

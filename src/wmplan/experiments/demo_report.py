@@ -42,6 +42,7 @@ def write_report(
     reference: dict[str, Any],
     other_objective: dict[str, dict] | None = None,
     train_seeds: list[int] | None = None,
+    workers: int = 1,
 ) -> str:
     """Write out/efficiency.png and out/report.md; return the Markdown. `reference`: the simulator
     reference's summary (what a perfect model could reach on the same pairs); `other_objective`: per
@@ -61,7 +62,9 @@ def write_report(
     parts = [
         f"# wmplan demo: {env}, CPU scale\n",
         f"Total {seconds['total'] / 60:.1f} min on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads). Dataset: {data['episodes']} episodes, {data['frames']} frames "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{f'; eval cells planned by {workers} one-thread processes at once' if workers > 1 else ''}). "
+        f"Dataset: {data['episodes']} episodes, {data['frames']} frames "
         f"of {_frame_size(data)} RGB.",
         f"Every cell plans the same {episodes} start/goal pairs (seed 99) and is scored in the simulator at the end of its budget; "
         f"{'the paper used 50 (`wmplan demo --full`)' if episodes < 50 else 'as many as the paper'}. "
