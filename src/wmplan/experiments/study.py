@@ -186,7 +186,8 @@ def _outcomes(summary: EvalSummary) -> dict[str, Any]:
 def diagnostics(runs: Path, models: list[str], where: Path, progress: bool, device: str) -> dict[str, dict]:
     """Per model, the train-test gap (expert vs planner-trajectory error, evaluation/gap.py) and the cost
     landscape's roughness and basin width (evaluation/landscape.py) of one seed's models, measured together
-    (the landscape's slices are centred on the base model's plan); their JSON files are reused once there."""
+    (the planner trajectories and the slices' centre are the base model's, models[0]); their JSON files
+    are reused once there."""
     from wmplan.evaluation.gap import gap
     from wmplan.evaluation.landscape import landscape
 

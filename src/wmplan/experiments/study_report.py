@@ -209,9 +209,10 @@ def _diagnostics_table(grid: dict[str, Any], models: list[str]) -> list[str]:
         "",
         "## Train-test gap and cost landscape (the paper's Figures 4 and 2)",
         "",
-        "The model's open-loop error on expert windows and on its own Adam plans' trajectories executed in the "
-        "simulator, and the roughness and basin width of the cost over a 2-D slice of actions around the base "
-        f"model's plan; mean over {len(per_seed)} seeds [min-max].",
+        "Each model's open-loop error on expert windows and on the trajectories of the base model's Adam plans "
+        "executed in the simulator (the same trajectories for every model of a seed, so the comparison is "
+        "paired), and the roughness and basin width of its cost over a 2-D slice of actions around the base "
+        f"model's planned optimum; mean over {len(per_seed)} seeds [min-max].",
         "",
         "| model | " + " | ".join(name for _, name in columns) + " |",
         "|---|" + "---|" * len(columns),
