@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wmplan.config import RunConfig
+from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.experiments.demo_report import seed_folder
 from wmplan.training.finetune import finetune_config
 from wmplan.training.trainer import config_differences
@@ -42,8 +43,6 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple
         raise ValueError(f"--from-demo: {demo} was made on other data ({found_data}; the study needs {wanted_data})")
     if spec.encoder not in scale["encoders"]:
         raise ValueError(f"--from-demo: {demo} has no {spec.encoder} models (it has {', '.join(scale['encoders'])})")
-    from wmplan.evaluation.eval_config import EvalConfig
-
     planned = (scale["episodes"], EvalConfig().seed, scale["planner"], scale["mpc"])
     same_pairs = planned == (spec.episodes, spec.pair_seed, spec.planner, {})
     adopted: list[str] = []
