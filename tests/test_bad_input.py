@@ -314,6 +314,7 @@ BATTERY = [
     ("reference --env wall --out NEW --episodes 0", "--episodes"),
     ("reference --env wall --out FILE", "is a file"),
     ("demo --env nope --out NEW", "nope"),
+    ("demo --workers 0 --out NEW", "--workers"),
     ("eval --run RUN --planner adam --device nope --out NEW", "unknown device"),
     ("gap --run RUN --out NEW --device nope", "unknown device"),
     ("landscape --run RUN --out NEW --device nope", "unknown device"),

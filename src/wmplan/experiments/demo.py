@@ -136,6 +136,8 @@ def run_demo(
     train_seeds = list(train_seeds) if train_seeds else [seed]
     if len(set(train_seeds)) != len(train_seeds):
         raise ValueError(f"--seeds lists a seed twice: {train_seeds}")
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")  # before any work
     out = Path(out)
     asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
     seconds = _start(out, json.loads(json.dumps(asked)), resume)
