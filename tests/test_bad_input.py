@@ -315,6 +315,7 @@ BATTERY = [
     ("reference --env wall --out FILE", "is a file"),
     ("demo --env nope --out NEW", "nope"),
     ("demo --workers 0 --out NEW", "--workers"),
+    ("study --workers 0 --out NEW", "--workers"),
     ("eval --run RUN --planner adam --device nope --out NEW", "unknown device"),
     ("gap --run RUN --out NEW --device nope", "unknown device"),
     ("landscape --run RUN --out NEW --device nope", "unknown device"),

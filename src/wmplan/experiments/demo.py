@@ -34,6 +34,7 @@ from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.sim_reference import simulator_reference
+from wmplan.experiments.workers import check_workers
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
 
@@ -136,8 +137,7 @@ def run_demo(
     train_seeds = list(train_seeds) if train_seeds else [seed]
     if len(set(train_seeds)) != len(train_seeds):
         raise ValueError(f"--seeds lists a seed twice: {train_seeds}")
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")  # before any work
+    check_workers(workers)
     out = Path(out)
     asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
     seconds = _start(out, json.loads(json.dumps(asked)), resume)

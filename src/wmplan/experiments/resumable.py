@@ -75,8 +75,6 @@ def evaluate_cells(
 ) -> dict[Any, EvalSummary]:
     """Every job's (run, cfg, where) cell by `evaluate_once`: one after another in this process, or in a
     pool of `workers` one-thread processes (a bar counts the finished cells)."""
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
     if workers == 1 or len(jobs) <= 1:
         return {key: evaluate_once(run, cfg, where, progress, device) for key, (run, cfg, where) in jobs.items()}
     from tqdm.auto import tqdm

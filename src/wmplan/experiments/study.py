@@ -36,6 +36,7 @@ from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.demo import demo_scale
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
+from wmplan.experiments.workers import check_workers
 
 CELLS = (("adam", True), ("adam", False), ("cem", True))
 """(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases."""
@@ -109,6 +110,7 @@ def run_study(
     one-thread processes at once (wmplan.experiments.workers)."""
     from wmplan.experiments.study_report import write_study_report
 
+    check_workers(workers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec_file = out / "study.json"

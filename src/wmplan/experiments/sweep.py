@@ -20,7 +20,7 @@ Spec: a YAML or JSON file, then `--set key=value` on top, paths relative to the 
 (wmplan.experiments.sweep_spec).
 
 Example:
-    >>> result = run_sweep(load_spec("sweep.yaml", ["seeds=99,100"]), "results/sweep", workers=4)  # doctest: +SKIP
+    >>> result = run_sweep(sweep_spec.load_spec("sweep.yaml", ["seeds=99,100"]), "results/sweep", workers=4)  # doctest: +SKIP
 """
 
 from __future__ import annotations

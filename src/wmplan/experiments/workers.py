@@ -14,6 +14,12 @@ from multiprocessing import get_context
 from typing import Any
 
 
+def check_workers(workers: int) -> None:
+    """Refuse a worker count below 1 (callers check it before any work, not when the cells come)."""
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+
+
 def init_worker(parent: int | None = None) -> None:
     """A pool worker: one thread (the workers share the cores) and denormals flushed, as `wmplan eval`.
     With `parent` (the pool owner's pid), on Linux: killed with it (kill -9 included), rather than left
