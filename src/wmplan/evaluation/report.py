@@ -105,6 +105,29 @@ def reached_table(grid: Grid) -> str:
     return "\n".join(lines)
 
 
+MODEL_MARKERS = {"base": "o", "online": "s", "adversarial": "^"}
+MODE_STYLES = {
+    (False, False): dict(marker="o", markerfacecolor="none", label="open loop"),
+    (True, False): dict(marker="o", label="MPC"),
+    (True, True): dict(marker="o", markeredgecolor="black", label="MPC, bounded"),
+}
+
+
+def efficiency_legend(grids: dict[str, Grid]) -> list[dict]:
+    """The efficiency plot's legend entries (Line2D keyword arguments): the planners the panels show, and the
+    models and modes only where the panels show more than one of them."""
+    cells = [key for grid in grids.values() for key in grid]
+    planners = {planner for _, planner, _, _ in cells}
+    models = {model for model, _, _, _ in cells}
+    modes = {(mpc, bounded) for _, _, mpc, bounded in cells}
+    entries = [dict(color=c, marker="o", label=PLANNER_NAMES[p]) for p, c in PLANNER_COLOURS.items() if p in planners]
+    if len(models) > 1:
+        entries += [dict(color="grey", marker=m, label=MODEL_NAMES[k]) for k, m in MODEL_MARKERS.items() if k in models]
+    if len(modes) > 1:
+        entries += [dict(color="grey", **style) for mode, style in MODE_STYLES.items() if mode in modes]
+    return entries
+
+
 def plot_efficiency(grids: dict[str, Grid], path: Path, task: str, titles: dict[str, str] | None = None) -> None:
     """Success against total planning seconds for every cell, one panel per encoder (the paper's Figure 3)
     or per key of `grids` with its title in `titles`. Colour = planner, marker = model, filled = MPC,
@@ -115,18 +138,15 @@ def plot_efficiency(grids: dict[str, Grid], path: Path, task: str, titles: dict[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = {planner for grid in grids.values() for _, planner, _, _ in grid}
-    colours = {p: c for p, c in PLANNER_COLOURS.items() if p in shown}
-    markers = {"base": "o", "online": "s", "adversarial": "^"}
     fig, axes = plt.subplots(1, len(grids), figsize=(5.2 * len(grids), 4.2), squeeze=False)
     for ax, (encoder, grid) in zip(axes[0], grids.items()):
         for (model, planner, mpc, bounded), s in grid.items():
-            colour = colours.get(planner, "grey")
+            colour = PLANNER_COLOURS.get(planner, "grey")
             ax.scatter(
                 s["planning_seconds_total"],
                 100 * s["success_rate"],
                 s=60 if bounded else 45,
-                marker=markers.get(model, "x"),
+                marker=MODEL_MARKERS.get(model, "x"),
                 facecolors=colour if mpc else "none",
                 edgecolors="black" if bounded else colour,
                 linewidths=1.4,
@@ -144,18 +164,8 @@ def plot_efficiency(grids: dict[str, Grid], path: Path, task: str, titles: dict[
         ax.set_ylabel("success %")
         ax.set_title(titles[encoder] if titles else f"{task}, {encoder} encoder")
         ax.grid(alpha=0.3)
-    handles = [
-        plt.Line2D([], [], color=c, marker="o", linestyle="", label=PLANNER_NAMES[p]) for p, c in colours.items()
-    ]
-    handles += [
-        plt.Line2D([], [], color="grey", marker=m, linestyle="", label=MODEL_NAMES[k]) for k, m in markers.items()
-    ]
-    handles += [
-        plt.Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="", label="open loop"),
-        plt.Line2D([], [], color="grey", marker="o", linestyle="", label="MPC"),
-        plt.Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle="", label="MPC, bounded"),
-    ]
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.8)
+    handles = [plt.Line2D([], [], linestyle="", **style) for style in efficiency_legend(grids)]
+    fig.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), framealpha=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
