@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
 
@@ -45,7 +45,9 @@ def pool_results(fn: Callable[..., Any], jobs: dict[str, tuple], workers: int, w
     with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(fn, *args): name for name, args in jobs.items()}
         while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED, not FIRST_EXCEPTION: the latter waits for every job unless one fails, so no result
+            # (and no progress) would come out before the last job ends.
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 name = pending.pop(future)
                 if future.exception() is not None:
