@@ -24,7 +24,8 @@ from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.training.finetune import finetune
-from wmplan.training.trainer import train
+from wmplan.training.trainer import RESUME_MAY_CHANGE, config_differences, train
+from wmplan.writing import MANIFEST, OutputError, checkpoint_source
 
 
 def dataset_once(path: Path, env: str, episodes: int, seed: int, progress: bool) -> TrajectoryStore:
@@ -40,11 +41,29 @@ def dataset_once(path: Path, env: str, episodes: int, seed: int, progress: bool)
 
 
 def train_once(cfg: RunConfig, out: Path, progress: bool) -> None:
-    """Train a base run into `out`, or resume it from its last checkpoint (a finished run: nothing to do)."""
+    """Train a base run into `out`, or resume it from its last checkpoint; a finished run is left as it is,
+    without loading the dataset (which alone took two minutes of a resumed demo)."""
+    if finished_run(cfg, out):
+        return
     started = (out / "config.json").exists() and (out / "trainer_state.pt").exists()
     if (out / "config.json").exists() and not started:
         shutil.rmtree(out)  # killed before its first checkpoint: nothing to resume from
     train(cfg, out, resume=started, progress=progress)
+
+
+def finished_run(cfg: RunConfig, out: Path) -> bool:
+    """Whether `out` holds an intact checkpoint of its last epoch under the config asked for (the keys a
+    resume may change aside, train.epochs compared by the epoch reached). Anything else, a torn checkpoint
+    included, goes to `train`, which restores, checks and resumes."""
+    try:
+        if checkpoint_source(out) != out:
+            return False
+        epoch = json.loads((out / MANIFEST).read_text())["epoch"]
+        stored = json.loads((out / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, OutputError):
+        return False
+    changed = [k for k in config_differences(stored, cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
+    return not changed and epoch + 1 >= cfg.train.epochs
 
 
 def finetune_once(parent: Path, target: Path, method: str, overrides: dict[str, Any], progress: bool) -> None:
