@@ -113,7 +113,7 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         f"- online: {chosen_online} steps (buffer loss by length {', '.join(f'{v:.4g}' for v in online_loss)});"
         f" there Adam + MPC: {found[online_name(chosen_online)]['adam_mpc'].describe(100, ' points')}",
     ]
-    _plot(out, spec, found, adversarial, online, train_loss, online_loss)
+    _plot(out, spec, grid, found, adversarial, online, train_loss, online_loss)
     lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
     lines += _adopted(out)
     text = "\n".join(lines)
@@ -121,9 +121,15 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
     return text
 
 
+def val_loss(grid: dict[str, Any], names: list[str]) -> list[float]:
+    """Each model's last validation loss on the expert data, mean over seeds."""
+    return [float(np.mean([g[n]["training"]["val_loss"] for g in grid["seeds"].values()])) for n in names]
+
+
 def _plot(
     out: Path,
     spec: StudySpec,
+    grid: dict[str, Any],
     found: dict[str, dict[str, PairedEffect]],
     adversarial: list[str],
     online: list[str],
@@ -145,7 +151,7 @@ def _plot(
             low = [100 * found[n][key].ci95[0] for n in names]
             high = [100 * found[n][key].ci95[1] for n in names]
             ax.errorbar(
-                lengths,
+                [n * (1.04 if key == "gap" else 1.0) for n in lengths],  # side by side, not one bar over the other
                 est,
                 yerr=[np.subtract(est, low), np.subtract(high, est)],
                 marker="o",
@@ -154,8 +160,7 @@ def _plot(
                 label="Adam MPC success vs base" if key == "adam_mpc" else "Adam-CEM gap narrowed by",
             )
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
+        _length_axis(ax, lengths, label)
         ax.set_ylabel("points (95% CI, pooled over seeds)")
         ax.legend(fontsize=8)
     fig.suptitle(f"{spec.env}: effect of finetuning length")
@@ -163,17 +168,37 @@ def _plot(
     fig.savefig(out / "effects.png", dpi=120)
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    axes[0].plot(spec.adversarial_epochs, train_loss, marker="o")
-    axes[0].set_xlabel("adversarial epochs")
-    axes[0].set_ylabel("training loss (perturbed batches)")
-    axes[1].plot(spec.online_steps, online_loss, marker="o")
-    axes[1].set_xlabel("online steps")
-    axes[1].set_ylabel("buffer loss (last tenth)")
-    for ax in axes:
-        ax.set_xscale("log")
+    for ax, lengths, objective, names, xlabel, ylabel in (
+        (
+            axes[0],
+            spec.adversarial_epochs,
+            train_loss,
+            adversarial,
+            "adversarial epochs",
+            "training loss (perturbed batches)",
+        ),
+        (axes[1], spec.online_steps, online_loss, online, "online steps", "buffer loss (last tenth)"),
+    ):
+        ax.plot(lengths, objective, marker="o", color="tab:blue")
+        _length_axis(ax, lengths, xlabel)
+        ax.set_ylabel(ylabel, color="tab:blue")
+        # the clean validation loss on the expert data: what finetuning may cost the model's plain prediction
+        twin = ax.twinx()
+        twin.plot(lengths, val_loss(grid, names), marker="s", color="tab:grey", linestyle="--")
+        twin.set_ylabel("val loss (expert data)", color="tab:grey")
     fig.tight_layout()
     fig.savefig(out / "training.png", dpi=120)
     plt.close(fig)
+
+
+def _length_axis(ax, lengths: list[int], label: str) -> None:
+    """A log axis of finetuning lengths, labelled at the lengths studied (not 2 x 10^0)."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.set_xticks(lengths, [f"{n:g}" for n in lengths])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(label)
 
 
 def _adopted(out: Path) -> list[str]:
