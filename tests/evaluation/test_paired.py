@@ -6,7 +6,9 @@ from wmplan.evaluation.paired import (
     distance_difference,
     gap_change,
     mean_interval,
+    pair_clusters,
     sign_flip_p_value,
+    sign_flip_test,
     success_difference,
     wilson_interval,
 )
@@ -64,3 +66,37 @@ def test_intervals_match_scipy():
     low, high = mean_interval(values)
     half = stats.t.ppf(0.975, 3) * values.std(ddof=1) / 2
     assert (low, high) == pytest.approx((2.5 - half, 2.5 + half))
+
+
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects():
+    # McNemar: 5 discordant pairs all one way give p = 0.0625, 6 give 0.03125; the exact interval agrees
+    nothing = np.zeros(50, bool)
+    five, six = (
+        success_difference(np.r_[np.ones(5, bool), nothing[5:]], nothing),
+        success_difference(np.r_[np.ones(6, bool), nothing[6:]], nothing),
+    )
+    assert not five.significant and five.ci95[0] < 0 < five.ci95[1]
+    assert six.significant and six.ci95[0] > 0
+    # the sign-flip test and its inverted interval, on differences of every kind
+    rng = np.random.default_rng(1)
+    for trial in range(30):
+        values = rng.normal(rng.normal(0, 0.4), 1, int(rng.choice([8, 20, 50])))
+        p, (low, high) = sign_flip_test(values, seed=trial)
+        assert low <= values.mean() <= high
+        assert (p < 0.05) == (low > 0 or high < 0)
+
+
+def test_seeds_pooled_on_the_same_pairs_are_tested_over_pairs_not_episodes():
+    # three seeds that agree episode for episode add no evidence about other pairs: the pooled test over
+    # pairs gives what one seed gives, where counting each episode would make 15 wins out of 15 look certain
+    gains = np.r_[np.ones(5, bool), np.zeros(45, bool)]
+    base = np.zeros(50, bool)
+    one_seed = success_difference(gains, base)
+    pooled = success_difference(np.tile(gains, 3), np.tile(base, 3), clusters=pair_clusters(50, 3))
+    naive = success_difference(np.tile(gains, 3), np.tile(base, 3))
+    assert pooled.estimate == pytest.approx(one_seed.estimate) and pooled.n == 150
+    assert naive.p_value < 1e-3 < 0.05 < pooled.p_value == pytest.approx(one_seed.p_value, abs=0.01)
+    assert list(pair_clusters(3, 2)) == [0, 1, 2, 0, 1, 2]
+    # distances and the gap change pool the same way
+    distance = distance_difference(np.tile(gains, 3) * -1.0, np.tile(base, 3) * 1.0, clusters=pair_clusters(50, 3))
+    assert not distance.significant

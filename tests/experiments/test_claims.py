@@ -62,3 +62,25 @@ def test_summaries_without_episodes_leave_the_tests_out():
     old = {key: {k: v for k, v in s.items() if not k.startswith("episode_")} for key, s in GRID.items()}
     text = paper_directions(old)
     assert "below CEM" not in text and "planning time as a share of CEM's" in text
+
+
+def test_seeds_pooled_on_the_same_pairs_are_tested_over_the_pairs():
+    # two seeds that agree episode for episode: CEM wins 6 of the same 20 pairs under each. Pooled, the
+    # claims test the 20 pairs (p of 6 wins out of 6, 1/32), not 40 independent episodes (12 of 12, 1/2048).
+    wins = [True] * 6 + [False] * 14
+
+    def pooled(success):
+        return {
+            "success_rate": float(np.mean(success)),
+            "mean_final_distance": 0.5,
+            "seconds_per_plan": 1.0,
+            "episodes": 40,
+            "train_seeds": [0, 1],
+            "episode_success": success * 2,
+            "episode_final_distance": [0.5] * 40,
+        }
+
+    grid = {("base", "cem", False, False): pooled(wins), ("base", "gd", False, False): pooled([False] * 20)}
+    line = next(x for x in paper_directions(grid).splitlines() if x.startswith("- GD below CEM"))
+    p = float(re.search(r"p = ([0-9.e-]+)", line).group(1))
+    assert "CEM - GD +30 points" in line and 0.02 < p < 0.05

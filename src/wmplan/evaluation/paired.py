@@ -3,12 +3,20 @@
 Two planners, or two models, planned from the same pairs give paired outcomes: episode i of one cell
 and episode i of the other share a start and a goal. A comparison is a test on the per-episode
 differences, not two overlapping intervals:
-- success (bool per episode): McNemar's exact test (a binomial test on the discordant pairs), with a
-  paired bootstrap interval of the difference in success rates;
-- a distance (float per episode, lower is better): a sign-flip permutation test on the differences,
-  with a paired bootstrap interval of the mean difference;
+- success (bool per episode): McNemar's exact test (a binomial test on the discordant pairs), with the
+  exact interval of the difference that the same test gives (Clopper-Pearson on the discordant pairs'
+  split, conditional on their number);
+- a distance (float per episode, lower is better): a sign-flip permutation test on the differences;
 - "finetuning narrows the Adam-CEM gap": the per-episode difference of differences
   (Adam_ft - CEM_ft) - (Adam_base - CEM_base), tested the same way.
+A sign-flip test's interval is the set of shifts it does not reject (the test inverted), so an interval
+excludes 0 exactly when p < 0.05: the interval and the p-value never tell two stories.
+
+Cells pooled over training seeds plan the same pairs once per seed. Those episodes are not independent
+(a pair that is hard for one seed's model tends to be hard for the next), so `clusters` (the pair of
+each episode, `pair_clusters`) makes every test resample pairs, not episodes: the differences are
+averaged per pair and the pairs' signs flipped. Without it, pooled seeds would count each pair once per
+seed and give p-values too small.
 
 Every result is a `PairedEffect`: the mean effect (a - b), its 95% interval, the two-sided p-value and n.
 
@@ -25,7 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-BOOTSTRAP_ROUNDS = 10_000
+PERMUTATION_ROUNDS = 10_000
+"""Random sign patterns of a sign-flip test beyond EXACT_UP_TO units (each pattern is one matmul row)."""
+EXACT_UP_TO = 16
+"""Sign-flip tests over this many units or fewer enumerate every sign pattern."""
 ALPHA = 0.05
 
 
@@ -34,10 +45,11 @@ class PairedEffect:
     estimate: float
     """Mean of a - b over the pairs (a share for success: 0.25 is 25 points)."""
     ci95: tuple[float, float]
-    """Paired bootstrap percentile interval of the estimate."""
+    """95% interval from the same test as p_value (it excludes 0 exactly when p < 0.05)."""
     p_value: float
-    """Two-sided; exact (McNemar) for success, a sign-flip permutation test otherwise."""
+    """Two-sided; exact (McNemar) for the success of single-seed cells, a sign-flip permutation test otherwise."""
     n: int
+    """Episodes compared (pooled seeds: every seed's)."""
 
     @property
     def significant(self) -> bool:
@@ -51,6 +63,12 @@ class PairedEffect:
         return text if self.significant else text + ", not significant"
 
 
+def pair_clusters(pairs: int, seeds: int) -> np.ndarray:
+    """The pair of every episode of a cell pooled over `seeds` training seeds (seed after seed, each
+    planning the same `pairs` pairs in the same order: `pool_over_seeds`'s layout)."""
+    return np.tile(np.arange(pairs), seeds)
+
+
 def _check_paired(*arrays: np.ndarray) -> int:
     lengths = {len(a) for a in arrays}
     if len(lengths) != 1 or 0 in lengths:
@@ -58,57 +76,122 @@ def _check_paired(*arrays: np.ndarray) -> int:
     return lengths.pop()
 
 
-def bootstrap_interval(differences: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean of per-pair differences, resampling pairs."""
-    rng = np.random.default_rng(seed)
-    n = len(differences)
-    means = differences[rng.integers(0, n, size=(BOOTSTRAP_ROUNDS, n))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+def _per_pair(differences: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
+    """The mean difference of each pair (cluster); the differences themselves without clusters."""
+    if clusters is None:
+        return differences
+    clusters = np.asarray(clusters)
+    if len(clusters) != len(differences):
+        raise ValueError(f"clusters: {len(clusters)} labels for {len(differences)} episodes")
+    labels, index = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(index, weights=differences, minlength=len(labels))
+    return sums / np.bincount(index, minlength=len(labels))
+
+
+def _sign_patterns(units: int, seed: int) -> np.ndarray:
+    if units <= EXACT_UP_TO:
+        return 1.0 - 2.0 * ((np.arange(2**units)[:, None] >> np.arange(units)) & 1)
+    return np.random.default_rng(seed).choice([-1.0, 1.0], size=(PERMUTATION_ROUNDS, units))
+
+
+def _flip_p(values: np.ndarray, signs: np.ndarray) -> float:
+    """Two-sided p of sum(values) under independent coin-flip signs (exact when `signs` enumerates every
+    pattern; else Monte Carlo with the observed pattern counted)."""
+    observed = abs(values.sum())
+    if observed < 1e-12:
+        return 1.0
+    extreme = int(np.sum(np.abs(signs @ values) >= observed * (1 - 1e-9)))
+    if len(signs) == 2 ** len(values):
+        return extreme / len(signs)
+    return (1 + extreme) / (len(signs) + 1)
+
+
+def sign_flip_test(values: np.ndarray, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """(p, 95% interval) of the mean of per-pair `values` by a sign-flip permutation test: p under the null
+    that each pair's sign is a coin flip; the interval the shifts d whose values - d the same test (the same
+    sign patterns) does not reject at 5%, found by bisection on each side of the mean."""
+    values = np.asarray(values, float)
+    signs = _sign_patterns(len(values), seed)
+    mean = float(values.mean())
+
+    def bound(far: float) -> float:
+        # between the mean (p = 1) and `far` (beyond every value): the last shift the test keeps
+        if _flip_p(values - far, signs) >= ALPHA:
+            return far
+        inside, outside = mean, far
+        for _ in range(32):  # to a 2^-32 share of the span: far below any difference the report prints
+            middle = (inside + outside) / 2
+            if _flip_p(values - middle, signs) >= ALPHA:
+                inside = middle
+            else:
+                outside = middle
+        return inside
+
+    spread = float(values.max() - values.min()) + 1e-9
+    low, high = bound(float(values.min()) - spread), bound(float(values.max()) + spread)
+    return _flip_p(values, signs), (low, high)
 
 
 def sign_flip_p_value(differences: np.ndarray, seed: int = 0) -> float:
-    """Two-sided p of the mean difference under the null that each pair's sign is a coin flip (exact
-    enumeration up to 16 non-zero pairs, Monte Carlo with the observed statistic counted beyond)."""
-    d = differences[differences != 0]
-    if len(d) == 0:
-        return 1.0
-    observed = abs(d.sum())
-    if len(d) <= 16:
-        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
-        return float(np.mean(np.abs(signs @ d) >= observed - 1e-12))
-    rng = np.random.default_rng(seed)
-    flipped = np.abs((rng.choice([-1.0, 1.0], size=(BOOTSTRAP_ROUNDS, len(d))) * d).sum(axis=1))
-    return float((1 + np.sum(flipped >= observed - 1e-12)) / (BOOTSTRAP_ROUNDS + 1))
+    """Two-sided p of the mean difference under the null that each pair's sign is a coin flip."""
+    d = np.asarray(differences, float)
+    d = d[d != 0]  # a zero difference flips to itself: dropping it keeps the test exact for more pairs
+    return 1.0 if len(d) == 0 else _flip_p(d, _sign_patterns(len(d), seed))
 
 
-def success_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> PairedEffect:
-    """Success of a minus success of b over the same pairs; McNemar's exact test on the discordant pairs."""
+def _flip_effect(d: np.ndarray, clusters: np.ndarray | None, seed: int) -> PairedEffect:
+    per_pair = _per_pair(d, clusters)
+    if not np.any(per_pair != 0):
+        return PairedEffect(0.0, (0.0, 0.0), 1.0, len(d))
+    p, interval = sign_flip_test(per_pair, seed)
+    return PairedEffect(float(per_pair.mean()), interval, p, len(d))
+
+
+def success_difference(a: np.ndarray, b: np.ndarray, seed: int = 0, clusters: np.ndarray | None = None) -> PairedEffect:
+    """Success of a minus success of b over the same pairs: McNemar's exact test on the discordant pairs
+    with its exact conditional interval; with `clusters` that repeat (seeds pooled), a sign-flip test on
+    the pairs' mean differences."""
     n = _check_paired(a, b)
     a, b = np.asarray(a, bool), np.asarray(b, bool)
-    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    p = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
     d = a.astype(float) - b.astype(float)
-    return PairedEffect(float(d.mean()), bootstrap_interval(d, seed), float(p), n)
+    if clusters is not None and len(np.unique(clusters)) < n:
+        return _flip_effect(d, clusters, seed)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    discordant = only_a + only_b
+    if discordant == 0:
+        return PairedEffect(0.0, (0.0, 0.0), 1.0, n)
+    test = stats.binomtest(only_a, discordant, 0.5)
+    # the difference is (discordant / n) * (2 * share of a among the discordant - 1); the share's exact
+    # (Clopper-Pearson) interval excludes 1/2 exactly when the test rejects
+    share = test.proportion_ci(confidence_level=1 - ALPHA, method="exact")
+    scale = discordant / n
+    interval = (scale * (2 * share.low - 1), scale * (2 * share.high - 1))
+    return PairedEffect(float(d.mean()), (float(interval[0]), float(interval[1])), float(test.pvalue), n)
 
 
-def distance_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> PairedEffect:
-    """Mean of a - b (e.g. final distances; negative: a ends closer) with a sign-flip permutation test."""
-    n = _check_paired(a, b)
-    d = np.asarray(a, float) - np.asarray(b, float)
-    return PairedEffect(float(d.mean()), bootstrap_interval(d, seed), sign_flip_p_value(d, seed), n)
+def distance_difference(
+    a: np.ndarray, b: np.ndarray, seed: int = 0, clusters: np.ndarray | None = None
+) -> PairedEffect:
+    """Mean of a - b (e.g. final distances; negative: a ends closer) with a sign-flip permutation test
+    (over pairs when `clusters` is given)."""
+    _check_paired(a, b)
+    return _flip_effect(np.asarray(a, float) - np.asarray(b, float), clusters, seed)
 
 
 def gap_change(
-    adam_base: np.ndarray, cem_base: np.ndarray, adam_ft: np.ndarray, cem_ft: np.ndarray, seed: int = 0
+    adam_base: np.ndarray,
+    cem_base: np.ndarray,
+    adam_ft: np.ndarray,
+    cem_ft: np.ndarray,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> PairedEffect:
-    """The change of the Adam-CEM gap from the base to a finetuned model, per episode:
-    (adam_ft - cem_ft) - (adam_base - cem_base); positive means finetuning narrowed a gap in CEM's favour
-    (for success; pass negated distances to read distances the same way)."""
+    """The change of (Adam - CEM) from the base to a finetuned model, per episode:
+    (adam_ft - cem_ft) - (adam_base - cem_base); positive: Adam gained on CEM, which narrows the gap when
+    CEM led on the base model (for success; pass negated distances to read distances the same way)."""
     _check_paired(adam_base, cem_base, adam_ft, cem_ft)
     f = [np.asarray(x, float) for x in (adam_base, cem_base, adam_ft, cem_ft)]
-    d = (f[2] - f[3]) - (f[0] - f[1])
-    return PairedEffect(float(d.mean()), bootstrap_interval(d, seed), sign_flip_p_value(d, seed), len(d))
+    return _flip_effect((f[2] - f[3]) - (f[0] - f[1]), clusters, seed)
 
 
 def wilson_interval(successes: int, n: int) -> list[float]:

@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from wmplan.evaluation.paired import mean_interval, wilson_interval
+from wmplan.evaluation.paired import mean_interval, pair_clusters, wilson_interval
 
 
 class EvalSummary(TypedDict):
@@ -111,6 +111,13 @@ def seed_spread(summary: EvalSummary) -> dict[str, list] | None:
     if len(pooled.get("train_seeds", [])) < 2:
         return None
     return {key: pooled[key] for key in POOLED_KEYS}
+
+
+def pairs_of(summary: EvalSummary | PooledSummary) -> np.ndarray | None:
+    """The start/goal pair of each episode of a cell pooled over seeds (the paired tests' clusters,
+    evaluation.paired); None for a single seed's cell, whose episodes are its pairs."""
+    seeds = len(summary.get("train_seeds") or [])  # type: ignore[arg-type]
+    return pair_clusters(summary["episodes"] // seeds, seeds) if seeds > 1 else None
 
 
 def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSummary:

@@ -13,14 +13,20 @@ import numpy as np
 
 from wmplan.evaluation.paired import PairedEffect, distance_difference, gap_change, success_difference
 from wmplan.evaluation.report import MODEL_NAMES, Grid
+from wmplan.evaluation.summary import pairs_of
 
 
 def paper_directions(grid: Grid, by_distance: bool = False) -> str:
     """The paper's claims, read off this grid with paired tests on the same pairs (evaluation.paired):
-    McNemar's exact test on success, and a sign-flip permutation test on the final distances; the tasks
+    McNemar's exact test on success, and a sign-flip permutation test on the final distances (cells pooled
+    over seeds: sign-flip tests over the pairs, each pair's differences averaged over seeds); the tasks
     judged by distance (Rope, Granular: success rates near 0) are tested on distance only. "Narrows the
     gap" tests the per-episode difference of differences. A direction that holds on the point estimate
     is "same direction, not significant" unless p < 0.05; the verdict is the first measure's."""
+
+    def pairs(model: str, planner: str, mpc: bool) -> np.ndarray | None:
+        """Each episode's pair when the cells pool seeds: the tests then resample pairs, not episodes."""
+        return pairs_of(grid[(model, planner, mpc, False)])
 
     def outcome(model: str, planner: str, mpc: bool, distance: bool) -> np.ndarray | None:
         s = grid.get((model, planner, mpc, False))
@@ -60,7 +66,8 @@ def paper_directions(grid: Grid, by_distance: bool = False) -> str:
             x, y = outcome(*a, distance), outcome(*b, distance)
             if x is None or y is None:
                 return None
-            return distance_difference(x, y) if distance else success_difference(x, y)
+            test = distance_difference if distance else success_difference
+            return test(x, y, clusters=pairs(*a))
 
         return compare
 
@@ -68,8 +75,12 @@ def paper_directions(grid: Grid, by_distance: bool = False) -> str:
         """The change of the Adam-CEM difference from the base model to `model`."""
 
         def compare(distance: bool) -> PairedEffect | None:
-            cells = [outcome(m, p, mpc, distance) for m in ("base", model) for p in ("adam", "cem")]
-            return None if any(c is None for c in cells) else gap_change(*cells)  # type: ignore[arg-type]
+            adam_base, cem_base, adam_ft, cem_ft = (
+                outcome(m, p, mpc, distance) for m in ("base", model) for p in ("adam", "cem")
+            )
+            if adam_base is None or cem_base is None or adam_ft is None or cem_ft is None:
+                return None
+            return gap_change(adam_base, cem_base, adam_ft, cem_ft, clusters=pairs("base", "adam", mpc))
 
         return compare
 
