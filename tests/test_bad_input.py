@@ -316,6 +316,7 @@ BATTERY = [
     ("demo --env nope --out NEW", "nope"),
     ("demo --workers 0 --out NEW", "--workers"),
     ("study --workers 0 --out NEW", "--workers"),
+    ("study --online-steps 1000,200 --out NEW", "increasing order"),
     ("eval --run RUN --planner adam --device nope --out NEW", "unknown device"),
     ("gap --run RUN --out NEW --device nope", "unknown device"),
     ("landscape --run RUN --out NEW --device nope", "unknown device"),

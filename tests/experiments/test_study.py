@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
 from wmplan.experiments.study import CELLS, StudySpec, choose_length, finetune_recipe, run_study
 from wmplan.experiments.study_report import write_study_report
@@ -37,6 +38,26 @@ def test_the_length_rule_uses_the_training_objective_only():
     assert choose_length([1, 3, 10], [1.0, 0.9, 0.89]) == 3  # 10% then 1%: stop at 3
     assert choose_length([1, 3, 10], [1.0, 0.99, 0.5]) == 1  # the first step already pays too little
     assert choose_length([1, 3, 10], [1.0, 0.8, 0.6]) == 10
+    assert choose_length([1, 3, 10], [1.0, float("nan"), 0.6]) is None  # a missing objective: no silent choice
+
+
+def test_a_spec_the_rule_cannot_read_is_refused():
+    with pytest.raises(ValueError, match="increasing order"):
+        _spec(online_steps=[6, 3])
+    with pytest.raises(ValueError, match="no repeats"):
+        _spec(seeds=[0, 0])
+    with pytest.raises(ValueError, match="at least one value"):
+        _spec(adversarial_epochs=[])
+
+
+def test_holding_across_seeds_needs_every_seed_and_the_pooled_test():
+    significant = PairedEffect(0.1, (0.02, 0.18), 0.01, 150)
+    assert study_report.verdict(significant, [0.12, 0.08, 0.1]) == study_report.HOLDS
+    assert study_report.verdict(significant, [0.3, 0.04, -0.04]) == study_report.DIRECTION_ONLY  # one seed against
+    weak = PairedEffect(0.1, (-0.02, 0.2), 0.09, 150)
+    assert study_report.verdict(weak, [0.1, 0.1, 0.1]) == study_report.DIRECTION_ONLY
+    assert study_report.verdict(PairedEffect(-0.1, (-0.2, -0.02), 0.01, 150), [-0.1] * 3) == study_report.WORSE
+    assert study_report.verdict(PairedEffect(-0.02, (-0.1, 0.06), 0.6, 150), [0.0] * 3) == study_report.DOES_NOT_HOLD
 
 
 def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatch):
@@ -137,3 +158,8 @@ def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
     assert sorted(other_pairs) == sorted(["data", *models])
     with pytest.raises(ValueError, match="other data"):
         adopt_demo(demo, tmp_path / "c", _spec(collect_episodes=20), "cpu", CELLS)
+    # a seed whose base the study trained itself (killed, then rerun with --from-demo): none of the demo's
+    # finetunings or cells of that seed are grafted onto it
+    (tmp_path / "d" / "runs" / "seed0" / "base").mkdir(parents=True)
+    grafted = adopt_demo(demo, tmp_path / "d", spec, "cpu", CELLS)
+    assert not [p for p in grafted if "seed0" in p] and [p for p in grafted if "seed1" in p]

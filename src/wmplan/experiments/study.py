@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from wmplan.config import AdversarialConfig, RunConfig, apply_dataclass_overrides, apply_overrides, preset
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
@@ -64,6 +66,17 @@ class StudySpec:
     """Finetuning overrides beyond each setting's own length and radii (which win)."""
     planner: dict[str, Any] = field(default_factory=dict)
     """planner.<field> of every cell (tests shrink them; empty: the paper's budgets)."""
+
+    def __post_init__(self) -> None:
+        # the length rule compares each length with the next, and the grid keys models by seed and length
+        for name in ("seeds", "adversarial_epochs", "online_steps", "strengths"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"study {name}: give at least one value and no repeats; got {values}")
+        for name in ("adversarial_epochs", "online_steps"):
+            values = getattr(self, name)
+            if list(values) != sorted(values) or min(values) < 1:
+                raise ValueError(f"study {name}: give lengths of at least 1 in increasing order; got {values}")
 
     def settings(self) -> list[str]:
         """Every finetuned model's name: each adversarial length at strength 1, the other strengths at
@@ -151,7 +164,8 @@ def run_study(
             | {"training": training_side(runs / name)}
             for name in models
         }
-        for name, found in diagnostics(runs, models, out / "diagnostics" / f"seed{seed}", progress, device).items():
+        where = out / "diagnostics" / f"seed{seed}"
+        for name, found in diagnostics(runs, models, where, store.path, progress, device).items():
             grid["seeds"][str(seed)][name]["diagnostics"] = found
         # after every seed, so that a study of hours shows its finished seeds while the next one runs
         (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
@@ -185,11 +199,11 @@ def _outcomes(summary: EvalSummary) -> dict[str, Any]:
     }
 
 
-def diagnostics(runs: Path, models: list[str], where: Path, progress: bool, device: str) -> dict[str, dict]:
+def diagnostics(runs: Path, models: list[str], where: Path, data: Path, progress: bool, device: str) -> dict[str, dict]:
     """Per model, the train-test gap (expert vs planner-trajectory error, evaluation/gap.py) and the cost
     landscape's roughness and basin width (evaluation/landscape.py) of one seed's models, measured together
     (the planner trajectories and the slices' centre are the base model's, models[0]); their JSON files
-    are reused once there."""
+    are reused once there. `data`: the study's dataset (an adopted base's config names the demo's copy)."""
     from wmplan.evaluation.gap import gap
     from wmplan.evaluation.landscape import landscape
 
@@ -202,7 +216,10 @@ def diagnostics(runs: Path, models: list[str], where: Path, progress: bool, devi
         result = json.loads(done.read_text()) if done.exists() else None
         if result is None or any(name not in result for name in models):
             shutil.rmtree(where / kind, ignore_errors=True)
-            result = measure([runs / name for name in models], where / kind, progress=progress, device=device)
+            options: dict[str, Any] = {"data": data} if kind == "gap" else {}
+            result = measure(
+                [runs / name for name in models], where / kind, progress=progress, device=device, **options
+            )
         for name in models:
             found[name] |= {key if kind == "landscape" else f"gap_{key}": result[name][key] for key in keys}
     return found
@@ -224,9 +241,12 @@ def training_side(run: Path) -> dict[str, float]:
     return side
 
 
-def choose_length(lengths: list[int], objective: list[float]) -> int:
+def choose_length(lengths: list[int], objective: list[float]) -> int | None:
     """The shortest length whose next length lowers the objective (mean over seeds) by less than
-    LENGTH_RULE_GAIN of itself; the longest when every step still pays."""
+    LENGTH_RULE_GAIN of itself; the longest when every step still pays; None when a length has no
+    objective (NaN: e.g. online finetuning that logged no buffer loss), rather than a silent choice."""
+    if any(np.isnan(v) for v in objective):
+        return None
     for i in range(len(lengths) - 1):
         if objective[i] - objective[i + 1] < LENGTH_RULE_GAIN * abs(objective[i]):
             return lengths[i]

@@ -45,7 +45,13 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple
         raise ValueError(f"--from-demo: {demo} has no {spec.encoder} models (it has {', '.join(scale['encoders'])})")
     planned = (scale["episodes"], EvalConfig().seed, scale["planner"], scale["mpc"])
     same_pairs = planned == (spec.episodes, spec.pair_seed, spec.planner, {})
+    listing = out / "adopted.json"
+    before = json.loads(listing.read_text())["adopted"] if listing.exists() else []
     adopted: list[str] = []
+
+    def record() -> None:
+        listing.write_text(json.dumps({"demo": str(demo.resolve()), "adopted": sorted({*before, *adopted})}, indent=2))
+
     if not (out / "data").exists():
         shutil.copytree(demo / "data", out / "data")
         adopted.append("data")
@@ -56,6 +62,9 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple
         base_cfg = base_config(spec, seed, out / "data", device)
         if config_differences_of(runs / "base", base_cfg):
             continue  # another recipe: the study trains its own
+        own_base = Path("runs") / f"seed{seed}" / "base"
+        if (out / own_base).exists() and str(own_base) not in before:
+            continue  # the study trained this seed's base itself: the demo's finetunings and cells are of another model
         names = {"base": "base"}
         for name in spec.settings():
             method, recipe = finetune_recipe(name)
@@ -70,9 +79,8 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple
                     cell = cell_name(planner, mpc, False)
                     if (evals / source / cell / "summary.json").exists():
                         adopted += _copy(evals / source / cell, out, Path("eval") / f"seed{seed}" / name / cell)
-    listing = out / "adopted.json"
-    before = json.loads(listing.read_text())["adopted"] if listing.exists() else []
-    listing.write_text(json.dumps({"demo": str(demo.resolve()), "adopted": sorted({*before, *adopted})}, indent=2))
+            record()  # after every model: a kill between copies must not leave an adopted base looking like the study's own
+    record()
     return adopted
 
 

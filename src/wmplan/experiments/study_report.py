@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.evaluation.paired import PairedEffect, gap_change, success_difference
-from wmplan.experiments.study import StudySpec, adversarial_name, choose_length, online_name
+from wmplan.evaluation.paired import PairedEffect, gap_change, pair_clusters, success_difference
+from wmplan.experiments.study import LENGTH_RULE_GAIN, StudySpec, adversarial_name, choose_length, online_name
 
 HOLDS, DIRECTION_ONLY, DOES_NOT_HOLD = (
     "the effect holds across seeds (p < 0.05)",
     "holds in direction only",
     "does not hold",
 )
+WORSE = "does not hold: finetuning made it worse (p < 0.05)"
 
 
 def pooled(grid: dict[str, Any], model: str, cell: str) -> np.ndarray:
@@ -25,25 +26,49 @@ def pooled(grid: dict[str, Any], model: str, cell: str) -> np.ndarray:
     return np.concatenate([np.asarray(g[model][cell]["success"], bool) for g in grid["seeds"].values()])
 
 
+def pairs(grid: dict[str, Any]) -> np.ndarray:
+    """The pair of every pooled episode: each seed plans the same pairs, so the tests resample pairs."""
+    return pair_clusters(grid["episodes"], len(grid["seeds"]))
+
+
 def rates(grid: dict[str, Any], model: str, cell: str) -> list[float]:
     return [float(np.mean(g[model][cell]["success"])) for g in grid["seeds"].values()]
 
 
 def effects(grid: dict[str, Any], model: str) -> dict[str, PairedEffect]:
-    """The finetuned `model` against its base, pooled over seeds: Adam + MPC success, Adam open loop
-    success, and the change of the Adam-CEM gap under MPC."""
+    """The finetuned `model` against its base, pooled over seeds and tested over pairs: Adam + MPC success,
+    Adam open loop success, and the change of (Adam - CEM) under MPC."""
     base_adam, base_cem = pooled(grid, "base", "adam_mpc"), pooled(grid, "base", "cem_mpc")
+    clusters = pairs(grid)
     return {
-        "adam_mpc": success_difference(pooled(grid, model, "adam_mpc"), base_adam),
-        "adam": success_difference(pooled(grid, model, "adam"), pooled(grid, "base", "adam")),
-        "gap": gap_change(base_adam, base_cem, pooled(grid, model, "adam_mpc"), pooled(grid, model, "cem_mpc")),
+        "adam_mpc": success_difference(pooled(grid, model, "adam_mpc"), base_adam, clusters=clusters),
+        "adam": success_difference(pooled(grid, model, "adam"), pooled(grid, "base", "adam"), clusters=clusters),
+        "gap": gap_change(
+            base_adam, base_cem, pooled(grid, model, "adam_mpc"), pooled(grid, model, "cem_mpc"), clusters=clusters
+        ),
     }
 
 
-def verdict(effect: PairedEffect) -> str:
-    if effect.estimate > 0 and effect.significant:
-        return HOLDS
-    return DIRECTION_ONLY if effect.estimate > 0 else DOES_NOT_HOLD
+def seed_effects(grid: dict[str, Any], model: str, cell: str = "adam_mpc") -> list[float]:
+    """Each seed's own effect on `cell`: the finetuned model's success minus its base's."""
+    return [a - b for a, b in zip(rates(grid, model, cell), rates(grid, "base", cell), strict=True)]
+
+
+def verdict(effect: PairedEffect, per_seed: list[float]) -> str:
+    """Holds across seeds: positive and significant pooled over the seeds (tested over pairs), and positive
+    for every seed on its own; a pooled effect carried by some seeds only holds in direction only."""
+    if effect.estimate > 0:
+        return HOLDS if effect.significant and min(per_seed) > 0 else DIRECTION_ONLY
+    return WORSE if effect.significant else DOES_NOT_HOLD
+
+
+def _seed_text(per_seed: list[float]) -> str:
+    return "per seed " + ", ".join(f"{100 * v:+.0f}" for v in per_seed)
+
+
+def _gaps(grid: dict[str, Any], model: str = "base") -> list[float]:
+    """Each seed's Adam + MPC success minus its CEM + MPC success: the gap finetuning should narrow."""
+    return [a - c for a, c in zip(rates(grid, model, "adam_mpc"), rates(grid, model, "cem_mpc"), strict=True)]
 
 
 def _cell_text(values: list[float]) -> str:
@@ -57,9 +82,11 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         f"# Finetuning study: {spec.env}",
         "",
         f"{len(seeds)} training seeds ({', '.join(seeds)}) on one dataset; every model planned on the same "
-        f"{spec.episodes} pairs (seed {spec.pair_seed}). Success %, mean over seeds [min-max]; effects are "
-        "paired over the pairs of every seed (McNemar exact for success; a paired sign-flip test for the "
-        "change of the Adam-CEM gap), with 95% bootstrap intervals.",
+        f"{spec.episodes} pairs (seed {spec.pair_seed}). Success %, mean over seeds [min-max]. Effects are the "
+        "finetuned model minus its own seed's base, pooled over the seeds and tested over the pairs (each "
+        "pair's differences averaged over the seeds, then a sign-flip permutation test; one seed: McNemar's "
+        "exact test), with the 95% interval of the same test. An effect holds across seeds when it is "
+        "positive and significant pooled and positive for every seed on its own.",
         "",
         *(
             [
@@ -69,50 +96,68 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             if len(seeds) < len(spec.seeds)
             else []
         ),
-        "| model | Adam MPC | Adam open | CEM MPC | Adam MPC vs base | gap change vs base | train loss | val loss |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | Adam MPC | Adam open | CEM MPC | Adam MPC vs base | Adam open vs base "
+        "| change of Adam - CEM (MPC) vs base | train loss | val loss |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     found: dict[str, dict[str, PairedEffect]] = {}
     for model in models:
         side = [g[model]["training"] for g in grid["seeds"].values()]
         row = [model, *(_cell_text(rates(grid, model, c)) for c in ("adam_mpc", "adam", "cem_mpc"))]
         if model == "base":
-            row += ["", ""]
+            gaps = 100 * np.array(_gaps(grid))
+            row += ["", "", f"base Adam - CEM: {gaps.mean():+.0f} [{gaps.min():+.0f} to {gaps.max():+.0f}]"]
         else:
             found[model] = effects(grid, model)
-            row += [found[model]["adam_mpc"].describe(100, " pts"), found[model]["gap"].describe(100, " pts")]
+            row += [
+                f"{found[model]['adam_mpc'].describe(100, ' pts')}; {_seed_text(seed_effects(grid, model))}",
+                found[model]["adam"].describe(100, " pts"),
+                found[model]["gap"].describe(100, " pts"),
+            ]
         row += [f"{np.mean([s['train_loss'] for s in side]):.4g}", f"{np.mean([s['val_loss'] for s in side]):.4g}"]
         lines.append("| " + " | ".join(row) + " |")
     lines += _diagnostics_table(grid, models)
     adversarial = [adversarial_name(e) for e in spec.adversarial_epochs]
     online = [online_name(n) for n in spec.online_steps]
     lines += ["", "## Verdicts (Adam + MPC success against the base model, pooled over seeds)", ""]
+
+    def judged(name: str) -> str:
+        return verdict(found[name]["adam_mpc"], seed_effects(grid, name))
+
     for method, names in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
         best = max(names, key=lambda n: found[n]["adam_mpc"].estimate)
         lines.append(
-            f"- {method}: at its best length ({best}) {verdict(found[best]['adam_mpc'])}: "
-            f"{found[best]['adam_mpc'].describe(100, ' points')}; at every length: "
-            + "; ".join(f"{n} {verdict(found[n]['adam_mpc'])}" for n in names)
-            + ". (The best length is picked after the fact: read its p-value with that in mind.)"
+            f"- {method}: at its best length ({best}) {judged(best)}: "
+            f"{found[best]['adam_mpc'].describe(100, ' points')}, {_seed_text(seed_effects(grid, best))}; "
+            "at every length: "
+            + "; ".join(f"{n} {judged(n)}" for n in names)
+            + f". (The best length is picked after the fact, one of {len(names)} tested: read its p-value with "
+            "that in mind.)"
         )
     train_loss = [float(np.mean([g[n]["training"]["train_loss"] for g in grid["seeds"].values()])) for n in adversarial]
     online_loss = [
         float(np.mean([g[n]["training"].get("online_loss", np.nan) for g in grid["seeds"].values()])) for n in online
     ]
-    chosen_adv = choose_length(spec.adversarial_epochs, train_loss)
-    chosen_online = choose_length(spec.online_steps, online_loss)
     lines += [
         "",
         "## Lengths chosen from the training side",
         "",
         "Rule (no simulator): the shortest length after which the next one lowers the finetuning objective "
-        "(adversarial: its training loss on perturbed batches; online: the loss on its buffer of planned "
-        "trajectories, mean of the last tenth of steps) by less than 5% of itself.",
-        f"- adversarial: {chosen_adv} epochs (training loss by length {', '.join(f'{v:.4g}' for v in train_loss)});"
-        f" there Adam + MPC: {found[adversarial_name(chosen_adv)]['adam_mpc'].describe(100, ' points')}",
-        f"- online: {chosen_online} steps (buffer loss by length {', '.join(f'{v:.4g}' for v in online_loss)});"
-        f" there Adam + MPC: {found[online_name(chosen_online)]['adam_mpc'].describe(100, ' points')}",
+        f"(mean over seeds) by less than {100 * LENGTH_RULE_GAIN:g}% of itself; adversarial: its training loss "
+        "on perturbed batches in the last epoch; online: the loss on its buffer of planned trajectories, mean of "
+        "the last tenth of its logged values.",
     ]
+    for what, unit, lengths, names, objective in (
+        ("adversarial", "epochs", spec.adversarial_epochs, adversarial, train_loss),
+        ("online", "steps", spec.online_steps, online, online_loss),
+    ):
+        by_length = ", ".join(f"{v:.4g}" for v in objective)
+        chosen = choose_length(lengths, objective)
+        if chosen is None:
+            lines.append(f"- {what}: undetermined: a length has no logged objective ({by_length})")
+            continue
+        effect = found[names[lengths.index(chosen)]]["adam_mpc"].describe(100, " points")
+        lines.append(f"- {what}: {chosen} {unit} (objective by length {by_length}); there Adam + MPC: {effect}")
     _plot(out, spec, grid, found, adversarial, online, train_loss, online_loss)
     lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
     lines += _adopted(out)
@@ -157,7 +202,7 @@ def _plot(
                 marker="o",
                 capsize=3,
                 color=colour,
-                label="Adam MPC success vs base" if key == "adam_mpc" else "Adam-CEM gap narrowed by",
+                label="Adam MPC success vs base" if key == "adam_mpc" else "change of Adam - CEM (MPC) vs base",
             )
         ax.axhline(0, color="grey", lw=0.8)
         _length_axis(ax, lengths, label)
