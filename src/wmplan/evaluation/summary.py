@@ -123,9 +123,10 @@ def pairs_of(summary: EvalSummary | PooledSummary) -> np.ndarray | None:
 def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSummary:
     """One summary for the same cell planned with models trained with each of `seeds` on the same
     pairs: episode lists concatenated seed after seed (so paired tests between two pooled cells pair
-    each (seed, pair) with itself), rates and means over all of them (= the mean over seeds: each seed
-    plans the same number of pairs), intervals over the pooled episodes, each seed's own rate and
-    distance kept. Times are per seed: seconds per plan averaged, totals summed."""
+    each (seed, pair) with itself, and `pairs_of` gives each episode's pair for tests over pairs),
+    rates and means over all of them (= the mean over seeds: each seed plans the same number of pairs),
+    intervals over the pooled episodes, each seed's own rate and distance kept. Times are per seed:
+    seconds per plan averaged, totals summed."""
     if len(summaries) != len(seeds) or not summaries:
         raise ValueError(f"pool_over_seeds: {len(summaries)} summaries for seeds {seeds}")
     first = summaries[0]

@@ -57,7 +57,8 @@ def write_report(
         if len(train_seeds) == 1
         else f"Every model is trained with each of the seeds {', '.join(map(str, train_seeds))} on the same data; a cell "
         "reads `success % over all seeds' episodes (= the mean over seeds) [lowest-highest seed] · seconds per planning "
-        "call`, and every paired test below pairs each (seed, pair) with itself"
+        "call`; every paired test below pairs each (seed, pair) with itself and tests over the pairs (each pair's "
+        "differences averaged over the seeds: the seeds replan the same pairs)"
     )
     parts = [
         f"# wmplan demo: {env}, CPU scale\n",
