@@ -77,6 +77,11 @@ def test_the_interval_excludes_zero_exactly_when_the_test_rejects():
     )
     assert not five.significant and five.ci95[0] < 0 < five.ci95[1]
     assert six.significant and six.ci95[0] > 0
+    # two seeds pooled over 50 pairs, most pairs tied: p = 0.12 at 0, but any shift off 0 unties them and
+    # rejects at 5%; the interval still holds 0 (it once read +0.0000000004 to +0.17 beside p = 0.12)
+    tied = np.r_[np.zeros(38), [0.5] * 5, [1.0] * 3, [-0.5] * 3, [0.5]]
+    p, (low, high) = sign_flip_test(tied)
+    assert p > 0.05 and low <= 0 <= high
     # the sign-flip test and its inverted interval, on differences of every kind
     rng = np.random.default_rng(1)
     for trial in range(30):

@@ -129,7 +129,12 @@ def sign_flip_test(values: np.ndarray, seed: int = 0) -> tuple[float, tuple[floa
 
     spread = float(values.max() - values.min()) + 1e-9
     low, high = bound(float(values.min()) - spread), bound(float(values.max()) + spread)
-    return _flip_p(values, signs), (low, high)
+    p = _flip_p(values, signs)
+    if p >= ALPHA:
+        # Pairs with no difference (ties, common in success) flip to themselves at a shift of exactly 0 but not
+        # at any other, so p jumps there: the shift 0, which the test keeps, stays inside the interval.
+        low, high = min(low, 0.0), max(high, 0.0)
+    return p, (low, high)
 
 
 def sign_flip_p_value(differences: np.ndarray, seed: int = 0) -> float:
