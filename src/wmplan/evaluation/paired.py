@@ -137,13 +137,6 @@ def sign_flip_test(values: np.ndarray, seed: int = 0) -> tuple[float, tuple[floa
     return p, (low, high)
 
 
-def sign_flip_p_value(differences: np.ndarray, seed: int = 0) -> float:
-    """Two-sided p of the mean difference under the null that each pair's sign is a coin flip."""
-    d = np.asarray(differences, float)
-    d = d[d != 0]  # a zero difference flips to itself: dropping it keeps the test exact for more pairs
-    return 1.0 if len(d) == 0 else _flip_p(d, _sign_patterns(len(d), seed))
-
-
 def _flip_effect(d: np.ndarray, clusters: np.ndarray | None, seed: int) -> PairedEffect:
     per_pair = _per_pair(d, clusters)
     if not np.any(per_pair != 0):
