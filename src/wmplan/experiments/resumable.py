@@ -24,7 +24,7 @@ from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.training.finetune import finetune
-from wmplan.training.trainer import RESUME_MAY_CHANGE, config_differences, train
+from wmplan.training.trainer import resume_conflicts, train
 from wmplan.writing import MANIFEST, OutputError, checkpoint_source
 
 
@@ -62,8 +62,7 @@ def finished_run(cfg: RunConfig, out: Path) -> bool:
         stored = json.loads((out / "config.json").read_text())["config"]
     except (OSError, ValueError, KeyError, OutputError):
         return False
-    changed = [k for k in config_differences(stored, cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
-    return not changed and epoch + 1 >= cfg.train.epochs
+    return not resume_conflicts(stored, cfg) and epoch + 1 >= cfg.train.epochs
 
 
 def finetune_once(parent: Path, target: Path, method: str, overrides: dict[str, Any], progress: bool) -> None:

@@ -134,10 +134,10 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             + f". (The best length is picked after the fact, one of {len(names)} tested: read its p-value with "
             "that in mind.)"
         )
-    train_loss = [float(np.mean([g[n]["training"]["train_loss"] for g in grid["seeds"].values()])) for n in adversarial]
-    online_loss = [
-        float(np.mean([g[n]["training"].get("online_loss", np.nan) for g in grid["seeds"].values()])) for n in online
-    ]
+    train_loss, online_loss = (
+        training_means(grid, adversarial, "train_loss"),
+        training_means(grid, online, "online_loss"),
+    )
     lines += [
         "",
         "## Lengths chosen from the training side",
@@ -166,9 +166,10 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
     return text
 
 
-def val_loss(grid: dict[str, Any], names: list[str]) -> list[float]:
-    """Each model's last validation loss on the expert data, mean over seeds."""
-    return [float(np.mean([g[n]["training"]["val_loss"] for g in grid["seeds"].values()])) for n in names]
+def training_means(grid: dict[str, Any], names: list[str], key: str) -> list[float]:
+    """Each model's training-side number `key` (study.training_side), mean over seeds; NaN where a seed
+    lacks it (online finetuning that logged no buffer loss)."""
+    return [float(np.mean([g[n]["training"].get(key, np.nan) for g in grid["seeds"].values()])) for n in names]
 
 
 def _plot(
@@ -229,7 +230,7 @@ def _plot(
         ax.set_ylabel(ylabel, color="tab:blue")
         # the clean validation loss on the expert data: what finetuning may cost the model's plain prediction
         twin = ax.twinx()
-        twin.plot(lengths, val_loss(grid, names), marker="s", color="tab:grey", linestyle="--")
+        twin.plot(lengths, training_means(grid, names, "val_loss"), marker="s", color="tab:grey", linestyle="--")
         twin.set_ylabel("val loss (expert data)", color="tab:grey")
     fig.tight_layout()
     fig.savefig(out / "training.png", dpi=120)

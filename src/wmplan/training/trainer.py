@@ -196,6 +196,11 @@ RESUME_MAY_CHANGE = ("train.epochs", "train.device", "data.path")
 """What a resumed run may set differently from its stored config (a moved dataset is checked by its fingerprint)."""
 
 
+def resume_conflicts(stored: dict, cfg: RunConfig) -> list[str]:
+    """Keys in which `cfg` differs from a run's stored config beyond what a resume may change."""
+    return [k for k in config_differences(stored, cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
+
+
 def config_differences(stored: dict, asked: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two config dicts (RunConfig.to_dict())."""
     keys = []
@@ -239,7 +244,7 @@ def train(
         if not (out / "trainer_state.pt").exists():
             raise TrainingError(f"--resume: {out} has no checkpoint (trainer_state.pt); start without --resume")
         saved = RunFolder(out).meta()
-        changed = [k for k in config_differences(saved["config"], cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
+        changed = resume_conflicts(saved["config"], cfg)
         if changed:
             raise TrainingError(
                 f"--resume: the config asked for differs from {out}'s in {', '.join(changed)}; resume without "
