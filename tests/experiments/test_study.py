@@ -7,7 +7,7 @@ import pytest
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
 from wmplan.experiments.study import CELLS, StudySpec, choose_length, finetune_recipe, run_study
-from wmplan.experiments.study_report import write_study_report
+from wmplan.experiments.study_report import length_rule_finding, write_study_report
 
 
 def _spec(**changes):
@@ -39,6 +39,11 @@ def test_the_length_rule_uses_the_training_objective_only():
     assert choose_length([1, 3, 10], [1.0, 0.99, 0.5]) == 1  # the first step already pays too little
     assert choose_length([1, 3, 10], [1.0, 0.8, 0.6]) == 10
     assert choose_length([1, 3, 10], [1.0, float("nan"), 0.6]) is None  # a missing objective: no silent choice
+    assert (
+        length_rule_finding("epochs", [1, 3, 10], [1.0, 0.9, 0.89])[1] == "3 epochs (objective by length 1, 0.9, 0.89)"
+    )
+    chosen, finding = length_rule_finding("epochs", [1, 3, 10], [1.0, 0.8, 0.6])
+    assert chosen == 10 and "found no plateau" in finding  # the longest, because every step still paid: said
 
 
 def test_a_spec_the_rule_cannot_read_is_refused():

@@ -151,19 +151,34 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         ("adversarial", "epochs", spec.adversarial_epochs, adversarial, train_loss),
         ("online", "steps", spec.online_steps, online, online_loss),
     ):
-        by_length = ", ".join(f"{v:.4g}" for v in objective)
-        chosen = choose_length(lengths, objective)
+        chosen, finding = length_rule_finding(unit, lengths, objective)
         if chosen is None:
-            lines.append(f"- {what}: undetermined: a length has no logged objective ({by_length})")
+            lines.append(f"- {what}: {finding}")
             continue
         effect = found[names[lengths.index(chosen)]]["adam_mpc"].describe(100, " points")
-        lines.append(f"- {what}: {chosen} {unit} (objective by length {by_length}); there Adam + MPC: {effect}")
+        lines.append(f"- {what}: {finding}; there Adam + MPC: {effect}")
     _plot(out, spec, grid, found, adversarial, online, train_loss, online_loss)
     lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
     lines += _adopted(out)
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     return text
+
+
+def length_rule_finding(unit: str, lengths: list[int], objective: list[float]) -> tuple[int | None, str]:
+    """The length the rule picks (None: undetermined) and how to read it. The rule picks the longest length
+    studied also when every step still paid, where a longer finetuning may pay more: said, not hidden."""
+    by_length = ", ".join(f"{v:.4g}" for v in objective)
+    chosen = choose_length(lengths, objective)
+    if chosen is None:
+        return None, f"undetermined: a length has no logged objective ({by_length})"
+    text = f"{chosen} {unit} (objective by length {by_length})"
+    if chosen == lengths[-1] and len(lengths) > 1:
+        text += (
+            f"; the longest studied: each longer finetuning still lowered the objective by at least "
+            f"{100 * LENGTH_RULE_GAIN:g}%, so the rule found no plateau and a longer one may pay more"
+        )
+    return chosen, text
 
 
 def training_means(grid: dict[str, Any], names: list[str], key: str) -> list[float]:
