@@ -34,6 +34,33 @@ def test_the_recipes_of_the_settings():
     assert _spec().settings() == ["adversarial_e1_x1", "adversarial_e2_x1", "adversarial_e2_x2", "online_3", "online_6"]
 
 
+def test_the_demo_finetunes_for_the_lengths_its_tasks_study_chose():
+    """Each task with a committed study (docs/results/study/<task>) sets its demo's finetuning lengths by
+    the rule on that study's training side, and the demo trains exactly the study's setting of that length
+    (so `study --from-demo` adopts it)."""
+    from pathlib import Path
+
+    from wmplan.experiments.demo import demo_scale
+    from wmplan.experiments.study import adversarial_name, online_name
+    from wmplan.tasks import TASKS
+
+    studied = [d for d in (Path(__file__).parents[2] / "docs/results/study").iterdir() if d.name in TASKS]
+    assert studied, "no committed study of a task"
+    for folder in studied:
+        spec = StudySpec(**json.loads((folder / "study.json").read_text()))
+        chosen = study_report.rule_lengths(spec, json.loads((folder / "study_grid.json").read_text()))
+        recipe = TASKS[spec.env].demo
+        assert (recipe.adversarial_epochs, recipe.online_steps) == (chosen["adversarial"], chosen["online"]), folder
+    for env, task in TASKS.items():
+        scale = demo_scale(env)
+        for setting, trained in (
+            (adversarial_name(task.demo.adversarial_epochs), scale.adversarial),
+            (online_name(task.demo.online_steps), scale.online),
+        ):
+            recipe = finetune_recipe(setting)[1]
+            assert trained == {k: v for k, v in recipe.items() if k.startswith("train.")}, (env, setting)
+
+
 def test_the_length_rule_uses_the_training_objective_only():
     assert choose_length([1, 3, 10], [1.0, 0.9, 0.89]) == 3  # 10% then 1%: stop at 3
     assert choose_length([1, 3, 10], [1.0, 0.99, 0.5]) == 1  # the first step already pays too little

@@ -37,6 +37,7 @@ from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.experiments.workers import check_workers
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
+from wmplan.training.finetune import length_overrides
 
 MODELS = ("base", "online", "adversarial")
 # (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
@@ -56,18 +57,21 @@ OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True
 
 @dataclass
 class DemoScale:
-    """What the demo runs; the defaults are Wall's (wmplan.tasks: the NARROW predictor, 6 epochs; 90 minutes
-    on one thread of a shared 2-core CPU under DINO-WM's Wall rules, CEM's cells most of it), with one
-    epoch of adversarial finetuning and 200 steps (20 buffer refreshes) of online finetuning for every
-    task; every knob is a `--set` of the ordinary commands."""
+    """What the demo runs; the defaults are Wall's (wmplan.tasks: the NARROW predictor, 6 epochs, 3 epochs
+    of adversarial and 200 steps of online finetuning; 90 minutes on one thread of a shared 2-core CPU
+    under DINO-WM's Wall rules, CEM's cells most of it); every knob is a `--set` of the ordinary commands."""
 
     episodes: int = 20
     """Start/goal pairs per cell (the paper: 50, `wmplan demo --full`)."""
     collect_episodes: int = field(default_factory=lambda: task_spec("wall").demo.collect_episodes)
     preset: str = "small"
     train: dict[str, Any] = field(default_factory=lambda: dict(task_spec("wall").demo.train))
-    adversarial: dict[str, Any] = field(default_factory=lambda: {"train.epochs": 1, "train.steps_per_epoch": 0})
-    online: dict[str, Any] = field(default_factory=lambda: {"train.epochs": 1, "train.steps_per_epoch": 200})
+    adversarial: dict[str, Any] = field(
+        default_factory=lambda: length_overrides("adversarial", task_spec("wall").demo.adversarial_epochs)
+    )
+    online: dict[str, Any] = field(
+        default_factory=lambda: length_overrides("online", task_spec("wall").demo.online_steps)
+    )
     planner: dict[str, Any] = field(default_factory=dict)
     """planner.<field> overrides for every cell (empty: the paper's budgets); tests shrink them."""
     mpc: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +97,8 @@ def demo_scale(env: str, **changes) -> DemoScale:
         collect_episodes=recipe.collect_episodes,
         train=dict(recipe.train),
         encoders=recipe.encoders,
+        adversarial=length_overrides("adversarial", recipe.adversarial_epochs),
+        online=length_overrides("online", recipe.online_steps),
         cells=CELLS if recipe.bounded_cells else tuple(c for c in CELLS if not c[2]),
     )
     return dataclasses.replace(scale, **changes)

@@ -39,6 +39,7 @@ from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.demo import demo_scale
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.workers import check_workers
+from wmplan.training.finetune import length_overrides
 
 CELLS = (("adam", True), ("adam", False), ("cem", True))
 """(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases."""
@@ -98,14 +99,14 @@ def online_name(steps: int) -> str:
 def finetune_recipe(name: str) -> tuple[str, dict[str, Any]]:
     """(method, overrides) of a setting name."""
     if name.startswith("online_"):
-        return "online", {"train.epochs": 1, "train.steps_per_epoch": int(name.split("_")[1])}
+        return "online", length_overrides("online", int(name.split("_")[1]))
     epochs, strength = name.removeprefix("adversarial_e").split("_x")
     defaults = AdversarialConfig()
     radii = {
         f"adversarial.{k}": getattr(defaults, k) * float(strength)
         for k in ("lambda_visual", "lambda_proprio", "lambda_action")
     }
-    return "adversarial", {"train.epochs": int(epochs), "train.steps_per_epoch": 0, **radii}
+    return "adversarial", {**length_overrides("adversarial", int(epochs)), **radii}
 
 
 def run_study(

@@ -1,7 +1,7 @@
 """`wmplan study --from-demo DIR`: start a study with what a demo (`wmplan demo --seeds ... --episodes N`)
 already made, rather than making it again: its dataset, the base model of each training seed the two
-share, the finetuned models whose recipe is one of the study's settings (the demo's one adversarial
-epoch is the study's adversarial_e1_x1, its 200 online steps online_200) and their Adam and CEM cells.
+share, the finetuned models whose recipe is one of the study's settings (a demo's 3 adversarial epochs
+are the study's adversarial_e3_x1, its 200 online steps online_200) and their Adam and CEM cells.
 
 Nothing is taken on trust: a model is adopted only when its stored config equals, key for key, the one
 the study would train (the device, the dataset's path and the parent's path aside), and its cells only

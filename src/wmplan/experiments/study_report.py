@@ -134,10 +134,7 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             + f". (The best length is picked after the fact, one of {len(names)} tested: read its p-value with "
             "that in mind.)"
         )
-    train_loss, online_loss = (
-        training_means(grid, adversarial, "train_loss"),
-        training_means(grid, online, "online_loss"),
-    )
+    train_loss, online_loss = rule_objectives(spec, grid)
     lines += [
         "",
         "## Lengths chosen from the training side",
@@ -179,6 +176,25 @@ def length_rule_finding(unit: str, lengths: list[int], objective: list[float]) -
             f"{100 * LENGTH_RULE_GAIN:g}%, so the rule found no plateau and a longer one may pay more"
         )
     return chosen, text
+
+
+def rule_objectives(spec: StudySpec, grid: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """What the length rule reads, mean over seeds, by length: the adversarial training loss (perturbed
+    batches, last epoch) and the online buffer loss (last tenth of its logged values)."""
+    return (
+        training_means(grid, [adversarial_name(e) for e in spec.adversarial_epochs], "train_loss"),
+        training_means(grid, [online_name(n) for n in spec.online_steps], "online_loss"),
+    )
+
+
+def rule_lengths(spec: StudySpec, grid: dict[str, Any]) -> dict[str, int | None]:
+    """The finetuning lengths the training-side rule picks from a study (None: undetermined): what a
+    task's demo recipe (wmplan.tasks) takes."""
+    train_loss, online_loss = rule_objectives(spec, grid)
+    return {
+        "adversarial": choose_length(spec.adversarial_epochs, train_loss),
+        "online": choose_length(spec.online_steps, online_loss),
+    }
 
 
 def training_means(grid: dict[str, Any], names: list[str], key: str) -> list[float]:

@@ -36,6 +36,16 @@ from wmplan.writing import atomic_write, claim_folder
 METHODS = ("adversarial", "online")
 
 
+def length_overrides(method: str, length: int) -> dict[str, Any]:
+    """The train.* overrides of a finetuning length: adversarial in whole epochs over the parent's data,
+    online in optimizer steps (one epoch of `length` steps, as its buffer grows while it trains)."""
+    if method == "adversarial":
+        return {"train.epochs": length, "train.steps_per_epoch": 0}
+    if method == "online":
+        return {"train.epochs": 1, "train.steps_per_epoch": length}
+    raise ValueError(f"unknown finetune method {method!r}; choose from {', '.join(METHODS)}")
+
+
 def finetune_config(
     parent: RunConfig,
     parent_run: str | Path,
