@@ -69,6 +69,7 @@ def test_the_length_rule_uses_the_training_objective_only():
     assert (
         length_rule_finding("epochs", [1, 3, 10], [1.0, 0.9, 0.89])[1] == "3 epochs (objective by length 1, 0.9, 0.89)"
     )
+    assert length_rule_finding("epochs", [1, 3], [1.0, 0.99])[1].startswith("1 epoch (")
     chosen, finding = length_rule_finding("epochs", [1, 3, 10], [1.0, 0.8, 0.6])
     assert chosen == 10 and "found no plateau" in finding  # the longest, because every step still paid: said
 

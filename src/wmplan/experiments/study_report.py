@@ -169,7 +169,7 @@ def length_rule_finding(unit: str, lengths: list[int], objective: list[float]) -
     chosen = choose_length(lengths, objective)
     if chosen is None:
         return None, f"undetermined: a length has no logged objective ({by_length})"
-    text = f"{chosen} {unit} (objective by length {by_length})"
+    text = f"{chosen} {unit.removesuffix('s') if chosen == 1 else unit} (objective by length {by_length})"
     if chosen == lengths[-1] and len(lengths) > 1:
         text += (
             f"; the longest studied: each longer finetuning still lowered the objective by at least "
