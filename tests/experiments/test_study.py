@@ -1,12 +1,13 @@
 """The finetuning study at test scale: every model and cell, the report's verdicts, resuming."""
 
+import dataclasses
 import json
 
 import pytest
 
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
-from wmplan.experiments.study import CELLS, StudySpec, choose_length, finetune_recipe, run_study
+from wmplan.experiments.study import CELLS, StudySpec, choose_length, extends, finetune_recipe, run_study
 from wmplan.experiments.study_report import length_rule_finding, write_study_report
 
 
@@ -133,6 +134,21 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     assert again["seeds"]["1"] == json.loads(json.dumps(grid["seeds"]["1"]))
     with pytest.raises(ValueError, match="another spec"):
         run_study(_spec(episodes=4), out, progress=False)
+    # Extended with a longer online finetuning: made for every seed, the rest kept.
+    wider = run_study(_spec(online_steps=[3, 6, 9]), out, progress=False)
+    assert "online_9" in wider["seeds"]["1"] and kept.stat().st_mtime_ns == before
+    assert json.loads((out / "study.json").read_text())["online_steps"] == [3, 6, 9]
+    with pytest.raises(ValueError, match="another spec"):
+        run_study(_spec(online_steps=[3]), out, progress=False)  # dropping a length is not extending
+
+
+def test_a_study_extends_only_by_adding_seeds_lengths_or_strengths():
+    stored = dataclasses.asdict(_spec())
+    assert extends(stored, dataclasses.asdict(_spec(seeds=[0, 1, 2], adversarial_epochs=[1, 2, 5])))
+    assert extends(stored, stored)
+    assert not extends(stored, dataclasses.asdict(_spec(seeds=[1, 2])))
+    assert not extends(stored, dataclasses.asdict(_spec(encoder="conv")))
+    assert not extends(stored, dataclasses.asdict(_spec(planner={"steps": 5})))
 
 
 def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):

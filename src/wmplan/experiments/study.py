@@ -88,6 +88,16 @@ class StudySpec:
         return names + [online_name(n) for n in self.online_steps]
 
 
+EXTENSIBLE = ("seeds", "adversarial_epochs", "online_steps", "strengths")
+"""StudySpec lists a study folder can grow in: rerunning with more of them keeps every finished model and cell."""
+
+
+def extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether the spec `wanted` is the stored one, or it with values added to EXTENSIBLE lists."""
+    same = all(stored.get(k) == v for k, v in wanted.items() if k not in EXTENSIBLE) and stored.keys() == wanted.keys()
+    return same and all(set(stored[k]) <= set(wanted[k]) for k in EXTENSIBLE)
+
+
 def adversarial_name(epochs: int, strength: float = 1.0) -> str:
     return f"adversarial_e{epochs}_x{strength:g}"
 
@@ -129,9 +139,10 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     spec_file = out / "study.json"
     wanted = dataclasses.asdict(spec)
-    if spec_file.exists() and json.loads(spec_file.read_text()) != wanted:
+    if spec_file.exists() and not extends(json.loads(spec_file.read_text()), wanted):
         raise ValueError(
-            f"{out} holds a study with another spec ({spec_file}); choose another --out or remove that folder"
+            f"{out} holds a study with another spec ({spec_file}); choose another --out or remove that folder "
+            f"(a study may be extended: more {', '.join(EXTENSIBLE)}, everything else the same)"
         )
     spec_file.write_text(json.dumps(wanted, indent=2))
     scale = demo_scale(spec.env)
