@@ -54,7 +54,8 @@ class DemoRecipe:
     """Adversarial finetuning length, in epochs. Where a study ran (docs/results/study/<task>), its
     training-side rule sets it: the shortest length after which the next one lowers the finetuning
     objective by less than 5% (experiments/study_report.py, rule_lengths; the study of the task's pixel
-    model, the demo's first encoder); elsewhere the shortest length studied."""
+    model, the demo's first encoder); a task without a study keeps 1 epoch and 200 online steps, untested
+    (the paper gives no lengths)."""
     online_steps: int = 200
     """Online finetuning length, in steps (a buffer refresh every online.every steps), by the same rule."""
 

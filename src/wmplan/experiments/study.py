@@ -94,8 +94,11 @@ EXTENSIBLE = ("seeds", "adversarial_epochs", "online_steps", "strengths")
 
 def extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether the spec `wanted` is the stored one, or it with values added to EXTENSIBLE lists."""
-    same = all(stored.get(k) == v for k, v in wanted.items() if k not in EXTENSIBLE) and stored.keys() == wanted.keys()
-    return same and all(set(stored[k]) <= set(wanted[k]) for k in EXTENSIBLE)
+
+    def fixed(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k not in EXTENSIBLE}
+
+    return fixed(stored) == fixed(wanted) and all(set(stored.get(k, [])) <= set(wanted[k]) for k in EXTENSIBLE)
 
 
 def adversarial_name(epochs: int, strength: float = 1.0) -> str:
