@@ -57,7 +57,7 @@ OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True
 
 @dataclass
 class DemoScale:
-    """What the demo runs; the defaults are Wall's (wmplan.tasks: the NARROW predictor, 6 epochs, 3 epochs
+    """What the demo runs; the defaults are Wall's (wmplan.tasks: the NARROW predictor, 6 epochs, 10 epochs
     of adversarial and 200 steps of online finetuning; 90 minutes on one thread of a shared 2-core CPU
     under DINO-WM's Wall rules, CEM's cells most of it); every knob is a `--set` of the ordinary commands."""
 
