@@ -2,9 +2,11 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 
+from wmplan.evaluation.multiple import NO_DIFFERENCE, OPPOSITE_DIRECTION, REPRODUCED, REVERSED, SAME_DIRECTION
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
 from wmplan.experiments.study import CELLS, StudySpec, choose_length, extends, finetune_recipe, run_study
@@ -84,14 +86,56 @@ def test_a_spec_the_rule_cannot_read_is_refused():
         _spec(adversarial_epochs=[])
 
 
-def test_holding_across_seeds_needs_every_seed_and_the_pooled_test():
+def test_holding_across_seeds_needs_every_seed_and_the_adjusted_pooled_test():
     significant = PairedEffect(0.1, (0.02, 0.18), 0.01, 150)
-    assert study_report.verdict(significant, [0.12, 0.08, 0.1]) == study_report.HOLDS
-    assert study_report.verdict(significant, [0.3, 0.04, -0.04]) == study_report.DIRECTION_ONLY  # one seed against
+    assert study_report.verdict(significant, [0.12, 0.08, 0.1]) == REPRODUCED
+    assert study_report.verdict(significant, [0.3, 0.04, -0.04]) == SAME_DIRECTION  # one seed against
+    assert study_report.verdict_text(significant, [0.3, 0.04, -0.04], 0.01).endswith(study_report.NOT_EVERY_SEED)
+    assert study_report.verdict(significant, [0.12, 0.08, 0.1], p_adjusted=0.05) == SAME_DIRECTION  # after Holm
     weak = PairedEffect(0.1, (-0.02, 0.2), 0.09, 150)
-    assert study_report.verdict(weak, [0.1, 0.1, 0.1]) == study_report.DIRECTION_ONLY
-    assert study_report.verdict(PairedEffect(-0.1, (-0.2, -0.02), 0.01, 150), [-0.1] * 3) == study_report.WORSE
-    assert study_report.verdict(PairedEffect(-0.02, (-0.1, 0.06), 0.6, 150), [0.0] * 3) == study_report.DOES_NOT_HOLD
+    assert study_report.verdict(weak, [0.1, 0.1, 0.1]) == SAME_DIRECTION
+    worse = PairedEffect(-0.1, (-0.2, -0.02), 0.01, 150)
+    assert study_report.verdict(worse, [-0.1] * 3) == REVERSED
+    assert study_report.verdict(worse, [-0.2, -0.1, 0.0]) == OPPOSITE_DIRECTION  # one seed not worse
+    assert study_report.verdict(PairedEffect(-0.02, (-0.1, 0.06), 0.6, 150), [0.0] * 3) == OPPOSITE_DIRECTION
+    assert study_report.verdict(PairedEffect(0.0, (-0.1, 0.1), 1.0, 150), [0.0] * 3) == NO_DIFFERENCE
+
+
+def test_the_report_reads_its_verdicts_from_holm_adjusted_p_values(tmp_path):
+    # two seeds on the same 20 pairs; adversarial_e1 wins 7 pairs under both seeds, its raw p 2/128 = 0.016;
+    # the three other models move nothing. Over the family of 4, Holm multiplies the smallest p by 4: 0.0625.
+    spec = _spec(adversarial_epochs=[1, 2], online_steps=[3, 6], strengths=[1.0], episodes=20)
+    base_success = [False] * 20
+    training = {"train_loss": 1.0, "val_loss": 1.0, "online_loss": 1.0}
+
+    def model(success: list[bool]) -> dict:
+        return {cell: {"success": success} for cell in ("adam_mpc", "adam", "cem_mpc")} | {"training": training}
+
+    def seed(e1: list[bool]) -> dict:
+        return {
+            "base": model(base_success),
+            "adversarial_e1_x1": model(e1),
+            "adversarial_e2_x1": model(base_success),
+            "online_3": model(base_success),
+            "online_6": model(base_success),
+        }
+
+    gains = [True] * 7 + [False] * 13
+    grid = {"episodes": 20, "seeds": {"0": seed(gains), "1": seed(gains)}}
+    text = write_study_report(tmp_path, spec, grid)
+    verdicts = text[text.index("## Verdicts") : text.index("## Lengths")]
+    assert "p-values Holm-adjusted over the 4 claims of this block (one per finetuned model)" in verdicts
+    best = re.search(
+        r"at its best length \(adversarial_e1_x1\) (.+?): \+35 points .*?, p = (\S+), Holm-adjusted p = (\S+),",
+        verdicts,
+    )
+    assert best, verdicts
+    label, raw, adjusted = best.group(1), float(best.group(2)), float(best.group(3))
+    assert raw == pytest.approx(2 / 128, abs=0.004) and adjusted == pytest.approx(4 * raw, abs=1e-3)
+    assert label == SAME_DIRECTION  # it would read "reproduced" from the raw p
+    assert "adversarial_e2_x1 no difference, not significant (p = 1, adjusted 1)" in verdicts
+    assert "by a two-level bootstrap over seeds and pairs" in verdicts
+    assert (tmp_path / "effects.png").stat().st_size > 0
 
 
 def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatch):
@@ -115,6 +159,7 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     report = (out / "report.md").read_text()
     assert "Adversarial World Modeling: at its best length" in report and "Online World Modeling" in report
     assert "## Lengths chosen from the training side" in report
+    assert "p-values Holm-adjusted over the 4 claims of this block" in report
     assert (out / "effects.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
     diagnostics = grid["seeds"]["1"]["online_6"]["diagnostics"]
     assert set(diagnostics) == {"gap_expert_error", "gap_planner_error", "gap_ratio", "roughness", "basin_width"}

@@ -1,6 +1,7 @@
 """The study's report (see study.py): per finetuning setting, the cells as mean [min-max] over seeds, the
 paired tests pooled over seeds (every seed's episodes on the same pairs are pairs), one verdict per
-method, the lengths a user would pick from the training side alone, and two plots."""
+method from p-values Holm-adjusted over the verdicts' family, the lengths a user would pick from the
+training side alone, and two plots (study_plots)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.evaluation.paired import PairedEffect, gap_change, pair_clusters, success_difference
-from wmplan.experiments.study import LENGTH_RULE_GAIN, StudySpec, adversarial_name, choose_length, online_name
-
-HOLDS, DIRECTION_ONLY, DOES_NOT_HOLD = (
-    "the effect holds across seeds (p < 0.05)",
-    "holds in direction only",
-    "does not hold",
+from wmplan.evaluation.multiple import (
+    OPPOSITE_DIRECTION,
+    REPRODUCED,
+    REVERSED,
+    SAME_DIRECTION,
+    claim_verdict,
+    family_note,
+    holm,
 )
-WORSE = "does not hold: finetuning made it worse (p < 0.05)"
+from wmplan.evaluation.paired import PairedEffect, gap_change, pair_clusters, seed_clusters, success_difference
+from wmplan.experiments.study import LENGTH_RULE_GAIN, StudySpec, adversarial_name, choose_length, online_name
+from wmplan.experiments.study_plots import plot_study
+
+NOT_EVERY_SEED = " (p < 0.05 pooled, but not in that direction for every seed on its own)"
+"""What a verdict adds where the pooled test rejects but some seed's own effect disagrees."""
 
 
 def pooled(grid: dict[str, Any], model: str, cell: str) -> np.ndarray:
@@ -31,20 +38,33 @@ def pairs(grid: dict[str, Any]) -> np.ndarray:
     return pair_clusters(grid["episodes"], len(grid["seeds"]))
 
 
+def seeds_of(grid: dict[str, Any]) -> np.ndarray | None:
+    """The training seed of every pooled episode (for the two-level bootstrap); None for one seed."""
+    return seed_clusters(grid["episodes"], len(grid["seeds"])) if len(grid["seeds"]) > 1 else None
+
+
 def rates(grid: dict[str, Any], model: str, cell: str) -> list[float]:
     return [float(np.mean(g[model][cell]["success"])) for g in grid["seeds"].values()]
 
 
 def effects(grid: dict[str, Any], model: str) -> dict[str, PairedEffect]:
-    """The finetuned `model` against its base, pooled over seeds and tested over pairs: Adam + MPC success,
-    Adam open loop success, and the change of (Adam - CEM) under MPC."""
+    """The finetuned `model` against its base, pooled over seeds and tested over pairs (with a two-level
+    bootstrap interval over seeds and pairs): Adam + MPC success, Adam open loop success, and the change of
+    (Adam - CEM) under MPC."""
     base_adam, base_cem = pooled(grid, "base", "adam_mpc"), pooled(grid, "base", "cem_mpc")
-    clusters = pairs(grid)
+    clusters, seeds = pairs(grid), seeds_of(grid)
     return {
-        "adam_mpc": success_difference(pooled(grid, model, "adam_mpc"), base_adam, clusters=clusters),
-        "adam": success_difference(pooled(grid, model, "adam"), pooled(grid, "base", "adam"), clusters=clusters),
+        "adam_mpc": success_difference(pooled(grid, model, "adam_mpc"), base_adam, clusters=clusters, seeds=seeds),
+        "adam": success_difference(
+            pooled(grid, model, "adam"), pooled(grid, "base", "adam"), clusters=clusters, seeds=seeds
+        ),
         "gap": gap_change(
-            base_adam, base_cem, pooled(grid, model, "adam_mpc"), pooled(grid, model, "cem_mpc"), clusters=clusters
+            base_adam,
+            base_cem,
+            pooled(grid, model, "adam_mpc"),
+            pooled(grid, model, "cem_mpc"),
+            clusters=clusters,
+            seeds=seeds,
         ),
     }
 
@@ -54,12 +74,23 @@ def seed_effects(grid: dict[str, Any], model: str, cell: str = "adam_mpc") -> li
     return [a - b for a, b in zip(rates(grid, model, cell), rates(grid, "base", cell), strict=True)]
 
 
-def verdict(effect: PairedEffect, per_seed: list[float]) -> str:
-    """Holds across seeds: positive and significant pooled over the seeds (tested over pairs), and positive
-    for every seed on its own; a pooled effect carried by some seeds only holds in direction only."""
-    if effect.estimate > 0:
-        return HOLDS if effect.significant and min(per_seed) > 0 else DIRECTION_ONLY
-    return WORSE if effect.significant else DOES_NOT_HOLD
+def verdict(effect: PairedEffect, per_seed: list[float], p_adjusted: float | None = None) -> str:
+    """One of the four labels (evaluation.multiple) from the pooled estimate and `p_adjusted` (the effect's
+    own p where None), holding across seeds: "reproduced (p < 0.05)" needs p < 0.05 pooled (tested over
+    pairs) and a positive effect for every seed on its own, "reversed (p < 0.05)" a negative one for every
+    seed; a pooled p < 0.05 that some seed does not share reads as not significant in its direction."""
+    label = claim_verdict(effect.estimate, effect.p_value if p_adjusted is None else p_adjusted)
+    if label == REPRODUCED and min(per_seed) <= 0:
+        return SAME_DIRECTION
+    if label == REVERSED and max(per_seed) >= 0:
+        return OPPOSITE_DIRECTION
+    return label
+
+
+def verdict_text(effect: PairedEffect, per_seed: list[float], p_adjusted: float) -> str:
+    """The verdict, with NOT_EVERY_SEED where the seeds alone kept the pooled test's direction from it."""
+    label = verdict(effect, per_seed, p_adjusted)
+    return label + (NOT_EVERY_SEED if label != claim_verdict(effect.estimate, p_adjusted) else "")
 
 
 def _seed_text(per_seed: list[float]) -> str:
@@ -84,9 +115,11 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         f"{len(seeds)} training seeds ({', '.join(seeds)}) on one dataset; every model planned on the same "
         f"{spec.episodes} pairs (seed {spec.pair_seed}). Success %, mean over seeds [min-max]. Effects are the "
         "finetuned model minus its own seed's base, pooled over the seeds and tested over the pairs (each "
-        "pair's differences averaged over the seeds, then a sign-flip permutation test; one seed: McNemar's "
-        "exact test), with the 95% interval of the same test. An effect holds across seeds when it is "
-        "positive and significant pooled and positive for every seed on its own.",
+        "pair's differences averaged over the seeds, then a sign-flip permutation test, its 95% interval the "
+        "same test inverted, with a two-level bootstrap interval over seeds and pairs beside it; one seed: "
+        "McNemar's exact test with Tango's score interval). The verdicts read p-values Holm-adjusted over "
+        "their block, and an effect is reproduced (or reversed) only when it is significant pooled and has "
+        "its direction for every seed on its own.",
         "",
         *(
             [
@@ -119,20 +152,32 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
     lines += _diagnostics_table(grid, models)
     adversarial = [adversarial_name(e) for e in spec.adversarial_epochs]
     online = [online_name(n) for n in spec.online_steps]
-    lines += ["", "## Verdicts (Adam + MPC success against the base model, pooled over seeds)", ""]
+    names = adversarial + online  # the family: one claim per finetuned model, Adam + MPC against its base
+    adjusted = dict(zip(names, holm([found[n]["adam_mpc"].p_value for n in names])))
+    lines += [
+        "",
+        "## Verdicts (Adam + MPC success against the base model, pooled over seeds)",
+        "",
+        f"p-values {family_note(len(names), 'claims', ' (one per finetuned model)')}; each verdict reads the "
+        "adjusted p and the direction of the pooled effect, and needs that direction for every seed too.",
+        "",
+    ]
 
     def judged(name: str) -> str:
-        return verdict(found[name]["adam_mpc"], seed_effects(grid, name))
+        return verdict_text(found[name]["adam_mpc"], seed_effects(grid, name), adjusted[name])
 
-    for method, names in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
-        best = max(names, key=lambda n: found[n]["adam_mpc"].estimate)
+    for method, settings in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
+        best = max(settings, key=lambda n: found[n]["adam_mpc"].estimate)
         lines.append(
             f"- {method}: at its best length ({best}) {judged(best)}: "
-            f"{found[best]['adam_mpc'].describe(100, ' points')}, {_seed_text(seed_effects(grid, best))}; "
-            "at every length: "
-            + "; ".join(f"{n} {judged(n)}" for n in names)
-            + f". (The best length is picked after the fact, one of {len(names)} tested: read its p-value with "
-            "that in mind.)"
+            f"{found[best]['adam_mpc'].describe(100, ' points', adjusted=adjusted[best])}, "
+            f"{_seed_text(seed_effects(grid, best))}; at every length: "
+            + "; ".join(
+                f"{n} {judged(n)} (p = {found[n]['adam_mpc'].p_value:.3g}, adjusted {adjusted[n]:.3g})"
+                for n in settings
+            )
+            + f". (The best length is picked after the fact, one of {len(settings)} tested; the adjustment over "
+            "every length of both methods covers that pick.)"
         )
     train_loss, online_loss = rule_objectives(spec, grid)
     lines += [
@@ -144,7 +189,7 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         "on perturbed batches in the last epoch; online: the loss on its buffer of planned trajectories, mean of "
         "the last tenth of its logged values.",
     ]
-    for what, unit, lengths, names, objective in (
+    for what, unit, lengths, models_of, objective in (
         ("adversarial", "epochs", spec.adversarial_epochs, adversarial, train_loss),
         ("online", "steps", spec.online_steps, online, online_loss),
     ):
@@ -152,9 +197,11 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
         if chosen is None:
             lines.append(f"- {what}: {finding}")
             continue
-        effect = found[names[lengths.index(chosen)]]["adam_mpc"].describe(100, " points")
+        name = models_of[lengths.index(chosen)]
+        effect = found[name]["adam_mpc"].describe(100, " points", adjusted=adjusted[name])
         lines.append(f"- {what}: {finding}; there Adam + MPC: {effect}")
-    _plot(out, spec, grid, found, adversarial, online, train_loss, online_loss)
+    val_loss = (training_means(grid, adversarial, "val_loss"), training_means(grid, online, "val_loss"))
+    plot_study(out, spec, found, adversarial, online, train_loss, online_loss, val_loss)
     lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
     lines += _adopted(out)
     text = "\n".join(lines)
@@ -201,81 +248,6 @@ def training_means(grid: dict[str, Any], names: list[str], key: str) -> list[flo
     """Each model's training-side number `key` (study.training_side), mean over seeds; NaN where a seed
     lacks it (online finetuning that logged no buffer loss)."""
     return [float(np.mean([g[n]["training"].get(key, np.nan) for g in grid["seeds"].values()])) for n in names]
-
-
-def _plot(
-    out: Path,
-    spec: StudySpec,
-    grid: dict[str, Any],
-    found: dict[str, dict[str, PairedEffect]],
-    adversarial: list[str],
-    online: list[str],
-    train_loss: list[float],
-    online_loss: list[float],
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, names, lengths, label in (
-        (axes[0], adversarial, spec.adversarial_epochs, "adversarial epochs"),
-        (axes[1], online, spec.online_steps, "online steps"),
-    ):
-        for key, colour in (("adam_mpc", "tab:blue"), ("gap", "tab:orange")):
-            est = [100 * found[n][key].estimate for n in names]
-            low = [100 * found[n][key].ci95[0] for n in names]
-            high = [100 * found[n][key].ci95[1] for n in names]
-            ax.errorbar(
-                [n * (1.04 if key == "gap" else 1.0) for n in lengths],  # side by side, not one bar over the other
-                est,
-                yerr=[np.subtract(est, low), np.subtract(high, est)],
-                marker="o",
-                capsize=3,
-                color=colour,
-                label="Adam MPC success vs base" if key == "adam_mpc" else "change of Adam - CEM (MPC) vs base",
-            )
-        ax.axhline(0, color="grey", lw=0.8)
-        _length_axis(ax, lengths, label)
-        ax.set_ylabel("points (95% CI, pooled over seeds)")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{spec.env}: effect of finetuning length")
-    fig.tight_layout()
-    fig.savefig(out / "effects.png", dpi=120)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, lengths, objective, names, xlabel, ylabel in (
-        (
-            axes[0],
-            spec.adversarial_epochs,
-            train_loss,
-            adversarial,
-            "adversarial epochs",
-            "training loss (perturbed batches)",
-        ),
-        (axes[1], spec.online_steps, online_loss, online, "online steps", "buffer loss (last tenth)"),
-    ):
-        ax.plot(lengths, objective, marker="o", color="tab:blue")
-        _length_axis(ax, lengths, xlabel)
-        ax.set_ylabel(ylabel, color="tab:blue")
-        # the clean validation loss on the expert data: what finetuning may cost the model's plain prediction
-        twin = ax.twinx()
-        twin.plot(lengths, training_means(grid, names, "val_loss"), marker="s", color="tab:grey", linestyle="--")
-        twin.set_ylabel("val loss (expert data)", color="tab:grey")
-    fig.tight_layout()
-    fig.savefig(out / "training.png", dpi=120)
-    plt.close(fig)
-
-
-def _length_axis(ax, lengths: list[int], label: str) -> None:
-    """A log axis of finetuning lengths, labelled at the lengths studied (not 2 x 10^0)."""
-    import matplotlib.ticker
-
-    ax.set_xscale("log")
-    ax.set_xticks(lengths, [f"{n:g}" for n in lengths])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel(label)
 
 
 def _adopted(out: Path) -> list[str]:
