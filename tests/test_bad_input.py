@@ -106,6 +106,8 @@ def test_eval_settings_and_a_file_out_are_refused_before_planning(tiny_run, tmp_
         (["--set", "mpc.replans=0"], "mpc.replans"),
         (["--episodes", "0"], "episodes"),
         (["--set", "planner.topk=500"], "planner.topk"),
+        (["--protocol", "papr"], "choose one of fixed, paper"),
+        (["--protocol", "paper", "--set", "mpc.max_replans=0"], "mpc.max_replans"),
     ):
         assert (
             main(["eval", "--run", str(tiny_run), "--planner", "cem", "--mpc", "--out", str(tmp_path / "e"), *extra])
@@ -114,6 +116,11 @@ def test_eval_settings_and_a_file_out_are_refused_before_planning(tiny_run, tmp_
         assert key in _error(capsys)
     assert main(["eval", "--run", str(tiny_run), "--planner", "adam", "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in _error(capsys)
+    assert (
+        main(["eval", "--run", str(tiny_run), "--planner", "adam", "--protocol", "paper", "--out", str(tmp_path / "e")])
+        == 2
+    )
+    assert "add --mpc" in _error(capsys)
     assert not (tmp_path / "e").exists()
 
 

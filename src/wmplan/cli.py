@@ -208,7 +208,14 @@ def eval_config(args: argparse.Namespace):
     from wmplan.config import apply_dataclass_overrides, parse_set_args
     from wmplan.evaluation.eval_config import EvalConfig
 
-    cfg = EvalConfig(planner=args.planner, mpc=args.mpc, episodes=args.episodes, seed=args.seed, batch=args.batch)
+    cfg = EvalConfig(
+        planner=args.planner,
+        mpc=args.mpc,
+        protocol=args.protocol,
+        episodes=args.episodes,
+        seed=args.seed,
+        batch=args.batch,
+    )
     overrides = parse_set_args(args.set)
     groups = {"planner": cfg.settings, "mpc": cfg.mpc_settings}
     for group, target in groups.items():
@@ -260,7 +267,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     low, high = summary["ci95"]
     d_low, d_high = summary["final_distance_ci95"]
     print(
-        f"{summary['planner']}{' + MPC' if summary['mpc'] else ''} on {summary['episodes']} episodes: success "
+        f"{summary['planner']}{' + MPC' if summary['mpc'] else ''}"
+        f"{' (paper protocol, ' + format(summary['mean_replans'], '.1f') + ' plans per episode)' if summary['protocol'] == 'paper' else ''}"
+        f" on {summary['episodes']} episodes: success "
         f"{100 * summary['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}), reached at any step "
         f"{100 * summary['reached_rate']:.0f}%, mean final {summary['distance']} {summary['mean_final_distance']:.3g} "
         f"(95% CI {d_low:.3g}-{d_high:.3g}), {summary['seconds_per_plan']:.3f} s per plan; wrote {args.out}/summary.json"
@@ -352,13 +361,31 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
+    from wmplan.config import apply_dataclass_overrides, parse_set_args
+    from wmplan.evaluation.eval_config import MPCSettings
+    from wmplan.evaluation.protocols import check_protocol
     from wmplan.experiments.sim_reference import cem_reference, greedy_reference, plans_pushes
 
     if not plans_pushes(args.env):
-        r = cem_reference(args.env, Path(args.out), episodes=args.episodes, seed=args.seed)
+        schedule = MPCSettings()
+        overrides = parse_set_args(args.set)
+        unknown = [k for k in overrides if not k.startswith("mpc.")]
+        if unknown:
+            raise ValueError(f"unknown --set keys {unknown}; reference takes mpc.<field>")
+        apply_dataclass_overrides(schedule, {k.split(".", 1)[1]: v for k, v in overrides.items()}, "mpc")
+        check_protocol(args.protocol)
+        if args.protocol == "paper" and not args.mpc:
+            raise ValueError("--protocol paper is a replanning loop: add --mpc")
+        protocol = args.protocol if args.mpc else None
+        r = cem_reference(
+            args.env, Path(args.out), episodes=args.episodes, seed=args.seed, protocol=protocol, mpc=schedule
+        )
+        mode = (
+            "open loop" if protocol is None else f"MPC, {protocol} protocol, {r['mean_replans']:.1f} plans per episode"
+        )
         print(
             f"{args.env}: CEM in the simulator ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, "
-            f"horizon {r['horizon']} x {r['frameskip']} env steps), {args.episodes} episodes, open loop"
+            f"horizon {r['horizon']} x {r['frameskip']} env steps), {args.episodes} episodes, {mode}"
         )
         print(
             f"success {r['success_rate']:.0%} (95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), reached at any step "
@@ -551,6 +578,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's gd, adam, cem; beyond it: cem_best, hybrid (CEM then Adam), multistart (Adam, 8 starts)",
     )
     p.add_argument("--mpc", action="store_true", help="receding horizon (default: open loop)")
+    p.add_argument(
+        "--protocol",
+        default="fixed",
+        help="MPC protocol: fixed (a fixed number of replans, scored at the end; default) or paper (DINO-WM's loop: "
+        "whole plans, replanned until the simulator's success test passes or mpc.max_replans, scored there)",
+    )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=99)
     p.add_argument(
@@ -660,6 +693,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=100,
         help="rope, granular: pushes tried in the simulator per step (default 100)",
+    )
+    p.add_argument("--mpc", action="store_true", help="wall, pointmaze, pusht: replan with MPC (default: open loop)")
+    p.add_argument("--protocol", default="fixed", help="with --mpc: fixed (default) or paper, as `wmplan eval`")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --mpc: mpc.<field>, e.g. mpc.max_replans=50",
     )
     p.set_defaults(func=cmd_reference)
 

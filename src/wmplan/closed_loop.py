@@ -83,7 +83,9 @@ def execute(
 class SimulatedEpisodes:
     """B episodes in the task's simulator, stepped as plans arrive: observe as latents, execute model
     actions, track whether each episode has met its goal at any env step (`reached`), and keep every
-    env step's image of the first `record` episodes (`frames`, for videos)."""
+    env step's image of the first `record` episodes (`frames`, for videos). Under the paper protocol,
+    `boundary()` scores the episodes at a replanning boundary and freezes those that succeeded: their
+    outcome is the state they reached there (`outcome_states`), and their frames hold still."""
 
     def __init__(self, task, model: WorldModel, start: np.ndarray, goal: np.ndarray, record: int = 0):
         self.task, self.model, self.goal = task, model, goal
@@ -92,6 +94,8 @@ class SimulatedEpisodes:
         self.reached = task.is_success(task.get_state(), goal)
         self.frames: list[np.ndarray] = [task.render()[:record]] if record else []
         self.record = record
+        self.frozen = np.zeros(len(start), bool)
+        self.frozen_state = np.array(start, copy=True)
 
     def encode(self, state: np.ndarray) -> Latent:
         """Latent (B, 1, ...) of states (B, S) in these episodes' arenas (e.g. their goals)."""
@@ -100,11 +104,31 @@ class SimulatedEpisodes:
     def observe(self) -> Latent:
         return self.encode(self.task.get_state())
 
-    def execute(self, actions: torch.Tensor) -> None:
-        """Model actions (B, k, fs * A), normalised -> k * fs env steps."""
+    def execute(self, actions: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """Model actions (n, k, fs * A), normalised, of the episodes `active` (n,) (default all) -> k * fs
+        env steps; the other episodes take zero env actions (frozen: their outcome is already kept)."""
         env = self.model.env_actions(actions)
+        if active is not None and len(active) != len(self.goal):
+            full = np.zeros((len(self.goal), *env.shape[1:]), dtype=env.dtype)
+            full[np.asarray(active.cpu())] = env
+            env = full
         for t in range(env.shape[1]):
             state = self.task.step(env[:, t])
             self.reached |= self.task.is_success(state, self.goal)
             if self.record:
-                self.frames.append(self.task.render()[: self.record])
+                frame = self.task.render()[: self.record]
+                still = self.frozen[: self.record]
+                frame[still] = self.frames[-1][still]
+                self.frames.append(frame)
+
+    def boundary(self) -> np.ndarray:
+        """(B,) bool: the episodes done at this replanning boundary, newly succeeded ones frozen here."""
+        state = self.task.get_state()
+        now = np.asarray(self.task.is_success(state, self.goal)) & ~self.frozen
+        self.frozen_state[now] = state[now]
+        self.frozen |= now
+        return self.frozen.copy()
+
+    def outcome_states(self) -> np.ndarray:
+        """(B, S): each episode's scored state: where it was frozen, else where it is now."""
+        return np.where(self.frozen[:, None], self.frozen_state, self.task.get_state())

@@ -47,13 +47,20 @@ GD_NOISE = 0.003
 """Std of the Gaussian noise added to the actions after each GD/Adam step."""
 CEM_SAMPLES, CEM_TOPK = 300, 30
 MPC_MODEL_STEPS = 10
+"""Fixed protocol: model steps an MPC episode executes in all (replans x model steps executed from each plan)."""
+REPORT_PAIR_SEED = 99
+"""Seed of the start/goal pairs every report evaluates on (`wmplan eval --seed`'s default)."""
+TUNING_PAIR_SEED = 7
+"""Seed of the start/goal pairs on which per-task planning defaults are chosen; no report evaluates on them."""
+MAX_REPLANS = 20
+"""Paper protocol: the most planning calls an episode makes (20 plans of 5 model steps: 500 env steps at
+frameskip 5, several times the longest expert path of Wall, PointMaze and PushT)."""
 # Planners beyond the paper's three (their settings are ours): cem_best (CEM that keeps its best sample and
 # tries its current mean), hybrid (a few CEM iterations, then Adam from the elite mean) and multistart
 # (Adam from several starts at once, the lowest model cost kept).
 PLANNERS = ("gd", "adam", "cem", "cem_best", "hybrid", "multistart")
 HYBRID_CEM_ITERATIONS, HYBRID_ADAM_STEPS = 3, 30
 MULTISTART_RESTARTS = 8
-"""Model steps an MPC episode executes in all (replans x model steps executed from each plan)."""
 
 
 ENCODERS = ("conv", "patch", "state", "particles", "dinov2")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ from wmplan.cli import main
 from wmplan.envs import make_task
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
+from wmplan.models.world_model import Latent
 from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
 
 
@@ -24,13 +26,57 @@ def test_mpc_warm_start_shifts_the_plan_by_the_executed_steps():
 
     planner = RecordingPlanner()
     executed = []
-    MPC(planner, MPCConfig(replans=3, execute=2)).run(None, lambda: None, executed.append, None)
+    latent = Latent(torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1))
+    MPC(planner, MPCConfig(replans=3, execute=2)).run(None, lambda: latent, lambda a, i: executed.append(a), latent)
     assert planner.inits[0] is None
     for call in (1, 2):  # the warm start is the previous plan without its first 2 steps
         previous = torch.arange(5.0)[None, :, None].repeat(2, 1, 3) + 10 * call
         torch.testing.assert_close(planner.inits[call], previous[:, 2:])
     assert [e.shape for e in executed] == [(2, 2, 3)] * 3
     torch.testing.assert_close(shift_plan(torch.ones(1, 5, 2), 1), torch.ones(1, 4, 2))
+
+
+def test_paper_protocol_plans_only_the_episodes_not_yet_done_and_stops_when_all_are():
+    class Planner:
+        cfg = type("C", (), {"horizon": 3})()
+
+        def __init__(self):
+            self.batches = []
+
+        def plan(self, model, z0, goal, init=None, generator=None):
+            self.batches.append((z0.visual[:, 0, 0, 0].tolist(), init.shape[0] if init is not None else None))
+            return torch.ones(z0.visual.shape[0], 3, 1)
+
+    latent = Latent(torch.arange(3.0).reshape(3, 1, 1, 1), torch.zeros(3, 1, 1))
+    calls, stepped = [], []
+    done_after = {0: 1, 1: 3, 2: 2}  # episode -> the boundary at which it is reached
+
+    def done():
+        calls.append(None)
+        return torch.tensor([len(calls) >= done_after[i] for i in range(3)])
+
+    planner = Planner()
+    result = MPC(planner, MPCConfig(replans=10, execute=3)).run(
+        None, lambda: latent, lambda a, active: stepped.append(active.tolist()), latent, done=done
+    )
+    assert [b[0] for b in planner.batches] == [[0.0, 1.0, 2.0], [1.0, 2.0], [1.0]]  # frozen episodes not replanned
+    assert [b[1] for b in planner.batches] == [None, 2, 1]  # the warm starts follow the active episodes
+    assert stepped == [[0, 1, 2], [1, 2], [1]]
+    assert result.replans.tolist() == [1, 3, 2] and len(result.plan_seconds) == 3  # stopped before the cap of 10
+
+
+def test_paper_protocol_scores_each_episode_where_it_succeeded(tiny_run):
+    cfg = EvalConfig(planner="adam", mpc=True, protocol="paper", episodes=8, seed=3, settings=PlannerSettings(steps=30))
+    cfg.mpc_settings.max_replans = 4
+    s = evaluate(tiny_run, cfg, None, progress=False)
+    assert s["protocol"] == "paper" and s["simulator_early_stop"] and s["mpc_config"] == {"replans": 4, "execute": 5}
+    replans, success = np.array(s["episode_replans"]), np.array(s["episode_success"])
+    assert ((1 <= replans) & (replans <= 4)).all()
+    assert success[replans < 4].all()  # the loop ends an episode early only where the simulator says it is reached
+    assert 0 < success.mean() and s["mean_replans"] == replans.mean()
+    assert (np.array(s["episode_final_distance"])[success] < make_task("wall").config.success_threshold).all()
+    fixed = evaluate(tiny_run, dataclasses.replace(cfg, protocol="fixed"), None, progress=False)
+    assert fixed["protocol"] == "fixed" and not fixed["simulator_early_stop"] and set(fixed["episode_replans"]) == {10}
 
 
 def test_same_seed_gives_the_same_pairs_and_summary(tiny_run, tmp_path):

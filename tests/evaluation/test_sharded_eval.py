@@ -106,6 +106,7 @@ def test_batches_and_the_merge_of_shares():
             np.arange(n) + indices[0],
             seconds,
             [],
+            np.full(n, len(seconds)),
         )
 
     rank0 = [outcome([0, 1], [1.0, 2.0]), outcome([4], [3.0, 4.0])]  # batches 0 and 2, one after the other
@@ -114,6 +115,9 @@ def test_batches_and_the_merge_of_shares():
     assert merged.indices.tolist() == [0, 1, 2, 3, 4]
     assert merged.distance.tolist() == [0, 1, 2, 3, 4]
     assert merged.plan_seconds == [5.0, 6.0]  # per call: the slowest rank's sum over its batches
+    # the paper protocol: a batch whose episodes all succeeded early made fewer calls (0 s for the missing ones)
+    merged = EpisodeOutcomes.merge([[outcome([0], [1.0, 2.0, 3.0]), outcome([1], [4.0])]])
+    assert merged.plan_seconds == [5.0, 2.0, 3.0] and merged.replans.tolist() == [3, 1]
 
 
 def test_sharded_needs_a_process_group_and_batch_a_positive_size(tiny_run, tmp_path, capsys):

@@ -50,7 +50,15 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     assert (out / "efficiency.png").exists()
     rows = [line for line in report.splitlines() if line.startswith(("| base", "| Online", "| Adversarial"))]
     # per encoder: 3 models x (open, MPC, MPC bounded) success rows and reached rows + 3 gap/landscape rows
-    assert len(rows) == 2 * (9 + 9 + 3)
+    # + 3 rows of MPC under the paper protocol
+    assert len(rows) == 2 * (9 + 9 + 3 + 3)
+    for model in MODELS:  # every unbounded MPC cell planned again under the paper protocol, capped at 20 plans
+        for planner in ("gd", "adam", "cem"):
+            paper = json.loads((out / "eval" / "state" / model / f"{planner}_mpc_paper" / "summary.json").read_text())
+            assert paper["protocol"] == "paper" and paper["mpc_config"] == {"replans": 20, "execute": 5}
+            assert 1 <= min(paper["episode_replans"]) and max(paper["episode_replans"]) <= 20
+    assert "MPC under the paper protocol, beside the paper's Table 1" in report
+    assert "--protocol paper" in report and "the loop uses the simulator's success test" in report
     assert "wmplan finetune --method online" in report and "--set planner.bounded=true" in report
     assert "the authors' own rerun measured 32%" in report  # the paper's other figure for a Wall cell, beside it
     for method in ("online", "adversarial"):
@@ -67,12 +75,22 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     assert (
         grid["encoders"]["conv"]["copy_last_loss"] > 0 and 0 < grid["encoders"]["conv"]["latent_distance_spearman"] <= 1
     )
-    assert len(grid["cells"]) == 2 * (len(MODELS) * len(CELLS) + len(OBJECTIVE_CHECK))
+    assert len(grid["cells"]) == 2 * (len(MODELS) * len(CELLS) + len(OBJECTIVE_CHECK) + len(MODELS) * 3)
+    assert grid["format"] == 2 and grid["tuning_seed"] != grid["cells"][0]["pair_seed"] == 99
+    assert set(grid["references"]) == {"open loop", "fixed", "paper"}
+    paper_reference = json.loads((out / "reference_mpc_paper" / "summary.json").read_text())
+    assert grid["references"]["paper"]["success_rate"] == paper_reference["success_rate"]
+    assert grid["references"]["paper"]["max_replans"] == 20 and grid["references"]["fixed"]["max_replans"] == 2
+    for c in grid["cells"]:  # per-episode outcomes: every rate recomputable from the file
+        assert [e["pair"] for e in c["episodes"]] == [0, 1]
+        assert c["success_rate"] == sum(e["success"] for e in c["episodes"]) / 2
+        assert c["protocol"] in ("fixed", "paper")
     adam_mpc = json.loads((out / "eval" / "state" / "online" / "adam_mpc" / "summary.json").read_text())
     [cell] = [
         c
         for c in grid["cells"]
-        if (c["encoder"], c["model"], c["planner"], c["mpc"], c["bounded"]) == ("state", "online", "adam", True, False)
+        if (c["encoder"], c["model"], c["planner"], c["mpc"], c["bounded"], c["protocol"])
+        == ("state", "online", "adam", True, False, "fixed")
     ]
     assert cell["success_rate"] == adam_mpc["success_rate"] and cell["seconds_per_plan"] == adam_mpc["seconds_per_plan"]
     assert cell["mpc_execute"] == 1 and "an MPC episode makes 2 calls and executes 1 model steps of each" in report
@@ -80,7 +98,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     modes = {
         c["objective"]
         for c in grid["cells"]
-        if (c["encoder"], c["model"], c["planner"], c["mpc"]) == ("conv", "base", "cem", True)
+        if (c["encoder"], c["model"], c["planner"], c["mpc"], c["protocol"]) == ("conv", "base", "cem", True, "fixed")
     }
     assert modes == {"last", "all"} and "| cem | MPC | all: " in report and "| cem | open loop | last: " in report
 

@@ -2,10 +2,13 @@
 
 Start/goal pairs are a pure function of (task, seed), so every planner and every model sees the same
 pairs: comparisons between them are paired. Plans are executed in the simulator; success is the task's
-own criterion, at the end of the budget (`success`) and at any env step on the way (`reached`, the
-paper's sticky variant, reported separately). Episodes are planned in batches (EvalConfig.batch, default
-one batch of all), each episode drawing from its own generator; under torchrun (`sharded=True`) the
-batches are split across the ranks and rank 0 writes what one process planning them would.
+own criterion, at the end of the budget (`success`) and at any env step on the way (`reached`,
+reported separately). MPC runs under one of two protocols (evaluation.protocols): `fixed` (a fixed
+number of replans, scored at the end) or `paper` (DINO-WM's loop: whole plans executed and replanned
+until the simulator's success test passes at a replanning boundary, scored and frozen there).
+Episodes are planned in batches (EvalConfig.batch, default one batch of all), each episode drawing from
+its own generator; under torchrun (`sharded=True`) the batches are split across the ranks and rank 0
+writes what one process planning them would.
 
 Example:
     >>> summary = evaluate("runs/wall", EvalConfig(planner="cem", mpc=True), "results/cem_mpc")  # doctest: +SKIP
@@ -25,6 +28,7 @@ from wmplan.closed_loop import SimulatedEpisodes
 from wmplan.envs import make_task
 from wmplan.evaluation.eval_config import EvalConfig, build_planner
 from wmplan.evaluation.paired import mean_interval, wilson_interval
+from wmplan.evaluation.protocols import PROTOCOL_NOTES
 from wmplan.evaluation.summary import EpisodeOutcomes, EvalSummary
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning.mpc import MPC, MPCConfig
@@ -81,7 +85,7 @@ def evaluate(
     start, goal = task.sample_start_goal(np.random.default_rng(cfg.seed), cfg.episodes)
     planner = build_planner(cfg, model, task)
     mpc_cfg = (
-        cfg.mpc_settings.resolve(model.dims.task, planner.cfg.horizon)
+        cfg.mpc_settings.resolve(model.dims.task, planner.cfg.horizon, cfg.protocol)
         if cfg.mpc
         else MPCConfig(replans=1, execute=planner.cfg.horizon)
     )
@@ -89,8 +93,8 @@ def evaluate(
     # Settings checked; fail before planning. Only rank 0 writes.
     lock = claim_folder(out, "the evaluation") if out is not None and rank == 0 else None  # noqa: F841
     bar = tqdm(
-        total=mpc_cfg.replans * len(mine),
-        desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}",
+        total=mpc_cfg.replans * len(mine),  # the paper protocol's batches may stop early
+        desc=f"{cfg.planner}{' mpc' if cfg.mpc else ''}{' (paper protocol)' if cfg.protocol == 'paper' else ''}",
         unit="plan",
         disable=not (progress and rank == 0),
     )
@@ -139,12 +143,14 @@ def _plan_batch(
     # other episodes share its batch.
     gens = [torch.Generator(device=episodes.device).manual_seed(cfg.seed * 1_000_003 + int(i)) for i in indices]
 
-    def execute(actions):
-        episodes.execute(actions)
+    def execute(actions, active):
+        episodes.execute(actions, active)
         bar.update(1)
 
-    result = controller.run(model, episodes.observe, execute, z_goal, generator=gens)
-    final = task.get_state()
+    done = episodes.boundary if cfg.protocol == "paper" else None  # the paper protocol's loop asks the simulator
+    result = controller.run(model, episodes.observe, execute, z_goal, generator=gens, done=done)
+    final = episodes.outcome_states()
+    assert result.replans is not None
     return EpisodeOutcomes(
         indices=np.asarray(indices),
         final=final,
@@ -153,6 +159,7 @@ def _plan_batch(
         distance=np.asarray(task.distance(final, goal)),
         plan_seconds=list(result.plan_seconds),
         frames=episodes.frames,
+        replans=result.replans.numpy(),
     )
 
 
@@ -186,6 +193,7 @@ def _finish(
             "final_distance": float(distance[i]),
             "success": bool(success[i]),
             "reached": bool(reached[i]),
+            "replans": int(outcomes.replans[i]),
             "planning_seconds": float(np.sum(outcomes.plan_seconds)) / cfg.episodes,
         }
         for i in range(cfg.episodes)
@@ -195,6 +203,8 @@ def _finish(
         "task": model.dims.task,
         "planner": cfg.planner,
         "mpc": cfg.mpc,
+        "protocol": cfg.protocol,
+        "protocol_note": PROTOCOL_NOTES[cfg.protocol] if cfg.mpc else "open loop: one plan, scored at its end",
         "episodes": cfg.episodes,
         "seed": cfg.seed,
         "batch": batch,
@@ -214,10 +224,13 @@ def _finish(
         "planner_config": dataclasses.asdict(planner.cfg),
         "mpc_config": dataclasses.asdict(mpc_cfg),
         "objective": dataclasses.asdict(planner.objective),
-        "simulator_early_stop": False,
+        "simulator_early_stop": cfg.protocol == "paper",
+        "mean_replans": float(np.mean(outcomes.replans)),
         "encoder": meta["config"]["model"]["encoder"]["name"],
         "episode_success": [bool(v) for v in success],
         "episode_final_distance": [float(v) for v in distance],
+        "episode_reached": [bool(v) for v in reached],
+        "episode_replans": [int(v) for v in outcomes.replans],
     }
     if out is not None:
         out = Path(out)

@@ -16,12 +16,14 @@ from wmplan.config import (
     GD_STEPS,
     HYBRID_ADAM_STEPS,
     HYBRID_CEM_ITERATIONS,
+    MAX_REPLANS,
     MPC_MODEL_STEPS,
     MULTISTART_RESTARTS,
     PLAN_HORIZON,
     PLANNERS,
     check_ranges,
 )
+from wmplan.evaluation.protocols import check_protocol
 from wmplan.models.world_model import WorldModel
 from wmplan.planning import (
     CEMConfig,
@@ -83,10 +85,17 @@ class MPCSettings:
     execute: int | None = None
     """Model steps executed from each plan before replanning (Wall 1; PushT and PointMaze 5, the whole plan)."""
     replans: int | None = None
-    """Planning calls per episode (default: MPC_MODEL_STEPS // execute, so every episode executes 10 model steps)."""
+    """Fixed protocol: planning calls per episode (default: MPC_MODEL_STEPS // execute, so every episode
+    executes 10 model steps)."""
+    max_replans: int = MAX_REPLANS
+    """Paper protocol: the most planning calls an episode makes before it is scored (DINO-WM sets no cap)."""
 
-    def resolve(self, task: str, horizon: int) -> MPCConfig:
-        """The MPC schedule for a task and plan horizon (a default `execute` never exceeds the horizon)."""
+    def resolve(self, task: str, horizon: int, protocol: str = "fixed") -> MPCConfig:
+        """The MPC schedule for a task, plan horizon and protocol. Fixed: the task's default `execute`
+        (never beyond the horizon) and replans; paper: the whole plan executed (DINO-WM's loop), up to
+        `max_replans` calls."""
+        if protocol == "paper":
+            return MPCConfig(replans=self.max_replans, execute=self.execute if self.execute is not None else horizon)
         execute = self.execute if self.execute is not None else min(task_planning(task).mpc_execute, horizon)
         replans = self.replans if self.replans is not None else max(1, MPC_MODEL_STEPS // execute)
         return MPCConfig(replans=replans, execute=execute)
@@ -98,6 +107,9 @@ class EvalConfig:
     """gd (plain SGD, the paper's GD), adam or cem; beyond the paper: cem_best, hybrid, multistart."""
     mpc: bool = False
     """Receding horizon instead of open loop."""
+    protocol: str = "fixed"
+    """How an MPC episode ends and is scored (evaluation.protocols: fixed | paper); open loop is the same
+    under both (one plan, scored at its end) and is recorded as fixed."""
     episodes: int = 50
     """Start/goal pairs."""
     seed: int = 99
@@ -126,6 +138,7 @@ class EvalConfig:
                 "settings.warm_steps": 1,
                 "settings.plateau": 0,
                 "mpc_settings.replans": 1,
+                "mpc_settings.max_replans": 1,
                 "mpc_settings.execute": 1,
             },
             ("settings.lr",),
@@ -144,6 +157,9 @@ class EvalConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"unknown planner.{name} {value!r}; choose {' or '.join(a for a in allowed if a)}")
+        check_protocol(self.protocol)
+        if self.protocol == "paper" and not self.mpc:
+            raise ValueError("--protocol paper is a replanning loop: add --mpc (open loop is one plan under either)")
         if self.settings.topk > self.settings.samples:
             raise ValueError(
                 f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})"

@@ -93,6 +93,33 @@ def success_grid_table(grid: Grid, task: str) -> str:
     return "\n".join(lines + ["", note] if note else lines)
 
 
+def paper_protocol_table(cells: dict[tuple[str, str], EvalSummary], task: str, reference: dict | None) -> str:
+    """MPC under the paper protocol (DINO-WM's loop), one row per model: each cell `success (interval) ·
+    seconds per planning call · planning calls per episode`, beside the paper's MPC cells (its Table 1,
+    made the same way); a first row for the simulator reference under the same protocol."""
+    lines = [
+        "| model | GD | Adam | CEM | paper GD / Adam / CEM (MPC) |",
+        "|---|---|---|---|---|",
+    ]
+    if reference is not None:
+        lines.append(
+            f"| simulator reference (CEM) | - | - | {100 * reference['success_rate']:.0f} · "
+            f"{reference['mean_replans']:.1f} plans | - |"
+        )
+    paper = task_spec(task).paper_success or {}
+    for model in dict.fromkeys(m for m, _ in cells):
+        row = [cells.get((model, p)) for p in PAPER_PLANNERS]
+        theirs = paper.get(model)
+        lines.append(
+            f"| {MODEL_NAMES.get(model, model)} | "
+            + " | ".join(
+                "-" if r is None else f"{cell(r)} · {r.get('mean_replans', float('nan')):.1f} plans" for r in row
+            )
+            + f" | {' / '.join(str(theirs[p][1]) for p in PAPER_PLANNERS) if theirs else '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def reached_table(grid: Grid) -> str:
     """The share of episodes that touched the goal at any env step (DINO-WM stops an episode there), per cell."""
     lines = ["| model | mode | GD | Adam | CEM |", "|---|---|---|---|---|"]

@@ -6,12 +6,15 @@ file), and the reports index it by these names; this declaration is the one plac
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
 
-from wmplan.evaluation.paired import mean_interval, pair_clusters, wilson_interval
+from wmplan.evaluation.intervals import two_level_bootstrap
+from wmplan.evaluation.paired import pair_clusters
+from wmplan.evaluation.protocols import check_comparable
 
 
 class EvalSummary(TypedDict):
@@ -21,6 +24,10 @@ class EvalSummary(TypedDict):
     planner: str
     """gd, adam or cem."""
     mpc: bool
+    protocol: str
+    """fixed or paper (evaluation.protocols); open loop is recorded as fixed."""
+    protocol_note: str
+    """What the protocol means, in words (the paper protocol's loop uses the simulator's success test)."""
     episodes: int
     seed: int
     """Seed of the start/goal pairs and of the planners' random streams."""
@@ -49,11 +56,16 @@ class EvalSummary(TypedDict):
     objective: dict[str, Any]
     """{"alpha", "mode" (last | all), "base"}."""
     simulator_early_stop: bool
-    """Always false: no planner asks the simulator whether a plan succeeds."""
+    """True under the paper protocol, whose loop stops an episode where the simulator says it is reached
+    (no planner ever asks the simulator); false under fixed."""
+    mean_replans: float
+    """Planning calls per episode, averaged (fixed: the budget; paper: those used before success or the cap)."""
     encoder: str
     episode_success: list[bool]
     """Per episode, in the order of the pairs (episodes.jsonl has the states): for paired tests."""
     episode_final_distance: list[float]
+    episode_reached: list[bool]
+    episode_replans: list[int]
 
 
 @dataclass
@@ -69,6 +81,7 @@ class EpisodeOutcomes:
     distance: np.ndarray
     plan_seconds: list[float]
     frames: list[np.ndarray]
+    replans: np.ndarray
 
     @classmethod
     def merge(cls, shares: list[list[EpisodeOutcomes]]) -> EpisodeOutcomes:
@@ -78,7 +91,8 @@ class EpisodeOutcomes:
         batches = sorted((b for share in shares for b in share), key=lambda b: int(b.indices[0]))
         one = len(batches) == 1  # one batch in one process: exactly its own numbers
         cat = lambda name: getattr(batches[0], name) if one else np.concatenate([getattr(b, name) for b in batches])  # noqa: E731
-        calls = [[sum(c) for c in zip(*(b.plan_seconds for b in share))] for share in shares if share]
+        # The paper protocol's batches may stop after different numbers of calls: a missing call lasted 0 s.
+        calls = [[sum(c) for c in _zip_longest(*(b.plan_seconds for b in share))] for share in shares if share]
         recorded = [b.frames for b in batches if b.frames]
         return cls(
             indices=cat("indices"),
@@ -86,9 +100,24 @@ class EpisodeOutcomes:
             success=cat("success"),
             reached=cat("reached"),
             distance=cat("distance"),
-            plan_seconds=calls[0] if len(calls) == 1 else [max(c) for c in zip(*calls)],
+            replans=cat("replans"),
+            plan_seconds=calls[0] if len(calls) == 1 else [max(c) for c in _zip_longest(*calls)],
             frames=recorded[0] if len(recorded) == 1 else [np.concatenate(step) for step in zip(*recorded)],
         )
+
+
+def _pooled_lists(summaries: list[EvalSummary], keys: tuple[str, ...]) -> dict[str, list]:
+    """The per-episode lists `keys` concatenated seed after seed, where every summary has them (summaries
+    written before a list existed lack it)."""
+    return {
+        key: [v for s in summaries for v in s[key]]  # type: ignore[literal-required]
+        for key in keys
+        if all(key in s for s in summaries)
+    }
+
+
+def _zip_longest(*lists: list[float]) -> list[tuple[float, ...]]:
+    return list(itertools.zip_longest(*lists, fillvalue=0.0))
 
 
 class PooledSummary(EvalSummary):
@@ -125,10 +154,13 @@ def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSum
     pairs: episode lists concatenated seed after seed (so paired tests between two pooled cells pair
     each (seed, pair) with itself, and `pairs_of` gives each episode's pair for tests over pairs),
     rates and means over all of them (= the mean over seeds: each seed plans the same number of pairs),
-    intervals over the pooled episodes, each seed's own rate and distance kept. Times are per seed:
+    95% intervals by a two-level bootstrap (training seeds, then pairs: the seeds' episodes are not
+    independent), each seed's own rate and distance kept. Refused for cells of different protocols or
+    pair seeds. Times are per seed:
     seconds per plan averaged, totals summed."""
     if len(summaries) != len(seeds) or not summaries:
         raise ValueError(f"pool_over_seeds: {len(summaries)} summaries for seeds {seeds}")
+    check_comparable(list(summaries), "pool_over_seeds")
     first = summaries[0]
     for s in summaries[1:]:
         if (s["task"], s["planner"], s["mpc"], s["episodes"], s["seed"]) != (
@@ -141,20 +173,24 @@ def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSum
             raise ValueError("pool_over_seeds: the summaries are not the same cell on the same pairs")
     success = np.concatenate([np.asarray(s["episode_success"], bool) for s in summaries])
     distance = np.concatenate([np.asarray(s["episode_final_distance"], float) for s in summaries])
+    # The seeds replan the same pairs: resample seeds, then pairs, so the interval holds both spreads.
+    pairs, seed_of = pair_clusters(first["episodes"], len(seeds)), np.repeat(np.arange(len(seeds)), first["episodes"])
     return {
         **first,
         "run": ", ".join(s["run"] for s in summaries),
         "episodes": len(success),
         "success_rate": float(success.mean()),
-        "ci95": wilson_interval(int(success.sum()), len(success)),
+        "ci95": list(two_level_bootstrap(success.astype(float), pairs, seed_of)),
         "reached_rate": float(np.mean([s["reached_rate"] for s in summaries])),
         "mean_final_distance": float(distance.mean()),
-        "final_distance_ci95": mean_interval(distance),
+        "final_distance_ci95": list(two_level_bootstrap(distance, pairs, seed_of)),
         "seconds_per_plan": float(np.mean([s["seconds_per_plan"] for s in summaries])),
         "planning_calls": sum(s["planning_calls"] for s in summaries),
         "planning_seconds_total": float(sum(s["planning_seconds_total"] for s in summaries)),
         "episode_success": success.tolist(),
         "episode_final_distance": distance.tolist(),
+        **_pooled_lists(summaries, ("episode_reached", "episode_replans")),  # type: ignore[typeddict-item]
+        "mean_replans": float(np.mean([s.get("mean_replans", np.nan) for s in summaries])),
         "train_seeds": list(seeds),
         "seed_success_rates": [s["success_rate"] for s in summaries],
         "seed_final_distances": [s["mean_final_distance"] for s in summaries],

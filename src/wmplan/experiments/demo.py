@@ -4,7 +4,9 @@ simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileg
 Everything lands under `out` (default results/demo), which the demo rewrites on each run (with `resume`,
 a rerun keeps what a killed run finished: wmplan.experiments.resumable):
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
-gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself: the ceiling),
+gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself, open loop: the
+ceiling; reference_mpc_fixed/ and reference_mpc_paper/ under MPC), eval cells of the paper protocol as
+<planner>_mpc_paper/,
 efficiency.png, report.md and grid.json (the numbers, machine-readable), demo.json (what was asked: a
 resumed run must ask the same) and timings.json (minutes per stage, summed over the processes of a
 resumed run). With several training seeds (`wmplan demo --seeds 0,1,2`), runs/ and eval/ hold a seed<k>/
@@ -33,7 +35,7 @@ from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
-from wmplan.experiments.sim_reference import simulator_reference
+from wmplan.experiments.sim_reference import plans_pushes, simulator_reference
 from wmplan.experiments.workers import check_workers
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
@@ -87,6 +89,9 @@ class DemoScale:
     objective_check: tuple[tuple[str, bool], ...] = OBJECTIVE_CHECK
     """(planner, mpc) cells evaluated again on the base model with the other objective mode than the
     task's default (last <-> all), so the report shows what the default choice is worth."""
+    paper_protocol: bool = True
+    """Also plan every unbounded MPC cell under the paper protocol (DINO-WM's loop, evaluation.protocols)
+    and run the simulator reference under both protocols, for the table beside the paper's."""
 
 
 def demo_scale(env: str, **changes) -> DemoScale:
@@ -116,8 +121,22 @@ def pool_grids(grids: list[dict], train_seeds: list[int]) -> dict:
     return {key: pool_over_seeds([g[key] for g in grids], train_seeds) for key in grids[0]}
 
 
-def cell_name(planner: str, mpc: bool, bounded: bool) -> str:
-    return planner + ("_mpc" if mpc else "") + ("_bounded" if bounded else "")
+def cell_name(planner: str, mpc: bool, bounded: bool, protocol: str = "fixed") -> str:
+    return (
+        planner + ("_mpc" if mpc else "") + ("_bounded" if bounded else "") + ("_paper" if protocol == "paper" else "")
+    )
+
+
+REFERENCE_FOLDERS = {"open loop": "reference", "fixed": "reference_mpc_fixed", "paper": "reference_mpc_paper"}
+"""Where the demo writes the simulator reference of each mode (open loop, MPC under either protocol)."""
+
+
+def reference_modes(env: str, both_protocols: bool) -> dict[str, str | None]:
+    """The simulator references a demo runs: open loop always; MPC under both protocols where the task's
+    reference is CEM (not the deformable tasks' greedy pushes) and the demo plans both."""
+    if not both_protocols or plans_pushes(env):
+        return {"open loop": None}
+    return {"open loop": None, "fixed": "fixed", "paper": "paper"}
 
 
 def run_demo(
@@ -162,22 +181,28 @@ def run_demo(
     apply_dataclass_overrides(schedule, scale.mpc, "mpc")
     mpc = schedule.resolve(env, PlannerSettings().horizon)
     pushes = mpc.replans * mpc.execute  # as many pushes as an MPC episode executes
-    reference = timed(
-        "simulator reference",
-        simulator_reference,
-        env,
-        out / "reference",
-        episodes=scale.episodes,
-        seed=EvalConfig().seed,
-        pushes=pushes,
-        candidates=scale.reference_candidates,
-        progress=progress,
-    )
+    references = {
+        name: timed(
+            "simulator reference",
+            simulator_reference,
+            env,
+            out / REFERENCE_FOLDERS[name],
+            episodes=scale.episodes,
+            seed=EvalConfig().seed,
+            pushes=pushes,
+            candidates=scale.reference_candidates,
+            progress=progress,
+            protocol=protocol,
+            mpc=schedule,
+        )
+        for name, protocol in reference_modes(env, scale.paper_protocol).items()
+    }
     grids: dict[str, Grid] = {}
     other_objective: dict[str, dict] = {}
+    paper_cells: dict[str, dict] = {}
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
-        seed_grids, seed_other = [], []
+        seed_grids, seed_other, seed_paper = [], [], []
         for train_seed in train_seeds:
             runs = {m: seed_folder(out / "runs" / encoder, train_seed, train_seeds) / m for m in MODELS}
             evals = seed_folder(out / "eval" / encoder, train_seed, train_seeds)
@@ -202,16 +227,24 @@ def run_demo(
                     progress,
                 )
 
-            def cell_job(model: str, planner: str, mpc: bool, bounded: bool, objective: str | None = None) -> tuple:
+            def cell_job(
+                model: str,
+                planner: str,
+                mpc: bool,
+                bounded: bool,
+                objective: str | None = None,
+                protocol: str = "fixed",
+            ) -> tuple:
                 cfg = EvalConfig(
                     planner=planner,
                     mpc=mpc,
+                    protocol=protocol,
                     episodes=scale.episodes,
                     settings=PlannerSettings(bounded=bounded, objective=objective),
                 )
                 apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
                 apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
-                name = cell_name(planner, mpc, bounded) + (f"_{objective}" if objective else "")
+                name = cell_name(planner, mpc, bounded, protocol) + (f"_{objective}" if objective else "")
                 return runs[model], cfg, evals / model / name  # noqa: B023 (called within this iteration only)
 
             jobs: dict[tuple, tuple] = {
@@ -221,9 +254,17 @@ def run_demo(
                 ("other", p, mpc): cell_job("base", p, mpc, False, other_mode(env, mpc))
                 for p, mpc in scale.objective_check
             }
+            if scale.paper_protocol:
+                jobs |= {
+                    ("paper", m, p): cell_job(m, p, True, False, protocol="paper")
+                    for m in MODELS
+                    for p, mpc, b in scale.cells
+                    if mpc and not b
+                }
             done = timed(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
             seed_grids.append({key[1:]: done[key] for key in jobs if key[0] == "grid"})
             seed_other.append({key[1:]: done[key] for key in jobs if key[0] == "other"})
+            seed_paper.append({key[1:]: done[key] for key in jobs if key[0] == "paper"})
             if train_seed != train_seeds[0]:
                 continue  # the gap and the landscape: the first seed's models
             ordered = [runs[m] for m in MODELS]
@@ -251,12 +292,19 @@ def run_demo(
             }
         grids[encoder] = pool_grids(seed_grids, train_seeds)
         other_objective[encoder] = pool_grids(seed_other, train_seeds)
+        paper_cells[encoder] = pool_grids(seed_paper, train_seeds)
     seconds.pop("total", None)  # the last row of the report's timings
     seconds["total"] = time.perf_counter() - start
     (out / "timings.json").write_text(json.dumps(seconds, indent=2))
     first_runs = {encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in grids}
     write_grid(
-        out, env, reference, {encoder: runs / "base" for encoder, runs in first_runs.items()}, grids, other_objective
+        out,
+        env,
+        references,
+        {encoder: runs / "base" for encoder, runs in first_runs.items()},
+        grids,
+        other_objective,
+        paper_cells,
     )
     return write_report(
         out,
@@ -267,10 +315,11 @@ def run_demo(
         seconds,
         dataclasses.asdict(scale),
         seed,
-        reference,
+        references,
         other_objective,
         train_seeds,
         workers,
+        paper_cells,
     )
 
 
@@ -285,7 +334,7 @@ def _start(out: Path, asked: dict[str, Any], resume: bool) -> dict[str, float]:
     # The demo owns its folder: fresh data and models each time, unless resuming. The reference, the gap and the
     # landscape are minutes at most and always made again.
     kept = ("data", "runs", "eval") if resume else ()
-    for stale in ("data", "runs", "eval", "gap", "landscape", "reference"):
+    for stale in ("data", "runs", "eval", "gap", "landscape", *REFERENCE_FOLDERS.values()):
         if stale not in kept:
             shutil.rmtree(out / stale, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,19 @@
 """grid.json of `wmplan demo`: the demo's numbers in one machine-readable file, for users' own plots.
 
-Format (every number as the demo measured it; `reference` is planning in the simulator itself):
-    {"task": str,
-     "reference": {"method": str, "success_rate": float, "mean_final_distance": float},
+Format (every number as the demo measured it; a reference is planning in the simulator itself):
+    {"format": 2, "task": str, "tuning_seed": int (pairs the task's defaults were chosen on),
+     "reference": {"method", "success_rate", "mean_final_distance"} (open loop, as in format 1),
+     "references": {"open loop" | "fixed" | "paper": {"method", "protocol", "success_rate", "ci95",
+                    "mean_final_distance", "max_replans", "execute", "mean_replans", "pair_seed", "episodes": [...]}},
      "encoders": {name: {"pixels": bool, "latent_distance_spearman": float | null, "val_loss": float,
                          "copy_last_loss": float}},
-     "cells": [{"encoder", "model" (base | online | adversarial), "planner", "mpc", "mpc_execute" (model steps
-                executed per plan; null open loop), "bounded", "objective", "success_rate", "ci95",
-                "mean_final_distance", "seconds_per_plan"}, ...]}
+     "cells": [{"encoder", "model" (base | online | adversarial), "planner", "mpc", "protocol" (fixed | paper),
+                "mpc_execute" (model steps executed per plan; null open loop), "max_replans", "mean_replans",
+                "bounded", "objective", "success_rate", "ci95", "mean_final_distance", "seconds_per_plan",
+                "pair_seed", "episodes": [{"pair", "success", "reached", "final_distance", "replans"
+                (, "train_seed")}, ...]}, ...]}
+`episodes` lists one entry per pair and training seed, so every paired test of the report can be
+recomputed from this file.
 `val_loss` and `copy_last_loss` are the base model's final validation loss and the loss of copying the
 last frame on the same windows. With several training seeds (`wmplan demo --seeds`), each cell is pooled
 over them and adds "train_seeds", "seed_success_rates" and "seed_final_distances" (one per seed); the
@@ -20,7 +26,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import STATE_ENCODERS
+from wmplan.config import STATE_ENCODERS, TUNING_PAIR_SEED
+from wmplan.evaluation.protocols import cell_protocol
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import EvalSummary, seed_spread
 from wmplan.models.run_folder import RunFolder
@@ -41,6 +48,26 @@ def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
     }
 
 
+def episode_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """A summary's per-episode outcomes, one row per (training seed, pair) in the summary's order."""
+    seeds = s.get("train_seeds") or [None]
+    pairs = len(s["episode_success"]) // len(seeds)
+    columns = {
+        "success": s["episode_success"],
+        "reached": s.get("episode_reached"),
+        "final_distance": s["episode_final_distance"],
+        "replans": s.get("episode_replans"),
+    }
+    rows = []
+    for i in range(len(s["episode_success"])):
+        row: dict[str, Any] = {"pair": i % pairs}
+        if seeds[0] is not None:
+            row["train_seed"] = seeds[i // pairs]
+        row |= {name: values[i] for name, values in columns.items() if values is not None}
+        rows.append(row)
+    return rows
+
+
 def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: EvalSummary) -> dict[str, Any]:
     """One grid.json cell from an eval summary."""
     return {
@@ -48,7 +75,10 @@ def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: Ev
         "model": model,
         "planner": planner,
         "mpc": mpc,
+        "protocol": cell_protocol(s),
         "mpc_execute": s["mpc_config"]["execute"] if mpc else None,
+        "max_replans": s["mpc_config"]["replans"],
+        "mean_replans": s.get("mean_replans"),
         "bounded": bounded,
         "objective": s["objective"]["mode"],
         "success_rate": s["success_rate"],
@@ -56,28 +86,63 @@ def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: Ev
         "mean_final_distance": s["mean_final_distance"],
         "seconds_per_plan": s["seconds_per_plan"],
         **(seed_spread(s) or {}),
+        "pair_seed": s["seed"],
+        "episodes": episode_rows(dict(s)),
     }
+
+
+def reference_entry(r: dict[str, Any]) -> dict[str, Any]:
+    """grid.json's record of one simulator reference (CEM in the simulator, or greedy pushes)."""
+    entry: dict[str, Any] = {k: r[k] for k in ("method", "success_rate", "mean_final_distance") if k in r}
+    entry |= {
+        "protocol": r.get("protocol", "fixed"),
+        "mode": r.get("mode", "open loop"),
+        "ci95": r.get("ci95"),
+        "pair_seed": r["seed"],
+    }
+    if "mpc_config" in r:
+        entry |= {
+            "max_replans": r["mpc_config"]["replans"],
+            "execute": r["mpc_config"]["execute"],
+            "mean_replans": r["mean_replans"],
+            "budget": {k: r[k] for k in ("samples", "topk", "iterations", "horizon", "frameskip")},
+        }
+    if "episode_success" in r:
+        entry["episodes"] = episode_rows(r)
+    return entry
 
 
 def grid_document(
     env: str,
-    reference: dict[str, Any],
+    references: dict[str, dict[str, Any]],
     runs: dict[str, Path],
     grids: dict[str, Grid],
     other_objective: dict[str, dict] | None = None,
+    paper_cells: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
-    """The grid.json document: `runs` maps each encoder to its base run, `grids` each encoder to
-    {(model, planner, mpc, bounded): eval summary}, `other_objective` each encoder to {(planner, mpc):
-    summary} of the base model planned with the objective mode that is not the default."""
+    """The grid.json document: `references` maps each mode (open loop, fixed, paper) to its simulator
+    reference, `runs` each encoder to its base run, `grids` each encoder to {(model, planner, mpc,
+    bounded): eval summary}, `other_objective` each encoder to {(planner, mpc): summary} of the base model
+    planned with the objective mode that is not the default, `paper_cells` each encoder to {(model,
+    planner): summary} of MPC under the paper protocol."""
     cells = [cell(encoder, *key, s) for encoder, grid in grids.items() for key, s in grid.items()]
     cells += [
         cell(encoder, "base", planner, mpc, False, s)
         for encoder, extra in (other_objective or {}).items()
         for (planner, mpc), s in extra.items()
     ]
+    cells += [
+        cell(encoder, model, planner, True, False, s)
+        for encoder, extra in (paper_cells or {}).items()
+        for (model, planner), s in extra.items()
+    ]
+    reference = references["open loop"]
     return {
+        "format": 2,
         "task": env,
+        "tuning_seed": TUNING_PAIR_SEED,
         "reference": {k: reference[k] for k in ("method", "success_rate", "mean_final_distance")},
+        "references": {mode: reference_entry(r) for mode, r in references.items()},
         "encoders": {encoder: encoder_facts(run, encoder) for encoder, run in runs.items()},
         "cells": cells,
     }
@@ -86,12 +151,13 @@ def grid_document(
 def write_grid(
     out: Path,
     env: str,
-    reference: dict[str, Any],
+    references: dict[str, dict[str, Any]],
     runs: dict[str, Path],
     grids: dict[str, Grid],
     other_objective: dict[str, dict] | None = None,
+    paper_cells: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """Write out/grid.json and return its document."""
-    document = grid_document(env, reference, runs, grids, other_objective)
+    document = grid_document(env, references, runs, grids, other_objective, paper_cells)
     (out / GRID_FILE).write_text(json.dumps(document, indent=2) + "\n")
     return document

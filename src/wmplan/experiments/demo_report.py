@@ -16,7 +16,17 @@ from typing import Any
 
 import torch
 
-from wmplan.evaluation.report import MODEL_NAMES, Grid, plot_efficiency, reached_table, success_grid_table
+from wmplan.config import TUNING_PAIR_SEED
+from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.evaluation.protocols import PROTOCOL_NOTES
+from wmplan.evaluation.report import (
+    MODEL_NAMES,
+    Grid,
+    paper_protocol_table,
+    plot_efficiency,
+    reached_table,
+    success_grid_table,
+)
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.claims import paper_directions
 from wmplan.tasks import task_spec
@@ -39,13 +49,16 @@ def write_report(
     seconds: dict[str, float],
     scale: dict[str, Any],
     seed: int,
-    reference: dict[str, Any],
+    references: dict[str, dict[str, Any]],
     other_objective: dict[str, dict] | None = None,
     train_seeds: list[int] | None = None,
     workers: int = 1,
+    paper_cells: dict[str, dict] | None = None,
 ) -> str:
-    """Write out/efficiency.png and out/report.md; return the Markdown. `reference`: the simulator
-    reference's summary (what a perfect model could reach on the same pairs); `other_objective`: per
+    """Write out/efficiency.png and out/report.md; return the Markdown. `references`: the simulator
+    reference's summary per mode (open loop, and MPC under the fixed and paper protocols: what a perfect
+    model could reach on the same pairs); `paper_cells`: per encoder, {(model, planner): summary} of MPC
+    under the paper protocol; `other_objective`: per
     encoder, {(planner, mpc): summary} of the base model planned with the non-default objective mode;
     `train_seeds`: the models' training seeds (default [seed]); with several, every summary is pooled
     over them (wmplan.evaluation.summary.pool_over_seeds)."""
@@ -67,7 +80,9 @@ def write_report(
         f"{f'; eval cells planned by {workers} one-thread processes at once' if workers > 1 else ''}). "
         f"Dataset: {data['episodes']} episodes, {data['frames']} frames "
         f"of {_frame_size(data)} RGB.",
-        f"Every cell plans the same {episodes} start/goal pairs (seed 99) and is scored in the simulator at the end of its budget; "
+        f"Every cell plans the same {episodes} start/goal pairs (seed {EvalConfig().seed}; the task's planning defaults "
+        f"were chosen on other pairs, seed {TUNING_PAIR_SEED}) and, unless marked paper protocol, is scored in the "
+        "simulator at the end of its budget (the fixed protocol); "
         f"{'the paper used 50 (`wmplan demo --full`)' if episodes < 50 else 'as many as the paper'}. "
         f"{how_cells} (one batched call plans all episodes; simulator excluded; "
         f"{_mpc_schedule(grids)}). The paper's columns are its Table 1 (DINO-WM on DINOv2 tokens, 50 episodes), for direction only: "
@@ -80,20 +95,22 @@ def write_report(
             f"{initial:.3f} from their goals on average, and success means under the task's threshold. DINO-WM "
             "reports CEM + MPC Chamfer distances of 0.41 (Rope) and 0.26 (Granular) on FleX, in other units.\n"
         )
-    parts.append(_reference_line(reference))
+    parts += [_reference_line(mode, r) for mode, r in references.items()]
     for encoder, grid in grids.items():
         parts.append(
             _encoder_section(
                 out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {}), train_seeds
             )
         )
+        if (paper_cells or {}).get(encoder):
+            parts.append(_paper_section((paper_cells or {})[encoder], env, references.get("paper")))
     parts += [
         "## Success against planning time (the paper's Figure 3)\n",
         "![efficiency](efficiency.png)\n",
         "x: planning wall-clock of a whole cell (every replan, all episodes at once); colour = planner, marker = model, "
         "filled = MPC, black edge = bounded plans.\n",
         _timings(seconds),
-        _commands(out, env, data, scale, seed, list(grids), reference, train_seeds),
+        _commands(out, env, data, scale, seed, list(grids), references, train_seeds),
     ]
     report = "\n".join(parts)
     (out / "report.md").write_text(report)
@@ -188,19 +205,46 @@ def _objective_cell(s: EvalSummary, by_distance: bool) -> str:
     return f"{s['objective']['mode']}: {value}"
 
 
-def _reference_line(r: dict[str, Any]) -> str:
-    """What planning in the simulator itself reaches on the same pairs: the ceiling of every cell."""
+def _reference_line(mode: str, r: dict[str, Any]) -> str:
+    """What planning in the simulator itself reaches on the same pairs in one mode: the ceiling of the
+    cells of that mode."""
     if r["method"] == "cem_in_simulator":
         how = (
             f"the eval's CEM ({r['samples']} samples, top {r['topk']}, {r['iterations']} iterations, horizon {r['horizon']}) "
-            "with every candidate scored by the simulator on the true state, open loop"
+            f"with every candidate scored by the simulator on the true state, {_mode_words(mode, r)}"
         )
     else:
         how = f"greedy pushes in the simulator ({r['candidates']} candidates per push, {r['pushes']} pushes, judged on the true state)"
     return (
-        f"Simulator reference (`wmplan reference`, below): {how} reaches "
+        f"Simulator reference, {mode} (`wmplan reference`, below): {how} reaches "
         f"{100 * r['success_rate']:.0f}% success and a mean final {r['distance']} of {r['mean_final_distance']:.3f} on the same "
         "pairs: what a perfect model could give these planners.\n"
+    )
+
+
+def _mode_words(mode: str, r: dict[str, Any]) -> str:
+    if mode == "open loop":
+        return "open loop"
+    m = r["mpc_config"]
+    if mode == "paper":
+        return (
+            f"MPC under the paper protocol (whole plans, up to {m['replans']} plans, {r['mean_replans']:.1f} used on "
+            "average; the loop stops at the simulator's success test)"
+        )
+    return f"MPC under the fixed protocol ({m['replans']} plans executing {m['execute']} model steps each)"
+
+
+def _paper_section(cells: dict, env: str, reference: dict[str, Any] | None) -> str:
+    """The paper-protocol table of one encoder, beside the paper's MPC cells."""
+    return "\n".join(
+        [
+            "### MPC under the paper protocol, beside the paper's Table 1\n",
+            f"{PROTOCOL_NOTES['paper'].capitalize()}. This is how the paper's MPC numbers were made, so these "
+            "cells (not the fixed-protocol ones above) are the like-for-like comparison. A cell reads `success % "
+            "(interval) · seconds per planning call · planning calls per episode`.\n",
+            paper_protocol_table(cells, env, reference),
+            "",
+        ]
     )
 
 
@@ -249,7 +293,7 @@ def _commands(
     scale: dict[str, Any],
     seed: int,
     encoders: list[str],
-    reference: dict[str, Any],
+    references: dict[str, dict[str, Any]],
     train_seeds: list[int] | None = None,
 ) -> str:
     def sets(overrides: dict) -> str:
@@ -262,12 +306,19 @@ def _commands(
         "```",
         f"wmplan collect --env {env} --episodes {data['episodes']} --out {out}/data --seed {seed} --overwrite",
     ]
+    reference = references["open loop"]
     pushes = (
         f" --pushes {reference['pushes']} --candidates {scale['reference_candidates']}"
         if task_spec(env).reports_distance
         else ""
     )
     lines.append(f"wmplan reference --env {env} --episodes {scale['episodes']}{pushes} --out {out}/reference")
+    mpc_sets = "".join(f" --set mpc.{k}={v}" for k, v in scale["mpc"].items())
+    for protocol in (p for p in ("fixed", "paper") if p in references):
+        lines.append(
+            f"wmplan reference --env {env} --episodes {scale['episodes']} --mpc --protocol {protocol}{mpc_sets} "
+            f"--out {out}/reference_mpc_{protocol}"
+        )
     for encoder in encoders:
         level, train_seed = ("/seed$s", "$s") if several else ("", str(seed))
         r, e = f"{out}/runs/{encoder}{level}", f"{out}/eval/{encoder}{level}/$m"
@@ -285,6 +336,13 @@ def _commands(
             "  for p in gd adam cem; do",
             f"    wmplan eval --run {r}/$m --planner $p --episodes {n} --out {e}/$p",
             f"    wmplan eval --run {r}/$m --planner $p --mpc --episodes {n} --out {e}/${{p}}_mpc",
+            *(
+                [
+                    f"    wmplan eval --run {r}/$m --planner $p --mpc --protocol paper --episodes {n} --out {e}/${{p}}_mpc_paper"
+                ]
+                if scale.get("paper_protocol")
+                else []
+            ),
             "  done",
         ]
         bounded = sorted({p for p, _, b in scale["cells"] if b})

@@ -7,7 +7,8 @@ When a step counts as finished:
   config that differs);
 - a finetuned run: its folder is there. It is written to <name>.partial and renamed when complete, so a
   leftover .partial is an interrupted one, redone from its parent;
-- an eval cell: its summary.json is there (written last), and says the same planner, mode, pairs and seed.
+- an eval cell: its summary.json is there (written last), and says the same planner, mode, protocol,
+  pairs and seed.
 """
 
 from __future__ import annotations
@@ -81,8 +82,14 @@ def evaluate_once(run: Path, cfg: EvalConfig, where: Path, progress: bool, devic
     if not done.exists():
         return evaluate(run, cfg, where, progress=progress, device=device)
     summary: EvalSummary = json.loads(done.read_text())
-    asked = {"planner": cfg.planner, "mpc": cfg.mpc, "episodes": cfg.episodes, "seed": cfg.seed}
-    stored = {k: summary[k] for k in asked}  # type: ignore[literal-required]
+    asked = {
+        "planner": cfg.planner,
+        "mpc": cfg.mpc,
+        "protocol": cfg.protocol,
+        "episodes": cfg.episodes,
+        "seed": cfg.seed,
+    }
+    stored = {k: summary.get(k, "fixed" if k == "protocol" else None) for k in asked}
     if stored != asked:
         raise ValueError(f"{where} holds another evaluation ({stored}, asked {asked}); remove it to plan it again")
     return summary

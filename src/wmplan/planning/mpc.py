@@ -1,12 +1,19 @@
 """Receding-horizon control: plan, execute the first k model steps, observe, replan warm-started.
 
-The controller reaches the world only through two callbacks, so planning stays simulator-free:
-`observe() -> Latent` (the current frame's latent, (B, 1, ...)) and `execute(actions)` (runs model
-actions (B, k, A) in the environment). It keeps no ground-truth notion of success: the caller scores.
+The controller reaches the world only through callbacks, so planning stays simulator-free:
+`observe() -> Latent` (the current frame's latent, (B, 1, ...)) and `execute(actions, active)` (runs
+model actions (k, A) of the episodes `active` in the environment). Two protocols:
+- fixed (no `done` callback): every episode makes cfg.replans planning calls; nothing the planner or
+  the loop sees depends on the simulator's success test; the caller scores at the end.
+- paper (DINO-WM's loop, which the paper's Table 1 inherits; pass `done`): after each executed chunk
+  the caller's `done() -> (B,) bool` (the simulator's success test at this replanning boundary) freezes
+  the episodes it names; only the others are planned and executed again, until none is left or
+  cfg.replans calls were made. The planner itself never sees the test; the loop does.
 
 Example:
     >>> mpc = MPC(planner, MPCConfig(replans=10, execute=1))                           # doctest: +SKIP
     >>> mpc.run(model, observe, execute, goal, generator=gens)                         # doctest: +SKIP
+    >>> mpc.run(model, observe, execute, goal, generator=gens, done=reached_now)      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -24,7 +32,8 @@ from wmplan.planning.protocols import Dynamics, Planner
 @dataclass
 class MPCConfig:
     replans: int = 10
-    """Planning calls per episode (a fixed budget; the first plan counts)."""
+    """Planning calls per episode (fixed protocol: every episode makes them all; paper protocol: the
+    most an episode makes before it is scored; the first plan counts)."""
     execute: int = 1
     """Model steps executed from each plan before replanning (k)."""
 
@@ -40,6 +49,7 @@ class MPCResult:
     executed: list[torch.Tensor] = field(default_factory=list)  # (B, k, A) per replan
     plans: list[torch.Tensor] = field(default_factory=list)  # (B, H, A) per replan
     plan_seconds: list[float] = field(default_factory=list)  # wall-clock of each planning call
+    replans: torch.Tensor | None = None  # (B,) planning calls each episode took
 
 
 class MPC:
@@ -52,23 +62,49 @@ class MPC:
         self,
         model: Dynamics,
         observe: Callable[[], Latent],
-        execute: Callable[[torch.Tensor], None],
+        execute: Callable[[torch.Tensor, torch.Tensor], None],
         goal: Latent,
         generator=None,
+        done: Callable[[], Any] | None = None,
     ) -> MPCResult:
-        result, warm = MPCResult(), None
+        """Plan and execute until the budget is spent (or, with `done`, every episode is done). Planning
+        calls plan the active episodes only, each drawing from its own generator (a list of B), so an
+        episode's plan does not depend on which others are still active beyond BLAS's rounding.
+        execute(actions (n, k, A), active (n,) long): the episodes `active` take their actions;
+        done() -> (B,) bool (array or tensor): the episodes finished at this boundary."""
+        b = goal.visual.shape[0]
+        replans = torch.zeros(b, dtype=torch.long)
+        result = MPCResult(replans=replans)
+        active = torch.arange(b)
+        warm: torch.Tensor | None = None
+        gens = generator if isinstance(generator, list) else None
         for _ in range(self.cfg.replans):
-            z0 = observe()
+            z0 = _rows(observe(), active)
             start = time.perf_counter()
-            plan = self.planner.plan(model, z0, goal, init=warm, generator=generator)
+            rows_gen = [gens[i] for i in active.tolist()] if gens is not None else generator
+            plan = self.planner.plan(model, z0, _rows(goal, active), init=warm, generator=rows_gen)
             _sync(plan)
             result.plan_seconds.append(time.perf_counter() - start)
             step = plan[:, : self.cfg.execute]
-            execute(step)
+            execute(step, active)
+            replans[active] += 1
             result.plans.append(plan)
             result.executed.append(step)
             warm = shift_plan(plan, self.cfg.execute)
+            if done is not None:
+                keep = ~torch.as_tensor(done(), dtype=torch.bool)[active]
+                if not keep.any():
+                    break
+                active, warm = active[keep], warm[keep.to(warm.device)]
         return result
+
+
+def _rows(z: Latent, index: torch.Tensor) -> Latent:
+    """The episodes `index` of a batch of latents (all of them: z itself, no copy)."""
+    if len(index) == z.visual.shape[0]:
+        return z
+    i = index.to(z.visual.device)
+    return Latent(z.visual[i], z.proprio[i])
 
 
 def _sync(t: torch.Tensor) -> None:
