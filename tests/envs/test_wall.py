@@ -186,3 +186,13 @@ def test_gymnasium_registration_and_reset_to_state():
     obs, reward, terminated, truncated, info = env.step(np.array([0.5, 0.0], dtype=np.float32))
     np.testing.assert_allclose(info["state"], [16.0, 20.0])
     assert terminated and reward == 0.0
+
+
+def test_pair_kinds_say_whether_the_straight_line_passes_the_door():
+    task = WallTask()
+    c = task.config
+    left, right = c.wall_x - c.wall_half_width - 6.0, c.wall_x + c.wall_half_width + 6.0
+    start = np.array([[left, c.door_y], [left, 10.0], [left, c.door_y - 3.0], [right, c.door_y + 1.0]])
+    # straight through the door; far below it; entering inside the door but leaving above it; from the right
+    goal = np.array([[right, c.door_y], [right, 50.0], [right, c.door_y + 12.0], [left, c.door_y - 1.0]])
+    assert task.pair_kinds(start, goal).tolist() == ["direct", "detour", "detour", "direct"]

@@ -48,10 +48,16 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
                 assert summary["encoder"] == encoder and summary["planning_calls"] == (2 if mpc else 1)
         assert (out / "gap" / encoder / "gap.png").exists() and (out / "landscape" / encoder / "landscape.png").exists()
     assert (out / "efficiency.png").exists()
-    rows = [line for line in report.splitlines() if line.startswith(("| base", "| Online", "| Adversarial"))]
+    rows = [
+        line for line in report.splitlines() if line.startswith(("| base |", "| Online WM |", "| Adversarial WM |"))
+    ]
     # per encoder: 3 models x (open, MPC, MPC bounded) success rows and reached rows + 3 gap/landscape rows
     # + 3 rows of MPC under the paper protocol
     assert len(rows) == 2 * (9 + 9 + 3 + 3)
+    kind_rows = [
+        line for line in report.splitlines() if line.startswith(("| base,", "| Online WM,", "| Adversarial WM,"))
+    ]
+    assert len(kind_rows) == 2 * (9 + 3)  # every cell split by pair kind, both protocols
     for model in MODELS:  # every unbounded MPC cell planned again under the paper protocol, capped at 20 plans
         for planner in ("gd", "adam", "cem"):
             paper = json.loads((out / "eval" / "state" / model / f"{planner}_mpc_paper" / "summary.json").read_text())
@@ -59,6 +65,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
             assert 1 <= min(paper["episode_replans"]) and max(paper["episode_replans"]) <= 20
     assert "MPC under the paper protocol, beside the paper's Table 1" in report
     assert "--protocol paper" in report and "the loop uses the simulator's success test" in report
+    assert "Success % by pair kind (direct / detour" in report and "| base, MPC (paper protocol) |" in report
     assert "wmplan finetune --method online" in report and "--set planner.bounded=true" in report
     assert "the authors' own rerun measured 32%" in report  # the paper's other figure for a Wall cell, beside it
     for method in ("online", "adversarial"):

@@ -274,6 +274,18 @@ class WallTask:
     def is_success(self, state: np.ndarray, goal: np.ndarray) -> np.ndarray:
         return self.distance(state, goal) < self.config.success_threshold
 
+    def pair_kinds(self, start: np.ndarray, goal: np.ndarray, layout: np.ndarray | None = None) -> np.ndarray:
+        """(N,) str: "direct" where the straight line from start to goal (N, 2) crosses the wall inside the
+        door at both of its faces, else "detour" (a plan must leave that line to pass the door, so a cost
+        that measures distance to the goal first rises or stalls at the wall)."""
+        f = self._faces(np.array(self._layout_for(len(start), layout), dtype=float))
+        dx = goal[:, 0] - start[:, 0]
+        inside = np.ones(len(start), bool)
+        for face in (f.wall_l, f.wall_r):
+            y = start[:, 1] + (face - start[:, 0]) / np.where(dx == 0, np.inf, dx) * (goal[:, 1] - start[:, 1])
+            inside &= (f.door_lo <= y) & (y <= f.door_hi)
+        return np.where(inside, "direct", "detour")
+
     def sample_start_goal(
         self, rng: np.random.Generator, n: int, layout: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from wmplan.evaluation.summary import EvalSummary, seed_spread
 from wmplan.tasks import task_spec
 
@@ -117,6 +119,37 @@ def paper_protocol_table(cells: dict[tuple[str, str], EvalSummary], task: str, r
             )
             + f" | {' / '.join(str(theirs[p][1]) for p in PAPER_PLANNERS) if theirs else '-'} |"
         )
+    return "\n".join(lines)
+
+
+def by_pair_kind(summary: EvalSummary | dict, kinds: np.ndarray) -> dict[str, float]:
+    """Success share of a cell's episodes on each kind of pair (`kinds`: one label per pair; a cell pooled
+    over seeds repeats the pairs seed after seed)."""
+    success = np.asarray(summary["episode_success"], float)
+    labels = np.resize(kinds, len(success))  # seed after seed, the same pairs in the same order
+    return {kind: float(success[labels == kind].mean()) for kind in dict.fromkeys(kinds)}
+
+
+def pair_kind_table(rows: dict[str, list[EvalSummary | None]], kinds: np.ndarray, references: dict[str, dict]) -> str:
+    """Success % on each kind of pair (Wall: direct | detour), one row per (model, mode) label, columns GD,
+    Adam, CEM; first the simulator references (mode -> summary with per-episode outcomes) in the CEM column."""
+    names = list(dict.fromkeys(kinds))
+    counts = " / ".join(f"{name} {int(np.sum(kinds == name))}" for name in names)
+    lines = [
+        f"Success % by pair kind ({' / '.join(names)}; pairs: {counts}):\n",
+        "| model, mode | GD | Adam | CEM |",
+        "|---|---|---|---|",
+    ]
+
+    def text(s) -> str:
+        return "-" if s is None else " / ".join(f"{100 * v:.0f}" for v in by_pair_kind(s, kinds).values())
+
+    lines += [
+        f"| simulator reference, {mode} | - | - | {text(r)} |"
+        for mode, r in references.items()
+        if "episode_success" in r
+    ]
+    lines += [f"| {label} | " + " | ".join(text(s) for s in row) + " |" for label, row in rows.items()]
     return "\n".join(lines)
 
 

@@ -14,14 +14,20 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from wmplan.config import TUNING_PAIR_SEED
+from wmplan.envs import make_task
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.protocols import PROTOCOL_NOTES
 from wmplan.evaluation.report import (
+    MODE_NAMES,
     MODEL_NAMES,
+    PAPER_PLANNERS,
     Grid,
+    grid_rows,
+    pair_kind_table,
     paper_protocol_table,
     plot_efficiency,
     reached_table,
@@ -102,8 +108,10 @@ def write_report(
                 out, env, encoder, grid, diagnostics[encoder], (other_objective or {}).get(encoder, {}), train_seeds
             )
         )
-        if (paper_cells or {}).get(encoder):
-            parts.append(_paper_section((paper_cells or {})[encoder], env, references.get("paper")))
+        paper = (paper_cells or {}).get(encoder, {})
+        if paper:
+            parts.append(_paper_section(paper, env, references.get("paper")))
+        parts.append(_pair_kind_section(env, grid, paper, references, episodes))
     parts += [
         "## Success against planning time (the paper's Figure 3)\n",
         "![efficiency](efficiency.png)\n",
@@ -232,6 +240,21 @@ def _mode_words(mode: str, r: dict[str, Any]) -> str:
             "average; the loop stops at the simulator's success test)"
         )
     return f"MPC under the fixed protocol ({m['replans']} plans executing {m['execute']} model steps each)"
+
+
+def _pair_kind_section(env: str, grid: Grid, paper: dict, references: dict[str, dict], episodes: int) -> str:
+    """Every cell's success split by the kind of its pair, where the task tells kinds apart (Wall: does the
+    straight line pass the door?): where models and planners differ when the totals agree."""
+    task = make_task(env)
+    if not hasattr(task, "pair_kinds"):
+        return ""
+    kinds = task.pair_kinds(*task.sample_start_goal(np.random.default_rng(EvalConfig().seed), episodes))
+    rows: dict[str, list] = {}
+    for model, mpc, bounded, row in grid_rows(grid):
+        rows[f"{MODEL_NAMES.get(model, model)}, {MODE_NAMES[(mpc, bounded)]}"] = row
+    for model in dict.fromkeys(m for m, _ in paper):
+        rows[f"{MODEL_NAMES.get(model, model)}, MPC (paper protocol)"] = [paper.get((model, p)) for p in PAPER_PLANNERS]
+    return pair_kind_table(rows, kinds, references) + "\n"
 
 
 def _paper_section(cells: dict, env: str, reference: dict[str, Any] | None) -> str:
