@@ -266,9 +266,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     low, high = summary["ci95"]
     d_low, d_high = summary["final_distance_ci95"]
+    paper = (
+        f" (paper protocol: {summary['mean_replans']:.1f} plans per episode, the loop stopping at the simulator's "
+        "success test)"
+        if summary["protocol"] == "paper"
+        else ""
+    )
     print(
-        f"{summary['planner']}{' + MPC' if summary['mpc'] else ''}"
-        f"{' (paper protocol, ' + format(summary['mean_replans'], '.1f') + ' plans per episode)' if summary['protocol'] == 'paper' else ''}"
+        f"{summary['planner']}{' + MPC' if summary['mpc'] else ''}{paper}"
         f" on {summary['episodes']} episodes: success "
         f"{100 * summary['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}), reached at any step "
         f"{100 * summary['reached_rate']:.0f}%, mean final {summary['distance']} {summary['mean_final_distance']:.3g} "

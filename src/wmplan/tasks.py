@@ -19,9 +19,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TaskPlanning:
-    """A task's planner defaults, measured on its demo's base model and 20 pairs (seed 99), one setting for
-    every model and planner (the comments in TASKS give the numbers). Checked against the planners' budget
-    in planning/task_defaults.py."""
+    """A task's planner defaults, one setting for every model and planner, chosen on the tuning pairs
+    (config.TUNING_PAIR_SEED), which no report evaluates on, where the comments in TASKS say so (Wall), and
+    on the report pairs (seed 99) before tuning pairs existed where they say that (PointMaze, PushT: not
+    re-derived yet). The fixed protocol's schedule is chosen where the simulator reference, a perfect
+    model, succeeds most (docs/results/ceilings). Checked against the planners' budget in
+    planning/task_defaults.py."""
 
     alpha: float
     """Weight of the proprio term of the cost (PAPER.md: Wall 1, PushT 1, PointMaze 0)."""
@@ -107,10 +110,13 @@ TASKS: dict[str, TaskSpec] = {
     "wall": TaskSpec(
         gym_name="Wall",
         run_defaults={"data.num_hist": 1},  # DINO-WM plans Wall with a 1-frame history
-        # Demo base models: MPC with "all", pixel CEM 55% -> 90%, Adam 45% -> 80%; state CEM 65% -> 90%,
-        # Adam 65% -> 80%. Open loop "last" is better (pixel CEM 75% vs 50%, Adam 45% vs 30%).
+        # Chosen on the tuning pairs (50, seed 7; docs/results/ceilings/README.md). MPC executes whole plans, 2
+        # of them: the simulator reference reaches 80% so, 46% executing one step of 10 plans. With that schedule
+        # the demo's pixel base model plans better with "last" (Adam 50% vs 38% "all", CEM 52% vs 40%), and open
+        # loop too (Adam 14% vs 2%, CEM 14% vs 10%). (Until 2026-12 it executed one step of 10 plans with
+        # "all", chosen on the report pairs.)
         planning=TaskPlanning(
-            alpha=1.0, cem_iterations=10, open_loop_objective="last", mpc_objective="all", mpc_execute=1
+            alpha=1.0, cem_iterations=10, open_loop_objective="last", mpc_objective="last", mpc_execute=5
         ),
         # Finetuning lengths from docs/results/study/wall (3 seeds, pixel model): the adversarial loss still
         # fell 22% from 1 to 3 epochs and 7.5% from 3 to 10 (no plateau within the lengths studied); the
@@ -136,8 +142,10 @@ TASKS: dict[str, TaskSpec] = {
     "pointmaze": TaskSpec(
         gym_name="PointMaze",
         run_defaults={},  # DINO-WM's defaults: 3 frames of history, frameskip 5
-        # Demo base model (pixel): executing one step per plan, CEM MPC 25% (last) and 75% (all), Adam 50%
-        # (all). Executing the whole plan: last CEM 95%, Adam 35%; all CEM 70%, Adam 45%.
+        # Chosen on the report pairs (seed 99, 20) before tuning pairs existed, on the demo's pixel base model:
+        # executing one step per plan, CEM MPC 25% (last) and 75% (all), Adam 50% (all); executing the whole
+        # plan, last CEM 95%, Adam 35%; all CEM 70%, Adam 45%. On the tuning pairs the simulator reference
+        # reaches 94% with this schedule (docs/results/ceilings).
         planning=TaskPlanning(
             alpha=0.0, cem_iterations=10, open_loop_objective="last", mpc_objective="last", mpc_execute=5
         ),
@@ -163,7 +171,8 @@ TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec(
         gym_name="PushT",
         run_defaults={},
-        # Demo base models (docs/results/pusht runs): executing one model step per plan, MPC fails with
+        # Chosen on the report pairs (seed 99, 20) before tuning pairs existed, on the demo's base models
+        # (docs/results/pusht runs): executing one model step per plan, MPC fails with
         # either objective (state control CEM 5% last, 20% all; pixel CEM 0%): a horizon-5 plan whose cost
         # looks at its end leaves its first steps free, and each replan moves the arrival one step further
         # away. Executing the whole plan (DINO-WM's code does), last: state CEM 85%, Adam 75%; pixel CEM

@@ -76,7 +76,9 @@ def test_paper_protocol_scores_each_episode_where_it_succeeded(tiny_run):
     assert 0 < success.mean() and s["mean_replans"] == replans.mean()
     assert (np.array(s["episode_final_distance"])[success] < make_task("wall").config.success_threshold).all()
     fixed = evaluate(tiny_run, dataclasses.replace(cfg, protocol="fixed"), None, progress=False)
-    assert fixed["protocol"] == "fixed" and not fixed["simulator_early_stop"] and set(fixed["episode_replans"]) == {10}
+    assert (
+        fixed["protocol"] == "fixed" and not fixed["simulator_early_stop"] and set(fixed["episode_replans"]) == {2}
+    )  # 2 whole plans
 
 
 def test_same_seed_gives_the_same_pairs_and_summary(tiny_run, tmp_path):
@@ -179,10 +181,10 @@ def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, caps
         "--set",
         "mpc.replans=1",
     ]
-    assert main([*args, "--out", str(tmp_path / "last"), "--set", "planner.objective=last"]) == 0
-    assert json.loads((tmp_path / "last" / "summary.json").read_text())["objective"]["mode"] == "last"
+    assert main([*args, "--out", str(tmp_path / "all"), "--set", "planner.objective=all"]) == 0
+    assert json.loads((tmp_path / "all" / "summary.json").read_text())["objective"]["mode"] == "all"
     assert main([*args, "--out", str(tmp_path / "default")]) == 0  # Wall's MPC default
-    assert json.loads((tmp_path / "default" / "summary.json").read_text())["objective"]["mode"] == "all"
+    assert json.loads((tmp_path / "default" / "summary.json").read_text())["objective"]["mode"] == "last"
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "bad"), "--set", "planner.objective=first"]) == 2
     assert "planner.objective 'first'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
@@ -193,10 +195,12 @@ def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
     from wmplan.evaluation.eval_config import MPCSettings
 
     default = MPCSettings()
-    # PushT and PointMaze execute each whole plan; Wall one step of each (wmplan.tasks).
+    # Wall, PushT and PointMaze execute each whole plan; Rope one step (one push) of each (wmplan.tasks).
     assert default.resolve("pusht", 5) == MPCConfig(replans=2, execute=5)
     assert default.resolve("pointmaze", 5) == MPCConfig(replans=2, execute=5)
-    assert default.resolve("wall", 5) == MPCConfig(replans=10, execute=1)
+    assert default.resolve("wall", 5) == MPCConfig(replans=2, execute=5)
+    assert default.resolve("rope", 5) == MPCConfig(replans=10, execute=1)
+    assert default.resolve("rope", 5, "paper") == MPCConfig(replans=20, execute=5)  # whole plans, up to the cap
     for task in ("wall", "pusht", "pointmaze", "rope", "granular"):
         m = default.resolve(task, 5)
         assert m.replans * m.execute == MPC_MODEL_STEPS
@@ -205,7 +209,7 @@ def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
     assert MPCSettings(replans=4).resolve("pusht", 5) == MPCConfig(replans=4, execute=5)
     cfg = EvalConfig(planner="adam", mpc=True, episodes=2, settings=PlannerSettings(steps=2))
     summary = evaluate(tiny_run, cfg, None, progress=False)
-    assert summary["mpc_config"] == {"replans": 10, "execute": 1} and summary["planning_calls"] == 10
+    assert summary["mpc_config"] == {"replans": 2, "execute": 5} and summary["planning_calls"] == 2
 
 
 def test_the_summary_holds_exactly_the_declared_keys(tiny_run):

@@ -70,3 +70,23 @@ def test_reference_cli_picks_cem_or_greedy_pushes_by_task(tmp_path, capsys):
         == 0
     )
     assert "greedy planning in the simulator" in capsys.readouterr().out
+
+
+def test_the_simulator_reference_under_both_mpc_protocols(tmp_path, capsys):
+    from wmplan.evaluation.eval_config import MPCSettings
+    from wmplan.experiments.sim_cem import SimBudget
+
+    small = SimBudget.of("wall", samples=60, topk=6, iterations=3)
+    paper = cem_reference(
+        "wall", episodes=8, protocol="paper", mpc=MPCSettings(max_replans=4), budget=small, progress=False
+    )
+    replans, success = np.array(paper["episode_replans"]), np.array(paper["episode_success"])
+    assert paper["mpc_config"] == {"replans": 4, "execute": 5} and ((1 <= replans) & (replans <= 4)).all()
+    assert success[replans < 4].all()  # an episode leaves the loop early only where the simulator says reached
+    assert paper["success_rate"] >= cem_reference("wall", episodes=8, budget=small, progress=False)["success_rate"]
+    fixed = cem_reference(
+        "wall", episodes=8, protocol="fixed", mpc=MPCSettings(replans=3), budget=small, progress=False
+    )
+    assert fixed["mpc_config"] == {"replans": 3, "execute": 5} and set(fixed["episode_replans"]) == {3}
+    assert main(["reference", "--env", "wall", "--protocol", "paper", "--out", str(tmp_path / "r")]) == 2
+    assert "add --mpc" in capsys.readouterr().err and not (tmp_path / "r").exists()

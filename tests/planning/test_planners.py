@@ -263,7 +263,7 @@ def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
     from wmplan.planning.objective import objective_mode
 
     modes = [(t, mpc, objective_mode(t, mpc)) for t in ("wall", "pusht", "pointmaze", "rope") for mpc in (False, True)]
-    assert [m for _, _, m in modes] == ["last", "all", "last", "last", "last", "last", "last", "last"], modes
+    assert [m for _, _, m in modes] == ["last"] * 8, modes
     small = PlannerSettings(steps=2)
     assert (
         evaluate(tiny_run, EvalConfig(planner="adam", episodes=1, settings=small), progress=False)["objective"]["mode"]
