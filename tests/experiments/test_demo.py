@@ -66,6 +66,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     assert "MPC under the paper protocol, beside the paper's Table 1" in report
     assert "--protocol paper" in report and "the loop uses the simulator's success test" in report
     assert "Success % by pair kind (direct / detour" in report and "| base, MPC (paper protocol) |" in report
+    assert (out / "door_path" / "conv" / "door_path.png").exists() and "latent cost rises before it falls on" in report
     assert "wmplan finetune --method online" in report and "--set planner.bounded=true" in report
     assert "the authors' own rerun measured 32%" in report  # the paper's other figure for a Wall cell, beside it
     for method in ("online", "adversarial"):

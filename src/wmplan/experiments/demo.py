@@ -6,7 +6,7 @@ a rerun keeps what a killed run finished: wmplan.experiments.resumable):
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
 gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself, open loop: the
 ceiling; reference_mpc_fixed/ and reference_mpc_paper/ under MPC), eval cells of the paper protocol as
-<planner>_mpc_paper/,
+<planner>_mpc_paper/, door_path/<encoder>/ (Wall: the cost along the way out of the wall's local minimum),
 efficiency.png, report.md and grid.json (the numbers, machine-readable), demo.json (what was asked: a
 resumed run must ask the same) and timings.json (minutes per stage, summed over the processes of a
 resumed run). With several training seeds (`wmplan demo --seeds 0,1,2`), runs/ and eval/ hold a seed<k>/
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
+from wmplan.evaluation.door_path import door_path_costs
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
@@ -290,6 +291,14 @@ def run_demo(
                     device=device,
                 ),
             }
+            if env == "wall":  # where a distance-measuring cost traps local planners (evaluation.door_path)
+                diagnostics[encoder]["door_path"] = timed(
+                    f"{encoder}: door path",
+                    door_path_costs,
+                    {encoder: runs["base"]},
+                    out / "door_path" / encoder,
+                    episodes=scale.episodes,
+                )
         grids[encoder] = pool_grids(seed_grids, train_seeds)
         other_objective[encoder] = pool_grids(seed_other, train_seeds)
         paper_cells[encoder] = pool_grids(seed_paper, train_seeds)
@@ -334,7 +343,7 @@ def _start(out: Path, asked: dict[str, Any], resume: bool) -> dict[str, float]:
     # The demo owns its folder: fresh data and models each time, unless resuming. The reference, the gap and the
     # landscape are minutes at most and always made again.
     kept = ("data", "runs", "eval") if resume else ()
-    for stale in ("data", "runs", "eval", "gap", "landscape", *REFERENCE_FOLDERS.values()):
+    for stale in ("data", "runs", "eval", "gap", "landscape", "door_path", *REFERENCE_FOLDERS.values()):
         if stale not in kept:
             shutil.rmtree(out / stale, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -184,8 +184,26 @@ def _encoder_section(
         "optimum, over the cost range (lower = smoother); basin width: share of the slice within 10% of the range above its minimum.\n",
         f"![gap](gap/{encoder}/gap.png)\n",
         f"![landscape](landscape/{encoder}/landscape.png)\n",
+        _door_path_lines(encoder, diag.get("door_path")),
     ]
     return "\n".join(lines)
+
+
+def _door_path_lines(encoder: str, result: dict | None) -> str:
+    """What the base model's cost does on the way out of the wall's local minimum (Wall only)."""
+    if result is None:
+        return ""
+    if not result["pairs"]:
+        return "No detour pair among the evaluation pairs: the cost along the way out of the wall's minimum is not traced.\n"
+    mine, truth = result[encoder], result["true distance"]
+    return (
+        f"Cost along the way out of the wall's local minimum (`evaluation/door_path.py`: from the wall's face nearest the "
+        f"goal, along it to the door, through it, to the goal; the base model, {result['pairs']} detour pairs): the "
+        f"latent cost rises before it falls on {100 * mine['rises']:.0f}% of them, by {100 * mine['mean_largest_rise']:.0f}% of "
+        f"its start value on average; the true distance on {100 * truth['rises']:.0f}%, by "
+        f"{100 * truth['mean_largest_rise']:.0f}%. The higher the rise, the deeper the trap for every local planner.\n\n"
+        f"![door path](door_path/{encoder}/door_path.png)\n"
+    )
 
 
 def _objective_table(grid: Grid, other: dict, by_distance: bool) -> str:
