@@ -117,12 +117,16 @@ def test_specs_from_files_and_bad_specs_get_clear_errors(tiny_run, tmp_path, cap
     assert spec.models == {"base": str(tiny_run)} and spec.seeds == [5] and spec.planners == ["gd", "cem"]
     cfg = eval_config(spec, cells_of(spec)[0])
     assert cfg.mpc and cfg.settings.bounded and cfg.settings.steps == 7 and cfg.mpc_settings.replans == 2
+    assert cfg.protocol == "fixed"
+    paper = load_spec(tmp_path / "sweep.yaml", ["protocol=paper", "modes=open,mpc"])
+    assert [eval_config(paper, c).protocol for c in cells_of(paper)[:2]] == ["fixed", "paper"]  # open loop: one plan
     (tmp_path / "sweep.json").write_text(json.dumps({"models": [str(tiny_run)], "planners": ["adam"]}))
     assert load_spec(tmp_path / "sweep.json").models == {tiny_run.name: str(tiny_run)}
 
     for sets, words in (
         (["models=base:x", "planner=adam"], "--set planner.steps=100"),
         (["models=base:x", "method=cem"], "unknown sweep settings ['method']"),
+        (["models=base:x", "protocol=dino"], "unknown protocol 'dino'; choose one of fixed, paper"),
         (["models=base:x", "planners=adam,newton"], "newton"),
         (["models=base:x", "modes=closed"], "choose from open, mpc, mpc_bounded"),
         (["models=base:x", "seeds=1,1"], "repeat"),

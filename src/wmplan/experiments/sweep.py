@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.evaluation.protocols import PROTOCOL_NOTES
 from wmplan.evaluation.report import (
     MODE_NAMES,
     MODEL_NAMES,
@@ -221,6 +222,7 @@ def write_grid_and_report(
     atomic_write(out / GRID_FILE, lambda tmp: tmp.write_text(json.dumps(document, indent=2) + "\n"))
     parts = [
         f"# wmplan sweep: {task}\n",
+        f"MPC cells under the {spec.protocol} protocol ({PROTOCOL_NOTES[spec.protocol]}). "
         f"{spec.episodes} start/goal pairs per cell; a cell reads `success % (95% Wilson CI) · seconds per planning "
         "call` (one batched call plans all episodes; simulator excluded). Every cell is an eval folder under "
         f"{out}; grid.json holds the numbers.\n",

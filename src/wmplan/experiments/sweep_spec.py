@@ -3,7 +3,7 @@
 
     models: {base: runs/wall, online: runs/wall-online}   # name: run folder (or a list of folders)
     planners: [gd, adam, cem]          modes: [open, mpc]   # or mpc_bounded
-    seeds: [99]                        episodes: 50         batch: null
+    seeds: [99]                        episodes: 50         batch: null         protocol: fixed  # or paper
     planner: {steps: 300}              mpc: {replans: 10}   # planner.<field> / mpc.<field> of every cell
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
 from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.evaluation.protocols import check_protocol
 
 MODES = {"open": (False, False), "mpc": (True, False), "mpc_bounded": (True, True)}
 """Mode name -> (mpc, bounded), the (mpc, bounded) rows of the report's tables."""
@@ -41,6 +42,9 @@ class SweepSpec:
     """planner.<field> settings of every cell."""
     mpc: dict[str, Any] = field(default_factory=dict)
     """mpc.<field> settings of every cell (open-loop cells ignore them)."""
+    protocol: str = "fixed"
+    """MPC protocol of every MPC cell: fixed or paper (evaluation.protocols; open-loop cells are the same under
+    both)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
         batch=cast_value(values.get("batch"), int | None, "batch"),
         planner=dict(values.get("planner") or {}),
         mpc=dict(values.get("mpc") or {}),
+        protocol=check_protocol(str(values.get("protocol", SweepSpec.protocol))),
     )
     for key, low in (("episodes", spec.episodes), ("batch", spec.batch)):
         if low is not None and low < 1:
@@ -170,7 +175,14 @@ def cells_of(spec: SweepSpec) -> list[Cell]:
 def eval_config(spec: SweepSpec, c: Cell) -> EvalConfig:
     """The cell's EvalConfig: its planner, mode and seed, and the spec's shared settings (checked)."""
     mpc, bounded = MODES[c.mode]
-    cfg = EvalConfig(planner=c.planner, mpc=mpc, episodes=spec.episodes, seed=c.seed, batch=spec.batch)
+    cfg = EvalConfig(
+        planner=c.planner,
+        mpc=mpc,
+        protocol=spec.protocol if mpc else "fixed",
+        episodes=spec.episodes,
+        seed=c.seed,
+        batch=spec.batch,
+    )
     apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
     apply_dataclass_overrides(cfg.mpc_settings, spec.mpc, "mpc")
     if bounded:
