@@ -638,7 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sweep", help="the Table 1 grid (models x planners x modes x seeds), one eval per cell, in parallel, resumable"
     )
-    p.add_argument("--config", help="YAML or JSON file: models, planners, modes, seeds, episodes, planner, mpc, protocol")
+    p.add_argument(
+        "--config", help="YAML or JSON file: models, planners, modes, seeds, episodes, planner, mpc, protocol"
+    )
     p.add_argument(
         "--set",
         action="append",
