@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from wmplan.config import preset
+from wmplan.config import REPORT_PAIR_SEED, preset
 from wmplan.envs import make_task
 from wmplan.envs.base import Task
 from wmplan.envs.pushing import PushingTask
@@ -109,7 +109,7 @@ def cem_reference(
     out: str | Path | None = None,
     *,
     episodes: int = 20,
-    seed: int = 99,
+    seed: int = REPORT_PAIR_SEED,
     protocol: str | None = None,
     mpc: MPCSettings | None = None,
     budget: SimBudget | None = None,

@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.config import AdversarialConfig, RunConfig, apply_dataclass_overrides, apply_overrides, preset
+from wmplan.config import (
+    REPORT_PAIR_SEED,
+    AdversarialConfig,
+    RunConfig,
+    apply_dataclass_overrides,
+    apply_overrides,
+    preset,
+)
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.demo import demo_scale
@@ -57,7 +64,7 @@ class StudySpec:
     strengths: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     """Adversarial radii (every lambda) as multiples of the defaults, at the middle adversarial length."""
     episodes: int = 50
-    pair_seed: int = 99
+    pair_seed: int = REPORT_PAIR_SEED
     collect_episodes: int | None = None
     """Episodes of the dataset (default: the task's demo recipe)."""
     encoder: str = "conv"
