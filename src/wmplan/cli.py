@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from wmplan import __version__
 from wmplan.config import ENCODERS, PLANNERS
@@ -205,7 +206,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def eval_config(args: argparse.Namespace):
     """EvalConfig from flags and --set planner.<field>=... / mpc.<field>=..."""
-    from wmplan.config import apply_dataclass_overrides, parse_set_args
     from wmplan.evaluation.eval_config import EvalConfig
 
     cfg = EvalConfig(
@@ -216,16 +216,23 @@ def eval_config(args: argparse.Namespace):
         seed=args.seed,
         batch=args.batch,
     )
-    overrides = parse_set_args(args.set)
-    groups = {"planner": cfg.settings, "mpc": cfg.mpc_settings}
+    apply_set_groups(args.set, {"planner": cfg.settings, "mpc": cfg.mpc_settings}, "eval")
+    return cfg
+
+
+def apply_set_groups(sets: list[str], groups: dict[str, Any], command: str) -> None:
+    """Apply `--set <group>.<field>=value` settings to each group's dataclass; a key of no group is refused."""
+    from wmplan.config import apply_dataclass_overrides, parse_set_args
+
+    overrides = parse_set_args(sets)
     for group, target in groups.items():
         apply_dataclass_overrides(
             target, {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".")[0] == group}, group
         )
     unknown = [k for k in overrides if k.split(".")[0] not in groups]
     if unknown:
-        raise ValueError(f"unknown --set keys {unknown}; eval takes planner.<field> and mpc.<field>")
-    return cfg
+        taken = " and ".join(f"{g}.<field>" for g in groups)
+        raise ValueError(f"unknown --set keys {unknown}; {command} takes {taken}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -366,21 +373,14 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from wmplan.config import apply_dataclass_overrides, parse_set_args
     from wmplan.evaluation.eval_config import MPCSettings
     from wmplan.evaluation.protocols import check_protocol
     from wmplan.experiments.sim_reference import cem_reference, greedy_reference, plans_pushes
 
     if not plans_pushes(args.env):
         schedule = MPCSettings()
-        overrides = parse_set_args(args.set)
-        unknown = [k for k in overrides if not k.startswith("mpc.")]
-        if unknown:
-            raise ValueError(f"unknown --set keys {unknown}; reference takes mpc.<field>")
-        apply_dataclass_overrides(schedule, {k.split(".", 1)[1]: v for k, v in overrides.items()}, "mpc")
-        check_protocol(args.protocol)
-        if args.protocol == "paper" and not args.mpc:
-            raise ValueError("--protocol paper is a replanning loop: add --mpc")
+        apply_set_groups(args.set, {"mpc": schedule}, "reference")
+        check_protocol(args.protocol, args.mpc)
         protocol = args.protocol if args.mpc else None
         r = cem_reference(
             args.env, Path(args.out), episodes=args.episodes, seed=args.seed, protocol=protocol, mpc=schedule

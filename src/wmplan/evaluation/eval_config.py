@@ -158,9 +158,7 @@ class EvalConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"unknown planner.{name} {value!r}; choose {' or '.join(a for a in allowed if a)}")
-        check_protocol(self.protocol)
-        if self.protocol == "paper" and not self.mpc:
-            raise ValueError("--protocol paper is a replanning loop: add --mpc (open loop is one plan under either)")
+        check_protocol(self.protocol, self.mpc)
         if self.settings.topk > self.settings.samples:
             raise ValueError(
                 f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})"

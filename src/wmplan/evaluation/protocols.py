@@ -28,10 +28,13 @@ PROTOCOL_NOTES = {
 }
 
 
-def check_protocol(name: str) -> str:
-    """`name` when it is a protocol, else a ValueError listing the valid ones."""
+def check_protocol(name: str, mpc: bool = True) -> str:
+    """`name` when it is a protocol that the mode (`mpc`: MPC, else open loop) can run under, else a
+    ValueError listing the valid ones or naming the missing --mpc."""
     if name not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    if name == "paper" and not mpc:
+        raise ValueError("--protocol paper is a replanning loop: add --mpc (open loop is one plan under either)")
     return name
 
 

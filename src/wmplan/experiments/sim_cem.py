@@ -154,8 +154,9 @@ def cem_reference(
         calls[active] += 1
         tail = plan[:, chunk.shape[1] :]
         if protocol == "paper":  # score at the replanning boundary; the episodes reached there are frozen
-            now = task.is_success(world.get_state()[active], goal[active])
-            frozen[active[now]], done[active[now]] = world.get_state()[active[now]], True
+            state = world.get_state()
+            now = task.is_success(state[active], goal[active])
+            frozen[active[now]], done[active[now]] = state[active[now]], True
             active, tail = active[~now], tail[~now]
             if not len(active):
                 break
