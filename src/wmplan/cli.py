@@ -422,6 +422,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         strengths=[float(x) for x in args.strengths.split(",")],
         episodes=args.episodes,
         encoder=args.encoder,
+        protocols=args.protocols.split(","),
     )
     start = time.perf_counter()
     run_study(spec, args.out, device=args.device, from_demo=args.from_demo, workers=args.workers)
@@ -723,6 +724,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strengths", default="0.5,1,2", help="adversarial radii x the defaults (default: 0.5,1,2)")
     p.add_argument("--episodes", type=int, default=50, help="pairs per cell (default: 50)")
     p.add_argument("--encoder", default="conv", choices=ENCODERS, help="(default: conv)")
+    p.add_argument(
+        "--protocols",
+        default="fixed,paper",
+        help="MPC protocols every MPC cell is planned under, comma-separated (default: fixed,paper)",
+    )
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N (default: cpu)")
     p.add_argument(
         "--from-demo",

@@ -9,7 +9,7 @@ import pytest
 from wmplan.evaluation.multiple import NO_DIFFERENCE, OPPOSITE_DIRECTION, REPRODUCED, REVERSED, SAME_DIRECTION
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
-from wmplan.experiments.study import CELLS, StudySpec, choose_length, extends, finetune_recipe, run_study
+from wmplan.experiments.study import StudySpec, choose_length, extends, finetune_recipe, run_study, study_cells
 from wmplan.experiments.study_report import length_rule_finding, write_study_report
 
 
@@ -26,6 +26,7 @@ def _spec(**changes):
         base_overrides={"train.epochs": 1, "train.steps_per_epoch": 10},
         finetune_overrides={"train.steps_per_epoch": 2, "online.every": 2, "online.plan_steps": 3},
         planner={"steps": 4, "iterations": 2, "samples": 20, "topk": 4},
+        protocols=["fixed"],
     )
     return StudySpec(**{**values, **changes})
 
@@ -123,7 +124,7 @@ def test_the_report_reads_its_verdicts_from_holm_adjusted_p_values(tmp_path):
     gains = [True] * 7 + [False] * 13
     grid = {"episodes": 20, "seeds": {"0": seed(gains), "1": seed(gains)}}
     text = write_study_report(tmp_path, spec, grid)
-    verdicts = text[text.index("## Verdicts") : text.index("## Lengths")]
+    verdicts = text[text.index("### Verdicts, fixed protocol") : text.index("## Lengths")]
     assert "p-values Holm-adjusted over the 4 claims of this block (one per finetuned model)" in verdicts
     best = re.search(
         r"at its best length \(adversarial_e1_x1\) (.+?): \+35 points .*?, p = (\S+), Holm-adjusted p = (\S+),",
@@ -140,6 +141,7 @@ def test_the_report_reads_its_verdicts_from_holm_adjusted_p_values(tmp_path):
 
 def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "study"
+    both = lambda **changes: _spec(protocols=["fixed", "paper"], **changes)  # noqa: E731
     written = []  # (seeds in the grid, report says partial) of each report written while the study runs
 
     def record(out, spec, grid):
@@ -148,7 +150,7 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
         return text
 
     monkeypatch.setattr(study_report, "write_study_report", record)
-    grid = run_study(_spec(), out, progress=False)
+    grid = run_study(both(), out, progress=False)
     assert written == [(1, True), (2, False)]
     monkeypatch.undo()
     assert set(grid["seeds"]) == {"0", "1"}
@@ -161,6 +163,13 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     assert "## Lengths chosen from the training side" in report
     assert "p-values Holm-adjusted over the 4 claims of this block" in report
     assert (out / "effects.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
+    # each protocol: its own cells, section, family of claims and plot
+    paper = json.loads((out / "eval" / "seed0" / "base" / "cem_mpc_paper" / "summary.json").read_text())
+    assert paper["protocol"] == "paper" and grid["protocols"] == ["fixed", "paper"]
+    assert len(grid["seeds"]["1"]["online_6"]["adam_mpc_paper"]["success"]) == 3
+    assert "## Fixed protocol" in report and "## Paper protocol" in report and "### Verdicts, paper protocol" in report
+    assert report.count("p-values Holm-adjusted over the 4 claims of this block") == 2
+    assert (out / "effects_paper.png").stat().st_size > 0
     diagnostics = grid["seeds"]["1"]["online_6"]["diagnostics"]
     assert set(diagnostics) == {"gap_expert_error", "gap_planner_error", "gap_ratio", "roughness", "basin_width"}
     gap_file = out / "diagnostics" / "seed1" / "gap" / "gap.json"
@@ -173,18 +182,18 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     before = kept.stat().st_mtime_ns
     summary.unlink()
     (out / "runs" / "seed0" / "online_3").rename(out / "runs" / "seed0" / "online_3.partial")
-    again = run_study(_spec(), out, progress=False)
+    again = run_study(both(), out, progress=False)
     assert summary.exists() and kept.stat().st_mtime_ns == before and gap_file.stat().st_mtime_ns == gap_written
     assert (out / "runs" / "seed0" / "online_3").is_dir() and not (out / "runs" / "seed0" / "online_3.partial").exists()
     assert again["seeds"]["1"] == json.loads(json.dumps(grid["seeds"]["1"]))
     with pytest.raises(ValueError, match="another spec"):
-        run_study(_spec(episodes=4), out, progress=False)
+        run_study(both(episodes=4), out, progress=False)
     # Extended with a longer online finetuning: made for every seed, the rest kept.
-    wider = run_study(_spec(online_steps=[3, 6, 9]), out, progress=False)
+    wider = run_study(both(online_steps=[3, 6, 9]), out, progress=False)
     assert "online_9" in wider["seeds"]["1"] and kept.stat().st_mtime_ns == before
     assert json.loads((out / "study.json").read_text())["online_steps"] == [3, 6, 9]
     with pytest.raises(ValueError, match="another spec"):
-        run_study(_spec(online_steps=[3]), out, progress=False)  # dropping a length is not extending
+        run_study(both(online_steps=[3]), out, progress=False)  # dropping a length is not extending
 
 
 def test_a_study_extends_only_by_adding_seeds_lengths_or_strengths():
@@ -194,6 +203,23 @@ def test_a_study_extends_only_by_adding_seeds_lengths_or_strengths():
     assert not extends(stored, dataclasses.asdict(_spec(seeds=[1, 2])))
     assert not extends(stored, dataclasses.asdict(_spec(encoder="conv")))
     assert not extends(stored, dataclasses.asdict(_spec(planner={"steps": 5})))
+    # a study made before protocols were recorded planned its MPC cells under the fixed protocol
+    older = {k: v for k, v in stored.items() if k != "protocols"}
+    assert extends(older, dataclasses.asdict(_spec(protocols=["fixed", "paper"])))
+    assert not extends(older, dataclasses.asdict(_spec(protocols=["paper"])))
+
+
+def test_a_study_plans_its_mpc_cells_under_each_protocol_and_reports_each_apart():
+    spec = _spec(protocols=["fixed", "paper"])
+    assert study_cells(spec) == [
+        ("adam", True, "fixed"),
+        ("adam", True, "paper"),
+        ("adam", False, "fixed"),  # open loop: one plan, the same under either protocol
+        ("cem", True, "fixed"),
+        ("cem", True, "paper"),
+    ]
+    with pytest.raises(ValueError, match="unknown protocol 'papers'; choose one of fixed, paper"):
+        _spec(protocols=["papers"])
 
 
 def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
@@ -247,13 +273,15 @@ def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
         assert online["config"]["data"]["path"] == str((out / "data").resolve())  # the study's copy, not the demo's
     assert "## Taken from a demo" in (out / "report.md").read_text()
     # another base recipe: only the data; other pairs: the models, not their cells
-    assert adopt_demo(demo, tmp_path / "a", _spec(base_overrides={"train.epochs": 2}), "cpu", CELLS) == ["data"]
-    other_pairs = adopt_demo(demo, tmp_path / "b", _spec(episodes=4, adversarial_epochs=[1]), "cpu", CELLS)
+    assert adopt_demo(demo, tmp_path / "a", _spec(base_overrides={"train.epochs": 2}), "cpu", study_cells(spec)) == [
+        "data"
+    ]
+    other_pairs = adopt_demo(demo, tmp_path / "b", _spec(episodes=4, adversarial_epochs=[1]), "cpu", study_cells(spec))
     assert sorted(other_pairs) == sorted(["data", *models])
     with pytest.raises(ValueError, match="other data"):
-        adopt_demo(demo, tmp_path / "c", _spec(collect_episodes=20), "cpu", CELLS)
+        adopt_demo(demo, tmp_path / "c", _spec(collect_episodes=20), "cpu", study_cells(spec))
     # a seed whose base the study trained itself (killed, then rerun with --from-demo): none of the demo's
     # finetunings or cells of that seed are grafted onto it
     (tmp_path / "d" / "runs" / "seed0" / "base").mkdir(parents=True)
-    grafted = adopt_demo(demo, tmp_path / "d", spec, "cpu", CELLS)
+    grafted = adopt_demo(demo, tmp_path / "d", spec, "cpu", study_cells(spec))
     assert not [p for p in grafted if "seed0" in p] and [p for p in grafted if "seed1" in p]

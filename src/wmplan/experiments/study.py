@@ -7,7 +7,8 @@ the same pairs; resumable at every step.
     OUT/data/                                one dataset (the demo's recipe for the task, seed 0)
     OUT/runs/seed<k>/base/                   a base model per training seed
     OUT/runs/seed<k>/<setting>/              a finetuned model: adversarial_e<epochs>_x<strength>, online_<steps>
-    OUT/eval/seed<k>/<model>/<cell>/         one eval per model and cell (adam_mpc, adam, cem_mpc)
+    OUT/eval/seed<k>/<model>/<cell>/         one eval per model and cell: adam (open loop), and adam_mpc and
+                                             cem_mpc under each protocol (the paper's with the suffix _paper)
     OUT/study_grid.json, OUT/report.md       the numbers, the paired tests pooled over seeds, the verdicts
     OUT/effects.png, OUT/training.png        effect vs finetuning length; the training side vs length
 
@@ -42,14 +43,16 @@ from wmplan.config import (
     preset,
 )
 from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.evaluation.protocols import PROTOCOLS, cell_protocol, check_protocol
 from wmplan.evaluation.summary import EvalSummary
-from wmplan.experiments.demo import demo_scale
+from wmplan.experiments.demo import cell_name, demo_scale
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.workers import check_workers
 from wmplan.training.finetune import length_overrides
 
 CELLS = (("adam", True), ("adam", False), ("cem", True))
-"""(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases."""
+"""(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases. The
+MPC cells are planned under each of the spec's protocols (study_cells)."""
 LENGTH_RULE_GAIN = 0.05
 """choose_length: a longer finetuning must lower the objective's final value by at least this fraction."""
 
@@ -74,10 +77,14 @@ class StudySpec:
     """Finetuning overrides beyond each setting's own length and radii (which win)."""
     planner: dict[str, Any] = field(default_factory=dict)
     """planner.<field> of every cell (tests shrink them; empty: the paper's budgets)."""
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    """The MPC protocols (evaluation.protocols) every MPC cell is planned under; open loop is one plan."""
 
     def __post_init__(self) -> None:
+        for name in self.protocols:
+            check_protocol(name)
         # the length rule compares each length with the next, and the grid keys models by seed and length
-        for name in ("seeds", "adversarial_epochs", "online_steps", "strengths"):
+        for name in ("seeds", "adversarial_epochs", "online_steps", "strengths", "protocols"):
             values = getattr(self, name)
             if not values or len(set(values)) != len(values):
                 raise ValueError(f"study {name}: give at least one value and no repeats; got {values}")
@@ -95,7 +102,7 @@ class StudySpec:
         return names + [online_name(n) for n in self.online_steps]
 
 
-EXTENSIBLE = ("seeds", "adversarial_epochs", "online_steps", "strengths")
+EXTENSIBLE = ("seeds", "adversarial_epochs", "online_steps", "strengths", "protocols")
 """StudySpec lists a study folder can grow in: rerunning with more of them keeps every finished model and cell."""
 
 
@@ -105,6 +112,8 @@ def extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
     def fixed(spec: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in spec.items() if k not in EXTENSIBLE}
 
+    # a study made before protocols were recorded planned its MPC cells under the fixed protocol only
+    stored = {"protocols": ["fixed"], **stored}
     return fixed(stored) == fixed(wanted) and all(set(stored.get(k, [])) <= set(wanted[k]) for k in EXTENSIBLE)
 
 
@@ -160,10 +169,16 @@ def run_study(
     if from_demo is not None:
         from wmplan.experiments.study_from_demo import adopt_demo
 
-        adopt_demo(Path(from_demo), out, spec, device, CELLS)
+        adopt_demo(Path(from_demo), out, spec, device, study_cells(spec))
     data = out / "data"
     store = dataset_once(data, spec.env, spec.collect_episodes or scale.collect_episodes, 0, progress)
-    grid: dict[str, Any] = {"env": spec.env, "episodes": spec.episodes, "seeds": {}}
+    grid: dict[str, Any] = {
+        "env": spec.env,
+        "episodes": spec.episodes,
+        "pair_seed": spec.pair_seed,
+        "protocols": spec.protocols,
+        "seeds": {},
+    }
     for seed in spec.seeds:
         runs = out / "runs" / f"seed{seed}"
         train_once(base_config(spec, seed, store.path, device), runs / "base", progress)
@@ -174,11 +189,11 @@ def run_study(
             overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
             finetune_once(runs / "base", runs / name, method, overrides, progress)
         jobs = {
-            (name, _cell_name(planner, mpc)): _cell_job(
-                runs / name, out / "eval" / f"seed{seed}" / name, planner, mpc, spec
+            (name, cell_name(planner, mpc, False, protocol)): _cell_job(
+                runs / name, out / "eval" / f"seed{seed}" / name, planner, mpc, protocol, spec
             )
             for name in models
-            for planner, mpc in CELLS
+            for planner, mpc, protocol in study_cells(spec)
         }
         done = evaluate_cells(jobs, workers, progress, device)
         grid["seeds"][str(seed)] = {
@@ -202,21 +217,38 @@ def base_config(spec: StudySpec, seed: int, data: Path, device: str) -> RunConfi
     return apply_overrides(preset(scale.preset, spec.env), {**scale.train, **overrides, **spec.base_overrides})
 
 
-def _cell_name(planner: str, mpc: bool) -> str:
-    return planner + ("_mpc" if mpc else "")
+def study_cells(spec: StudySpec) -> list[tuple[str, bool, str]]:
+    """(planner, mpc, protocol) of every cell a model is planned in: CELLS, each MPC cell once per protocol."""
+    return [
+        (planner, mpc, protocol)
+        for planner, mpc in CELLS
+        for protocol in (spec.protocols if mpc else ["fixed"])  # open loop: one plan under either protocol
+    ]
 
 
-def _cell_job(run: Path, where: Path, planner: str, mpc: bool, spec: StudySpec) -> tuple[Path, EvalConfig, Path]:
-    cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed)
+def mpc_cell(planner: str, protocol: str) -> str:
+    """The grid's name of a planner's MPC cell under a protocol (the demo's cell names)."""
+    return cell_name(planner, True, False, protocol)
+
+
+def _cell_job(
+    run: Path, where: Path, planner: str, mpc: bool, protocol: str, spec: StudySpec
+) -> tuple[Path, EvalConfig, Path]:
+    cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed, protocol=protocol)
     apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
-    return run, cfg, where / _cell_name(planner, mpc)
+    return run, cfg, where / cell_name(planner, mpc, False, protocol)
 
 
 def _outcomes(summary: EvalSummary) -> dict[str, Any]:
-    """What the study keeps of a cell: its per-episode outcomes (paired tests) and its time."""
+    """What the study keeps of a cell: its protocol, its per-episode outcomes (a reader can redo every
+    paired test) and its time."""
     return {
+        "protocol": cell_protocol(summary),
         "success": summary["episode_success"],
         "final_distance": summary["episode_final_distance"],
+        # summaries written before these were recorded lack them
+        "reached": summary.get("episode_reached"),
+        "replans": summary.get("episode_replans"),
         "seconds_per_plan": summary["seconds_per_plan"],
     }
 

@@ -29,9 +29,9 @@ MAY_DIFFER = ("train.device", "data.path", "finetune.parent")
 """Config keys that name where a run was made, not what it is."""
 
 
-def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple[tuple[str, bool], ...]) -> list[str]:
+def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[tuple[str, bool, str]]) -> list[str]:
     """Copy into `out` what the demo in `demo` made that the study `spec` (on `device`) would make too;
-    returns the copied paths, relative to `out`. cells: the study's (planner, mpc) cells."""
+    returns the copied paths, relative to `out`. cells: the study's (planner, mpc, protocol) cells."""
     from wmplan.experiments.demo import cell_name, demo_scale
     from wmplan.experiments.study import base_config, finetune_recipe
 
@@ -75,8 +75,8 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: tuple
         for name, source in names.items():
             adopted += _copy(runs / source, out, Path("runs") / f"seed{seed}" / name)
             if same_pairs:
-                for planner, mpc in cells:
-                    cell = cell_name(planner, mpc, False)
+                for planner, mpc, protocol in cells:
+                    cell = cell_name(planner, mpc, False, protocol)
                     if (evals / source / cell / "summary.json").exists():
                         adopted += _copy(evals / source / cell, out, Path("eval") / f"seed{seed}" / name / cell)
             record()  # after every model: a kill between copies must not leave an adopted base looking like the study's own

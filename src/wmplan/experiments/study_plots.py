@@ -11,19 +11,16 @@ from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments.study import StudySpec
 
 
-def plot_study(
-    out: Path,
+def plot_effects(
+    path: Path,
     spec: StudySpec,
     found: dict[str, dict[str, PairedEffect]],
     adversarial: list[str],
     online: list[str],
-    train_loss: list[float],
-    online_loss: list[float],
-    val_loss: tuple[list[float], list[float]],
+    protocol: str,
 ) -> None:
-    """effects.png: Adam + MPC success and the change of Adam - CEM against the base, by length (the
-    two-level bootstrap interval where seeds are pooled, else the test's own); training.png: the rule's
-    objective and the validation loss on the expert data (`val_loss`: adversarial, online), by length."""
+    """Adam + MPC success and the change of Adam - CEM against the base, by length (the two-level
+    bootstrap interval where seeds are pooled, else the test's own), the MPC cells under `protocol`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,10 +51,26 @@ def plot_study(
         _length_axis(ax, lengths, label)
         ax.set_ylabel(f"points (95% CI{bootstrapped}, pooled over seeds)")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{spec.env}: effect of finetuning length")
+    fig.suptitle(f"{spec.env}: effect of finetuning length ({protocol} protocol)")
     fig.tight_layout()
-    fig.savefig(out / "effects.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_training(
+    out: Path,
+    spec: StudySpec,
+    train_loss: list[float],
+    online_loss: list[float],
+    val_loss: tuple[list[float], list[float]],
+) -> None:
+    """training.png: the length rule's objective and the validation loss on the expert data (`val_loss`:
+    adversarial, online), by length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, lengths, objective, val, xlabel, ylabel in (
         (

@@ -21,8 +21,16 @@ from wmplan.evaluation.multiple import (
     holm,
 )
 from wmplan.evaluation.paired import PairedEffect, gap_change, pair_clusters, seed_clusters, success_difference
-from wmplan.experiments.study import LENGTH_RULE_GAIN, StudySpec, adversarial_name, choose_length, online_name
-from wmplan.experiments.study_plots import plot_study
+from wmplan.evaluation.protocols import PROTOCOL_NOTES
+from wmplan.experiments.study import (
+    LENGTH_RULE_GAIN,
+    StudySpec,
+    adversarial_name,
+    choose_length,
+    mpc_cell,
+    online_name,
+)
+from wmplan.experiments.study_plots import plot_effects, plot_training
 
 NOT_EVERY_SEED = " (p < 0.05 pooled, but not in that direction for every seed on its own)"
 """What a verdict adds where the pooled test rejects but some seed's own effect disagrees."""
@@ -47,22 +55,23 @@ def rates(grid: dict[str, Any], model: str, cell: str) -> list[float]:
     return [float(np.mean(g[model][cell]["success"])) for g in grid["seeds"].values()]
 
 
-def effects(grid: dict[str, Any], model: str) -> dict[str, PairedEffect]:
+def effects(grid: dict[str, Any], model: str, protocol: str = "fixed") -> dict[str, PairedEffect]:
     """The finetuned `model` against its base, pooled over seeds and tested over pairs (with a two-level
     bootstrap interval over seeds and pairs): Adam + MPC success, Adam open loop success, and the change of
-    (Adam - CEM) under MPC."""
-    base_adam, base_cem = pooled(grid, "base", "adam_mpc"), pooled(grid, "base", "cem_mpc")
+    (Adam - CEM) under MPC; the MPC cells those of `protocol`."""
+    adam_mpc, cem_mpc = mpc_cell("adam", protocol), mpc_cell("cem", protocol)
+    base_adam, base_cem = pooled(grid, "base", adam_mpc), pooled(grid, "base", cem_mpc)
     clusters, seeds = pairs(grid), seeds_of(grid)
     return {
-        "adam_mpc": success_difference(pooled(grid, model, "adam_mpc"), base_adam, clusters=clusters, seeds=seeds),
+        "adam_mpc": success_difference(pooled(grid, model, adam_mpc), base_adam, clusters=clusters, seeds=seeds),
         "adam": success_difference(
             pooled(grid, model, "adam"), pooled(grid, "base", "adam"), clusters=clusters, seeds=seeds
         ),
         "gap": gap_change(
             base_adam,
             base_cem,
-            pooled(grid, model, "adam_mpc"),
-            pooled(grid, model, "cem_mpc"),
+            pooled(grid, model, adam_mpc),
+            pooled(grid, model, cem_mpc),
             clusters=clusters,
             seeds=seeds,
         ),
@@ -97,23 +106,32 @@ def _seed_text(per_seed: list[float]) -> str:
     return "per seed " + ", ".join(f"{100 * v:+.0f}" for v in per_seed)
 
 
-def _gaps(grid: dict[str, Any], model: str = "base") -> list[float]:
+def _gaps(grid: dict[str, Any], protocol: str, model: str = "base") -> list[float]:
     """Each seed's Adam + MPC success minus its CEM + MPC success: the gap finetuning should narrow."""
-    return [a - c for a, c in zip(rates(grid, model, "adam_mpc"), rates(grid, model, "cem_mpc"), strict=True)]
+    adam, cem = (rates(grid, model, mpc_cell(planner, protocol)) for planner in ("adam", "cem"))
+    return [a - c for a, c in zip(adam, cem, strict=True)]
 
 
 def _cell_text(values: list[float]) -> str:
     return f"{100 * np.mean(values):.0f} [{100 * min(values):.0f}-{100 * max(values):.0f}]"
 
 
+def effects_file(protocol: str) -> str:
+    """The effects plot of a protocol's MPC cells (the fixed protocol's keeps the older name)."""
+    return "effects.png" if protocol == "fixed" else f"effects_{protocol}.png"
+
+
 def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
     seeds = list(grid["seeds"])
     models = list(next(iter(grid["seeds"].values())))
+    protocols = grid.get("protocols", ["fixed"])  # a grid written before protocols were recorded: fixed
     lines = [
         f"# Finetuning study: {spec.env}",
         "",
         f"{len(seeds)} training seeds ({', '.join(seeds)}) on one dataset; every model planned on the same "
-        f"{spec.episodes} pairs (seed {spec.pair_seed}). Success %, mean over seeds [min-max]. Effects are the "
+        f"{spec.episodes} pairs (seed {spec.pair_seed}); the MPC cells under the "
+        f"{' and '.join(protocols)} protocol{'s' if len(protocols) > 1 else ''}, each in its own section with "
+        "its own family of claims. Success %, mean over seeds [min-max]. Effects are the "
         "finetuned model minus its own seed's base, pooled over the seeds and tested over the pairs (each "
         "pair's differences averaged over the seeds, then a sign-flip permutation test, its 95% interval the "
         "same test inverted, with a two-level bootstrap interval over seeds and pairs beside it; one seed: "
@@ -129,56 +147,17 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             if len(seeds) < len(spec.seeds)
             else []
         ),
-        "| model | Adam MPC | Adam open | CEM MPC | Adam MPC vs base | Adam open vs base "
-        "| change of Adam - CEM (MPC) vs base | train loss | val loss |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    found: dict[str, dict[str, PairedEffect]] = {}
-    for model in models:
-        side = [g[model]["training"] for g in grid["seeds"].values()]
-        row = [model, *(_cell_text(rates(grid, model, c)) for c in ("adam_mpc", "adam", "cem_mpc"))]
-        if model == "base":
-            gaps = 100 * np.array(_gaps(grid))
-            row += ["", "", f"base Adam - CEM: {gaps.mean():+.0f} [{gaps.min():+.0f} to {gaps.max():+.0f}]"]
-        else:
-            found[model] = effects(grid, model)
-            row += [
-                f"{found[model]['adam_mpc'].describe(100, ' pts')}; {_seed_text(seed_effects(grid, model))}",
-                found[model]["adam"].describe(100, " pts"),
-                found[model]["gap"].describe(100, " pts"),
-            ]
-        row += [f"{np.mean([s['train_loss'] for s in side]):.4g}", f"{np.mean([s['val_loss'] for s in side]):.4g}"]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += _diagnostics_table(grid, models)
     adversarial = [adversarial_name(e) for e in spec.adversarial_epochs]
     online = [online_name(n) for n in spec.online_steps]
-    names = adversarial + online  # the family: one claim per finetuned model, Adam + MPC against its base
-    adjusted = dict(zip(names, holm([found[n]["adam_mpc"].p_value for n in names])))
-    lines += [
-        "",
-        "## Verdicts (Adam + MPC success against the base model, pooled over seeds)",
-        "",
-        f"p-values {family_note(len(names), 'claims', ' (one per finetuned model)')}; each verdict reads the "
-        "adjusted p and the direction of the pooled effect, and needs that direction for every seed too.",
-        "",
-    ]
-
-    def judged(name: str) -> str:
-        return verdict_text(found[name]["adam_mpc"], seed_effects(grid, name), adjusted[name])
-
-    for method, settings in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
-        best = max(settings, key=lambda n: found[n]["adam_mpc"].estimate)
-        lines.append(
-            f"- {method}: at its best length ({best}) {judged(best)}: "
-            f"{found[best]['adam_mpc'].describe(100, ' points', adjusted=adjusted[best])}, "
-            f"{_seed_text(seed_effects(grid, best))}; at every length: "
-            + "; ".join(
-                f"{n} {judged(n)} (p = {found[n]['adam_mpc'].p_value:.3g}, adjusted {adjusted[n]:.3g})"
-                for n in settings
-            )
-            + f". (The best length is picked after the fact, one of {len(settings)} tested; the adjustment over "
-            "every length of both methods covers that pick.)"
-        )
+    found_by: dict[str, dict[str, dict[str, PairedEffect]]] = {}
+    adjusted_by: dict[str, dict[str, float]] = {}
+    for protocol in protocols:
+        found, adjusted, section = _protocol_section(grid, models, adversarial, online, protocol)
+        found_by[protocol], adjusted_by[protocol] = found, adjusted
+        lines += section
+        plot_effects(out / effects_file(protocol), spec, found, adversarial, online, protocol)
+    lines += _diagnostics_table(grid, models)
     train_loss, online_loss = rule_objectives(spec, grid)
     lines += [
         "",
@@ -198,15 +177,82 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
             lines.append(f"- {what}: {finding}")
             continue
         name = models_of[lengths.index(chosen)]
-        effect = found[name]["adam_mpc"].describe(100, " points", adjusted=adjusted[name])
-        lines.append(f"- {what}: {finding}; there Adam + MPC: {effect}")
+        there = "; ".join(
+            f"{protocol} protocol "
+            + found_by[protocol][name]["adam_mpc"].describe(100, " points", adjusted=adjusted_by[protocol][name])
+            for protocol in protocols
+        )
+        lines.append(f"- {what}: {finding}; there Adam + MPC: {there}")
     val_loss = (training_means(grid, adversarial, "val_loss"), training_means(grid, online, "val_loss"))
-    plot_study(out, spec, found, adversarial, online, train_loss, online_loss, val_loss)
-    lines += ["", "![effects](effects.png)", "", "![training side](training.png)", ""]
+    plot_training(out, spec, train_loss, online_loss, val_loss)
+    lines.append("")
+    lines += [f"![effects, {protocol} protocol]({effects_file(protocol)})\n" for protocol in protocols]
+    lines += ["![training side](training.png)", ""]
     lines += _adopted(out)
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     return text
+
+
+def _protocol_section(
+    grid: dict[str, Any], models: list[str], adversarial: list[str], online: list[str], protocol: str
+) -> tuple[dict[str, dict[str, PairedEffect]], dict[str, float], list[str]]:
+    """One protocol's table of every model and its verdicts, Holm-adjusted over that protocol's family (one
+    claim per finetuned model: Adam + MPC against its base); returns the effects, the adjusted p-values and
+    the lines."""
+    adam_mpc, cem_mpc = mpc_cell("adam", protocol), mpc_cell("cem", protocol)
+    lines = [
+        f"## {protocol.capitalize()} protocol: {PROTOCOL_NOTES[protocol]}",
+        "",
+        "| model | Adam MPC | Adam open | CEM MPC | Adam MPC vs base | Adam open vs base "
+        "| change of Adam - CEM (MPC) vs base | train loss | val loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    found: dict[str, dict[str, PairedEffect]] = {}
+    for model in models:
+        side = [g[model]["training"] for g in grid["seeds"].values()]
+        row = [model, *(_cell_text(rates(grid, model, c)) for c in (adam_mpc, "adam", cem_mpc))]
+        if model == "base":
+            gaps = 100 * np.array(_gaps(grid, protocol))
+            row += ["", "", f"base Adam - CEM: {gaps.mean():+.0f} [{gaps.min():+.0f} to {gaps.max():+.0f}]"]
+        else:
+            found[model] = effects(grid, model, protocol)
+            row += [
+                f"{found[model]['adam_mpc'].describe(100, ' pts')}; {_seed_text(seed_effects(grid, model, adam_mpc))}",
+                found[model]["adam"].describe(100, " pts"),
+                found[model]["gap"].describe(100, " pts"),
+            ]
+        row += [f"{np.mean([s['train_loss'] for s in side]):.4g}", f"{np.mean([s['val_loss'] for s in side]):.4g}"]
+        lines.append("| " + " | ".join(row) + " |")
+    names = adversarial + online  # the family: one claim per finetuned model, Adam + MPC against its base
+    adjusted = dict(zip(names, holm([found[n]["adam_mpc"].p_value for n in names])))
+    lines += [
+        "",
+        f"### Verdicts, {protocol} protocol (Adam + MPC success against the base model, pooled over seeds)",
+        "",
+        f"p-values {family_note(len(names), 'claims', ' (one per finetuned model)')}; each verdict reads the "
+        "adjusted p and the direction of the pooled effect, and needs that direction for every seed too.",
+        "",
+    ]
+
+    def judged(name: str) -> str:
+        return verdict_text(found[name]["adam_mpc"], seed_effects(grid, name, adam_mpc), adjusted[name])
+
+    for method, settings in (("Adversarial World Modeling", adversarial), ("Online World Modeling", online)):
+        best = max(settings, key=lambda n: found[n]["adam_mpc"].estimate)
+        lines.append(
+            f"- {method}: at its best length ({best}) {judged(best)}: "
+            f"{found[best]['adam_mpc'].describe(100, ' points', adjusted=adjusted[best])}, "
+            f"{_seed_text(seed_effects(grid, best, adam_mpc))}; at every length: "
+            + "; ".join(
+                f"{n} {judged(n)} (p = {found[n]['adam_mpc'].p_value:.3g}, adjusted {adjusted[n]:.3g})"
+                for n in settings
+            )
+            + f". (The best length is picked after the fact, one of {len(settings)} tested; the adjustment over "
+            "every length of both methods covers that pick.)"
+        )
+    lines.append("")
+    return found, adjusted, lines
 
 
 def length_rule_finding(unit: str, lengths: list[int], objective: list[float]) -> tuple[int | None, str]:
