@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -44,3 +46,52 @@ def tiny_run(wall_store, tmp_path_factory):
     )
     train(cfg, out, progress=False)
     return out
+
+
+class Killed(BaseException):
+    """Stands for kill -9 in a test: nothing below it runs (BaseException, so no `except Exception` catches it)."""
+
+
+@contextmanager
+def _killed_at_epoch(epoch: int):
+    """The training or finetuning inside the block is killed as its epoch `epoch` starts, after epoch
+    `epoch - 1`'s checkpoint is committed; the block must end that way."""
+    from wmplan.training.trainer import Trainer
+
+    real = Trainer.train_epoch
+
+    def train_epoch(self, e, progress):
+        if e == epoch:
+            raise Killed(f"killed as epoch {e} started")
+        return real(self, e, progress)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(Trainer, "train_epoch", train_epoch)
+        yield
+
+
+@pytest.fixture(scope="session")
+def kill_at_epoch():
+    """`with kill_at_epoch(k): train(...)`: a run killed after k epochs (usable by fixtures of any scope)."""
+    return _killed_at_epoch
+
+
+def _tree(root) -> dict[str, str]:
+    """Every entry under `root` (hidden ones too) -> the sha256 of a file's bytes, or "folder"; a writer lock
+    file counts by its presence (each writer notes its pid in it)."""
+    import hashlib
+    from pathlib import Path
+
+    from wmplan.writing import LOCK_NAME
+
+    def digest(p: Path) -> str:
+        return "folder" if p.is_dir() else "lock" if p.name == LOCK_NAME else hashlib.sha256(p.read_bytes()).hexdigest()
+
+    root = Path(root)
+    return {str(p.relative_to(root)): digest(p) for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def tree():
+    """tree(root): a snapshot of everything under root, to assert that a refused command changed nothing."""
+    return _tree

@@ -73,7 +73,7 @@ def test_task_and_collector_settings_are_typed_and_range_checked(tmp_path, capsy
         ("data.frameskip=0", "data.frameskip"),
         ("model.predictor.heads=0", "model.predictor.heads"),
         ("train.epochs=1.5", "train.epochs"),
-        ("train.bf16=maybe", "train.bf16"),
+        ("train.precision=half", "train.precision"),
     ],
 )
 def test_run_settings_out_of_range_are_refused_before_training(wall_store, tmp_path, capsys, setting, key):
@@ -243,7 +243,7 @@ def battery_files(wall_store, tiny_run, tmp_path_factory):
     }
 
 
-# (command line, a word the error must contain); NEW is a fresh path per case, the others exist.
+# (command line, a word the error must contain); NEW and MISSING are fresh paths per case, the others exist.
 BATTERY = [
     ("collect --env wall --episodes 0 --out NEW", "--episodes"),
     ("collect --env nope --episodes 2 --out NEW", "nope"),
@@ -267,7 +267,7 @@ BATTERY = [
     ("info NEW", "no dataset"),
     ("info FILE", "not a zarr dataset"),
     ("info FOREIGN", "not a"),
-    ("train --data NEW --out NEW", "no dataset"),
+    ("train --data MISSING --out NEW", "no dataset"),
     ("train --data FOREIGN --out NEW", "not a"),
     ("train --data DATA --out NEW --set train.lr_predictor=-1", "train.lr_predictor"),
     ("train --data DATA --out NEW --set train.lr_predictor=nan", "train.lr_predictor"),
@@ -293,7 +293,7 @@ BATTERY = [
     ("finetune --method adversarial --run RUN --out NEW --set train.lr_predictor=0", "train.lr_predictor"),
     ("finetune --method online --run RUN --out RUN", "must differ"),
     ("finetune --method adversarial --run RUN --out FILE", "is a file"),
-    ("eval --run NEW --planner cem --out NEW", "no run"),
+    ("eval --run MISSING --planner cem --out NEW", "no run"),
     ("eval --run RUN --planner cem --episodes 0 --out NEW", "--episodes"),
     ("eval --run RUN --planner cem --seed -1 --out NEW", "--seed"),
     ("eval --run RUN --planner cem --mpc --set mpc.replans=0 --out NEW", "mpc.replans"),
@@ -311,10 +311,10 @@ BATTERY = [
     ("eval --run RUN --planner adam --set foo.bar=1 --out NEW", "foo.bar"),
     ("eval --run RUN --planner adam --out FILE", "is a file"),
     ("eval --run DATA --planner adam --out NEW", "not a complete run"),
-    ("gap --run NEW --out NEW", "no run"),
+    ("gap --run MISSING --out NEW", "no run"),
     ("gap --run RUN --out NEW --episodes 0", "--episodes"),
     ("gap --run RUN --out FILE", "is a file"),
-    ("landscape --run NEW --out NEW", "no run"),
+    ("landscape --run MISSING --out NEW", "no run"),
     ("landscape --run RUN --out NEW --grid 4", "grid"),
     ("landscape --run RUN --out FILE", "is a file"),
     ("reference --env nope --out NEW", "nope"),
@@ -333,7 +333,7 @@ BATTERY = [
 
 @pytest.mark.parametrize("line, word", BATTERY, ids=[line for line, _ in BATTERY])
 def test_battery_of_bad_inputs_gets_clear_errors_and_writes_nothing(battery_files, line, word, tmp_path, capsys):
-    files = {**battery_files, "NEW": str(tmp_path / "new")}
+    files = {**battery_files, "NEW": str(tmp_path / "new"), "MISSING": str(tmp_path / "missing")}
     before = {p: os.path.getmtime(p) for p in (files["RUN"] + "/model.safetensors", files["DATA"] + "/.zattrs")}
     assert main([files.get(token, token) for token in line.split()]) == 2
     err = _error(capsys)

@@ -8,35 +8,55 @@ wmplan import SOURCE --from lerobot|hf|dinowm|diffusion-policy --out data/x [--e
 wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]
              [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
 wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
-                [--set adversarial.lambda_action=0.1 ...]
+                [--set adversarial.lambda_action=0.1 ...] [--resume]
 wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--mpc] [--episodes 50] [--seed 99] [--video N]
-            [--batch N] [--set planner.lr=0.1 ...] --out DIR
+            [--batch N] [--set planner.lr=0.1 ...] [--allow-unfinished] --out DIR [--overwrite | --resume]
 torchrun --nproc_per_node N -m wmplan.cli eval --model runs/wall ...   (the episodes split across N processes or GPUs)
-wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2] [--resume] [--workers N]
+wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2] [--resume | --overwrite] [--workers N]
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
-wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50]
-wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41]
+wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50] [--allow-unfinished] [--overwrite | --resume]
+wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41] [--allow-unfinished] [--overwrite | --resume]
 wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000] [--from-demo DIR] [--workers N]
+wmplan reference --env wall --out DIR [--episodes 20] [--mpc] [--overwrite | --resume]
 wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
 wmplan push --run runs/wall --repo-id OWNER/NAME [--private]
-(every --run also takes a Hub id OWNER/NAME)
+(every --run also takes a Hub id OWNER/NAME; every --out follows one writer rule: wmplan.output_rule.output_folder)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wmplan import __version__
+from wmplan.cli_types import (
+    CommandLineError,
+    CommandParser,
+    device,
+    landscape_grid,
+    non_negative_int,
+    positive_floats,
+    positive_int,
+    positive_ints,
+    protocols,
+    seed,
+    seeds,
+)
 from wmplan.config import ENCODERS, PLANNERS
 from wmplan.data.store import DatasetError
 from wmplan.tracking import TRACKERS, open_tracker
+
+if TYPE_CHECKING:
+    from wmplan.output_rule import Output
 
 
 def run_location(text: str) -> str:
@@ -56,7 +76,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     store = collect(
         args.env,
-        args.out,
+        args.write_to,
         episodes=args.episodes,
         seed=args.seed,
         overwrite=args.overwrite,
@@ -66,7 +86,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - start
     print(
-        f"wrote {args.episodes} episodes to {store.path} in {seconds:.1f} s; it now holds "
+        f"wrote {args.episodes} episodes to {args.out} in {seconds:.1f} s; it now holds "
         f"{store.n_episodes} episodes, {store.n_frames} frames"
     )
     return 0
@@ -126,8 +146,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from wmplan.data.interchange import export_dataset
 
-    out = export_dataset(args.data, args.out, args.format, overwrite=args.overwrite, fps=args.fps)
-    print(f"exported {args.data} to {out} ({args.format})")
+    export_dataset(args.data, args.write_to, args.format, overwrite=args.overwrite, fps=args.fps)
+    print(f"exported {args.data} to {args.out} ({args.format})")
     return 0
 
 
@@ -137,7 +157,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     store = import_dataset(
         args.source,
-        args.out,
+        args.write_to,
         args.source_format,
         env=args.env,
         task_settings=parse_set_args(args.task_set, "--task-set"),
@@ -146,10 +166,31 @@ def cmd_import(args: argparse.Namespace) -> int:
         resize=args.resize,
     )
     print(
-        f"imported {args.source} ({args.source_format}) into {store.path}: task {store.task_name}, "
+        f"imported {args.source} ({args.source_format}) into {args.out}: task {store.task_name}, "
         f"{store.n_episodes} episodes, {store.n_frames} frames"
     )
     return 0
+
+
+RUN_FLAGS = {"data": "data.path", "encoder": "model.encoder.name", "epochs": "train.epochs", "device": "train.device"}
+"""Flags of train and finetune that set a run config key, as `--set KEY=VALUE` can: given both, they must agree."""
+
+
+def flag_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run config keys that the command's RUN_FLAGS given set."""
+    return {key: getattr(args, flag) for flag, key in RUN_FLAGS.items() if getattr(args, flag, None) is not None}
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag of RUN_FLAGS and a --set of its key with another value, naming both (train, finetune)."""
+    from wmplan.config import RunConfig, cast_value, key_type, parse_set_args
+
+    sets = parse_set_args(args.set)
+    for key, value in flag_settings(args).items():
+        if key in sets:
+            flag, kind = next(f"--{f}" for f, k in RUN_FLAGS.items() if k == key), key_type(RunConfig, key)
+            if cast_value(value, kind, flag) != cast_value(sets[key], kind, f"--set {key}"):
+                raise ValueError(f"{flag} {value} and --set {key}={sets[key]} give {key} two values; give it once")
 
 
 def train_config(args: argparse.Namespace):
@@ -160,10 +201,7 @@ def train_config(args: argparse.Namespace):
     from wmplan.data.store import TrajectoryStore
 
     task = TrajectoryStore.open(args.data).task_name
-    overrides = {"data.path": args.data}
-    for flag, key in (("encoder", "model.encoder.name"), ("epochs", "train.epochs"), ("device", "train.device")):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
+    overrides = flag_settings(args)
     if args.resume and args.preset is None and args.encoder is None and not args.set:
         from wmplan.training.trainer import stored_config
 
@@ -190,9 +228,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from wmplan.training.finetune import finetune
 
     start = time.perf_counter()
-    overrides = parse_set_args(args.set) | ({"data.path": args.data} if args.data else {})
-    overrides |= {"train.device": args.device} if args.device else {}
-    finetune(args.run, args.out, args.method, overrides, preset=args.preset, log=args.log)
+    overrides = parse_set_args(args.set) | flag_settings(args)
+    finetune(args.run, args.out, args.method, overrides, preset=args.preset, log=args.log, resume=args.resume)
     minutes = (time.perf_counter() - start) / 60
     meta = RunFolder(args.out).meta()
     print(f"finetuned {args.run} ({args.method}) into {args.out} in {minutes:.1f} min")
@@ -220,6 +257,22 @@ def eval_config(args: argparse.Namespace):
     return cfg
 
 
+def check_eval(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, eval settings out of range and a --set that the planner or the mode
+    does not read (wmplan.evaluation.eval_config.check_applicable)."""
+    from wmplan.config import parse_set_args
+    from wmplan.evaluation.eval_config import check_applicable
+    from wmplan.evaluation.protocols import check_protocol
+
+    cfg = eval_config(args)  # unknown keys and values of the wrong type first
+    check_protocol(args.protocol, args.mpc)
+    keys = list(parse_set_args(args.set))
+    planner_keys = [k.split(".", 1)[1] for k in keys if k.startswith("planner.")]
+    mpc_keys = [k.split(".", 1)[1] for k in keys if k.startswith("mpc.")]
+    check_applicable(planner_keys, mpc_keys, [args.planner], [args.mpc], args.protocol)  # before ranges of unread keys
+    cfg.check()
+
+
 def apply_set_groups(sets: list[str], groups: dict[str, Any], command: str) -> None:
     """Apply `--set <group>.<field>=value` settings to each group's dataclass; a key of no group is refused."""
     from wmplan.config import apply_dataclass_overrides, parse_set_args
@@ -243,24 +296,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = eval_config(args)
     is_main = int(os.environ.get("RANK", "0")) == 0
     # Opened before any work, so that a missing tracker package fails first; rank 0 alone logs.
-    with open_tracker(args.log if is_main else "csv", args.out, dataclasses.asdict(cfg)) as tracker:
+    with open_tracker(args.log if is_main else "csv", args.write_to, dataclasses.asdict(cfg)) as tracker:
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-            summary = evaluate(args.run, cfg, args.out, video=args.video, device=args.device)
+            summary = evaluate(
+                args.run,
+                cfg,
+                args.write_to,
+                video=args.video,
+                device=args.device,
+                allow_unfinished=args.allow_unfinished,
+            )
         else:
-            import torch.distributed as dist
-
             from wmplan.models.world_model import resolve_device
             from wmplan.training.distributed import DistContext
 
             cfg.check()  # every rank refuses bad settings before the process group starts
             ctx = DistContext.from_env(resolve_device(args.device))
             try:
-                summary = evaluate(args.run, cfg, args.out, video=args.video, device=ctx.device, sharded=True)
+                summary = evaluate(
+                    args.run,
+                    cfg,
+                    args.write_to,
+                    video=args.video,
+                    device=ctx.device,
+                    sharded=True,
+                    allow_unfinished=args.allow_unfinished,
+                )
             finally:
-                dist.destroy_process_group()
+                ctx.close()  # the group and its threads are gone before this rank returns and exits
             if not ctx.is_main:
                 return 0
-        for gif in sorted(Path(args.out).glob("*.gif")):  # eval --video N
+        for gif in sorted(args.write_to.glob("*.gif")):  # eval --video N
             tracker.video(f"eval/{gif.stem}", gif)
         tracker.scalars(
             0,
@@ -289,20 +355,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed_list(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; anything else is argparse's error (it names the option)."""
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
-    return seeds
+DEMO_FULL_EPISODES = 50
+"""demo --full: the paper's episodes per cell."""
+
+
+def check_demo(args: argparse.Namespace) -> None:
+    """--full is --episodes DEMO_FULL_EPISODES: another --episodes beside it contradicts it."""
+    if args.full and args.episodes not in (None, DEMO_FULL_EPISODES):
+        raise ValueError(
+            f"--full plans {DEMO_FULL_EPISODES} episodes per cell and --episodes asks {args.episodes}; give one of them"
+        )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from wmplan.experiments.demo import demo_scale, run_demo
 
     scale = demo_scale(
-        args.env, **({"episodes": 50} if args.full else {"episodes": args.episodes} if args.episodes else {})
+        args.env,
+        **({"episodes": DEMO_FULL_EPISODES} if args.full else {"episodes": args.episodes} if args.episodes else {}),
     )
     report = run_demo(
         args.out,
@@ -340,16 +410,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_gap(args: argparse.Namespace) -> int:
     from wmplan.evaluation.gap import gap
 
-    with open_tracker(args.log, args.out, vars(args)) as tracker:
+    with open_tracker(args.log, args.write_to, vars(args)) as tracker:
         result = gap(
             args.run,
-            Path(args.out),
+            args.write_to,
             episodes=args.episodes,
             seed=args.seed,
             data=args.data,
             device=args.device,
+            allow_unfinished=args.allow_unfinished,
         )
-        tracker.image("gap", Path(args.out) / "gap.png")
+        tracker.image("gap", args.write_to / "gap.png")
     print(f"{'run':<24} {'expert':>10} {'planner':>10} {'ratio':>7}")
     for name, r in result.items():
         if name != "settings":
@@ -361,15 +432,49 @@ def cmd_gap(args: argparse.Namespace) -> int:
 def cmd_landscape(args: argparse.Namespace) -> int:
     from wmplan.evaluation.landscape import landscape
 
-    with open_tracker(args.log, args.out, vars(args)) as tracker:
-        result = landscape(args.run, Path(args.out), grid=args.grid, seed=args.seed, device=args.device)
-        tracker.image("landscape", Path(args.out) / "landscape.png")
+    with open_tracker(args.log, args.write_to, vars(args)) as tracker:
+        result = landscape(
+            args.run,
+            args.write_to,
+            grid=args.grid,
+            seed=args.seed,
+            device=args.device,
+            allow_unfinished=args.allow_unfinished,
+        )
+        tracker.image("landscape", args.write_to / "landscape.png")
     print(f"{'run':<24} {'roughness':>10} {'basin':>7} {'centre cost':>12}")
     for name, r in result.items():
         if name != "settings":
             print(f"{name:<24} {r['roughness']:>10.4f} {r['basin_width']:>7.3f} {r['centre_cost']:>12.5f}")
     print(f"wrote {args.out}/landscape.json and landscape.png")
     return 0
+
+
+def check_reference(args: argparse.Namespace) -> None:
+    """Refuse the options of the other kind of reference than the task's: --pushes and --candidates belong to
+    the greedy pushes (Rope, Granular), --mpc, --protocol and --set mpc.<field> to CEM in the simulator; then
+    fill in the defaults of those left out."""
+    from wmplan.config import parse_set_args
+    from wmplan.evaluation.eval_config import MPCSettings, check_applicable
+    from wmplan.evaluation.protocols import check_protocol
+    from wmplan.experiments.sim_reference import GREEDY_CANDIDATES, GREEDY_PUSHES, plans_pushes
+
+    greedy = plans_pushes(args.env)
+    given = {"--pushes": args.pushes is not None, "--candidates": args.candidates is not None, "--mpc": args.mpc}
+    given |= {"--protocol": args.protocol is not None, "--set": bool(args.set)}
+    others = [f for f in (("--mpc", "--protocol", "--set") if greedy else ("--pushes", "--candidates")) if given[f]]
+    if others:
+        kind = "greedy pushes (--pushes, --candidates)" if greedy else "CEM in the simulator (--mpc, --protocol, --set)"
+        verb = "does" if len(others) == 1 else "do"
+        raise ValueError(f"{', '.join(others)} {verb} not apply to {args.env}, whose reference is {kind}; remove them")
+    args.pushes = GREEDY_PUSHES if args.pushes is None else args.pushes
+    args.candidates = GREEDY_CANDIDATES if args.candidates is None else args.candidates
+    args.protocol = args.protocol or "fixed"
+    if not greedy:
+        apply_set_groups(args.set, {"mpc": MPCSettings()}, "reference")
+        check_protocol(args.protocol, args.mpc)
+        mpc_keys = [k.split(".", 1)[1] for k in parse_set_args(args.set)]
+        check_applicable([], mpc_keys, ["cem"], [args.mpc], args.protocol)
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
@@ -383,7 +488,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         check_protocol(args.protocol, args.mpc)
         protocol = args.protocol if args.mpc else None
         r = cem_reference(
-            args.env, Path(args.out), episodes=args.episodes, seed=args.seed, protocol=protocol, mpc=schedule
+            args.env, args.write_to, episodes=args.episodes, seed=args.seed, protocol=protocol, mpc=schedule
         )
         mode = (
             "open loop" if protocol is None else f"MPC, {protocol} protocol, {r['mean_replans']:.1f} plans per episode"
@@ -399,7 +504,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}/summary.json ({r['seconds']:.0f} s)")
         return 0
     r = greedy_reference(
-        args.env, Path(args.out), episodes=args.episodes, seed=args.seed, pushes=args.pushes, candidates=args.candidates
+        args.env, args.write_to, episodes=args.episodes, seed=args.seed, pushes=args.pushes, candidates=args.candidates
     )
     print(
         f"{args.env}: greedy planning in the simulator, {args.candidates} candidate pushes per step, {args.episodes} episodes"
@@ -419,10 +524,10 @@ def cmd_study(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         adversarial_epochs=args.adversarial_epochs,
         online_steps=args.online_steps,
-        strengths=[float(x) for x in args.strengths.split(",")],
+        strengths=args.strengths,
         episodes=args.episodes,
         encoder=args.encoder,
-        protocols=args.protocols.split(","),
+        protocols=args.protocols,
     )
     start = time.perf_counter()
     run_study(spec, args.out, device=args.device, from_demo=args.from_demo, workers=args.workers)
@@ -440,6 +545,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_config_show(args: argparse.Namespace) -> None:
+    """--env and --preset choose a preset's config, which --run replaces by the run's own: not both."""
+    given = [flag for flag, value in (("--env", args.env), ("--preset", args.preset)) if value is not None]
+    if args.run and given:
+        verb = "does" if len(given) == 1 else "do"
+        raise ValueError(f"{' and '.join(given)} {verb} not apply with --run, which shows the run's own config")
+    args.env, args.preset = args.env or "wall", args.preset or "small"
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
     """The resolved config of a run (as it was trained) or of a preset for a task, with --set applied."""
     from wmplan.config import apply_overrides, parse_set_args, preset
@@ -455,6 +569,17 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_result_flags(p: argparse.ArgumentParser) -> None:
+    """--overwrite | --resume: what to do with a finished result already in --out (wmplan.output_rule.output_folder)."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished result in --out (swapped in once the new one is whole)",
+    )
+    mode.add_argument("--resume", action="store_true", help="keep a finished result in --out and exit")
+
+
 def add_log_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log",
@@ -464,18 +589,25 @@ def add_log_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def add_allow_unfinished_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="use a run stopped before its last epoch, or still being written, as it is (the results record "
+        "run_finished: false)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CommandParser(prog="wmplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"wmplan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collect", help="simulate episodes into a zarr dataset")
     p.add_argument("--env", default="wall", help="task name (default: wall)")
-    p.add_argument("--episodes", type=int, required=True)
+    p.add_argument("--episodes", type=positive_int, required=True)
     p.add_argument("--out", required=True, help="dataset path (a folder)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     mode.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
@@ -498,7 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="format", required=True, choices=["lerobot", "hf"])
     p.add_argument("--out", required=True, help="export folder (new)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export of the same format")
-    p.add_argument("--fps", type=int, default=10, help="lerobot: frames per second in meta/info.json (default 10)")
+    p.add_argument(
+        "--fps", type=positive_int, default=10, help="lerobot: frames per second in meta/info.json (default 10)"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="read another tool's dataset into a new wmplan dataset")
@@ -531,14 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiny | small | paper (default: small; with --resume: the run's)",
     )
     p.add_argument("--encoder", choices=ENCODERS)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--device", type=device, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_log_flag(p)
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.batch_size=64"
     )
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, check=check_run_flags)
 
     p = sub.add_parser("finetune", help="finetune a trained run (online or adversarial world modeling) into a new run")
     p.add_argument("--method", required=True, choices=["adversarial", "online"])
@@ -563,9 +697,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive",
     )
     p.add_argument("--data", help="the parent's dataset, if it moved since training (checked by its fingerprint)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the parent run's train.device)")
+    p.add_argument("--device", type=device, help="auto | cpu | cuda | cuda:N (default: the parent run's train.device)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed finetuning in --out from its last checkpoint (same --method, --preset, --set)",
+    )
     add_log_flag(p)
-    p.set_defaults(func=cmd_finetune)
+    p.set_defaults(func=cmd_finetune, check=check_run_flags)
 
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
     # --model: under torchrun, `--run` is taken for an abbreviation of torchrun's own --run-path.
@@ -590,15 +729,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="MPC protocol: fixed (a fixed number of replans, scored at the end; default) or paper (DINO-WM's loop: "
         "whole plans, replanned until the simulator's success test passes or mpc.max_replans, scored there)",
     )
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--episodes", type=positive_int, default=50)
+    p.add_argument("--seed", type=seed, default=99)
     p.add_argument(
         "--batch",
-        type=int,
+        type=positive_int,
         help="episodes planned at once (default: all; under torchrun, episodes / processes); the results depend "
         "on it, never on the number of processes",
     )
-    p.add_argument("--video", type=int, default=0, metavar="N", help="write GIFs of the first N episodes")
+    p.add_argument("--video", type=non_negative_int, default=0, metavar="N", help="write GIFs of the first N episodes")
     p.add_argument(
         "--set",
         action="append",
@@ -607,34 +746,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="planner.<field> or mpc.<field>, e.g. planner.lr=0.1",
     )
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    add_result_flags(p)
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
+    )
+    add_allow_unfinished_flag(p)
     add_log_flag(p)
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, check=check_eval)
 
     p = sub.add_parser("demo", help="collect, train, finetune, plan, diagnose and report at CPU scale")
     p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
-    p.add_argument("--out", default="results/demo", help="output folder (rewritten by each run unless --resume)")
+    p.add_argument(
+        "--out", default="results/demo", help="output folder (an earlier demo there: --resume or --overwrite)"
+    )
     p.add_argument(
         "--resume",
         action="store_true",
         help="keep the data, models and eval cells a killed run with the same arguments finished",
     )
-    p.add_argument("--episodes", type=int, help="start/goal pairs per cell (default 20)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier demo in --out (kept until the new one is finished)"
+    )
+    p.add_argument("--episodes", type=positive_int, help="start/goal pairs per cell (default 20)")
     p.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=1,
         help="plan the eval cells in this many one-thread processes at once (default 1)",
     )
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data, and of training unless --seeds")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the data, and of training unless --seeds")
     p.add_argument(
         "--seeds",
-        type=_seed_list,
+        type=seeds,
         help="train every model with each of these seeds on the same data, e.g. 0,1,2; the report pools the cells",
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
+    )
+    p.set_defaults(func=cmd_demo, check=check_demo)
 
     p = sub.add_parser(
         "sweep", help="the Table 1 grid (models x planners x modes x seeds), one eval per cell, in parallel, resumable"
@@ -651,8 +801,12 @@ def build_parser() -> argparse.ArgumentParser:
         "modes=open,mpc seeds=99,100 episodes=50 planner.steps=100 mpc.replans=5",
     )
     p.add_argument("--out", required=True, help="sweep folder (a rerun skips its finished cells)")
-    p.add_argument("--workers", type=int, default=1, help="CPU processes planning cells side by side (default 1)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="CPU processes planning cells side by side (default 1)"
+    )
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
@@ -664,10 +818,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory or Hub id; repeat to compare runs (the first plans)",
     )
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--episodes", type=int, default=50, help="expert windows (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the windows and the planner (default 0)")
+    add_result_flags(p)
+    p.add_argument("--episodes", type=positive_int, default=50, help="expert windows (default 50)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the windows and the planner (default 0)")
     p.add_argument("--data", help="the first run's dataset, if it moved since training (checked by its fingerprint)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
+    )
+    add_allow_unfinished_flag(p)
     add_log_flag(p)
     p.set_defaults(func=cmd_gap)
 
@@ -680,9 +838,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory or Hub id; repeat to compare runs (the first plans)",
     )
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--grid", type=int, default=41, help="odd number of points per axis (default 41)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the start/goal pair and the directions (default 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)")
+    add_result_flags(p)
+    p.add_argument("--grid", type=landscape_grid, default=41, help="odd number of points per axis (default 41)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the start/goal pair and the directions (default 0)")
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
+    )
+    add_allow_unfinished_flag(p)
     add_log_flag(p)
     p.set_defaults(func=cmd_landscape)
 
@@ -691,19 +853,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--env", required=True, help="wall | pointmaze | pusht (CEM in the simulator) | rope | granular (greedy pushes)"
     )
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--episodes", type=int, default=20, help="start/goal pairs, as eval draws them (default 20)")
-    p.add_argument("--seed", type=int, default=99, help="seed of the pairs, as eval's --seed (default 99)")
+    add_result_flags(p)
     p.add_argument(
-        "--pushes", type=int, default=10, help="rope, granular: pushes per episode (default 10, an MPC episode's)"
+        "--episodes", type=positive_int, default=20, help="start/goal pairs, as eval draws them (default 20)"
+    )
+    p.add_argument("--seed", type=seed, default=99, help="seed of the pairs, as eval's --seed (default 99)")
+    p.add_argument(
+        "--pushes", type=positive_int, help="rope, granular: pushes per episode (default 10, an MPC episode's)"
     )
     p.add_argument(
-        "--candidates",
-        type=int,
-        default=100,
-        help="rope, granular: pushes tried in the simulator per step (default 100)",
+        "--candidates", type=positive_int, help="rope, granular: pushes tried in the simulator per step (default 100)"
     )
     p.add_argument("--mpc", action="store_true", help="wall, pointmaze, pusht: replan with MPC (default: open loop)")
-    p.add_argument("--protocol", default="fixed", help="with --mpc: fixed (default) or paper, as `wmplan eval`")
+    p.add_argument("--protocol", help="with --mpc: fixed (default) or paper, as `wmplan eval`")
     p.add_argument(
         "--set",
         action="append",
@@ -711,25 +873,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="with --mpc: mpc.<field>, e.g. mpc.max_replans=50",
     )
-    p.set_defaults(func=cmd_reference)
+    p.set_defaults(func=cmd_reference, check=check_reference)
 
     p = sub.add_parser(
         "study", help="finetuning across seeds, lengths and strengths: does the effect hold? (resumable)"
     )
     p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
     p.add_argument("--out", required=True, help="study folder (a rerun resumes it)")
-    p.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], help="training seeds (default: 0,1,2)")
-    p.add_argument("--adversarial-epochs", type=_seed_list, default=[1, 3, 10], help="(default: 1,3,10)")
-    p.add_argument("--online-steps", type=_seed_list, default=[200, 1000, 3000], help="(default: 200,1000,3000)")
-    p.add_argument("--strengths", default="0.5,1,2", help="adversarial radii x the defaults (default: 0.5,1,2)")
-    p.add_argument("--episodes", type=int, default=50, help="pairs per cell (default: 50)")
+    p.add_argument("--seeds", type=seeds, default=[0, 1, 2], help="training seeds (default: 0,1,2)")
+    p.add_argument("--adversarial-epochs", type=positive_ints, default=[1, 3, 10], help="(default: 1,3,10)")
+    p.add_argument("--online-steps", type=positive_ints, default=[200, 1000, 3000], help="(default: 200,1000,3000)")
+    p.add_argument(
+        "--strengths",
+        type=positive_floats,
+        default=[0.5, 1.0, 2.0],
+        help="adversarial radii x the defaults (default: 0.5,1,2)",
+    )
+    p.add_argument("--episodes", type=positive_int, default=50, help="pairs per cell (default: 50)")
     p.add_argument("--encoder", default="conv", choices=ENCODERS, help="(default: conv)")
     p.add_argument(
         "--protocols",
-        default="fixed,paper",
+        type=protocols,
+        default=["fixed", "paper"],
         help="MPC protocols every MPC cell is planned under, comma-separated (default: fixed,paper)",
     )
-    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="auto | cpu | cuda | cuda:N (default: cpu)")
     p.add_argument(
         "--from-demo",
         help="a `wmplan demo` folder (same task, --episodes as here): adopt its data, and the models and cells that "
@@ -737,7 +905,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=1,
         help="plan each seed's eval cells in this many one-thread processes (default 1)",
     )
@@ -752,16 +920,110 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print a resolved run config")
     config_sub = p.add_subparsers(dest="config_command", required=True)
     p = config_sub.add_parser("show", help="the config a preset gives a task, or a run's own, with --set applied")
-    p.add_argument("--env", default="wall", help="wall | pointmaze | pusht | rope | granular (default: wall)")
-    p.add_argument("--preset", default="small", choices=["tiny", "small", "paper"], help="(default: small)")
+    p.add_argument("--env", help="wall | pointmaze | pusht | rope | granular (default: wall)")
+    p.add_argument("--preset", choices=["tiny", "small", "paper"], help="(default: small)")
     p.add_argument("--run", type=run_location, help="show this run's config instead of a preset's")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field")
-    p.set_defaults(func=cmd_config_show)
+    p.set_defaults(func=cmd_config_show, check=check_config_show)
     return parser
 
 
+def _recorded_dataset(run: str) -> str | None:
+    """The dataset a local run names in its config.json (finetune and gap read it unless --data), if readable."""
+    try:
+        return json.loads((Path(run) / "config.json").read_text())["config"]["data"]["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _sweep_models(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The sweep's local model folders (a Hub id is fetched into the Hub client's cache, never into --out)."""
+    from wmplan.experiments.sweep_spec import load_spec
+    from wmplan.hub import is_hub_id
+
+    models = load_spec(args.config, args.set).models.items()
+    return [(f"the model {name}", run) for name, run in models if not is_hub_id(str(run))]
+
+
+Reads = list[tuple[str, Any]]
+# Per command that writes: the kind of output its --out holds (wmplan.output_rule.KINDS), the (role, path) of what
+# it reads, and the flag that continues or keeps an output already there.
+WRITERS: dict[str, Callable[[argparse.Namespace], tuple[str, Reads, str | None]]] = {
+    "collect": lambda a: ("dataset", [], "--append to add episodes to it"),
+    "import": lambda a: ("dataset", [("the source", a.source)], None),
+    "export": lambda a: (a.format, [("the dataset", a.data)], None),
+    "train": lambda a: ("run", [("the dataset", a.data)], "--resume to continue it"),
+    "finetune": lambda a: (
+        "run",
+        [("the parent run", a.run), ("the dataset", a.data or _recorded_dataset(a.run))],
+        None,
+    ),
+    "eval": lambda a: ("eval", [("the run", a.run)], "--resume to keep it"),
+    "gap": lambda a: (
+        "gap",
+        [*(("the run", r) for r in a.run), ("the dataset", a.data or _recorded_dataset(a.run[0]))],
+        "--resume to keep it",
+    ),
+    "landscape": lambda a: ("landscape", [("the run", r) for r in a.run], "--resume to keep it"),
+    "reference": lambda a: ("reference", [], "--resume to keep it"),
+    "demo": lambda a: ("demo", [], "--resume to continue it"),
+    "study": lambda a: ("study", [("the demo", a.from_demo)], None),
+    "sweep": lambda a: ("sweep", _sweep_models(a), None),
+}
+
+
+def output_rule(args: argparse.Namespace) -> AbstractContextManager[Output | None]:
+    """The writer rule of the command's --out (wmplan.output_rule.output_folder); none for a command that writes nothing."""
+    from wmplan.output_rule import output_folder
+
+    writer = WRITERS.get(args.command)
+    if writer is None:
+        return nullcontext(None)
+    kind, reads, continue_with = writer(args)
+    resume = getattr(args, "resume", False) or getattr(args, "append", False)
+    overwrite = getattr(args, "overwrite", False)
+    return output_folder(args.out, kind, inputs=reads, overwrite=overwrite, resume=resume, continue_with=continue_with)
+
+
+def refuse(prog: str, exc: BaseException | str) -> int:
+    """The one way a command refuses bad input: a one-line message naming the problem, exit status 2."""
+    if sys.stderr is not None:  # a closed stderr: the exit status alone says it
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def system_error(exc: OSError, out: str | None = None) -> str:
+    """An operating-system failure in words that name the file (else the command's --out `out`, else its
+    output) and the way out (a full disk, a read-only or missing folder, a name too long, a closed output)."""
+    where = f" {exc.filename or out or 'the output'}"
+    fixes = {
+        errno.ENOSPC: "the disk is full: free space or write elsewhere (--out); finished files are kept",
+        errno.EDQUOT: "the disk quota is used up: free space or write elsewhere (--out)",
+        errno.EROFS: "the file system is read-only: choose a writable --out",
+        errno.EACCES: "permission denied: choose a path you may write, or fix its permissions",
+        errno.ENAMETOOLONG: "a name in the path is longer than the file system allows: choose a shorter --out",
+        errno.ELOOP: "the path loops through symbolic links: choose another path",
+        errno.EBADF: "the output is closed: give the command a stdout and stderr",
+    }
+    fix = fixes.get(exc.errno or 0, "check the path and the disk")
+    return f"cannot use{where} ({exc.strerror or exc}); {fix}"
+
+
+def _close_process_group() -> None:
+    """Under torchrun: destroy the process group this command started, so that its backend's threads end
+    while the interpreter is whole (wmplan.training.distributed.DistContext.close; eval closes its own)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except CommandLineError as exc:  # a value or a combination of options refused while parsing: nothing started
+        return refuse(exc.prog, exc)
+    if sys.stdout is None:  # started with stdout closed: what it prints would be lost without a word
+        return refuse(f"wmplan {args.command}", "stdout is closed; give the command an output (e.g. > wmplan.log)")
     # Planning drives attention into regimes whose backward pass makes subnormal floats; on x86 CPUs
     # those run 5-40x slower (measured on PushT's Adam planner). Flushing them to zero costs no accuracy
     # a planner or a training step can see. (collect, info and reference compute nothing in torch.)
@@ -770,8 +1032,14 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_flush_denormal(True)
     try:
-        code = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        with output_rule(args) as output:  # checked and locked before any work; swapped in when it succeeds
+            if output is not None and output.kept:
+                print(output.kept)
+                return 0
+            args.write_to = None if output is None else output.target
+            code = args.func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe or a full disk shows here, inside the handlers below, not at exit
         return code
     except (
         DatasetError,
@@ -780,11 +1048,16 @@ def main(argv: list[str] | None = None) -> int:
         RuntimeError,
         ImportError,
     ) as exc:  # ImportError: an optional package
-        print(f"wmplan {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(f"wmplan {args.command}", exc)
     except BrokenPipeError:  # `wmplan info ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout at exit
         return 0
+    except OSError as exc:  # the system refused: a full disk, a read-only folder, a name too long...
+        if exc.errno == errno.ENOSPC and sys.stdout is not None and not exc.filename:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # stdout on a full device
+        return refuse(f"wmplan {args.command}", system_error(exc, getattr(args, "out", None)))
+    finally:
+        _close_process_group()
 
 
 if __name__ == "__main__":

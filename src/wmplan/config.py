@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wmplan.precision import check_precision
 from wmplan.tasks import task_spec
 
 
@@ -48,6 +50,9 @@ GD_NOISE = 0.003
 CEM_SAMPLES, CEM_TOPK = 300, 30
 MPC_MODEL_STEPS = 10
 """Fixed protocol: model steps an MPC episode executes in all (replans x model steps executed from each plan)."""
+SEED_MAX = 2**32 - 1
+"""The largest seed any command takes (numpy's and torch's seeds hold it; the random streams derived from it,
+seed x 1_000_003 + index, stay inside torch's 64 bits)."""
 REPORT_PAIR_SEED = 99
 """Seed of the start/goal pairs every report evaluates on (`wmplan eval --seed`'s default)."""
 TUNING_PAIR_SEED = 7
@@ -146,8 +151,10 @@ class TrainConfig:
     """Seed of initialisation, shuffling and dropout."""
     device: str = "auto"
     """auto (cuda if available), cpu, cuda or cuda:N."""
-    bf16: bool = False
-    """bfloat16 autocast for the predictor on CUDA."""
+    precision: str = "fp32"
+    """The predictor's training precision (wmplan.precision): fp32, auto (bf16 autocast where the device
+    multiplies bf16 faster: CUDA with bf16, CPUs with AVX512-BF16 or AMX) or bf16 (refused where it is not
+    faster). The loss, gradients and optimizer states stay fp32."""
     max_val_windows: int = 4096
     """Validation uses at most this many windows (evenly spaced), for speed."""
     steps_per_epoch: int = 0
@@ -203,7 +210,21 @@ class OnlineConfig:
     buffer_size: int = 2048
     """Online windows kept (FIFO: the oldest are dropped first)."""
     online_fraction: float = 0.5
-    """Share of each training batch drawn from the buffer once it holds windows; the rest is expert data."""
+    """Share of each training batch drawn from the buffer once it holds windows; the rest is expert data
+    (below 1: the expert windows anchor the model)."""
+
+    def check(self) -> OnlineConfig:
+        """Raise a ValueError naming the first online setting out of its range (the online.* keys of
+        RUN_MINIMUMS and RUN_POSITIVE); RunConfig.check and the online loss both ask this one rule."""
+        section = {k.split(".", 1)[1]: low for k, low in RUN_MINIMUMS.items() if k.startswith("online.")}
+        positive = tuple(k.split(".", 1)[1] for k in RUN_POSITIVE if k.startswith("online."))
+        check_ranges(self, section, positive, prefix="online.")
+        if not 0 <= self.online_fraction < 1:
+            raise ValueError(
+                f"online.online_fraction must lie in [0, 1) (the rest of each batch is expert data), "
+                f"got {self.online_fraction}"
+            )
+        return self
 
 
 @dataclass
@@ -230,12 +251,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        return _from_dict(cls, values, "")
+        return _from_dict(cls, _stored_precision(values), "")
 
     def check(self) -> RunConfig:
-        """Raise a ValueError naming the first setting out of its range (RUN_MINIMUMS, RUN_POSITIVE);
-        returns self."""
-        check_ranges(self, RUN_MINIMUMS, RUN_POSITIVE)
+        """Raise a ValueError naming the first setting out of its range (every number finite, RUN_MINIMUMS,
+        RUN_POSITIVE, RUN_MAXIMUMS); returns self."""
+        check_finite(self)
+        check_ranges(self, RUN_MINIMUMS, RUN_POSITIVE, maximums=RUN_MAXIMUMS)
         if self.model.encoder.name not in ENCODERS:
             raise ValueError(
                 f"unknown encoder {self.model.encoder.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)"
@@ -244,8 +266,8 @@ class RunConfig:
             raise ValueError(f"train.lr_schedule must be constant or cosine, got {self.train.lr_schedule!r}")
         if not 0 < self.data.val_fraction < 1:
             raise ValueError(f"data.val_fraction must lie strictly between 0 and 1, got {self.data.val_fraction}")
-        if not 0 <= self.online.online_fraction <= 1:
-            raise ValueError(f"online.online_fraction must lie in [0, 1], got {self.online.online_fraction}")
+        check_precision(self.train.precision, "train.precision")
+        self.online.check()
         return self
 
 
@@ -286,6 +308,7 @@ RUN_MINIMUMS = {
     "online.noise": 0,
     "online.buffer_size": 1,
 }
+RUN_MAXIMUMS = {"data.split_seed": SEED_MAX, "train.seed": SEED_MAX}
 RUN_POSITIVE = (
     "train.lr_predictor",
     "train.lr_embeddings",
@@ -295,38 +318,92 @@ RUN_POSITIVE = (
 )
 
 
+def _stored_precision(values: dict[str, Any]) -> dict[str, Any]:
+    """A config stored before train.precision existed has train.bf16 (CUDA autocast when true, fp32
+    otherwise, the CPU always fp32): read it as the precision that run was trained in."""
+    train = values.get("train") if isinstance(values, dict) else None
+    if not isinstance(train, dict) or "bf16" not in train or "precision" in train:
+        return values
+    train = {k: v for k, v in train.items() if k != "bf16"}
+    train["precision"] = "bf16" if values["train"]["bf16"] is True else "fp32"
+    return {**values, "train": train}
+
+
 def check_ranges(
-    obj: Any, minimums: Mapping[str, float], positive: tuple[str, ...] = (), names: dict[str, str] | None = None
+    obj: Any,
+    minimums: Mapping[str, float],
+    positive: tuple[str, ...] = (),
+    names: dict[str, str] | None = None,
+    *,
+    maximums: Mapping[str, float] | None = None,
+    prefix: str = "",
 ) -> None:
-    """ValueError naming the first dotted key of `obj` below its minimum or not above 0 (a None value
-    means "the default" and passes; NaN fails both). `names` renames a key's first part in the message
-    to what the user typed (e.g. mpc_settings -> mpc)."""
-    for key, low in [*minimums.items(), *((k, None) for k in positive)]:
+    """ValueError naming the first dotted key of `obj` below its minimum, not above 0, above its maximum or
+    infinite (a None value means "the default" and passes; NaN fails every test). `names` renames a key's
+    first part in the message to what the user typed (e.g. mpc_settings -> mpc); `prefix` goes before it."""
+    bounds = [*((k, low, None) for k, low in minimums.items()), *((k, None, None) for k in positive)]
+    for key, low, high in [*bounds, *((k, None, high) for k, high in (maximums or {}).items())]:
         v = obj
         for part in key.split("."):
             v = getattr(v, part)
         if v is None:
             continue
         head, *rest = key.split(".")
-        shown = ".".join([(names or {}).get(head, head), *rest])
-        if low is None and not v > 0:
+        shown = prefix + ".".join([(names or {}).get(head, head), *rest])
+        if isinstance(v, float) and math.isinf(v):
+            raise ValueError(f"{shown} must be a finite number, got {v!r}")
+        if high is not None and not v <= high:
+            raise ValueError(f"{shown} must be at most {high}, got {v!r}")
+        if high is None and low is None and not v > 0:
             raise ValueError(f"{shown} must be above 0, got {v!r}")
         if low is not None and not v >= low:
             raise ValueError(f"{shown} must be at least {low}, got {v!r}")
 
 
+def check_finite(obj: Any, names: dict[str, str] | None = None, prefix: str = "") -> None:
+    """ValueError naming the first float setting of the dataclass `obj` (nested ones and tuples included)
+    that is NaN or infinite: no setting of ours means anything there. `names` as in check_ranges."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        shown = prefix + (names or {}).get(f.name, f.name)
+        if dataclasses.is_dataclass(value):
+            check_finite(value, prefix=shown + ".")
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{shown} must be a finite number, got {value!r}")
+
+
+def check_interval(low_key: str, low: float, high_key: str, high: float, *, strict: bool = False) -> None:
+    """ValueError naming both settings when `low` lies above `high` (or, `strict`, is not below it)."""
+    if low > high or (strict and low == high):
+        raise ValueError(
+            f"{low_key} ({low}) must be {'below' if strict else 'at most'} {high_key} ({high}), the range they bound"
+        )
+
+
 def _from_dict(cls, values: dict[str, Any], prefix: str):
+    """`cls` from a (JSON) dict, each value cast to its field's type; a ValueError names a key that is
+    unknown, of the wrong type, or a table where a value belongs (or the reverse)."""
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"config key {prefix.rstrip('.') or '(top level)'} must be a table of settings, got {values!r}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(prefix + k for k in unknown)}")
+    types = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
         factory = fields[name].default_factory
         default = factory() if callable(factory) else None  # a nested config's default instance
-        kwargs[name] = (
-            _from_dict(type(default), value, f"{prefix}{name}.") if dataclasses.is_dataclass(default) else value
-        )
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value, f"{prefix}{name}.")
+        elif isinstance(value, dict) or (isinstance(value, list) and typing.get_origin(types[name]) is not tuple):
+            raise ValueError(f"config key {prefix}{name} must be a single value, got {value!r}")
+        else:
+            kwargs[name] = cast_value(value, types[name], f"config key {prefix}{name}")
     return cls(**kwargs)
 
 
@@ -375,6 +452,14 @@ def valid_keys(obj: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+def key_type(cls: type, key: str) -> Any:
+    """The declared type of a dotted key of the dataclass `cls` (RunConfig, "train.epochs" -> int)."""
+    *path, name = key.split(".")
+    for part in path:
+        cls = typing.get_type_hints(cls)[part]
+    return typing.get_type_hints(cls)[name]
+
+
 def apply_dataclass_overrides(target: Any, overrides: dict[str, Any], prefix: str) -> None:
     """Set flat fields of a dataclass in place, cast to their declared types; an unknown name is a
     ValueError listing the valid `prefix.<field>` keys."""
@@ -407,13 +492,15 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 def typed_dataclass(cls: type, values: dict[str, Any], label: str) -> Any:
     """An instance of the dataclass `cls` from loosely typed values (command-line strings, JSON): each
     cast to its field's declared type (cast_value). An unknown key is a ValueError listing the valid
-    ones; a `check()` method of the class, if any, then judges the ranges."""
+    ones; a NaN or infinite number is one too; a `check()` method of the class, if any, then judges the
+    ranges."""
     types = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"unknown {label} {unknown}; valid: {known}")
     obj = cls(**{k: cast_value(v, types[k], k) for k, v in values.items()})
+    check_finite(obj)
     if hasattr(obj, "check"):
         obj.check()
     return obj

@@ -4,6 +4,8 @@
   lock on FOLDER/.wmplan-writer.lock, held until the process ends, kill -9 included). A second process
   that claims the folder is refused at once with the holder's pid; readers never take the lock.
 - `atomic_write(path, write)`: write a temp file, then rename it over `path`.
+- The writer rule every command applies to its --out (what may be written where, --overwrite built
+  beside the old output): wmplan.output_rule.
 - `commit_checkpoint(run_dir, epoch, write_files)`: an epoch's files are written into a staging
   folder with a manifest of their hashes, renamed to RUN/.checkpoint-<epoch> (the commit point), then
   hard-linked into the run folder, the manifest (checkpoint.json) last. `checkpoint_source(run_dir)`
@@ -113,6 +115,12 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     os.replace(tmp, path)
 
 
+def is_empty(folder: str | Path) -> bool:
+    """Whether `folder` is missing or holds nothing but its writer lock (claimed, not yet written)."""
+    folder = Path(folder)
+    return not folder.is_dir() or all(p.name == LOCK_NAME for p in folder.iterdir())
+
+
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -121,14 +129,48 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def read_manifest(folder: Path, data: bytes | None = None) -> dict:
+    """`folder`'s checkpoint.json (or its bytes `data`, already read), checked for its shape ({"epoch":
+    int, "files": {name: sha256}}); an OutputError naming the file and the key otherwise
+    (FileNotFoundError when there is none)."""
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_bytes() if data is None else data)
+    except ValueError as exc:
+        raise OutputError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("epoch"), int):
+        raise OutputError(f"{path}: key 'epoch' is missing or not a whole number")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise OutputError(f"{path}: key 'files' is missing or not a table of file hashes")
+    return manifest
+
+
+def manifest_problem(folder: Path, manifest: dict | None = None) -> str | None:
+    """What is wrong with `folder`'s checkpoint set, in words naming the file (None: every file its
+    manifest lists is present with its hash). `manifest`: one already read (else read here)."""
+    try:
+        manifest = manifest if manifest is not None else read_manifest(folder)
+    except FileNotFoundError:
+        return f"{folder / MANIFEST} is missing"
+    except (OSError, OutputError) as exc:
+        return str(exc)
+    for name, digest in manifest["files"].items():
+        try:
+            if file_hash(folder / name) != digest:
+                return f"{folder / name} does not match its hash in {MANIFEST} (damaged or changed since)"
+        except OSError:
+            return f"{folder / name} (listed in {MANIFEST}) is missing"
+    return None
+
+
 def _manifest_verifies(folder: Path) -> dict | None:
     """The manifest of `folder` if it names files that are all present with their hashes, else None."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        ok = all(file_hash(folder / name) == digest for name, digest in manifest["files"].items())
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = read_manifest(folder)
+    except (OSError, OutputError):
         return None
-    return manifest if ok else None
+    return manifest if manifest_problem(folder, manifest) is None else None
 
 
 def _committed(run_dir: Path) -> list[Path]:
@@ -153,8 +195,8 @@ def checkpoint_source(run_dir: str | Path) -> Path:
             return folder
     if (run_dir / MANIFEST).exists():
         raise OutputError(
-            f"{run_dir}: the checkpoint files do not match {MANIFEST} and no complete checkpoint is "
-            f"left to fall back to; the run is damaged: train it again"
+            f"{manifest_problem(run_dir)}, and no complete checkpoint is left to fall back to; the run is "
+            f"damaged: train it again"
         )
     return run_dir
 
@@ -212,3 +254,51 @@ def restore_checkpoint(run_dir: Path) -> dict | None:
         _promote(source, run_dir, manifest)
     remove_stray_files(run_dir, keep_epoch=None if manifest is None else manifest["epoch"])
     return manifest
+
+
+def writer_pid(folder: str | Path) -> int | None:
+    """The pid of another live process that holds `folder`'s writer lock (0 where the system does not
+    say which), else None; the lock dies with its process, so a killed writer holds nothing. Read from
+    /proc/locks where there is one: probing with a lock of our own would, for that instant, refuse a
+    writer that starts then."""
+    folder = Path(folder)
+    try:
+        lock_file = (folder / LOCK_NAME).stat()
+    except OSError:
+        return None
+    mine = _held.get(str(folder.resolve()))
+    if mine is not None and mine.held:
+        return None
+    try:
+        table = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return _probe_writer(folder / LOCK_NAME)
+    for line in table:  # "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF"; "->" marks a waiter
+        fields = line.split()
+        if "FLOCK" not in fields or "->" in fields:
+            continue
+        at = fields.index("FLOCK")
+        try:
+            pid, (major, minor, inode) = int(fields[at + 3]), fields[at + 4].split(":")
+            same = int(inode) == lock_file.st_ino and os.makedev(int(major, 16), int(minor, 16)) == lock_file.st_dev
+        except (IndexError, ValueError):
+            continue
+        if same and pid != os.getpid():
+            return pid
+    return None
+
+
+def _probe_writer(path: Path) -> int | None:
+    """writer_pid without /proc/locks: try a shared lock for an instant."""
+    try:
+        handle = open(path)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None

@@ -300,7 +300,9 @@ def test_import_errors_name_the_problem_and_the_fix(tmp_path, rng, capsys):
     assert "--resize" in err and "65x65" in err
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    assert "--overwrite" in fails(tmp_path / "wall", "--from", "dinowm", "--env", "wall", "--out", tmp_path / "taken")
+    assert "not a wmplan dataset (keep.txt)" in fails(
+        tmp_path / "wall", "--from", "dinowm", "--env", "wall", "--out", tmp_path / "taken"
+    )
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
     assert (
         main(["import", str(tmp_path / "wall"), "--from", "dinowm", "--env", "wall", "--out", str(tmp_path / "w")]) == 0

@@ -2,13 +2,15 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 
+from wmplan import precision
 from wmplan.cli import main
 from wmplan.envs import make_task
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
-from wmplan.models.world_model import Latent
+from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning.mpc import MPC, MPCConfig, shift_plan
 
 
@@ -221,16 +223,53 @@ def test_the_summary_holds_exactly_the_declared_keys(tiny_run):
     assert set(summary) == set(EvalSummary.__annotations__)
 
 
-def test_bf16_planning_is_a_cuda_setting_and_changes_nothing_on_the_cpu(tiny_run, tmp_path):
-    settings = dict(planner="adam", mpc=True, episodes=3, seed=2)
-    plain = evaluate(
-        tiny_run, EvalConfig(**settings, settings=PlannerSettings(steps=5)), tmp_path / "a", progress=False
-    )
-    bf16 = PlannerSettings(steps=5, bf16=True)
-    asked = evaluate(tiny_run, EvalConfig(**settings, settings=bf16), tmp_path / "b", progress=False)
-    assert plain["episode_final_distance"] == asked["episode_final_distance"]
-    untimed = lambda folder: [
+def _untimed(folder):
+    return [
         {k: v for k, v in json.loads(line).items() if "seconds" not in k}
         for line in (folder / "episodes.jsonl").read_text().splitlines()
     ]
-    assert untimed(tmp_path / "a") == untimed(tmp_path / "b")
+
+
+def test_auto_precision_on_a_cpu_without_bf16_instructions_is_fp32(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ())
+    settings = dict(planner="adam", mpc=True, episodes=3, seed=2)
+    plain = evaluate(
+        tiny_run,
+        EvalConfig(**settings, settings=PlannerSettings(steps=5, precision="fp32")),
+        tmp_path / "a",
+        progress=False,
+    )
+    auto = evaluate(
+        tiny_run,
+        EvalConfig(**settings, settings=PlannerSettings(steps=5, precision="auto")),
+        tmp_path / "b",
+        progress=False,
+    )
+    assert plain["precision"] == auto["precision"] == "fp32"
+    assert _untimed(tmp_path / "a") == _untimed(tmp_path / "b")
+    with pytest.raises(ValueError, match="lacks the amx_bf16 or avx512_bf16 instructions"):
+        evaluate(tiny_run, EvalConfig(**settings, settings=PlannerSettings(steps=5, precision="bf16")), progress=False)
+
+
+def test_bf16_planning_runs_the_predictor_in_bf16_and_keeps_actions_and_costs_fp32(tiny_run, tmp_path, monkeypatch):
+    # autocast itself runs on any CPU (slowly without the instructions): pretend they are there
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    model = WorldModel.load(tiny_run, device="cpu")
+    seen = []  # dtypes of the predictor's first linear layer's outputs while planning
+    first_linear = next(m for m in model.predictor.modules() if isinstance(m, torch.nn.Linear))
+    first_linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    cfg = EvalConfig(planner="adam", mpc=False, episodes=3, seed=2, settings=PlannerSettings(steps=5, precision="bf16"))
+    summary = evaluate(model, cfg, tmp_path / "bf16", progress=False)
+    assert summary["precision"] == "bf16" and set(seen) == {torch.bfloat16}
+    assert all(np.isfinite(summary["episode_final_distance"]))
+    # the predictor's output is cast back: the latents, and so the cost and the actions' gradients, are fp32
+    task = make_task("wall")
+    start, _ = task.sample_start_goal(np.random.default_rng(0), 2)
+    z0 = model.encode(
+        None, torch.as_tensor(task.proprio(start))[:, None].float(), torch.as_tensor(start)[:, None].float()
+    )
+    actions = torch.zeros(2, 2, model.action_dim, requires_grad=True)
+    z = model.rollout(z0, actions)
+    assert z.visual.dtype == torch.float32 and model.plan_bf16
+    z.visual.sum().backward()
+    assert actions.grad is not None and actions.grad.dtype == torch.float32

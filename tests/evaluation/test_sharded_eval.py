@@ -126,4 +126,4 @@ def test_sharded_needs_a_process_group_and_batch_a_positive_size(tiny_run, tmp_p
     assert (
         main(["eval", "--run", str(tiny_run), "--planner", "adam", "--batch", "0", "--out", str(tmp_path / "e")]) == 2
     )
-    assert "--batch must be at least 1" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    assert "--batch: must be at least 1" in capsys.readouterr().err and not (tmp_path / "e").exists()

@@ -1,5 +1,6 @@
 """Resuming a long job: a finished run is recognised without loading its dataset; anything else trains."""
 
+import json
 import shutil
 
 import pytest
@@ -54,3 +55,41 @@ def test_more_epochs_resume_the_run(finished):
     longer = apply_overrides(cfg, {"train.epochs": 3})
     resumable.train_once(longer, out, progress=False)
     assert resumable.finished_run(longer, out)
+
+
+def test_an_eval_cell_is_kept_while_its_run_is_unchanged_and_planned_again_once_it_is_retrained(
+    finished, tmp_path, capsys, monkeypatch
+):
+    from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
+    from wmplan.models.run_folder import RunFolder
+
+    cfg, out = finished
+    cell = EvalConfig(planner="adam", episodes=2, settings=PlannerSettings(steps=2))
+    first = resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu")
+    assert (first["run_fingerprint"], first["run_epoch"]) == (RunFolder(out).state().fingerprint, 2)
+    with monkeypatch.context() as patch:
+        patch.setattr(resumable, "evaluate", lambda *a, **k: pytest.fail("a finished cell was planned again"))
+        assert resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu") == first
+    capsys.readouterr()
+
+    resumable.train_once(apply_overrides(cfg, {"train.epochs": 3}), out, progress=False)  # a demo --resume retrains
+    again = resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has changed since this cell was planned" in err and str(tmp_path / "cell") in err
+    assert again["run_epoch"] == 3 and again["run_fingerprint"] == RunFolder(out).state().fingerprint
+    assert json.loads((tmp_path / "cell" / "summary.json").read_text())["run_epoch"] == 3
+
+
+def test_a_killed_finetuning_is_resumed_from_its_last_checkpoint(finished, kill_at_epoch):
+    from wmplan.training.finetune import finetune
+
+    _, base = finished
+    target = base.with_name("adversarial")
+    length = {"train.epochs": 2, "train.steps_per_epoch": 3}
+    with kill_at_epoch(1):
+        finetune(base, target.with_name("adversarial.partial"), "adversarial", length, preset=None, progress=False)
+    epoch_0 = (target.with_name("adversarial.partial") / "metrics.csv").read_text().splitlines()[1]
+    resumable.finetune_once(base, target, "adversarial", length, progress=False)
+    rows = (target / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1] == epoch_0  # epoch 0 kept as it was (its seconds too), epoch 1 trained
+    assert not target.with_name("adversarial.partial").exists()

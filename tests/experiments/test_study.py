@@ -285,3 +285,12 @@ def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
     (tmp_path / "d" / "runs" / "seed0" / "base").mkdir(parents=True)
     grafted = adopt_demo(demo, tmp_path / "d", spec, "cpu", study_cells(spec))
     assert not [p for p in grafted if "seed0" in p] and [p for p in grafted if "seed1" in p]
+
+
+def test_the_study_command_refuses_an_unknown_or_repeated_protocol_before_writing(tmp_path, capsys):
+    from wmplan.cli import main
+
+    for given, message in (("fixed,papers", "unknown protocol 'papers'"), ("paper,paper", "each protocol once")):
+        assert main(["study", "--out", str(tmp_path / "study"), "--protocols", given]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()

@@ -26,8 +26,12 @@ TINY = [
 
 
 def _spec(run, models="base:{run}", planners="adam,cem", modes="open,mpc", seeds="0"):
+    """A tiny grid, with the settings of TINY that its planners and modes read (a sweep refuses the others)."""
+    cem_only = ("planner.samples", "planner.topk", "planner.iterations")
+    reads = lambda s: ("cem" in planners or s.split("=")[0] not in cem_only) and ("mpc" in modes or "mpc." not in s)  # noqa: E731
+    tiny = [s for s in TINY if reads(s)]
     return load_spec(
-        None, [f"models={models.format(run=run)}", f"planners={planners}", f"modes={modes}", f"seeds={seeds}", *TINY]
+        None, [f"models={models.format(run=run)}", f"planners={planners}", f"modes={modes}", f"seeds={seeds}", *tiny]
     )
 
 
@@ -150,3 +154,47 @@ def test_specs_from_files_and_bad_specs_get_clear_errors(tiny_run, tmp_path, cap
         run_sweep(changed, out, device="cpu", progress=False)
     assert _stamps(_summaries(out, spec)) == stamp  # nothing already written is lost
     assert json.loads((out / cells_of(spec)[0].folder / CELL_FILE).read_text())["eval"]["episodes"] == 3
+
+
+def test_an_unfinished_run_is_refused_and_a_retrained_one_makes_its_cells_unfinished(
+    wall_store, tmp_path, capsys, kill_at_epoch
+):
+    from wmplan.config import apply_overrides, preset
+    from wmplan.models.run_folder import RunFolder
+    from wmplan.training.trainer import train
+
+    run, out = tmp_path / "run", tmp_path / "sweep"
+    cfg = apply_overrides(
+        preset("tiny", "wall"),
+        {
+            "data.path": str(wall_store.path),
+            "model.encoder.name": "state",
+            "train.epochs": 2,
+            "train.steps_per_epoch": 5,
+        },
+    )
+    with kill_at_epoch(1):
+        train(cfg, run, progress=False)
+    spec = load_spec(None, [f"models=base:{run}", "planners=adam", "modes=open", "episodes=2", "planner.steps=3"])
+    with pytest.raises(ValueError, match=f"{run} is unfinished \\(1 of 2 epochs trained"):
+        run_sweep(spec, out, device="cpu", progress=False)
+    assert not out.exists()
+
+    train(cfg, run, resume=True, progress=False)
+    first = run_sweep(spec, out, device="cpu", progress=False)
+    (cell,) = first.ran
+    fingerprint = RunFolder(run).state().fingerprint
+    assert [(c["run_fingerprint"], c["run_epoch"], c["run_finished"]) for c in first.grid["cells"]] == [
+        (fingerprint, 2, True)
+    ]
+    capsys.readouterr()
+
+    train(apply_overrides(cfg, {"train.epochs": 3}), run, resume=True, progress=False)  # the same path, retrained
+    again = run_sweep(spec, out, device="cpu", progress=False)
+    assert again.ran == [cell] and again.finished_before == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out / cell}: the run {run} has changed since this cell was planned" in err
+    summary = json.loads((out / cell / SUMMARY_FILE).read_text())
+    assert (summary["run_fingerprint"], summary["run_epoch"]) == (RunFolder(run).state().fingerprint, 3)
+    assert summary["run_fingerprint"] != fingerprint and again.grid["cells"][0]["run_epoch"] == 3
+    assert run_sweep(spec, out, device="cpu", progress=False).ran == []  # and planned once only

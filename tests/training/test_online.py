@@ -85,6 +85,8 @@ def test_online_batches_enter_the_loss_after_the_first_refresh(tiny_run, monkeyp
     torch.manual_seed(0)
     model = WorldModel.load(tiny_run).train()
     data = TrainingData(model.cfg)
+    with pytest.raises(ValueError, match="online.online_fraction"):  # the rule RunConfig.check applies too
+        OnlineLoss(model, data, OnlineConfig(online_fraction=1.0))
     cfg = OnlineConfig(every=2, windows=3, plan_steps=4, online_fraction=0.25)
     online = OnlineLoss(model, data, cfg)
     calls = []

@@ -180,3 +180,39 @@ def test_cosine_schedule_decays_to_zero_and_a_typo_fails_before_anything_is_writ
     with pytest.raises(ValueError, match="constant or cosine"):
         train(_cfg(wall_store, **{"train.lr_schedule": "cosin"}), tmp_path / "typo", progress=False)
     assert not (tmp_path / "typo").exists()
+
+
+def test_bf16_training_autocasts_the_predictor_and_says_so(wall_store, tmp_path, monkeypatch):
+    from wmplan import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ("amx_bf16",))  # autocast runs on any CPU
+    from wmplan.models.predictor import FrameCausalPredictor
+
+    seen = []  # the predictor's output dtype in the training steps (validation stays fp32)
+    forward = FrameCausalPredictor.forward
+
+    def recorded(self, tokens):
+        out = forward(self, tokens)
+        if self.training:
+            seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(FrameCausalPredictor, "forward", recorded)
+    train(_cfg(wall_store, **{"train.epochs": 1, "train.precision": "auto"}), tmp_path / "run", progress=False)
+    assert set(seen) == {torch.bfloat16}
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert {w.dtype for w in weights.values()} == {torch.float32}  # parameters and optimizer stay fp32
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ())
+    with pytest.raises(ValueError, match="lacks the amx_bf16 or avx512_bf16 instructions"):
+        train(_cfg(wall_store, **{"train.epochs": 1, "train.precision": "bf16"}), tmp_path / "forced", progress=False)
+    assert not (tmp_path / "forced" / "model.safetensors").exists()
+
+
+def test_a_config_stored_before_precision_existed_reads_as_the_precision_it_trained_in():
+    from wmplan.config import RunConfig
+
+    stored = preset("tiny", "wall").to_dict()
+    del stored["train"]["precision"]
+    assert RunConfig.from_dict({**stored, "train": {**stored["train"], "bf16": False}}).train.precision == "fp32"
+    assert RunConfig.from_dict({**stored, "train": {**stored["train"], "bf16": True}}).train.precision == "bf16"

@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from wmplan.config import typed_dataclass
+from wmplan.config import check_interval, check_ranges, typed_dataclass
 from wmplan.data.collect_deformable import RandomPushConfig, random_pushes_granular, random_pushes_rope
 from wmplan.data.collect_pointmaze import PointMazeRandomConfig, random_pointmaze
 from wmplan.data.collect_pusht import PushTPusherConfig, scripted_pusher
@@ -24,6 +25,7 @@ from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.envs import make_task
 from wmplan.envs.wall import WallTask
 from wmplan.tasks import check_covers_every_task
+from wmplan.writing import is_empty
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,30 @@ class WallWalkConfig:
     step_std: float = 0.6
     step_min: float = 0.2
     step_max: float = 1.8
+
+    def check(self) -> None:
+        """Refuse settings that cannot make an episode, naming them: the step lengths are drawn from
+        N(step_mean, step_std) until they land in (step_min, step_max), which must hold enough of it."""
+        check_ranges(self, {"steps": 1, "turn_kappa": 0, "step_min": 0}, ("step_std",), prefix="collector setting ")
+        check_interval("step_min", self.step_min, "step_max", self.step_max, strict=True)
+        share = _normal_share(self.step_mean, self.step_std, self.step_min, self.step_max)
+        if share < MIN_DRAW_SHARE:
+            raise ValueError(
+                f"step_min ({self.step_min}) and step_max ({self.step_max}) hold {share:.2g} of the step lengths "
+                f"N(step_mean={self.step_mean}, step_std={self.step_std}) draws, too few to collect; move "
+                "step_mean between them or widen them"
+            )
+
+
+MIN_DRAW_SHARE = 1e-3
+"""The least share of the normal that the step-length range must hold (beyond it a batch's steps take
+thousands of redraws each)."""
+
+
+def _normal_share(mean: float, std: float, low: float, high: float) -> float:
+    """P(low < X < high) for X ~ N(mean, std)."""
+    cdf = lambda x: 0.5 * (1 + math.erf((x - mean) / (std * math.sqrt(2))))  # noqa: E731
+    return cdf(high) - cdf(low)
 
 
 def _truncated_normal(rng: np.random.Generator, mean: float, std: float, lo: float, hi: float, n: int) -> np.ndarray:
@@ -118,12 +144,10 @@ def collect(
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
     policy, cfg_type = COLLECTORS[env]
-    cfg = typed_dataclass(cfg_type, collector_settings or {}, f"collector settings of {env}")
-    if cfg.steps < 1:
-        raise ValueError(f"collector setting steps must be at least 1, got {cfg.steps}")
+    cfg = typed_dataclass(cfg_type, collector_settings or {}, f"collector settings of {env}")  # checked: cfg.check()
     if seed < 0:
         raise ValueError(f"--seed must be at least 0, got {seed}")
-    if append and Path(out).exists():
+    if append and not is_empty(out):
         store = TrajectoryStore.open(out, mode="r+", task=env)
         task = make_task(env, store.task_settings)
         # compared as stored: JSON turns a config's tuples into lists

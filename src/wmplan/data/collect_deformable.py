@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wmplan.config import check_interval, check_ranges
 from wmplan.data.episode_arrays import episode_arrays
 from wmplan.envs.pushing import PushingTask
 
@@ -35,6 +36,17 @@ class RandomPushConfig:
     """How far behind the aimed particle's surface (along the push) the pusher's edge starts, uniform."""
     random_fraction: float = 0.1
     """Fraction of pushes drawn uniformly from the whole action box instead."""
+
+    def check(self) -> None:
+        """Refuse settings that cannot make an episode, naming them."""
+        check_ranges(self, {"steps": 1, "random_fraction": 0}, prefix="collector setting ")
+        if not self.random_fraction <= 1:
+            raise ValueError(f"collector setting random_fraction must lie in [0, 1], got {self.random_fraction}")
+        for name in ("length", "lead"):
+            low, high = getattr(self, name)
+            check_interval(f"{name}[0]", low, f"{name}[1]", high)
+            if low < 0:
+                raise ValueError(f"collector setting {name} must not be negative, got {getattr(self, name)}")
 
 
 def aimed_pushes(task: PushingTask, state: np.ndarray, rng: np.random.Generator, cfg: RandomPushConfig) -> np.ndarray:

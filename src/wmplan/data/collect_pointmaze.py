@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wmplan.config import check_ranges
 from wmplan.data.episode_arrays import episode_arrays
 from wmplan.envs.pointmaze import PointMazeTask
 
@@ -32,13 +33,18 @@ class PointMazeRandomConfig:
     action_std: float = 0.7
     """Standard deviation of each action component before clipping to [-1, 1]."""
 
+    def check(self) -> None:
+        """Refuse settings that cannot make an episode, naming them."""
+        check_ranges(self, {"steps": 1, "correlation": 0, "action_std": 0}, prefix="collector setting ")
+        if not self.correlation < 1.0:  # the innovation's scale sqrt(1 - correlation^2) would vanish
+            raise ValueError(f"collector setting correlation must lie in [0, 1), got {self.correlation}")
+
 
 def random_pointmaze(
     task: PointMazeTask, rng: np.random.Generator, n: int, cfg: PointMazeRandomConfig
 ) -> dict[str, np.ndarray]:
     """n episodes at once; arrays (n, steps + 1, ...): obs uint8, state, proprio, action (last one NaN)."""
-    if not 0.0 <= cfg.correlation < 1.0:
-        raise ValueError(f"PointMazeRandomConfig.correlation must lie in [0, 1), got {cfg.correlation}")
+    cfg.check()
     start = np.concatenate([task.sample_free_positions(rng, n), np.zeros((n, 2))], axis=1)
     task.reset_to(start)
     states, images, actions = [task.get_state()], [task.render()], []

@@ -3,6 +3,14 @@
 Observations are the rendered uint8 image (H, W, 3); `info` carries the state and proprio.
 `reset(options={"state": ..., "goal": ...})` starts from a given state; with a goal, the reward is
 the negative task distance and the episode terminates on success.
+
+Inputs:
+- an action outside `action_space` (the task's bounds) is clipped onto it, coordinate by coordinate,
+  before the simulator steps: a step costs the same whatever the action's size, and an action inside
+  the space reaches the simulator unchanged;
+- an action, a state or a goal with a NaN or infinite entry, or of the wrong shape, is refused with a
+  ValueError that names the value and the space it must lie in (`action_space`, or `state_space` for
+  states and goals: finite vectors of the task's state size; the task checks where a state may lie).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from wmplan.envs.registry import make_task
+from wmplan.gymnasium_ids import gym_id
 from wmplan.tasks import task_spec
 
 
@@ -27,24 +36,30 @@ class TaskEnv(gym.Env):
         self.action_space = gym.spaces.Box(
             self.task.action_low.astype(np.float32), self.task.action_high.astype(np.float32)
         )
+        self.state_space = gym.spaces.Box(-np.inf, np.inf, (self.task.state_dim,), dtype=np.float64)
         self.render_mode = render_mode
+        self._name = gym_id(task)
         self._goal: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
         if "state" in options:
-            state = np.asarray(options["state"], dtype=float)[None]
+            state = self._checked(options["state"], self.state_space, "state")[None]
             goal = options.get("goal")
         else:
             state, sampled_goal = self.task.sample_start_goal(self.np_random, 1)
             goal = options.get("goal", sampled_goal[0])
+        goal = None if goal is None else self._checked(goal, self.state_space, "goal")  # checked before any change
         self.task.reset_to(state)
-        self._goal = None if goal is None else np.asarray(goal, dtype=float)
+        self._goal = goal
         return self._observe()
 
     def step(self, action):
-        self.task.step(np.asarray(action, dtype=float)[None])
+        action = self._checked(action, self.action_space, "action")
+        # Clipped, not refused: gymnasium's convention for a Box, and a bounded move keeps a step's cost
+        # constant (Wall splits a long move into pieces of a few pixels; PushT's PD target would leave the world).
+        self.task.step(np.clip(action, self.task.action_low, self.task.action_high)[None])
         obs, info = self._observe()
         reward, terminated = 0.0, False
         if self._goal is not None:
@@ -56,9 +71,32 @@ class TaskEnv(gym.Env):
     def render(self):
         return self.task.render()[0]
 
+    def _checked(self, value: Any, space: gym.spaces.Box, what: str) -> np.ndarray:
+        """`value` as a float64 array of the space's shape with only finite entries, else a ValueError
+        naming it and the space."""
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self._name}: {what} {value!r} is not numeric; it must lie in {space}") from None
+        if array.shape != space.shape:
+            raise ValueError(f"{self._name}: {what} {_show(array)} has shape {array.shape}; it must lie in {space}")
+        bad = np.flatnonzero(~np.isfinite(array))
+        if len(bad):
+            raise ValueError(
+                f"{self._name}: {what} {_show(array)} is not finite (at index {', '.join(map(str, bad[:5]))}"
+                f"{', ...' if len(bad) > 5 else ''}); it must lie in {space}"
+            )
+        return array
+
     def _observe(self):
         state = self.task.get_state()
         info = {"state": state[0].copy(), "proprio": self.task.proprio(state)[0]}
         if self._goal is not None:
             info["goal"] = self._goal.copy()
         return self.task.render()[0], info
+
+
+def _show(array: np.ndarray) -> str:
+    """A value on one line, [1, nan, 0.5], long ones (a Granular state has 400 numbers) shortened."""
+    values = [f"{v:.6g}" for v in array.ravel().tolist()]
+    return "[" + ", ".join(values if len(values) <= 8 else [*values[:3], "...", *values[-3:]]) + "]"

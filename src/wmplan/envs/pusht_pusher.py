@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wmplan.config import check_interval, check_ranges
 from wmplan.envs.pusht_geometry import WORLD_SIZE, block_distance, rotate, tee_outline
 
 if TYPE_CHECKING:  # the task imports this module (its evaluation goals come from pusher episodes)
@@ -66,6 +67,17 @@ class PushTPusherConfig:
     """Standard deviation of the Gaussian noise added to every action component."""
     random_action_prob: float = 0.02
     """Probability that a step's action is uniform in [-1, 1]^2 instead."""
+
+    def check(self) -> None:
+        """Refuse settings that cannot make an episode, naming them."""
+        minimums = {"steps": 1, "candidates": 1, "push_angle": 0, "gap_min": 0, "push_min": 0, "noise_std": 0}
+        minimums |= {"approach_tolerance": 0, "approach_timeout": 0, "push_timeout": 0, "arena_margin": 0}
+        minimums |= {"random_action_prob": 0}
+        check_ranges(self, minimums, ("approach_speed", "push_speed"), prefix="collector setting ")
+        if not self.random_action_prob <= 1:
+            raise ValueError(f"collector setting random_action_prob must lie in [0, 1], got {self.random_action_prob}")
+        check_interval("gap_min", self.gap_min, "gap_max", self.gap_max)
+        check_interval("push_min", self.push_min, "push_max", self.push_max)
 
 
 def random_start(task: PushTTask, rng: np.random.Generator, n: int) -> np.ndarray:

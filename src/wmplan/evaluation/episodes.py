@@ -30,8 +30,10 @@ from wmplan.evaluation.eval_config import EvalConfig, build_planner
 from wmplan.evaluation.paired import mean_interval, wilson_interval
 from wmplan.evaluation.protocols import PROTOCOL_NOTES
 from wmplan.evaluation.summary import EpisodeOutcomes, EvalSummary
+from wmplan.models.run_folder import NO_RUN_RECORD
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.planning.mpc import MPC, MPCConfig
+from wmplan.precision import precision_name, use_bf16
 from wmplan.writing import atomic_write, claim_folder
 
 
@@ -63,6 +65,7 @@ def evaluate(
     video: int = 0,
     device: str | torch.device | None = "auto",
     sharded: bool = False,
+    allow_unfinished: bool = False,
 ) -> EvalSummary:
     """Plan and execute cfg.episodes episodes, cfg.batch at a time (default all at once); write
     summary.json and episodes.jsonl into `out`. A run path is loaded on `device` (resolve_device: auto is
@@ -72,13 +75,19 @@ def evaluate(
     batch j to rank j mod N, cfg.batch defaulting to ceil(episodes / N)), each rank on its own device;
     rank 0 merges and alone writes `out`; every rank returns the merged summary. Every episode draws its
     random numbers from its own generator and a batch is the same computation wherever it runs, so the
-    files equal those of a single process planning the same batches, timing fields aside."""
+    files equal those of a single process planning the same batches, timing fields aside.
+
+    An unfinished run (stopped before its last epoch, or still being written) is refused unless
+    `allow_unfinished`; the summary records which run planned and how far it had trained (RunState)."""
     cfg.check()
     rank, world = _process_group(sharded)
     batch = min(cfg.batch or -(-cfg.episodes // world), cfg.episodes)
     mine = batches_of(cfg.episodes, batch)[rank::world]
     model = run if isinstance(run, WorldModel) else WorldModel.load(run, device=resolve_device(device))
-    model.plan_bf16 = cfg.settings.bf16
+    run_record = (
+        model.run_folder.require_finished(allow_unfinished).record() if model.run_folder else dict(NO_RUN_RECORD)
+    )
+    model.plan_bf16 = use_bf16(cfg.settings.precision, model.state_mean.device)
     model.eval()
     meta = model.describe()
     task = make_task(model.dims.task, model.task_settings)
@@ -113,7 +122,7 @@ def evaluate(
         assert shares is not None
         merged = EpisodeOutcomes.merge(shares)
         summary[0] = _finish(
-            run, cfg, out, model, meta, task, planner, mpc_cfg, start, goal, merged, video, batch, world
+            run, cfg, out, model, meta, task, planner, mpc_cfg, start, goal, merged, video, batch, world, run_record
         )
     if world > 1:
         dist.broadcast_object_list(summary, src=0)
@@ -178,6 +187,7 @@ def _finish(
     video: int,
     batch: int,
     world: int,
+    run_record: dict,
 ) -> EvalSummary:
     """The summary of all episodes' outcomes; episodes.jsonl, the videos and summary.json (last, so a
     present summary.json means a finished eval) written into `out`, each file atomically. `world`: the
@@ -200,6 +210,7 @@ def _finish(
     ]
     summary: EvalSummary = {
         "run": str(run) if not isinstance(run, WorldModel) else "(in memory)",
+        **run_record,  # type: ignore[typeddict-item]
         "task": model.dims.task,
         "planner": cfg.planner,
         "mpc": cfg.mpc,
@@ -227,6 +238,7 @@ def _finish(
         "simulator_early_stop": cfg.protocol == "paper",
         "mean_replans": float(np.mean(outcomes.replans)),
         "encoder": meta["config"]["model"]["encoder"]["name"],
+        "precision": precision_name(model.plan_bf16),
         "episode_success": [bool(v) for v in success],
         "episode_final_distance": [float(v) for v in distance],
         "episode_reached": [bool(v) for v in reached],

@@ -5,6 +5,8 @@ whole eval's config (EvalConfig, checked before any work) and the planner they b
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wmplan.closed_loop import action_bounds
@@ -22,6 +24,8 @@ from wmplan.config import (
     PLAN_HORIZON,
     PLANNERS,
     REPORT_PAIR_SEED,
+    SEED_MAX,
+    check_finite,
     check_ranges,
 )
 from wmplan.evaluation.protocols import check_protocol
@@ -38,6 +42,7 @@ from wmplan.planning import (
 )
 from wmplan.planning.mpc import MPCConfig
 from wmplan.planning.objective import objective_mode
+from wmplan.precision import check_precision
 
 
 @dataclass
@@ -67,9 +72,9 @@ class PlannerSettings:
     restarts: int | None = None
     """GD/Adam starts optimised at once per episode, the lowest final model cost kept (default 1;
     multistart: 8)."""
-    bf16: bool = False
-    """CUDA only (ignored on the CPU): the predictor in bfloat16 autocast while planning; the actions, the
-    cost and the optimizer stay fp32."""
+    precision: str = "fp32"
+    """The predictor's precision while planning (wmplan.precision): fp32, auto (bf16 autocast where the
+    device multiplies bf16 faster) or bf16. The actions, the cost and the optimizer stay fp32."""
     warm_steps: int | None = None
     """GD/Adam steps of an MPC replan, which starts from the previous plan's tail (default: steps)."""
     plateau: float = 0.0
@@ -77,6 +82,42 @@ class PlannerSettings:
     objective: str | None = None
     """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
     frame, later ones weighted more); default per task and mode (wmplan.tasks)."""
+
+
+PLANNER_CONFIGS: dict[str, tuple[type, ...]] = {
+    "gd": (GDConfig,),
+    "adam": (GDConfig,),
+    "multistart": (GDConfig,),
+    "cem": (CEMConfig,),
+    "cem_best": (CEMConfig,),
+    "hybrid": (CEMConfig, GDConfig),
+}
+"""The planners by name, each with the config classes of its stages in the order they run (build_planner): a
+planner.<field> applies to a planner one of whose configs has a field of that name."""
+AROUND_THE_PLANNER = ("objective", "precision")
+"""planner.<field> settings of what surrounds every planner (the cost it minimises, the model's precision)."""
+if set(PLANNER_CONFIGS) != set(PLANNERS):
+    raise RuntimeError(f"PLANNER_CONFIGS {sorted(PLANNER_CONFIGS)} must name the planners {PLANNERS}")
+_unplaced = [
+    f.name
+    for f in dataclasses.fields(PlannerSettings)
+    if f.name not in AROUND_THE_PLANNER
+    and not any(f.name in {g.name for g in dataclasses.fields(c)} for c in (GDConfig, CEMConfig))
+]
+if _unplaced:
+    raise RuntimeError(f"planner settings {_unplaced} belong to no planner config and are not AROUND_THE_PLANNER")
+
+
+def planners_taking(name: str, mpc: bool) -> list[str]:
+    """The planners that planner.<name> changes, open loop (mpc False) or under MPC."""
+    if name in AROUND_THE_PLANNER:
+        return list(PLANNER_CONFIGS)
+    takers = [
+        p for p, cfgs in PLANNER_CONFIGS.items() if any(name in {f.name for f in dataclasses.fields(c)} for c in cfgs)
+    ]
+    if name == "warm_steps" and not mpc:  # only a warm-started plan: an MPC replan, or a stage after another
+        takers = [p for p in takers if len(PLANNER_CONFIGS[p]) > 1]
+    return takers
 
 
 @dataclass
@@ -90,6 +131,11 @@ class MPCSettings:
     executes 10 model steps)."""
     max_replans: int = MAX_REPLANS
     """Paper protocol: the most planning calls an episode makes before it is scored (DINO-WM sets no cap)."""
+
+    @staticmethod
+    def fields_of(protocol: str) -> tuple[str, ...]:
+        """The mpc.<field> settings that `resolve` reads under a protocol."""
+        return ("execute", "max_replans") if protocol == "paper" else ("execute", "replans")
 
     def resolve(self, task: str, horizon: int, protocol: str = "fixed") -> MPCConfig:
         """The MPC schedule for a task, plan horizon and protocol. Fixed: the task's default `execute`
@@ -122,7 +168,10 @@ class EvalConfig:
     mpc_settings: MPCSettings = field(default_factory=MPCSettings)
 
     def check(self) -> EvalConfig:
-        """Raise a ValueError naming the first setting out of its range; returns self."""
+        """Raise a ValueError naming the first setting out of its range; returns self. (Which settings apply
+        to the planner and mode: check_applicable, given the keys that were set.)"""
+        names = {"settings": "planner", "mpc_settings": "mpc", "episodes": "--episodes", "seed": "--seed"}
+        check_finite(self, names)
         check_ranges(
             self,
             {
@@ -133,7 +182,7 @@ class EvalConfig:
                 "settings.noise": 0,
                 "settings.horizon": 1,
                 "settings.samples": 1,
-                "settings.topk": 1,
+                "settings.topk": 2,  # CEM's elites estimate a std
                 "settings.iterations": 1,
                 "settings.restarts": 1,
                 "settings.warm_steps": 1,
@@ -143,13 +192,8 @@ class EvalConfig:
                 "mpc_settings.execute": 1,
             },
             ("settings.lr",),
-            names={
-                "settings": "planner",
-                "mpc_settings": "mpc",
-                "episodes": "--episodes",
-                "seed": "--seed",
-                "batch": "--batch",
-            },
+            names={**names, "batch": "--batch"},
+            maximums={"seed": SEED_MAX},
         )
         for name, value, allowed in (
             ("init", self.settings.init, ("randn", "zero")),
@@ -159,6 +203,7 @@ class EvalConfig:
             if value not in allowed:
                 raise ValueError(f"unknown planner.{name} {value!r}; choose {' or '.join(a for a in allowed if a)}")
         check_protocol(self.protocol, self.mpc)
+        check_precision(self.settings.precision, "planner.precision")
         if self.settings.topk > self.settings.samples:
             raise ValueError(
                 f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})"
@@ -168,6 +213,46 @@ class EvalConfig:
                 f"mpc.execute ({self.mpc_settings.execute}) cannot exceed planner.horizon ({self.settings.horizon})"
             )
         return self
+
+
+def check_applicable(
+    planner_keys: Iterable[str],
+    mpc_keys: Iterable[str],
+    planners: Sequence[str],
+    mpc: Sequence[bool],
+    protocol: str,
+    *,
+    grid: bool = False,
+) -> None:
+    """Raise a ValueError naming a planner.<field> that none of `planners` reads in any of the modes `mpc`
+    (PLANNER_CONFIGS, planners_taking), or an mpc.<field> that no MPC mode reads under `protocol`
+    (MPCSettings.fields_of), with the choice it does not fit. `grid`: worded for a sweep's planners and modes
+    rather than eval's flags."""
+    which = f"the sweep's planners {', '.join(planners)}" if grid else f"--planner {planners[0]}"
+    open_loop = "in the sweep's modes, all open loop" if grid else "without --mpc"
+    for name in planner_keys:
+        if any(p in planners_taking(name, m) for p in planners for m in mpc):
+            continue
+        if any(p in planners_taking(name, True) for p in planners):
+            raise ValueError(
+                f"planner.{name} does not apply to {which} {open_loop}: only a warm-started plan reads it "
+                f"(an MPC replan, or hybrid's Adam stage); {'add an mpc mode' if grid else 'add --mpc'} or remove it"
+            )
+        raise ValueError(
+            f"planner.{name} does not apply to {which}: only {', '.join(planners_taking(name, True))} read it; "
+            "remove it or choose one of those"
+        )
+    for name in mpc_keys:
+        if not any(mpc):
+            raise ValueError(
+                f"mpc.{name} does not apply {open_loop} (open loop plans once); "
+                f"{'add an mpc mode' if grid else 'add --mpc'} or remove it"
+            )
+        if name not in MPCSettings.fields_of(protocol):
+            raise ValueError(
+                f"mpc.{name} does not apply to --protocol {protocol}, which reads "
+                f"{', '.join(f'mpc.{f}' for f in MPCSettings.fields_of(protocol))}; remove it or change the protocol"
+            )
 
 
 def build_planner(cfg: EvalConfig, model: WorldModel, task):
@@ -188,7 +273,8 @@ def build_planner(cfg: EvalConfig, model: WorldModel, task):
         bounded=s.bounded,
         keep_best=cfg.planner == "cem_best",
     )
-    if cfg.planner in ("cem", "cem_best"):
+    stages = PLANNER_CONFIGS[cfg.planner]
+    if GDConfig not in stages:
         return CEMPlanner(cem, objective, low, high)
     gd = GDConfig(
         optimizer=s.optimizer or ("sgd" if cfg.planner == "gd" else "adam"),
@@ -202,6 +288,6 @@ def build_planner(cfg: EvalConfig, model: WorldModel, task):
         warm_steps=s.warm_steps,
         plateau=s.plateau,
     )
-    if hybrid:
+    if CEMConfig in stages:
         return HybridPlanner(HybridConfig(cem=cem, gd=gd), objective, low, high)
     return GDPlanner(gd, objective, low, high)

@@ -42,12 +42,16 @@ PLANNER: dict[str, Any] = dict(
 )  # online finetuning's
 
 
-def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tuple[list[WorldModel], list[str]]:
-    """Models (eval mode) of the runs and unique labels (folder names, deduplicated with a suffix);
-    a ValueError if the runs are not all of one task."""
+def load_runs(
+    runs: list[str | Path], device: str | torch.device = "cpu", allow_unfinished: bool = False
+) -> tuple[list[WorldModel], list[str], list[dict[str, Any]]]:
+    """Models (eval mode) of the runs, unique labels (folder names, deduplicated with a suffix) and what
+    the results record of each run (RunState.record); a ValueError if the runs are not all of one task,
+    an UnfinishedRunError for an unfinished run unless `allow_unfinished`."""
     if not runs:
         raise ValueError("give at least one run")
     models = [WorldModel.load(r, device=device).eval() for r in runs]
+    records = [m.run_folder.require_finished(allow_unfinished).record() for m in models if m.run_folder]
     tasks = {m.dims.task for m in models}
     if len(tasks) > 1:
         raise ValueError(
@@ -60,7 +64,7 @@ def load_runs(runs: list[str | Path], device: str | torch.device = "cpu") -> tup
         name = Path(r).resolve().name
         seen[name] = seen.get(name, 0) + 1
         labels.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return models, labels
+    return models, labels, records
 
 
 @torch.no_grad()
@@ -129,20 +133,22 @@ def gap(
     progress: bool = True,
     device: str | None = None,
     data: str | Path | None = None,
+    allow_unfinished: bool = False,
 ) -> dict[str, Any]:
     """Expert vs planner open-loop error of each run; writes out/gap.json and out/gap.png. `data`: the
     first run's dataset, if it moved. Returns {label: {expert_error, planner_error, ratio,
-    expert_per_step, planner_per_step}, "settings": {...}}."""
+    expert_per_step, planner_per_step, run_fingerprint, run_epoch, run_epochs, run_finished}, "settings":
+    {...}}. An unfinished run is refused unless `allow_unfinished`."""
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
-    models, labels = load_runs(runs, resolve_device(device))
+    models, labels, records = load_runs(runs, resolve_device(device), allow_unfinished)
     lock = claim_folder(out, "the gap results")  # noqa: F841 (fail before any work; held until gap returns)
     windows = expert_windows(models[0], runs[0], episodes, horizon, seed, data)
     bar = tqdm(total=1 + len(models), desc="gap: plan, then each model's errors", unit="step", disable=not progress)
     executed, planned = planner_trajectories(models[0], windows, horizon, seed)
     bar.update()
     result: dict[str, Any] = {}
-    for label, model in zip(labels, models):
+    for label, model, record in zip(labels, models, records):
         expert = open_loop_error(model, windows, windows["action"])
         planner = open_loop_error(model, executed, planned)
         e, p = float(expert.mean()), float(planner.mean())
@@ -152,6 +158,7 @@ def gap(
             "ratio": p / e if e > 0 else float("inf"),
             "expert_per_step": expert.mean(0).tolist(),
             "planner_per_step": planner.mean(0).tolist(),
+            **record,
         }
         bar.update()
     bar.close()

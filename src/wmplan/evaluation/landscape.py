@@ -39,10 +39,15 @@ from wmplan.writing import claim_folder
 PLANNER: dict[str, Any] = dict(optimizer="adam", lr=GD_LR["open loop"], steps=GD_STEPS["open loop"], noise=0.0)
 
 
-def grid_coordinates(grid: int, span: float) -> np.ndarray:
-    """(grid,) coordinates in [-span, span] whose centre is exactly 0 (so the centre is a* itself)."""
+def check_grid(grid: int) -> None:
+    """A slice's points per axis: odd, so that its centre is the optimum, and at least 3."""
     if grid < 3 or grid % 2 == 0:
         raise ValueError(f"grid must be odd and >= 3 (its centre is the optimum), got {grid}")
+
+
+def grid_coordinates(grid: int, span: float) -> np.ndarray:
+    """(grid,) coordinates in [-span, span] whose centre is exactly 0 (so the centre is a* itself)."""
+    check_grid(grid)
     half = grid // 2
     return np.arange(-half, half + 1) * (span / half)
 
@@ -85,13 +90,15 @@ def landscape(
     horizon: int = PLAN_HORIZON,
     progress: bool = True,
     device: str | None = None,
+    allow_unfinished: bool = False,
 ) -> dict[str, Any]:
     """Cost slices of each run around the first run's GD optimum; writes out/landscape.json and
     out/landscape.png. Returns {label: {cost (grid x grid, [i][j] = alpha_i, beta_j), centre_cost,
-    roughness, basin_width, min_cost, max_cost}, "settings": {..., planner_cost (the first run's cost at
-    a*, which its centre_cost reproduces)}}."""
+    roughness, basin_width, min_cost, max_cost, run_fingerprint, run_epoch, run_epochs, run_finished},
+    "settings": {..., planner_cost (the first run's cost at a*, which its centre_cost reproduces)}}. An
+    unfinished run is refused unless `allow_unfinished`."""
     coords = grid_coordinates(grid, span)  # checks the grid before any work
-    models, labels = load_runs(runs, resolve_device(device))
+    models, labels, records = load_runs(runs, resolve_device(device), allow_unfinished)
     lock = claim_folder(out, "the landscape results")  # noqa: F841 (fail before any work; held until landscape returns)
     first = models[0]
     task = make_task(first.dims.task, first.task_settings)
@@ -116,7 +123,9 @@ def landscape(
     points = points.float().reshape(-1, *a_star.shape[1:])  # the first run's normalised actions
     env_points = first.env_actions(points)
     result: dict[str, Any] = {}
-    for label, model in tqdm(list(zip(labels, models)), desc="landscape", unit="model", disable=not progress):
+    for label, model, record in tqdm(
+        list(zip(labels, models, records)), desc="landscape", unit="model", disable=not progress
+    ):
         # Runs sharing the first run's action normaliser (finetuned children do) take its normalised
         # actions as they are: no float round trip through env units, so the centre is a* bit for bit.
         same = all(
@@ -130,7 +139,8 @@ def landscape(
         )
         z0, zg = encoded[id(model)]
         cost = slice_costs(model, z0, zg, acts, horizon).cpu().double().numpy().reshape(grid, grid)
-        result[label] = {"cost": cost.tolist(), "centre_cost": float(cost[grid // 2, grid // 2]), **surface_stats(cost)}
+        centre = float(cost[grid // 2, grid // 2])
+        result[label] = {"cost": cost.tolist(), "centre_cost": centre, **surface_stats(cost), **record}
     result["settings"] = {
         "runs": [str(r) for r in runs],
         "task": first.dims.task,

@@ -7,7 +7,9 @@ file), and the reports index it by these names; this declaration is the one plac
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
@@ -15,11 +17,22 @@ import numpy as np
 from wmplan.evaluation.intervals import two_level_bootstrap
 from wmplan.evaluation.paired import pair_clusters
 from wmplan.evaluation.protocols import check_comparable
+from wmplan.models.run_folder import notice
 
 
 class EvalSummary(TypedDict):
     run: str
     """The run folder, or "(in memory)" for a model passed as an object."""
+    run_fingerprint: str | None
+    """Which run planned (models.run_folder.RunState): the sha256 of its checkpoint.json; a rerun of a sweep
+    or demo plans a cell again when its run's fingerprint has changed since. None for a model in memory."""
+    run_epoch: int | None
+    """Epochs the run had trained (its last checkpoint's)."""
+    run_epochs: int | None
+    """Epochs its config asks for."""
+    run_finished: bool | None
+    """False for a run evaluated unfinished (`--allow-unfinished`): killed before its last epoch, or still
+    being written."""
     task: str
     planner: str
     """gd, adam or cem."""
@@ -61,6 +74,8 @@ class EvalSummary(TypedDict):
     mean_replans: float
     """Planning calls per episode, averaged (fixed: the budget; paper: those used before success or the cap)."""
     encoder: str
+    precision: str
+    """The predictor's precision while planning (bf16 | fp32; wmplan.precision)."""
     episode_success: list[bool]
     """Per episode, in the order of the pairs (episodes.jsonl has the states): for paired tests."""
     episode_final_distance: list[float]
@@ -116,6 +131,35 @@ def _pooled_lists(summaries: list[EvalSummary], keys: tuple[str, ...]) -> dict[s
     }
 
 
+def planned_by(summary: Mapping[str, Any], fingerprint: str, where: Path, say: bool = True) -> bool:
+    """Whether the finished eval in `where` (its `summary`) was planned by the run whose fingerprint is
+    now `fingerprint` (models.run_folder.RunState); if not (and `say`), one line on stderr says it is
+    planned again."""
+    recorded = summary.get("run_fingerprint")
+    if recorded == fingerprint or not say:
+        return recorded == fingerprint
+    was = f"fingerprint {recorded[:12]}" if recorded else "no run fingerprint recorded"
+    notice(
+        f"{where}: the run {summary.get('run')} has changed since this cell was planned ({was}, now "
+        f"{fingerprint[:12]}); planning it again"
+    )
+    return False
+
+
+def _pooled_run_record(summaries: list[EvalSummary]) -> dict[str, Any]:
+    """The run_* keys of a cell pooled over seeds (None where a summary predates them)."""
+    fingerprints = [s.get("run_fingerprint") for s in summaries]
+    done = [s.get("run_epoch") for s in summaries]
+    asked = [s.get("run_epochs") for s in summaries]
+    finished = [s.get("run_finished") for s in summaries]
+    return {
+        "run_fingerprint": ", ".join(f for f in fingerprints if f) if all(fingerprints) else None,
+        "run_epoch": min(e for e in done if e is not None) if None not in done else None,
+        "run_epochs": max(e for e in asked if e is not None) if None not in asked else None,
+        "run_finished": all(finished) if None not in finished else None,
+    }
+
+
 def _zip_longest(*lists: list[float]) -> list[tuple[float, ...]]:
     return list(itertools.zip_longest(*lists, fillvalue=0.0))
 
@@ -157,7 +201,9 @@ def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSum
     95% intervals by a two-level bootstrap (training seeds, then pairs: the seeds' episodes are not
     independent), each seed's own rate and distance kept. Refused for cells of different protocols or
     pair seeds. Times are per seed:
-    seconds per plan averaged, totals summed."""
+    seconds per plan averaged, totals summed. The runs' fingerprints are joined as their folders are;
+    run_epoch is the fewest epochs any of them trained, run_epochs the most asked, run_finished whether
+    all were finished."""
     if len(summaries) != len(seeds) or not summaries:
         raise ValueError(f"pool_over_seeds: {len(summaries)} summaries for seeds {seeds}")
     check_comparable(list(summaries), "pool_over_seeds")
@@ -178,6 +224,7 @@ def pool_over_seeds(summaries: list[EvalSummary], seeds: list[int]) -> PooledSum
     return {
         **first,
         "run": ", ".join(s["run"] for s in summaries),
+        **_pooled_run_record(summaries),  # type: ignore[typeddict-item]
         "episodes": len(success),
         "success_rate": float(success.mean()),
         "ci95": list(two_level_bootstrap(success.astype(float), pairs, seed_of)),

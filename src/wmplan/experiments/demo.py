@@ -2,7 +2,8 @@
 simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileged-state (`state`) encoder.
 
 Everything lands under `out` (default results/demo), which the demo rewrites on each run (with `resume`,
-a rerun keeps what a killed run finished: wmplan.experiments.resumable):
+a rerun keeps what a killed run finished: wmplan.experiments.resumable; `wmplan demo` first asks for
+--overwrite or --resume where a demo is there, wmplan.output_rule.output_folder):
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
 gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself, open loop: the
 ceiling; reference_mpc_fixed/ and reference_mpc_paper/ under MPC), eval cells of the paper protocol as

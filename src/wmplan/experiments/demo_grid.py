@@ -10,8 +10,9 @@ Format (every number as the demo measured it; a reference is planning in the sim
      "cells": [{"encoder", "model" (base | online | adversarial), "planner", "mpc", "protocol" (fixed | paper),
                 "mpc_execute" (model steps executed per plan; null open loop), "max_replans", "mean_replans",
                 "bounded", "objective", "success_rate", "ci95", "mean_final_distance", "seconds_per_plan",
-                "pair_seed", "episodes": [{"pair", "success", "reached", "final_distance", "replans"
-                (, "train_seed")}, ...]}, ...]}
+                "pair_seed", "run_fingerprint", "run_epoch", "run_epochs", "run_finished" (the run that planned,
+                models.run_folder.RunState), "episodes": [{"pair", "success", "reached", "final_distance",
+                "replans" (, "train_seed")}, ...]}, ...]}
 `episodes` lists one entry per pair and training seed, so every paired test of the report can be
 recomputed from this file.
 `val_loss` and `copy_last_loss` are the base model's final validation loss and the loss of copying the
@@ -30,7 +31,7 @@ from wmplan.config import STATE_ENCODERS, TUNING_PAIR_SEED
 from wmplan.evaluation.protocols import cell_protocol
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import EvalSummary, seed_spread
-from wmplan.models.run_folder import RunFolder
+from wmplan.models.run_folder import NO_RUN_RECORD, RunFolder
 
 GRID_FILE = "grid.json"
 
@@ -87,6 +88,7 @@ def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: Ev
         "seconds_per_plan": s["seconds_per_plan"],
         **(seed_spread(s) or {}),
         "pair_seed": s["seed"],
+        **{key: s.get(key) for key in NO_RUN_RECORD},
         "episodes": episode_rows(dict(s)),
     }
 

@@ -6,9 +6,11 @@ When a step counts as finished:
 - a base run: its config.json is there (the trainer resumes from its last checkpoint, and refuses a
   config that differs);
 - a finetuned run: its folder is there. It is written to <name>.partial and renamed when complete, so a
-  leftover .partial is an interrupted one, redone from its parent;
-- an eval cell: its summary.json is there (written last), and says the same planner, mode, protocol,
-  pairs and seed.
+  leftover .partial is an interrupted one, resumed from its last checkpoint (redone from its parent when
+  it has none);
+- an eval cell: its summary.json is there (written last), says the same planner, mode, protocol, pairs
+  and seed, and was planned by the run as it is now (the run's fingerprint, models.run_folder.RunState):
+  a cell of a run retrained since is planned again, and a line on stderr says so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from wmplan.data.collect import collect
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
-from wmplan.evaluation.summary import EvalSummary
+from wmplan.evaluation.summary import EvalSummary, planned_by
+from wmplan.models.run_folder import RunFolder
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import resume_conflicts, train
 from wmplan.writing import MANIFEST, OutputError, checkpoint_source
@@ -71,8 +74,10 @@ def finetune_once(parent: Path, target: Path, method: str, overrides: dict[str, 
     if target.exists():
         return
     partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # an interrupted finetuning: redone from its parent
-    finetune(parent, partial, method, overrides, preset=None, progress=progress)
+    started = (partial / "config.json").exists() and (partial / "trainer_state.pt").exists()
+    if not started:
+        shutil.rmtree(partial, ignore_errors=True)  # killed before its first checkpoint: redone from its parent
+    finetune(parent, partial, method, overrides, preset=None, progress=progress, resume=started)
     partial.rename(target)
 
 
@@ -92,6 +97,8 @@ def evaluate_once(run: Path, cfg: EvalConfig, where: Path, progress: bool, devic
     stored = {k: summary.get(k, "fixed" if k == "protocol" else None) for k in asked}
     if stored != asked:
         raise ValueError(f"{where} holds another evaluation ({stored}, asked {asked}); remove it to plan it again")
+    if not planned_by(summary, RunFolder(run).state().fingerprint, where):
+        return evaluate(run, cfg, where, progress=progress, device=device)
     return summary
 
 

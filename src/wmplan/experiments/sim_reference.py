@@ -37,6 +37,9 @@ from wmplan.evaluation.eval_config import MPCSettings
 from wmplan.experiments.sim_cem import cem_reference, saved, simulate, success_margin
 from wmplan.writing import claim_folder
 
+GREEDY_PUSHES, GREEDY_CANDIDATES = 10, 100
+"""The greedy reference's defaults: pushes per episode (an MPC episode's) and aimed pushes tried per push."""
+
 __all__ = ["cem_reference", "greedy_reference", "simulate", "simulator_reference", "success_margin"]
 
 
@@ -70,8 +73,8 @@ def greedy_reference(
     *,
     episodes: int = 20,
     seed: int = REPORT_PAIR_SEED,
-    pushes: int = 10,
-    candidates: int = 100,
+    pushes: int = GREEDY_PUSHES,
+    candidates: int = GREEDY_CANDIDATES,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Greedy simulator planning on `episodes` start/goal pairs of seed `seed`; writes summary.json into
@@ -118,8 +121,8 @@ def simulator_reference(
     *,
     episodes: int = 20,
     seed: int = REPORT_PAIR_SEED,
-    pushes: int = 10,
-    candidates: int = 100,
+    pushes: int = GREEDY_PUSHES,
+    candidates: int = GREEDY_CANDIDATES,
     progress: bool = True,
     protocol: str | None = None,
     mpc: MPCSettings | None = None,

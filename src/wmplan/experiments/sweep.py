@@ -8,8 +8,10 @@ eval in its own folder, run by a pool of worker processes or by torchrun ranks, 
                                               plus "seed" and "folder"), once all cells are finished
     OUT/report.md                             the success and reached tables, one block per seed
 
-A cell is finished when its summary.json is there (it is written last, by a rename); a rerun skips
-finished cells and redoes the others, so a sweep killed at any point (kill -9 included) loses only the
+A cell is finished when its summary.json is there (it is written last, by a rename) and records the
+fingerprint its model's run has now (models.run_folder.RunState: a run retrained since makes its cells
+unfinished, and a line on stderr says each is planned again); a rerun skips finished cells and redoes the
+others, so a sweep killed at any point (kill -9 included) loses only the
 cells it was planning. A cell folder written with other settings (cell.json differs) is refused, never
 overwritten. Each cell runs alone in its process with one CPU thread and denormals flushed, so its files
 equal `OMP_NUM_THREADS=1 wmplan eval` with the same flags, whatever --workers is. Cells are claimed with
@@ -48,7 +50,7 @@ from wmplan.evaluation.report import (
     reached_table,
     success_grid_table,
 )
-from wmplan.evaluation.summary import EvalSummary
+from wmplan.evaluation.summary import EvalSummary, planned_by
 from wmplan.experiments import demo_grid
 from wmplan.experiments.sweep_spec import MODES, Cell, SweepSpec, cell_record, cells_of, eval_config
 from wmplan.experiments.workers import init_worker, pool_results
@@ -71,9 +73,10 @@ class SweepResult:
     report: str | None
 
 
-def is_finished(folder: Path, record: dict[str, Any]) -> bool:
-    """Whether the cell folder holds this cell's finished eval; a ValueError when the folder holds
-    another cell's or an eval the sweep did not write (never overwritten)."""
+def is_finished(folder: Path, record: dict[str, Any], fingerprint: str | None = None, say: bool = True) -> bool:
+    """Whether the cell folder holds this cell's finished eval, planned (given `fingerprint`) by the run
+    as it is now (if not, and `say`, a line on stderr says so); a ValueError when the folder holds another
+    cell's or an eval the sweep did not write (never overwritten)."""
     summary, stored = folder / SUMMARY_FILE, folder / CELL_FILE
     if not stored.exists():
         if summary.exists():
@@ -90,7 +93,13 @@ def is_finished(folder: Path, record: dict[str, Any]) -> bool:
         raise ValueError(
             f"{folder} was planned with other settings ({changed}); choose another --out, or delete that folder to replan it"
         )
-    return summary.exists()
+    if not summary.exists():
+        return False
+    try:
+        planned = json.loads(summary.read_text())
+    except json.JSONDecodeError:
+        return False  # summary.json is written atomically: unreadable means damaged since, so plan it again
+    return fingerprint is None or planned_by(planned, fingerprint, folder, say)
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
@@ -104,15 +113,18 @@ def _difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> s
     return "no difference"
 
 
-def run_cell(out: str, folder: str, run: str, record: dict[str, Any], cfg: EvalConfig, device: str) -> str:
-    """Plan one cell unless it is finished or another process holds it: "ran", "finished" or "busy"."""
+def run_cell(
+    out: str, folder: str, run: str, record: dict[str, Any], cfg: EvalConfig, device: str, fingerprint: str
+) -> str:
+    """Plan one cell unless it is finished (by the run whose fingerprint is `fingerprint`) or another
+    process holds it: "ran", "finished" or "busy"."""
     path = Path(out) / folder
     try:
         lock = claim_folder(path, "the sweep cell")
     except OutputError:
         return "busy"
     try:
-        if is_finished(path, record):
+        if is_finished(path, record, fingerprint, say=False):  # finished by another process since the sweep began
             return "finished"
         remove_stray_files(path)  # temp files of a killed writer
         atomic_write(path / CELL_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
@@ -150,13 +162,18 @@ def run_sweep(
             f"--workers {workers}: give at least 1; under torchrun ({world} ranks) each rank is one worker: leave it 1"
         )
     runs = {name: str(local_run(run)) for name, run in spec.models.items()}
-    tasks = {name: RunFolder(run).meta()["dims"]["task"] for name, run in runs.items()}
+    folders = {run: RunFolder(run) for run in runs.values()}
+    fingerprints = {run: folder.require_finished(flag=None).fingerprint for run, folder in folders.items()}
+    tasks = {name: folders[run].meta()["dims"]["task"] for name, run in runs.items()}
     if len(set(tasks.values())) > 1:
         raise ValueError(f"the models are of different tasks ({tasks}); sweep one task at a time")
     spec = dataclasses.replace(spec, models=runs)
     cells = cells_of(spec)
     records = {c.folder: cell_record(spec, c) for c in cells}  # every cell's settings checked here
-    status = {c.folder: "finished" if is_finished(out / c.folder, records[c.folder]) else "todo" for c in cells}
+    status = {
+        c.folder: "finished" if is_finished(out / c.folder, records[c.folder], fingerprints[c.run]) else "todo"
+        for c in cells
+    }
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         atomic_write(out / SPEC_FILE, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(spec), indent=2)))
@@ -164,7 +181,9 @@ def run_sweep(
     if world > 1:  # each rank starts at its own offset, so the ranks begin on different cells
         todo = todo[rank:] + todo[:rank]
     bar = tqdm(total=len(todo), desc="sweep", unit="cell", disable=not (progress and rank == 0 and todo))
-    jobs = [(str(out), c.folder, c.run, records[c.folder], eval_config(spec, c), device) for c in todo]
+    jobs = [
+        (str(out), c.folder, c.run, records[c.folder], eval_config(spec, c), device, fingerprints[c.run]) for c in todo
+    ]
     for folder, outcome in _run_jobs(jobs, workers):
         status[folder] = outcome
         bar.update(1)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
-from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings, check_applicable
 from wmplan.evaluation.protocols import check_protocol
 
 MODES = {"open": (False, False), "mpc": (True, False), "mpc_bounded": (True, True)}
@@ -150,6 +150,15 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
         values_ = getattr(spec, key)
         if len(set(values_)) != len(values_):
             raise ValueError(f"sweep {key} {values_} repeat a value; list each once")
+    apply_dataclass_overrides(PlannerSettings(), spec.planner, "planner")  # unknown keys and types, before any cell
+    apply_dataclass_overrides(MPCSettings(), spec.mpc, "mpc")
+    mpc_modes = [MODES[m][0] for m in spec.modes]
+    check_applicable(spec.planner, spec.mpc, spec.planners, mpc_modes, spec.protocol, grid=True)
+    if spec.protocol != "fixed" and not any(mpc_modes):
+        raise ValueError(
+            f"sweep protocol {spec.protocol} applies to MPC cells, and the modes {', '.join(spec.modes)} have none; "
+            "add an mpc mode or remove the protocol"
+        )
     return spec
 
 

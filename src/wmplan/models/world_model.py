@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 from torch import nn
 
 from wmplan import __version__
@@ -30,7 +31,8 @@ from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
-from wmplan.models.run_folder import RUN_FILES, RUN_FORMAT, RunFolder
+from wmplan.models.run_folder import DIMS_TYPES, RUN_FILES, RUN_FORMAT, RunFolder
+from wmplan.precision import autocast
 from wmplan.writing import atomic_write
 
 
@@ -109,17 +111,35 @@ def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
     )
 
 
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """The one device rule of every command (`--device`, `train.device`): auto (or None) is CUDA when
-    this torch sees a GPU, else the CPU; cpu, cuda and cuda:N are taken as given (CUDA refused if absent)."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def check_device(name: str | torch.device) -> torch.device:
+    """A device other than auto that this torch can run on: cpu; cuda or cuda:N when it sees that GPU; the
+    accelerator it sees otherwise (mps, xpu, ...). Else a ValueError naming the device and the choices."""
     try:
         device = torch.device(name)
     except RuntimeError as exc:
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name} asked for, but this torch build sees no CUDA device; use --device cpu")
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name} asked for, but this torch build sees no CUDA device; use --device cpu")
+        count = torch.cuda.device_count()
+    else:
+        accelerator = torch.accelerator.current_accelerator()
+        if accelerator is None or accelerator.type != device.type:
+            raise ValueError(f"device {name} is not one this torch runs on; use auto, cpu, cuda or cuda:N")
+        count = torch.accelerator.device_count()
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device {name} asked for, but this torch sees {count} {device.type} device(s)")
+    return device
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """The one device rule of every command (`--device`, `train.device`): auto (or None) is CUDA when
+    this torch sees a GPU, else the CPU; any other name must pass check_device."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(name)
     if device.type == "cuda":  # TF32 matmuls: ~8x the fp32 rate on Ampere and later, 10 mantissa bits
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -135,11 +155,12 @@ class WorldModel(nn.Module):
 
     def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: nn.Module | None = None):
         super().__init__()
-        # CUDA only (ignored on the CPU): the predictor under bfloat16 autocast while planning; the actions,
-        # the cost and the optimizer stay fp32 (evaluation's planner.bf16)
+        # the predictor under bfloat16 autocast while planning (evaluation's planner.precision); the actions,
+        # the cost and the optimizer stay fp32
         self.plan_bf16 = False
         self.cfg, self.dims, self.normalizer = cfg, dims, normalizer
         self.task_settings: dict[str, Any] | None = None  # the simulator settings of the training data
+        self.run_folder: RunFolder | None = None  # the run it was loaded from (WorldModel.load)
         m = cfg.model
         # every encoder class defines freeze(); nn.Module's own __getattr__ types it as a Tensor
         self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()  # type: ignore[operator]
@@ -240,8 +261,8 @@ class WorldModel(nn.Module):
         """`predict` from action embeddings (B, T, Ea) instead of actions: the hook for perturbing
         the embeddings themselves (adversarial finetuning's `embedding` action space)."""
         tokens = self._tokens(z, action_emb)
-        if self.plan_bf16 and tokens.is_cuda:  # planning only: training has its own autocast (train.bf16)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+        if self.plan_bf16:  # planning only: training has its own autocast (train.precision)
+            with autocast(True, tokens.device):
                 out = self.predictor(tokens).float()
         else:
             out = self.predictor(tokens)
@@ -332,7 +353,9 @@ class WorldModel(nn.Module):
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device = "cpu", task: str | None = None) -> WorldModel:
         """Rebuild a saved model; `task` makes a run of another task an error. Reads the run's last
-        complete checkpoint (wmplan.writing.checkpoint_source), also when a kill tore the run folder."""
+        complete checkpoint (wmplan.writing.checkpoint_source), also when a kill tore the run folder,
+        every file checked against its hash in checkpoint.json (RunFolder.read_bytes). The model keeps
+        the RunFolder it came from as `run_folder` (its `state()` names the set that was read)."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"no run at {run_dir}; train one with `wmplan train --out {run_dir}`")
@@ -345,13 +368,14 @@ class WorldModel(nn.Module):
                 )
         meta = folder.meta()
         cfg, dims = (
-            RunConfig.from_dict(meta["config"]),
-            TaskDims(**{**meta["dims"], "angle_dims": tuple(meta["dims"].get("angle_dims", ()))}),
+            folder.config(),
+            TaskDims(**{k: meta["dims"][k] for k in DIMS_TYPES}, angle_dims=tuple(meta["dims"].get("angle_dims", ()))),
         )
         if task is not None and dims.task != task:
             raise ValueError(f"{run_dir} is a model of task {dims.task!r}, not {task!r}")
+        weights = folder.read_bytes("model.safetensors")
         try:
-            state = load_file(str(source / "model.safetensors"))
+            state = load_safetensors(weights)
         except Exception as exc:  # safetensors raises its own error types for a truncated or garbled file
             raise ValueError(
                 f"{source / 'model.safetensors'} cannot be read ({exc}); the run is damaged: train it again"
@@ -359,9 +383,23 @@ class WorldModel(nn.Module):
         encoder = _saved_encoder(
             cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")}
         )
-        model = cls(cfg, dims, Normalizer.load(source / "normalization.json"), encoder=encoder)
-        model.load_state_dict(state)
+        norm = folder.normalization()
+        model = cls(
+            cfg,
+            dims,
+            Normalizer.from_dict({f.name: norm[f.name] for f in dataclasses.fields(Normalizer)}),
+            encoder=encoder,
+        )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # missing, unexpected or misshapen tensors: the file is another model's
+            first = " ".join(str(exc).split())[:300]
+            raise ValueError(
+                f"{source / 'model.safetensors'} does not hold this run's weights ({first}); the run is damaged: "
+                "train it again"
+            ) from None
         model.task_settings = meta.get("task_settings")
+        model.run_folder = folder
         model.encoder.freeze()
         return model.to(device)
 

@@ -2,13 +2,14 @@
 
 The encoder stays frozen (as in training); the predictor and the action and proprio embeddings are
 finetuned, each at the parent's learning rate. The result is an ordinary run directory: WorldModel.load,
-eval, gap and landscape take it like any run. Its config.json records `parent_run` and `method` (also in
-`config.finetune`) and, for the adversarial method, the radii it used (`adversarial_eps`); for the online
-method, `online` (refreshes, buffer fill, mean expert and online losses) and a per-step
-online_metrics.csv (step, expert_loss, online_loss, buffer, plan_cost, final_distance). In its
-metrics.csv, train_loss is the finetuning objective (adversarial: the loss on perturbed batches; online:
-the loss of the mixed expert + online batch) while val_loss stays the clean teacher-forced loss on expert
-windows, comparable with the parent's.
+eval, gap and landscape take it like any run. Its config.json records `parent_run`, `parent_fingerprint`
+(the parent's RunState fingerprint) and `method` (also in `config.finetune`) and, for the adversarial
+method, the radii it used (`adversarial_eps`); for the online method, `online` (refreshes, buffer fill,
+mean expert and online losses) and a per-step online_metrics.csv (step, expert_loss, online_loss, buffer,
+plan_cost, final_distance). In its metrics.csv, train_loss is the finetuning objective (adversarial: the
+loss on perturbed batches; online: the loss of the mixed expert + online batch) while val_loss stays the
+clean teacher-forced loss on expert windows, comparable with the parent's. A killed finetuning goes on
+from its last checkpoint with `resume=True` (`wmplan finetune ... --resume`), as a killed training does.
 
 Example:
     >>> model = finetune("runs/wall", "runs/wall-adv", "adversarial", {"adversarial.lambda_action": 0.1})  # doctest: +SKIP
@@ -30,8 +31,8 @@ from wmplan.tracking import open_tracker
 from wmplan.training.adversarial import AdversarialLoss
 from wmplan.training.distributed import DistContext
 from wmplan.training.online import OnlineLoss
-from wmplan.training.trainer import Trainer, TrainingData, TrainingError
-from wmplan.writing import atomic_write, claim_folder
+from wmplan.training.trainer import Trainer, TrainingData, TrainingError, check_resume
+from wmplan.writing import atomic_write, claim_folder, restore_checkpoint
 
 METHODS = ("adversarial", "online")
 
@@ -79,22 +80,30 @@ def finetune(
     preset: str | None = "small",
     progress: bool = True,
     log: str = "csv",
+    resume: bool = False,
 ) -> WorldModel:
     """Finetune the run in `parent_run` with `method` into the new run directory `out`; returns the model.
+    The parent must be a finished run (RunFolder.require_finished). `resume`: continue a killed finetuning
+    in `out` from its last checkpoint, as `train(resume=True)` does; it must ask for the same settings
+    (train.epochs, train.device and data.path aside) of the same parent, unchanged since.
     `log` also sends each epoch's numbers to a tracker (wmplan.tracking); metrics.csv is always written."""
     parent_run, out = Path(parent_run).resolve(), Path(out)
     if out.resolve() == parent_run:
         raise TrainingError(f"--out must differ from --run: finetuning writes a new run and keeps {parent_run}")
-    if (out / "config.json").exists():
-        raise TrainingError(f"{out} already holds a run; choose another --out")
+    if not resume and (out / "config.json").exists():
+        raise TrainingError(
+            f"{out} already holds a run; pass --resume to continue it from its last checkpoint, or choose another --out"
+        )
     model = WorldModel.load(parent_run)  # raises FileNotFoundError on an incomplete run
-    parent_meta = RunFolder(parent_run).meta()
+    assert model.run_folder is not None
+    parent = model.run_folder.require_finished(flag=None)  # a finetuning has no use for a half-trained parent
+    parent_meta = model.run_folder.meta()
     cfg = finetune_config(model.cfg, parent_run, method, overrides, preset)
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
     if ctx.is_main:  # one writer per run folder, and a writable one, before any work
         lock = claim_folder(out, "the finetuned run")  # noqa: F841 (held until finetune returns)
-    model = model.to(ctx.device)
-    model.use_config(cfg)
+        if resume:
+            restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
     if not Path(cfg.data.path).exists():
         raise TrainingError(
             f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
@@ -108,8 +117,19 @@ def finetune(
             f"{cfg.data.path} is not the dataset {parent_run} was trained on "
             f"({parent_meta['dataset']['path']}); pass --data <that dataset>"
         )
+    if resume:
+        check_resume(out, cfg, data, "resume with the --method, --preset and --set it was started with")
+        recorded = RunFolder(out).meta().get("parent_fingerprint")
+        if recorded != parent.fingerprint:
+            raise TrainingError(
+                f"--resume: {parent_run} has changed since {out} was finetuned from it (fingerprint "
+                f"{str(recorded)[:12]}, now {parent.fingerprint[:12]}); finetune it again into another --out"
+            )
+        model = WorldModel.load(out)
+    model = model.to(ctx.device)
+    model.use_config(cfg)
     tracker = open_tracker(log if ctx.is_main else "csv", out, cfg.to_dict())  # a missing package fails before any work
-    if ctx.is_main:
+    if ctx.is_main and not resume:
         out.mkdir(parents=True, exist_ok=True)
         if (parent_run / "encoder.json").exists():  # the encoder is the parent's, unchanged
             atomic_write(out / "encoder.json", lambda p: shutil.copyfile(parent_run / "encoder.json", p))
@@ -120,10 +140,10 @@ def finetune(
         loss = OnlineLoss(model, data, cfg.online, seed=cfg.train.seed * 1000 + ctx.rank).to(ctx.device)
     else:
         loss = AdversarialLoss(model, cfg.adversarial).to(ctx.device)
-    meta = {"parent_run": str(parent_run), "method": method}
+    meta = {"parent_run": str(parent_run), "method": method, "parent_fingerprint": parent.fingerprint}
     trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta, tracker=tracker)
     with tracker:
-        model = trainer.fit(resume=False, progress=progress and ctx.is_main)
-    if isinstance(loss, OnlineLoss) and ctx.is_main:
+        model = trainer.fit(resume=resume, progress=progress and ctx.is_main)
+    if isinstance(loss, OnlineLoss) and ctx.is_main and loss.log:
         loss.write_log(out / "online_metrics.csv")  # rank 0's steps: expert and online losses, refreshes
     return model

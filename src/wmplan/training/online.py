@@ -113,8 +113,7 @@ class OnlineLoss(nn.Module):
 
     def __init__(self, model: WorldModel, data, cfg: OnlineConfig, seed: int = 0):
         super().__init__()
-        if cfg.every < 1 or cfg.windows < 1 or cfg.goal_steps < 1 or not 0 <= cfg.online_fraction < 1:
-            raise ValueError(f"online: need every, windows, goal_steps >= 1 and 0 <= online_fraction < 1, got {cfg}")
+        cfg.check()
         if cfg.horizon < model.num_hist:
             raise ValueError(f"online.horizon={cfg.horizon} must be >= num_hist={model.num_hist} to give any window")
         self.model, self.data, self.cfg = model, data, cfg

@@ -1,8 +1,8 @@
 """Training a world model on a trajectory dataset: encoder pretraining (conv, patch), then the predictor.
 
 The run directory holds config.json, model.safetensors, normalization.json (written by the model),
-encoder.json, metrics.csv and trainer_state.pt (optimizer state for --resume). Every file is written
-atomically at the end of each epoch, so a crash keeps the last good epoch.
+encoder.json, metrics.csv and trainer_state.pt (optimizer state and the loss's own buffers, for --resume).
+Every file is written atomically at the end of each epoch, so a crash keeps the last good epoch.
 
 Runs unchanged under torchrun (DDP; gloo on CPU, nccl on CUDA): each process takes its shard of
 every epoch's shuffled windows, rank 0 writes the files.
@@ -39,6 +39,7 @@ from wmplan.models.encoders import distance_spearman
 from wmplan.models.patch_training import pretrain_patch_encoder
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
+from wmplan.precision import precision_name, use_bf16
 from wmplan.tracking import Tracker, open_tracker
 from wmplan.training.distributed import DistContext, LossModule
 from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restore_checkpoint
@@ -222,6 +223,42 @@ def stored_config(run: str | Path) -> RunConfig:
     return RunFolder(run).config()
 
 
+def check_resume(out: Path, cfg: RunConfig, data: TrainingData, same_config: str) -> None:
+    """Refuse to resume `out` when it has no checkpoint, asks for another config than the stored one
+    (beyond RESUME_MAY_CHANGE; `same_config` says how to ask for the stored one) or another dataset."""
+    if not (out / "trainer_state.pt").exists():
+        raise TrainingError(f"--resume: {out} has no checkpoint (trainer_state.pt); start without --resume")
+    folder = RunFolder(out)
+    changed = resume_conflicts(folder.meta()["config"], cfg)
+    if changed:
+        raise TrainingError(
+            f"--resume: the config asked for differs from {out}'s in {', '.join(changed)}; {same_config}, or "
+            f"write a new run into another --out"
+        )
+    dataset = folder.dataset()
+    if dataset.get("fingerprint") != data.fingerprint:
+        raise TrainingError(
+            f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({dataset.get('path')})"
+        )
+
+
+def load_trainer_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """trainer_state.pt: {"epoch": the last epoch trained, "optimizer": its state, "loss_buffers": the
+    training loss's own buffers (e.g. adversarial radii fixed on the first batch)}; a TrainingError
+    naming the file when it cannot be read as one."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises pickle's, zip's and its own error types for a damaged file
+        raise TrainingError(
+            f"{path} cannot be read ({type(exc).__name__}); the checkpoint is damaged: train the run again"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("optimizer"), dict):
+        raise TrainingError(f"{path}: key 'optimizer' is missing; the checkpoint is damaged: train the run again")
+    if not isinstance(state.get("epoch"), int) or isinstance(state["epoch"], bool):
+        raise TrainingError(f"{path}: key 'epoch' is missing or not a whole number; train the run again")
+    return state
+
+
 def train(
     cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log: str = "csv"
 ) -> WorldModel:
@@ -241,19 +278,7 @@ def train(
     tracker = open_tracker(log if ctx.is_main else "csv", out, cfg.to_dict())  # a missing package fails here
     data = TrainingData(cfg)
     if resume:
-        if not (out / "trainer_state.pt").exists():
-            raise TrainingError(f"--resume: {out} has no checkpoint (trainer_state.pt); start without --resume")
-        saved = RunFolder(out).meta()
-        changed = resume_conflicts(saved["config"], cfg)
-        if changed:
-            raise TrainingError(
-                f"--resume: the config asked for differs from {out}'s in {', '.join(changed)}; resume without "
-                f"--preset/--set/--encoder to use the stored config, or train a new run into another --out"
-            )
-        if saved["dataset"]["fingerprint"] != data.fingerprint:
-            raise TrainingError(
-                f"--resume: {cfg.data.path} is not the dataset {out} was trained on ({saved['dataset']['path']})"
-            )
+        check_resume(out, cfg, data, "resume without --preset/--set/--encoder to use the stored config")
         model = WorldModel.load(out, device=ctx.device, task=cfg.task)
         model.use_config(cfg)
         encoder_info = RunFolder(out).encoder_info()
@@ -289,9 +314,11 @@ class Trainer:
         tracker: Tracker | None = None,
     ):
         self.model, self.data, self.cfg, self.out, self.ctx = model, data, cfg, out, ctx
-        self.meta = meta or {}
-        self.tracker = tracker or Tracker()
         t = cfg.train
+        self.bf16 = use_bf16(t.precision, ctx.device)  # decided once: every epoch, resumed or not, runs the same
+        # config.json says which precision the predictor was trained in (train.precision may say auto)
+        self.meta = {**(meta or {}), "precision": precision_name(self.bf16)}
+        self.tracker = tracker or Tracker()
         groups = [
             {"params": list(model.predictor.parameters()), "lr": t.lr_predictor},
             {
@@ -308,8 +335,18 @@ class Trainer:
     def fit(self, resume: bool, progress: bool) -> WorldModel:
         first_epoch = 0
         if resume:
-            state = torch.load(self.out / "trainer_state.pt", map_location=self.ctx.device, weights_only=True)
-            self.optimizer.load_state_dict(state["optimizer"])
+            path = self.out / "trainer_state.pt"
+            state = load_trainer_state(path, self.ctx.device)
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+                buffers = dict(self.loss_core.named_buffers(recurse=False))
+                for name, value in state.get("loss_buffers", {}).items():
+                    buffers[name].copy_(value)
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise TrainingError(
+                    f"{path} does not fit this run's model or loss ({type(exc).__name__}: {exc}); the checkpoint is "
+                    "damaged: train the run again"
+                ) from None
             first_epoch = state["epoch"] + 1
         for epoch in range(first_epoch, self.cfg.train.epochs):
             start = time.perf_counter()
@@ -351,7 +388,7 @@ class Trainer:
         total, bar = 0.0, tqdm(range(steps), desc=f"epoch {epoch}", disable=not progress, leave=False)
         for step in bar:
             batch = self.data.batch("train", order[step * t.batch_size : (step + 1) * t.batch_size], self.ctx.device)
-            with self.ctx.autocast(t.bf16):
+            with self.ctx.autocast(self.bf16):
                 loss = self.loss_module(batch)["loss"]
             if not torch.isfinite(loss):
                 raise TrainingError(
@@ -404,7 +441,8 @@ class Trainer:
         writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-        state = {"epoch": epoch, "optimizer": self.optimizer.state_dict()}
+        buffers = {name: b.detach().cpu() for name, b in self.loss_core.named_buffers(recurse=False)}
+        state = {"epoch": epoch, "optimizer": self.optimizer.state_dict(), "loss_buffers": buffers}
 
         def write_files(folder: Path) -> None:
             self.model.save(folder, extra)

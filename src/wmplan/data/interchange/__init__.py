@@ -13,9 +13,11 @@ Parquet needs pyarrow (`pip install wmplan[interchange]`); each module imports i
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+from wmplan.data.interchange.common import staging_path
 from wmplan.data.store import DatasetError, TrajectoryStore
 
 EXPORT_FORMATS = ("lerobot", "hf")
@@ -27,13 +29,17 @@ def export_dataset(data: str | Path, out: str | Path, fmt: str, *, overwrite: bo
     if fmt not in EXPORT_FORMATS:
         raise DatasetError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     store = TrajectoryStore.open(data)
-    if fmt == "lerobot":
-        from wmplan.data.interchange.lerobot import export_lerobot
+    try:
+        if fmt == "lerobot":
+            from wmplan.data.interchange.lerobot import export_lerobot
 
-        return export_lerobot(store, out, overwrite=overwrite, fps=fps)
-    from wmplan.data.interchange.hf import export_hf
+            return export_lerobot(store, out, overwrite=overwrite, fps=fps)
+        from wmplan.data.interchange.hf import export_hf
 
-    return export_hf(store, out, overwrite=overwrite)
+        return export_hf(store, out, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(staging_path(Path(out)), ignore_errors=True)  # a failed export leaves no half-written folder
+        raise
 
 
 def import_dataset(

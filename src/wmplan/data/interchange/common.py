@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wmplan.data.store import REQUIRED_KEYS, DatasetError, TrajectoryStore
+from wmplan.writing import LOCK_NAME, is_empty
 
 META_FORMAT = "wmplan.interchange/1"  # the `format` of the wmplan metadata an export carries
 
@@ -107,7 +108,7 @@ def staging_folder(out: Path, *, overwrite: bool, source: Path, looks_like: Call
         raise DatasetError(f"--out {out} lies inside the dataset {source}; choose a folder outside it")
     if out.is_file():
         raise DatasetError(f"--out {out} is a file; choose a folder for the {kind} export")
-    if out.is_dir() and any(out.iterdir()):
+    if not is_empty(out):
         if not overwrite:
             raise DatasetError(f"{out} already exists and is not empty; pass --overwrite to replace it")
         here = Path.cwd().resolve()
@@ -119,15 +120,22 @@ def staging_folder(out: Path, *, overwrite: bool, source: Path, looks_like: Call
                 "remove the folder yourself or choose another --out"
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    staging = staging_path(out)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     return staging
 
 
+def staging_path(out: Path) -> Path:
+    """Where an export to `out` is written until `publish` moves it there (removed if the export fails)."""
+    return out.parent / f".{out.name}.tmp-{os.getpid()}"
+
+
 def publish(staging: Path, out: Path) -> None:
     """Move a finished export into place, replacing what `staging_folder` allowed to be replaced."""
     old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if (out / LOCK_NAME).exists():  # a writer lock held on `out` stays held on the new folder
+        os.replace(out / LOCK_NAME, staging / LOCK_NAME)
     if out.exists():
         out.rename(old)
     staging.rename(out)
@@ -226,9 +234,9 @@ def write_store(
     out = Path(out)
     if out.resolve() == Path(source).resolve():
         raise DatasetError(f"--out {out} is the source itself; choose another folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not is_empty(out) and not overwrite:
         raise DatasetError(f"{out} already exists and is not empty; pass --overwrite to replace it")
-    fresh = not out.exists() or not any(out.iterdir())
+    fresh = is_empty(out)
     store = TrajectoryStore.create(
         out,
         task,
