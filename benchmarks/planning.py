@@ -5,8 +5,10 @@
 
 Without --runs: one untrained `small` Wall model with the conv encoder's token shape (timing does not
 depend on the weights). Prints seconds per plan for Adam (100 steps), CEM 300 x 10 and CEM 300 x 30 on all
-episodes at once, and Adam planned one episode at a time. Targets: adam_over_cem30 <= 0.10,
-batched_speedup >= 10.
+episodes at once, and Adam planned one episode at a time; where the CPU has bf16 matrix instructions
+(wmplan.precision), CEM 300 x 10 and Adam 100 again with the predictor under bf16 autocast
+(planner.precision=bf16), each timed right after its fp32 twin. Targets: adam_over_cem30 <= 0.10,
+batched_speedup >= 10, cem_bf16_over_fp32 <= 0.55.
 
 With --runs (a demo's runs folder: <encoder>/base): the trained base models, pixel (the first encoder
 that is not `state`) and state, each planned with Adam + MPC (the demo's settings plus --gradient-set) and
@@ -31,6 +33,7 @@ from wmplan.config import preset
 from wmplan.data.windows import Normalizer
 from wmplan.models.world_model import Latent, TaskDims, WorldModel
 from wmplan.planning import CEMConfig, CEMPlanner, GDConfig, GDPlanner, objective_for
+from wmplan.precision import use_bf16
 
 
 def untrained_model() -> WorldModel:
@@ -129,6 +132,11 @@ def main() -> None:
         "cem300x10": seconds(lambda: cem10.plan(model, z0, goal)),
         "cem300x30": seconds(lambda: cem30.plan(model, z0, goal)),
     }
+    if use_bf16("auto", torch.device("cpu")):
+        model.plan_bf16 = True  # what planner.precision=bf16 sets
+        t["cem300x10_bf16"] = seconds(lambda: cem10.plan(model, z0, goal))
+        t["adam100_bf16"] = seconds(lambda: adam.plan(model, z0, goal))
+        model.plan_bf16 = False
     single = [Latent(z.visual[i : i + 1], z.proprio[i : i + 1]) for z in (z0, goal) for i in range(n)]
     t["adam100_one_at_a_time"] = seconds(lambda: [adam.plan(model, single[i], single[n + i]) for i in range(n)])
     result = {
@@ -138,6 +146,8 @@ def main() -> None:
         "adam_over_cem10": t["adam100"] / t["cem300x10"],
         "adam_over_cem30": t["adam100"] / t["cem300x30"],
         "batched_speedup": t["adam100_one_at_a_time"] / t["adam100"],
+        "cem_bf16_over_fp32": t["cem300x10_bf16"] / t["cem300x10"] if "cem300x10_bf16" in t else None,
+        "adam_bf16_over_fp32": t["adam100_bf16"] / t["adam100"] if "adam100_bf16" in t else None,
     }
     print(f"{n} episodes, untrained small Wall model, {result['threads']} threads; seconds per planning call:")
     for name, value in t.items():
@@ -145,6 +155,9 @@ def main() -> None:
     print(f"  Adam 100 / CEM 300x10    {result['adam_over_cem10']:.3f}")
     print(f"  Adam 100 / CEM 300x30    {result['adam_over_cem30']:.3f}   (target <= 0.10)")
     print(f"  batched speed-up         {result['batched_speedup']:.1f}x  (target >= 10)")
+    if result["cem_bf16_over_fp32"] is not None:
+        print(f"  CEM bf16 / fp32          {result['cem_bf16_over_fp32']:.2f}   (target <= 0.55)")
+        print(f"  Adam bf16 / fp32         {result['adam_bf16_over_fp32']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -5,8 +5,10 @@
 Measures in one run: (1) the fp32 matmul FLOP/s of this machine (square matmuls, the best of a few
 sizes), (2) one optimisation step of the preset's world model on synthetic cached tokens (the trainer
 caches frozen-encoder tokens, so a step is predictor + embeddings), its FLOPs counted by torch's
-FlopCounterMode, and prints samples per second and achieved FLOP/s as a fraction of (1).
-Target: >= 50% of the matmul peak.
+FlopCounterMode, and prints samples per second and achieved FLOP/s as a fraction of (1); (3) where the
+CPU has bf16 matrix instructions (wmplan.precision), the same step under the trainer's bf16 autocast,
+timed alternately with fp32 so that both see the same machine load.
+Targets: fp32 >= 50% of the matmul peak; bf16 / fp32 step time <= 0.65.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from wmplan.config import apply_overrides, preset
 from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import GivenTokens
 from wmplan.models.world_model import TaskDims, WorldModel
+from wmplan.precision import autocast, use_bf16
 
 
 def matmul_peak(seconds: float = 1.0) -> float:
@@ -67,8 +70,9 @@ def main() -> None:
     }
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)  # as the trainer
 
-    def step():
-        loss = model.loss(batch)["loss"]
+    def step(bf16: bool = False):
+        with autocast(bf16, torch.device("cpu")):  # as the trainer: the loss under autocast, backward outside
+            loss = model.loss(batch)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -76,12 +80,18 @@ def main() -> None:
     with FlopCounterMode(display=False) as counter:
         step()
     flops = counter.get_total_flops()
-    for _ in range(3):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    step_s = (time.perf_counter() - start) / args.steps
+    bf16 = use_bf16("auto", torch.device("cpu"))
+    modes = [False, True] if bf16 else [False]
+    for mode in modes:
+        for _ in range(3):
+            step(mode)
+    spent = {mode: 0.0 for mode in modes}
+    for _ in range(args.steps):  # alternating: a change of machine load hits both alike
+        for mode in modes:
+            start = time.perf_counter()
+            step(mode)
+            spent[mode] += time.perf_counter() - start
+    step_s = spent[False] / args.steps
     peak = matmul_peak()
     achieved = flops / step_s
     result = {
@@ -95,6 +105,8 @@ def main() -> None:
         "achieved_flops": achieved,
         "matmul_peak_flops": peak,
         "fraction_of_peak": achieved / peak,
+        "bf16_step_ms": 1000 * spent[True] / args.steps if bf16 else None,
+        "bf16_over_fp32": spent[True] / spent[False] if bf16 else None,
     }
     print(
         f"preset {args.preset}: {result['parameters']:,} trainable parameters, batch {bs}, {result['threads']} threads"
@@ -104,6 +116,11 @@ def main() -> None:
     print(f"  achieved             {achieved / 1e9:.1f} GFLOP/s")
     print(f"  fp32 matmul peak     {peak / 1e9:.1f} GFLOP/s")
     print(f"  fraction of peak     {100 * result['fraction_of_peak']:.0f}%   (target >= 50%)")
+    if bf16:
+        print(f"  bf16 training step   {result['bf16_step_ms']:.2f} ms")
+        print(f"  bf16 / fp32          {result['bf16_over_fp32']:.2f}   (target <= 0.65)")
+    else:
+        print("  bf16                 not measured: this CPU lacks bf16 matrix instructions")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
