@@ -91,3 +91,27 @@ def test_unknown_config_key_lists_the_valid_ones():
         apply_overrides(preset("tiny"), {"train.epoch": 3})
     with pytest.raises(ValueError, match="expects a whole number"):
         apply_overrides(preset("tiny"), {"train.epochs": "many"})
+
+
+def test_the_written_out_bf16_attention_matches_the_fused_fp32_kernel():
+    import torch.nn.functional as F
+
+    from wmplan.models.predictor import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(64, 4, 24, 16) for _ in range(3))
+    frame = torch.arange(3).repeat_interleave(8)
+    mask = frame[None, :] <= frame[:, None]  # the predictor's frame-causal mask
+    for m in (None, mask):
+        want = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        got = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), m)
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.05)
+        assert torch.equal(attention(q, k, v, m), want)  # fp32 keeps the fused kernel, bit for bit
+    masked = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask).float()
+    # a token of the first frame sees only the first frame: its output is unchanged by later frames' values
+    v2 = v.clone()
+    v2[:, :, 8:] += 100
+    assert torch.allclose(
+        masked[:, :, :8], attention(q.bfloat16(), k.bfloat16(), v2.bfloat16(), mask).float()[:, :, :8]
+    )
