@@ -196,3 +196,22 @@ def test_pair_kinds_say_whether_the_straight_line_passes_the_door():
     # straight through the door; far below it; entering inside the door but leaving above it; from the right
     goal = np.array([[right, c.door_y], [right, 50.0], [right, c.door_y + 12.0], [left, c.door_y - 1.0]])
     assert task.pair_kinds(start, goal).tolist() == ["direct", "detour", "detour", "direct"]
+
+
+def test_a_huge_move_is_cut_to_the_longest_one_and_a_non_finite_one_is_refused():
+    from wmplan.envs.wall import MAX_PIECE_PX, MAX_PIECES
+
+    start = np.array([[15.0, 20.0]])
+    longest = MAX_PIECES * MAX_PIECE_PX / WallTask().config.action_scale  # the longest action not cut
+
+    def after(action):
+        task = WallTask()
+        task.reset_to(start)
+        return task.step(np.array([action]))
+
+    for huge in (1e6, 1e19, 1e30):  # 1e19 once overflowed the piece count and left the dot in place
+        np.testing.assert_array_equal(after([huge, 0.0]), after([longest, 0.0]))
+    assert not np.array_equal(after([1e30, 0.0]), start)
+    np.testing.assert_array_equal(after([1.0, 0.5]), after([1.0, 0.5]))  # an ordinary move is not touched
+    with pytest.raises(ValueError, match="action contains NaN or Inf values"):
+        after([np.nan, 0.0])

@@ -16,7 +16,9 @@ dot's centre (x, y). The rules follow DINO-WM's wall environment (its public sou
 Two faults of that source are not copied: a purely vertical move (its line slope is infinite) passes
 into the wall from the door passage and turns into NaN at the frame; here the hit point is found
 along the move itself, so both stop like any other move. Moves longer than an in-bounds action
-(2 sqrt(2) px) are split into pieces of at most 3 px, so that no move, however large, skips over a solid.
+(2 sqrt(2) px) are split into pieces of at most 3 px, so that no move, however large, skips over a solid;
+a move longer than MAX_PIECES pieces (30,000 px, about 470 frame widths: only a planner that diverged asks
+for one) is cut to that length, so that a step takes bounded time. Non-finite actions are refused.
 
 Example:
     >>> import numpy as np
@@ -40,6 +42,7 @@ import numpy as np
 from wmplan.envs.base import as_batch, settings_from_dict
 
 MAX_PIECE_PX = 3.0  # an in-bounds move is at most 2 sqrt(2) px; longer ones are split into pieces this long
+MAX_PIECES = 10_000  # pieces of one move at most: a step's time stays bounded whatever the action
 EDGE_GAP_PX = 0.3  # a dot pushed onto a face after its bounce is set this far off it (DINO-WM's rule)
 _OLD_RULES_KEYS = {"border", "wall_width", "door_height", "dot_radius", "goal_max_path", "goal_wall_margin"}
 
@@ -228,6 +231,9 @@ class WallTask:
         if len(action) != self.num_envs:
             raise ValueError(f"Wall.step: {len(action)} actions for {self.num_envs} dots")
         delta = self.config.action_scale * action
+        length = np.abs(delta).max(axis=1)
+        too_long = length > MAX_PIECES * MAX_PIECE_PX
+        delta[too_long] *= (MAX_PIECES * MAX_PIECE_PX / length[too_long])[:, None]  # same direction, cut
         pieces = np.maximum(1, np.ceil(np.abs(delta).max(axis=1) / MAX_PIECE_PX)).astype(int)  # (N,)
         faces = self._faces(self._layout)
         pos = self._state.copy()
