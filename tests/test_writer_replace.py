@@ -30,12 +30,24 @@ RUNS = {
 NAMES = {"eval": "an eval result", "gap": "a gap result", "landscape": "a landscape result"}
 
 
-def finished(root, command):
+def finished(root, command, fingerprint=None):
+    """A finished result of `command` in root/command; eval, gap and landscape record `fingerprint` as their
+    run's (a result of the run as it is now, or of another version of it)."""
     out = root / command
     out.mkdir()
     for name, text in FINISHED[command].items():
         (out / name).write_text(text)
+    if fingerprint is not None and command != "reference":
+        record = {"old": True, "run_fingerprint": fingerprint}
+        result = record if command == "eval" else {"tiny": record, "settings": {}}
+        (out / RUNS[command][1]).write_text(json.dumps(result))
     return out
+
+
+def fingerprint(run):
+    from wmplan.models.run_folder import RunFolder
+
+    return RunFolder(run).state().fingerprint
 
 
 def argv(command, out, tiny_run, *flags):
@@ -44,7 +56,7 @@ def argv(command, out, tiny_run, *flags):
 
 @pytest.mark.parametrize("command", list(RUNS))
 def test_a_finished_result_is_refused_without_a_flag_and_kept_with_resume(tmp_path, tiny_run, tree, capsys, command):
-    out = finished(tmp_path, command)
+    out = finished(tmp_path, command, fingerprint(tiny_run))
     before = tree(tmp_path)
     assert main(argv(command, out, tiny_run)) == 2
     err = capsys.readouterr().err
@@ -53,6 +65,16 @@ def test_a_finished_result_is_refused_without_a_flag_and_kept_with_resume(tmp_pa
     assert main(argv(command, out, tiny_run, "--resume")) == 0
     assert f"{out} already holds {name}" in capsys.readouterr().out
     assert tree(tmp_path) == before  # not even a lock file
+
+
+@pytest.mark.parametrize("command", ["eval", "gap", "landscape"])
+def test_resume_does_not_keep_a_result_of_a_run_that_changed_since(tmp_path, tiny_run, tree, capsys, command):
+    out = finished(tmp_path, command, "0" * 64)  # made from another version of the run
+    before = tree(tmp_path)
+    assert main(argv(command, out, tiny_run, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert f"{out} holds a result of {tiny_run}, which has changed since" in err and "--overwrite" in err, err
+    assert tree(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", list(RUNS))

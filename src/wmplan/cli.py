@@ -972,6 +972,28 @@ WRITERS: dict[str, Callable[[argparse.Namespace], tuple[str, Reads, str | None]]
 }
 
 
+def changed_runs(args: argparse.Namespace) -> str | None:
+    """For a finished eval, gap or landscape result that --resume would keep: the first of its runs whose
+    fingerprint (models.run_folder.RunState) differs from the one the result recorded, else None."""
+    from wmplan.models.run_folder import RunFolder
+
+    files = {"eval": "summary.json", "gap": "gap.json", "landscape": "landscape.json"}
+    if args.command not in files:
+        return None
+    result = json.loads((Path(args.out) / files[args.command]).read_text())
+    if args.command == "eval":
+        records = [result]
+    else:  # one entry per run, in the order of --run (labelled by folder name), then "settings"
+        records = [v for k, v in result.items() if k != "settings"]
+    runs = [args.run] if args.command == "eval" else list(args.run)
+    if len(records) != len(runs):
+        return ", ".join(map(str, runs))  # another set of runs than the result's
+    for run, record in zip(runs, records):
+        if record.get("run_fingerprint") != RunFolder(run).state().fingerprint:
+            return str(run)
+    return None
+
+
 def output_rule(args: argparse.Namespace) -> AbstractContextManager[Output | None]:
     """The writer rule of the command's --out (wmplan.output_rule.output_folder); none for a command that writes nothing."""
     from wmplan.output_rule import output_folder
@@ -1034,6 +1056,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with output_rule(args) as output:  # checked and locked before any work; swapped in when it succeeds
             if output is not None and output.kept:
+                changed = changed_runs(args)
+                if changed:  # --resume keeps a result only while it is a result of the runs as they are now
+                    raise ValueError(
+                        f"{args.out} holds a result of {changed}, which has changed since (its fingerprint differs "
+                        "from the one the result recorded); pass --overwrite to make it again"
+                    )
                 print(output.kept)
                 return 0
             args.write_to = None if output is None else output.target
