@@ -251,7 +251,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        return _from_dict(cls, _stored_precision(values), "")
+        return _from_dict(cls, stored_settings(values), "")
 
     def check(self) -> RunConfig:
         """Raise a ValueError naming the first setting out of its range (every number finite, RUN_MINIMUMS,
@@ -318,9 +318,10 @@ RUN_POSITIVE = (
 )
 
 
-def _stored_precision(values: dict[str, Any]) -> dict[str, Any]:
-    """A config stored before train.precision existed has train.bf16 (CUDA autocast when true, fp32
-    otherwise, the CPU always fp32): read it as the precision that run was trained in."""
+def stored_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config (config.json's "config") in today's keys, for loading it and for comparing it
+    with a config asked for. A config stored before train.precision existed has train.bf16 (CUDA autocast
+    when true, fp32 otherwise, the CPU always fp32): read as the precision that run was trained in."""
     train = values.get("train") if isinstance(values, dict) else None
     if not isinstance(train, dict) or "bf16" not in train or "precision" in train:
         return values

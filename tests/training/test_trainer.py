@@ -216,3 +216,15 @@ def test_a_config_stored_before_precision_existed_reads_as_the_precision_it_trai
     del stored["train"]["precision"]
     assert RunConfig.from_dict({**stored, "train": {**stored["train"], "bf16": False}}).train.precision == "fp32"
     assert RunConfig.from_dict({**stored, "train": {**stored["train"], "bf16": True}}).train.precision == "bf16"
+
+
+def test_a_run_stored_with_train_bf16_resumes_as_the_same_config(wall_store, tmp_path):
+    from wmplan.training.trainer import resume_conflicts
+
+    cfg = _cfg(wall_store, **{"train.epochs": 2})
+    stored = cfg.to_dict()
+    del stored["train"]["precision"]
+    stored["train"]["bf16"] = False  # how such a run was written
+    assert resume_conflicts(stored, cfg) == []
+    stored["train"]["bf16"] = True  # trained under CUDA autocast: not the fp32 asked for
+    assert resume_conflicts(stored, cfg) == ["train.precision"]

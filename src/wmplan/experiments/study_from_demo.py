@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wmplan.config import RunConfig
+from wmplan.config import RunConfig, stored_settings
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.experiments.demo_report import seed_folder
 from wmplan.training.finetune import finetune_config
@@ -89,7 +89,7 @@ def config_differences_of(run: Path, asked: RunConfig) -> list[str]:
     if not (run / "config.json").exists():
         return ["(no run)"]
     stored = json.loads((run / "config.json").read_text())["config"]
-    return [k for k in config_differences(stored, asked.to_dict()) if k not in MAY_DIFFER]
+    return [k for k in config_differences(stored_settings(stored), asked.to_dict()) if k not in MAY_DIFFER]
 
 
 def _demo_arguments(demo: Path) -> dict[str, Any]:

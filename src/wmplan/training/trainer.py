@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from wmplan.config import RunConfig
+from wmplan.config import RunConfig, stored_settings
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
 from wmplan.envs import make_task
@@ -199,7 +199,7 @@ RESUME_MAY_CHANGE = ("train.epochs", "train.device", "data.path")
 
 def resume_conflicts(stored: dict, cfg: RunConfig) -> list[str]:
     """Keys in which `cfg` differs from a run's stored config beyond what a resume may change."""
-    return [k for k in config_differences(stored, cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
+    return [k for k in config_differences(stored_settings(stored), cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
 
 
 def config_differences(stored: dict, asked: dict, prefix: str = "") -> list[str]:
