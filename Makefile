@@ -4,6 +4,8 @@
 PYTHON ?= python3
 # make demo: eval cells planned at once, one thread each (our machines have 2 cores)
 DEMO_WORKERS ?= 2
+# make demo again: DEMO_FLAGS=--resume keeps what is finished, DEMO_FLAGS=--overwrite starts afresh
+DEMO_FLAGS ?=
 TORCH_SPEC ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -37,7 +39,7 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/wmplan demo --workers $(DEMO_WORKERS)
+	$(BIN)/wmplan demo --workers $(DEMO_WORKERS) $(DEMO_FLAGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/collect.py
