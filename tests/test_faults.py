@@ -55,3 +55,21 @@ def test_stdout_on_a_full_device_or_closed_is_one_line_on_stderr(wall_store):
     assert (
         closed.stderr.strip() == "wmplan info: error: stdout is closed; give the command an output (e.g. > wmplan.log)"
     )
+
+
+def test_a_rendering_backend_that_is_not_installed_is_one_line_naming_it(tmp_path):
+    # mujoco's import (in this test process) set PYOPENGL_PLATFORM for its own backend: not the child's
+    env = {**{k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}, "MUJOCO_GL": "osmesa"}
+    result = subprocess.run(
+        [*WMPLAN, "collect", "--env", "pointmaze", "--episodes", "2", "--out", str(tmp_path / "pm")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if result.returncode == 0:
+        pytest.skip("the osmesa backend is installed here")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(
+        "wmplan collect: error: mujoco cannot start with the rendering backend MUJOCO_GL=osmesa"
+    )
+    assert not (tmp_path / "pm").exists()

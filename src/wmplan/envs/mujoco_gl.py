@@ -23,10 +23,18 @@ def prefer_egl() -> None:
 
 
 def import_mujoco():
-    """The mujoco module, imported on first use (a task that only simulates needs no OpenGL)."""
+    """The mujoco module, imported on first use (a task that only simulates needs no OpenGL). A MUJOCO_GL
+    backend whose libraries are missing breaks mujoco's import with whatever its OpenGL binding raises: an
+    ImportError that names the backend and the fix instead."""
     prefer_egl()
-    import mujoco
-
+    try:
+        import mujoco
+    except Exception as exc:  # osmesa or glfw without their libraries: AttributeError, OSError, ImportError...
+        backend = os.environ.get("MUJOCO_GL", "its default (glfw)")
+        raise ImportError(
+            f"mujoco cannot start with the rendering backend MUJOCO_GL={backend} ({type(exc).__name__}: {exc}); "
+            "set MUJOCO_GL=egl (headless, needs libEGL) or install that backend's OpenGL libraries"
+        ) from None
     return mujoco
 
 
