@@ -190,6 +190,9 @@ def test_open_reports_a_missing_path_a_missing_array_bad_lengths_and_another_tas
     (tmp_path / "plain" / "file.txt").write_text("hello")
     with pytest.raises(DatasetError, match="not a"):
         TrajectoryStore.open(tmp_path / "plain")
+    (tmp_path / "s" / ".zattrs").write_text('{"task": "wall"')  # cut short: the file is named, not just the error
+    with pytest.raises(DatasetError, match=r"s/\.zattrs is damaged \(Expecting"):
+        TrajectoryStore.open(tmp_path / "s")
 
 
 def test_summary_counts_and_ranges(wall_store):

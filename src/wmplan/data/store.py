@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,14 @@ class TrajectoryStore:
         try:
             group = zarr.open_group(str(path), mode=mode)
         except Exception as exc:  # zarr raises several types for a folder that is not a group
+            for name in (".zgroup", ".zattrs", "zarr.json"):  # a damaged metadata file: name it
+                meta = path / name
+                try:
+                    json.loads(meta.read_text()) if meta.exists() else None
+                except (ValueError, OSError) as bad:
+                    raise DatasetError(
+                        f"{meta} is damaged ({bad}); the dataset's metadata cannot be read: collect it again"
+                    ) from None
             raise DatasetError(
                 f"{path} is not a zarr dataset ({exc}); collect a new one with `wmplan collect`"
             ) from exc
