@@ -340,3 +340,17 @@ def test_battery_of_bad_inputs_gets_clear_errors_and_writes_nothing(battery_file
     assert word in err and err.count("\n") == 0, err
     assert not (tmp_path / "new").exists() or line.startswith(("train --data DATA --out NEW --resume",))
     assert before == {p: os.path.getmtime(p) for p in before}  # the dataset and the run are untouched
+
+
+def test_a_looping_symlink_out_and_a_missing_data_for_finetune_name_what_is_wrong(tiny_run, tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert main(["collect", "--env", "wall", "--episodes", "2", "--out", str(loop)]) == 2
+    assert f"{loop} is a symbolic link that leads nowhere" in _error(capsys)
+    missing = tmp_path / "no-data"
+    out = tmp_path / "ft"
+    argv = ["finetune", "--method", "online", "--run", str(tiny_run), "--out", str(out), "--data", str(missing)]
+    assert main(argv) == 2
+    message = _error(capsys)
+    assert f"no dataset at {missing} (--data or data.path)" in message and "was trained on" in message
+    assert not out.exists()

@@ -75,6 +75,11 @@ def claim_folder(folder: str | Path, what: str) -> WriterLock:
     folder's role in messages ("the dataset", "the run"). Re-claiming a folder this process holds
     returns the same lock. Raises OutputError before any work is done."""
     folder = Path(folder)
+    if folder.is_symlink() and not folder.exists():
+        raise OutputError(
+            f"{folder} is a symbolic link that leads nowhere (a loop, or a target that is gone); choose another "
+            f"path for {what}"
+        )
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} is a file, not a folder; choose another path for {what}")
     try:

@@ -105,6 +105,11 @@ def finetune(
         if resume:
             restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
     if not Path(cfg.data.path).exists():
+        recorded = model.cfg.data.path
+        if str(Path(cfg.data.path)) != str(Path(recorded)):  # the path the user gave, not the run's record
+            raise TrainingError(
+                f"no dataset at {cfg.data.path} (--data or data.path); {parent_run} was trained on {recorded}"
+            )
         raise TrainingError(
             f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
             f"--set data.path=PATH) to point it at that dataset where it is now"
