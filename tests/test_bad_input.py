@@ -354,3 +354,14 @@ def test_a_looping_symlink_out_and_a_missing_data_for_finetune_name_what_is_wron
     message = _error(capsys)
     assert f"no dataset at {missing} (--data or data.path)" in message and "was trained on" in message
     assert not out.exists()
+
+
+def test_finetuning_on_a_dataset_appended_to_since_its_parent_trained_says_so(tmp_path, capsys):
+    data, run = str(tmp_path / "d"), str(tmp_path / "run")
+    assert main(["collect", "--env", "wall", "--episodes", "40", "--out", data]) == 0
+    settings = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=3"]
+    assert main(["train", "--data", data, "--out", run, "--preset", "tiny", "--encoder", "state", *settings]) == 0
+    assert main(["collect", "--env", "wall", "--episodes", "2", "--out", data, "--append"]) == 0
+    capsys.readouterr()
+    assert main(["finetune", "--method", "adversarial", "--run", run, "--out", str(tmp_path / "ft")]) == 2
+    assert f"{data} has changed since {run} was trained on it" in _error(capsys)

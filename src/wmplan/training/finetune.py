@@ -118,9 +118,15 @@ def finetune(
     # The same data and split as the parent: a finetuned model must not have seen its parent's val episodes.
     expected = parent_meta.get("dataset", {}).get("fingerprint")
     if expected is not None and expected != data.fingerprint:
+        recorded = parent_meta["dataset"]["path"]
+        if Path(recorded).resolve() == Path(cfg.data.path).resolve():  # the same folder, changed since
+            raise TrainingError(
+                f"{cfg.data.path} has changed since {parent_run} was trained on it (its fingerprint differs: "
+                "episodes were appended or it was collected again), so the parent's validation split is gone; "
+                "finetune on a copy of the dataset as it was, or train a new base model on it"
+            )
         raise TrainingError(
-            f"{cfg.data.path} is not the dataset {parent_run} was trained on "
-            f"({parent_meta['dataset']['path']}); pass --data <that dataset>"
+            f"{cfg.data.path} is not the dataset {parent_run} was trained on ({recorded}); pass --data <that dataset>"
         )
     if resume:
         check_resume(out, cfg, data, "resume with the --method, --preset and --set it was started with")
