@@ -105,10 +105,10 @@ def finetune(
         if resume:
             restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
     if not Path(cfg.data.path).exists():
-        recorded = model.cfg.data.path
-        if str(Path(cfg.data.path)) != str(Path(recorded)):  # the path the user gave, not the run's record
+        trained_on = model.cfg.data.path
+        if str(Path(cfg.data.path)) != str(Path(trained_on)):  # the path the user gave, not the run's record
             raise TrainingError(
-                f"no dataset at {cfg.data.path} (--data or data.path); {parent_run} was trained on {recorded}"
+                f"no dataset at {cfg.data.path} (--data or data.path); {parent_run} was trained on {trained_on}"
             )
         raise TrainingError(
             f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
@@ -118,15 +118,15 @@ def finetune(
     # The same data and split as the parent: a finetuned model must not have seen its parent's val episodes.
     expected = parent_meta.get("dataset", {}).get("fingerprint")
     if expected is not None and expected != data.fingerprint:
-        recorded = parent_meta["dataset"]["path"]
-        if Path(recorded).resolve() == Path(cfg.data.path).resolve():  # the same folder, changed since
+        recorded_path = str(parent_meta["dataset"]["path"])
+        if Path(recorded_path).resolve() == Path(cfg.data.path).resolve():  # the same folder, changed since
             raise TrainingError(
                 f"{cfg.data.path} has changed since {parent_run} was trained on it (its fingerprint differs: "
                 "episodes were appended or it was collected again), so the parent's validation split is gone; "
                 "finetune on a copy of the dataset as it was, or train a new base model on it"
             )
         raise TrainingError(
-            f"{cfg.data.path} is not the dataset {parent_run} was trained on ({recorded}); pass --data <that dataset>"
+            f"{cfg.data.path} is not the dataset {parent_run} was trained on ({recorded_path}); pass --data <that dataset>"
         )
     if resume:
         check_resume(out, cfg, data, "resume with the --method, --preset and --set it was started with")
