@@ -580,6 +580,13 @@ def add_result_flags(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--resume", action="store_true", help="keep a finished result in --out and exit")
 
 
+def add_device_flag(p: argparse.ArgumentParser, default: str | None = "auto", where: str = "default: auto") -> None:
+    """--device, the same for every command that computes (train and finetune default to their config's)."""
+    p.add_argument(
+        "--device", type=device, default=default, help=f"auto (CUDA when present) | cpu | cuda | cuda:N ({where})"
+    )
+
+
 def add_log_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log",
@@ -666,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--encoder", choices=ENCODERS)
     p.add_argument("--epochs", type=positive_int)
-    p.add_argument("--device", type=device, help="auto | cpu | cuda | cuda:N")
+    add_device_flag(p, default=None, where="default: the preset's train.device, auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_log_flag(p)
     p.add_argument(
@@ -697,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train.*, adversarial.* or data.path, e.g. adversarial.eps_mode=adaptive",
     )
     p.add_argument("--data", help="the parent's dataset, if it moved since training (checked by its fingerprint)")
-    p.add_argument("--device", type=device, help="auto | cpu | cuda | cuda:N (default: the parent run's train.device)")
+    add_device_flag(p, default=None, where="default: the parent run's train.device")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -747,9 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="results folder")
     add_result_flags(p)
-    p.add_argument(
-        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
-    )
+    add_device_flag(p)
     add_allow_unfinished_flag(p)
     add_log_flag(p)
     p.set_defaults(func=cmd_eval, check=check_eval)
@@ -781,9 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=seeds,
         help="train every model with each of these seeds on the same data, e.g. 0,1,2; the report pools the cells",
     )
-    p.add_argument(
-        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
-    )
+    add_device_flag(p)
     p.set_defaults(func=cmd_demo, check=check_demo)
 
     p = sub.add_parser(
@@ -804,9 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=positive_int, default=1, help="CPU processes planning cells side by side (default 1)"
     )
-    p.add_argument(
-        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
-    )
+    add_device_flag(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("gap", help="open-loop error on expert vs planner trajectories (the train-test gap)")
@@ -822,9 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=positive_int, default=50, help="expert windows (default 50)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the windows and the planner (default 0)")
     p.add_argument("--data", help="the first run's dataset, if it moved since training (checked by its fingerprint)")
-    p.add_argument(
-        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
-    )
+    add_device_flag(p)
     add_allow_unfinished_flag(p)
     add_log_flag(p)
     p.set_defaults(func=cmd_gap)
@@ -841,9 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_result_flags(p)
     p.add_argument("--grid", type=landscape_grid, default=41, help="odd number of points per axis (default 41)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the start/goal pair and the directions (default 0)")
-    p.add_argument(
-        "--device", type=device, default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N (default: auto)"
-    )
+    add_device_flag(p)
     add_allow_unfinished_flag(p)
     add_log_flag(p)
     p.set_defaults(func=cmd_landscape)
@@ -897,7 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["fixed", "paper"],
         help="MPC protocols every MPC cell is planned under, comma-separated (default: fixed,paper)",
     )
-    p.add_argument("--device", type=device, default="cpu", help="auto | cpu | cuda | cuda:N (default: cpu)")
+    add_device_flag(p)
     p.add_argument(
         "--from-demo",
         help="a `wmplan demo` folder (same task, --episodes as here): adopt its data, and the models and cells that "
