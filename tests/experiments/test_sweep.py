@@ -198,3 +198,18 @@ def test_an_unfinished_run_is_refused_and_a_retrained_one_makes_its_cells_unfini
     assert (summary["run_fingerprint"], summary["run_epoch"]) == (RunFolder(run).state().fingerprint, 3)
     assert summary["run_fingerprint"] != fingerprint and again.grid["cells"][0]["run_epoch"] == 3
     assert run_sweep(spec, out, device="cpu", progress=False).ran == []  # and planned once only
+
+
+def test_a_cell_folder_planned_with_other_settings_is_refused_naming_the_first_one(tmp_path):
+    import json
+
+    from wmplan.experiments.sweep import CELL_FILE, is_finished
+
+    record = {"run": "r", "planner": {"name": "cem", "samples": 300, "topk": 30}, "mpc": True}
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / CELL_FILE).write_text(json.dumps({**record, "planner": {**record["planner"], "samples": 100}}))
+    with pytest.raises(ValueError, match=r"planned with other settings \(planner.samples was 100, now 300\)"):
+        is_finished(folder, record, None, say=False)
+    (folder / CELL_FILE).write_text(json.dumps(record))
+    assert not is_finished(folder, record, None, say=False)  # the same settings, no summary yet: not finished

@@ -54,6 +54,7 @@ from wmplan.evaluation.summary import EvalSummary, planned_by
 from wmplan.experiments import demo_grid
 from wmplan.experiments.sweep_spec import MODES, Cell, SweepSpec, cell_record, cells_of, eval_config
 from wmplan.experiments.workers import init_worker, pool_results
+from wmplan.training.trainer import config_differences
 from wmplan.writing import OutputError, atomic_write, claim_folder, remove_stray_files
 
 SPEC_FILE, CELL_FILE, SUMMARY_FILE, REPORT_FILE = "sweep.json", "cell.json", "summary.json", "report.md"
@@ -102,15 +103,16 @@ def is_finished(folder: Path, record: dict[str, Any], fingerprint: str | None = 
     return fingerprint is None or planned_by(planned, fingerprint, folder, say)
 
 
-def _difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            if a != b:
-                return _difference(a, b, f"{prefix}{key}.")
-        elif a != b:
-            return f"{prefix}{key} was {a!r}, now {b!r}"
-    return "no difference"
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The first setting in which two cell records differ, in words (trainer.config_differences finds it)."""
+
+    def at(record: dict[str, Any], key: str) -> Any:
+        for part in key.split("."):
+            record = record.get(part) if isinstance(record, dict) else None  # type: ignore[assignment]
+        return record
+
+    keys = config_differences(old, new)
+    return f"{keys[0]} was {at(old, keys[0])!r}, now {at(new, keys[0])!r}" if keys else "no difference"
 
 
 def run_cell(
