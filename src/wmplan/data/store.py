@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,22 @@ ZARR_FORMAT = 2  # the version diffusion policy's ReplayBuffer (zarr 2) and zarr
 REQUIRED_KEYS = ("obs", "state", "proprio", "action")
 LOW_DIM_CHUNK_EPISODES = 64  # small arrays share chunks across episodes: fewer, larger files
 ABSURD = 1e6  # no task's state, proprio or action comes near this: a value beyond it is a bug upstream
+
+
+class _AbandonedZarrWrites(logging.Filter):
+    """zarr writes a chunk's pieces as concurrent tasks on its own event loop. When one fails (a full disk),
+    its error reaches the caller, which reports it; the sibling tasks it abandoned are still pending when the
+    process exits, and asyncio would print each of them, with tracebacks, after the command's one-line error.
+    They carry nothing the caller has not been told, so only they are dropped."""
+
+    ABANDONED = ("Task was destroyed but it is pending!", "Task exception was never retrieved")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(self.ABANDONED) and "zarr" in message)
+
+
+logging.getLogger("asyncio").addFilter(_AbandonedZarrWrites())
 
 
 class DatasetError(ValueError):
