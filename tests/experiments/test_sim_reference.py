@@ -90,3 +90,15 @@ def test_the_simulator_reference_under_both_mpc_protocols(tmp_path, capsys):
     assert fixed["mpc_config"] == {"replans": 3, "execute": 5} and set(fixed["episode_replans"]) == {3}
     assert main(["reference", "--env", "wall", "--protocol", "paper", "--out", str(tmp_path / "r")]) == 2
     assert "add --mpc" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_candidates_simulated_in_chunks_give_the_states_of_one_batch(monkeypatch):
+    """PointMaze holds one MjData per candidate copy: the reference simulates them a chunk at a time,
+    which must not change a single plan."""
+    from wmplan.experiments import sim_cem
+
+    small = sim_cem.SimBudget.of("pointmaze", samples=12, topk=3, iterations=2, horizon=2)
+    whole = cem_reference("pointmaze", episodes=3, budget=small, progress=False)
+    monkeypatch.setattr(sim_cem, "SIM_CHUNK", 5)  # 36 copies per iteration, in 8 chunks, the last one short
+    chunked = cem_reference("pointmaze", episodes=3, budget=small, progress=False)
+    assert chunked["episode_final_distance"] == whole["episode_final_distance"]

@@ -87,6 +87,21 @@ def simulate(
     return sim.get_state(), reached
 
 
+SIM_CHUNK = 2048  # candidate copies simulated at once: PointMaze keeps one MjData (~1.3 MB) per copy, and
+# 50 episodes x 300 candidates at once held 20 GB
+
+
+def simulate_final(sim: Task, start: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """`simulate`'s final states (N, S), SIM_CHUNK copies at a time (each copy is independent of the others,
+    so the states are those of one batch of N)."""
+    return np.concatenate(
+        [
+            simulate(sim, start[i : i + SIM_CHUNK], actions[i : i + SIM_CHUNK])[0]
+            for i in range(0, len(start), SIM_CHUNK)
+        ]
+    )
+
+
 def plan_in_simulator(
     task: Task, sim: Task, state: np.ndarray, goal: np.ndarray, mean: np.ndarray, budget: SimBudget, rng
 ) -> np.ndarray:
@@ -97,7 +112,7 @@ def plan_in_simulator(
     std = np.broadcast_to((high - low) / 2, mean.shape).copy()
     for _ in range(budget.iterations):
         cand = np.clip(mean[:, None] + std[:, None] * rng.standard_normal((n, k, steps, a)), low, high)
-        final, _ = simulate(sim, np.repeat(state, k, axis=0), cand.reshape(n * k, steps, a))
+        final = simulate_final(sim, np.repeat(state, k, axis=0), cand.reshape(n * k, steps, a))
         cost = success_margin(task, final, np.repeat(goal, k, axis=0)).reshape(n, k)
         elites = np.take_along_axis(cand, np.argsort(cost, axis=1)[:, : budget.topk, None, None], axis=1)
         mean, std = elites.mean(axis=1), elites.std(axis=1, ddof=1)
