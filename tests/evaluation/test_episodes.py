@@ -67,11 +67,47 @@ def test_paper_protocol_plans_only_the_episodes_not_yet_done_and_stops_when_all_
     assert result.replans.tolist() == [1, 3, 2] and len(result.plan_seconds) == 3  # stopped before the cap of 10
 
 
+def test_hold_keeps_an_episode_whose_current_frame_the_model_scores_at_least_as_close_as_its_plan():
+    from wmplan.planning.objective import Objective
+
+    class Planner:
+        cfg = type("C", (), {"horizon": 3})()
+        objective = Objective(alpha=0.0)
+
+        def __init__(self):
+            self.inits = []
+            self.last_costs = None
+
+        def plan(self, model, z0, goal, init=None, generator=None):
+            self.inits.append(init)
+            self.last_costs = torch.full((z0.visual.shape[0],), 0.5)  # both plans end 0.5 from the goal
+            return torch.arange(3.0)[None, :, None].repeat(z0.visual.shape[0], 1, 1)
+
+    # episode 0 sits on its goal (cost 0 <= 0.5: it holds), episode 1 is 2 away (cost 4 > 0.5: it moves)
+    goal = Latent(torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1))
+    now = Latent(torch.tensor([0.0, 2.0]).reshape(2, 1, 1, 1), torch.zeros(2, 1, 1))
+    planner, moved = Planner(), []
+    result = MPC(planner, MPCConfig(replans=3, execute=1, hold=True)).run(
+        None, lambda: now, lambda a, active: moved.append((a.shape[0], active.tolist())), goal
+    )
+    assert moved == [(1, [1])] * 3 and result.held.tolist() == [3, 0] and result.replans.tolist() == [3, 3]
+    # the held episode's warm start is its plan's head (nothing of it was executed), the other's the shifted tail
+    torch.testing.assert_close(planner.inits[1], torch.tensor([[0.0, 1.0], [1.0, 2.0]])[:, :, None])
+    off = MPC(planner, MPCConfig(replans=2, execute=1)).run(
+        None, lambda: now, lambda a, active: moved.append(active.tolist()), goal
+    )
+    assert moved[-2:] == [[0, 1], [0, 1]] and off.held.tolist() == [0, 0]  # without hold every episode moves
+
+
 def test_paper_protocol_scores_each_episode_where_it_succeeded(tiny_run):
     cfg = EvalConfig(planner="adam", mpc=True, protocol="paper", episodes=8, seed=3, settings=PlannerSettings(steps=30))
     cfg.mpc_settings.max_replans = 4
     s = evaluate(tiny_run, cfg, None, progress=False)
-    assert s["protocol"] == "paper" and s["simulator_early_stop"] and s["mpc_config"] == {"replans": 4, "execute": 5}
+    assert (
+        s["protocol"] == "paper"
+        and s["simulator_early_stop"]
+        and s["mpc_config"] == {"replans": 4, "execute": 5, "hold": False}
+    )
     replans, success = np.array(s["episode_replans"]), np.array(s["episode_success"])
     assert ((1 <= replans) & (replans <= 4)).all()
     assert success[replans < 4].all()  # the loop ends an episode early only where the simulator says it is reached

@@ -107,6 +107,7 @@ def test_batches_and_the_merge_of_shares():
             seconds,
             [],
             np.full(n, len(seconds)),
+            np.zeros(n, int),
         )
 
     rank0 = [outcome([0, 1], [1.0, 2.0]), outcome([4], [3.0, 4.0])]  # batches 0 and 2, one after the other

@@ -159,7 +159,7 @@ def _plan_batch(
     done = episodes.boundary if cfg.protocol == "paper" else None  # the paper protocol's loop asks the simulator
     result = controller.run(model, episodes.observe, execute, z_goal, generator=gens, done=done)
     final = episodes.outcome_states()
-    assert result.replans is not None
+    assert result.replans is not None and result.held is not None
     return EpisodeOutcomes(
         indices=np.asarray(indices),
         final=final,
@@ -169,6 +169,7 @@ def _plan_batch(
         plan_seconds=list(result.plan_seconds),
         frames=episodes.frames,
         replans=result.replans.numpy(),
+        held=result.held.numpy(),
     )
 
 
@@ -243,6 +244,7 @@ def _finish(
         "episode_final_distance": [float(v) for v in distance],
         "episode_reached": [bool(v) for v in reached],
         "episode_replans": [int(v) for v in outcomes.replans],
+        "episode_held": [int(v) for v in outcomes.held],
     }
     if out is not None:
         out = Path(out)

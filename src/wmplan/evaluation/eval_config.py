@@ -131,11 +131,14 @@ class MPCSettings:
     executes 10 model steps)."""
     max_replans: int = MAX_REPLANS
     """Paper protocol: the most planning calls an episode makes before it is scored (DINO-WM sets no cap)."""
+    hold: bool = False
+    """Fixed protocol: keep a reached goal; an episode executes nothing after a plan whose end the model
+    scores no closer to the goal than the current frame (planning/mpc.py, MPCConfig.hold)."""
 
     @staticmethod
     def fields_of(protocol: str) -> tuple[str, ...]:
         """The mpc.<field> settings that `resolve` reads under a protocol."""
-        return ("execute", "max_replans") if protocol == "paper" else ("execute", "replans")
+        return ("execute", "max_replans") if protocol == "paper" else ("execute", "replans", "hold")
 
     def resolve(self, task: str, horizon: int, protocol: str = "fixed") -> MPCConfig:
         """The MPC schedule for a task, plan horizon and protocol. Fixed: the task's default `execute`
@@ -145,7 +148,7 @@ class MPCSettings:
             return MPCConfig(replans=self.max_replans, execute=self.execute if self.execute is not None else horizon)
         execute = self.execute if self.execute is not None else min(task_planning(task).mpc_execute, horizon)
         replans = self.replans if self.replans is not None else max(1, MPC_MODEL_STEPS // execute)
-        return MPCConfig(replans=replans, execute=execute)
+        return MPCConfig(replans=replans, execute=execute, hold=self.hold)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class EvalSummary(TypedDict):
     seconds_per_plan_note: str
     planner_config: dict[str, Any]
     mpc_config: dict[str, Any]
-    """{"replans", "execute"}: open loop is one plan executed whole."""
+    """{"replans", "execute", "hold"}: open loop is one plan executed whole."""
     objective: dict[str, Any]
     """{"alpha", "mode" (last | all), "base"}."""
     simulator_early_stop: bool
@@ -81,6 +81,8 @@ class EvalSummary(TypedDict):
     episode_final_distance: list[float]
     episode_reached: list[bool]
     episode_replans: list[int]
+    episode_held: NotRequired[list[int]]
+    """mpc.hold: the planning calls after which the episode executed nothing (summaries before it lack it)."""
 
 
 @dataclass
@@ -97,6 +99,7 @@ class EpisodeOutcomes:
     plan_seconds: list[float]
     frames: list[np.ndarray]
     replans: np.ndarray
+    held: np.ndarray
 
     @classmethod
     def merge(cls, shares: list[list[EpisodeOutcomes]]) -> EpisodeOutcomes:
@@ -116,6 +119,7 @@ class EpisodeOutcomes:
             reached=cat("reached"),
             distance=cat("distance"),
             replans=cat("replans"),
+            held=cat("held"),
             plan_seconds=calls[0] if len(calls) == 1 else [max(c) for c in _zip_longest(*calls)],
             frames=recorded[0] if len(recorded) == 1 else [np.concatenate(step) for step in zip(*recorded)],
         )

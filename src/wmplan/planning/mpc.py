@@ -36,6 +36,11 @@ class MPCConfig:
     most an episode makes before it is scored; the first plan counts)."""
     execute: int = 1
     """Model steps executed from each plan before replanning (k)."""
+    hold: bool = False
+    """Keep a reached goal: an episode whose current frame the model already scores at most as far from
+    the goal as the end of its new plan (the objective on the current frame against the plan's cost)
+    executes nothing this round, so a later plan cannot walk away from where an earlier one arrived.
+    It still counts the planning call. Only the model's own cost decides: nothing peeks at the simulator."""
 
 
 def shift_plan(plan: torch.Tensor, executed: int) -> torch.Tensor:
@@ -50,6 +55,7 @@ class MPCResult:
     plans: list[torch.Tensor] = field(default_factory=list)  # (B, H, A) per replan
     plan_seconds: list[float] = field(default_factory=list)  # wall-clock of each planning call
     replans: torch.Tensor | None = None  # (B,) planning calls each episode took
+    held: torch.Tensor | None = None  # (B,) of those, the calls after which it held (MPCConfig.hold)
 
 
 class MPC:
@@ -73,8 +79,8 @@ class MPC:
         execute(actions (n, k, A), active (n,) long): the episodes `active` take their actions;
         done() -> (B,) bool (array or tensor): the episodes finished at this boundary."""
         b = goal.visual.shape[0]
-        replans = torch.zeros(b, dtype=torch.long)
-        result = MPCResult(replans=replans)
+        replans, held = torch.zeros(b, dtype=torch.long), torch.zeros(b, dtype=torch.long)
+        result = MPCResult(replans=replans, held=held)
         active = torch.arange(b)
         warm: torch.Tensor | None = None
         gens = generator if isinstance(generator, list) else None
@@ -86,17 +92,40 @@ class MPC:
             _sync(plan)
             result.plan_seconds.append(time.perf_counter() - start)
             step = plan[:, : self.cfg.execute]
-            execute(step, active)
+            moves = self._moves(z0, _rows(goal, active), plan)
+            if moves.all():
+                execute(step, active)
+            elif moves.any():
+                execute(step[moves.to(step.device)], active[moves])
             replans[active] += 1
+            held[active[~moves]] += 1
             result.plans.append(plan)
             result.executed.append(step)
             warm = shift_plan(plan, self.cfg.execute)
+            if not moves.all():  # a held episode is where it was: its warm start is its plan's unexecuted head
+                stay = (~moves).to(warm.device)
+                warm = torch.where(stay[:, None, None], plan[:, : warm.shape[1]], warm)
             if done is not None:
                 keep = ~torch.as_tensor(done(), dtype=torch.bool)[active]
                 if not keep.any():
                     break
                 active, warm = active[keep], warm[keep.to(warm.device)]
         return result
+
+    def _moves(self, z0: Latent, goal: Latent, plan: torch.Tensor) -> torch.Tensor:
+        """(n,) bool on the CPU: the episodes that execute their plan's first steps (all, unless `hold`)."""
+        if not self.cfg.hold:
+            return torch.ones(len(plan), dtype=torch.bool)
+        planned = self.planner.last_costs
+        if planned is None:
+            raise ValueError("mpc.hold needs a planner that reports its plan's cost (last_costs)")
+        here = self.planner.objective.cost(_repeat_last(z0), goal, horizon=1)  # the current frame, as if predicted
+        return (planned.to(here.device) < here).cpu()
+
+
+def _repeat_last(z: Latent) -> Latent:
+    """z (B, T, ...) with its last frame appended again: a rollout whose one predicted frame is now."""
+    return Latent(torch.cat([z.visual, z.visual[:, -1:]], 1), torch.cat([z.proprio, z.proprio[:, -1:]], 1))
 
 
 def _rows(z: Latent, index: torch.Tensor) -> Latent:
