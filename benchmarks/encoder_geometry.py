@@ -1,6 +1,6 @@
 """Does a pretrained image encoder's latent distance track the true distance, far from the goal too?
 
-Runs stage 1 of `wmplan train` (the same split, frames, settings and seed) for the `conv` (keypoints) or
+Runs stage 1 of `wmplan train` (the same split, frames, settings and seed) for the `conv` (keypoints), `jepa` or
 `patch` (patch grid) encoder on a dataset and reports on its validation episodes: the Spearman
 correlation between latent and true distances exactly as RUN/encoder.json's latent_distance_spearman
 (Euclidean on the pose dims; Chamfer for Rope and Granular), the untrained encoder's, the pretraining
@@ -59,7 +59,7 @@ def pusht_outline_distance(scale: float):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--encoder", choices=["conv", "patch"], default="conv")
+    parser.add_argument("--encoder", choices=["conv", "patch", "jepa"], default="conv")
     parser.add_argument("--seed", type=int, default=0, help="train.seed: pretraining seed and frame choice")
     parser.add_argument(
         "--set",

@@ -68,7 +68,7 @@ HYBRID_CEM_ITERATIONS, HYBRID_ADAM_STEPS = 3, 30
 MULTISTART_RESTARTS = 8
 
 
-ENCODERS = ("conv", "patch", "state", "particles", "dinov2")
+ENCODERS = ("conv", "patch", "jepa", "state", "particles", "dinov2")
 STATE_ENCODERS = ("state", "particles")
 """Encoders of the simulator state (privileged controls), not of images."""
 
@@ -77,20 +77,23 @@ STATE_ENCODERS = ("state", "particles")
 class EncoderConfig:
     name: str = "conv"
     """Frozen encoder (ENCODERS): conv (CPU default: keypoints, pretrained on the task's images), patch (a
-    grid of patch-feature tokens, pretrained on the task's images), dinov2; the privileged controls
+    grid of patch-feature tokens, pretrained on the task's images), jepa (trained end to end with a
+    predictor on the task's transitions, then frozen), dinov2; the privileged controls
     state (the whole state in one token) and particles (one xy token per particle: Rope, Granular)."""
     keypoints: int = 8
     """conv: keypoints, i.e. visual tokens per frame (scenes of many parts, such as a rope, may need more)."""
     pretrain_steps: int = 1000
-    """conv, patch: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
+    """conv, patch, jepa: optimisation steps of the encoder's own pretraining (stage 1 of `wmplan train`)."""
     pretrain_batch: int = 64
-    """conv, patch: pretraining batch size."""
+    """conv, patch: pretraining batch size (jepa: windows per batch)."""
     pretrain_lr: float = 3e-3
-    """conv, patch: pretraining learning rate."""
+    """conv, patch, jepa: pretraining learning rate."""
     pretrain_frames: int = 20000
     """conv, patch: at most this many training-split frames are used for pretraining (patch: whole episodes)."""
     patch_grid: int = 8
     """patch: the token grid's side; visual tokens per frame = patch_grid ** 2 (images >= 4 x patch_grid px)."""
+    patch_pool: int = 1
+    """patch: tokens are means over pool x pool blocks of the grid: (patch_grid / patch_pool) ** 2 per frame."""
     patch_dim: int = 8
     """patch: width of each token (even): half near features, half spread wide (models/patch_encoder.py)."""
     patch_context_sigma: float = 2.0
@@ -99,6 +102,12 @@ class EncoderConfig:
     """patch: weight of the pretraining's temporal ranking term (0: reconstruction only)."""
     patch_rarity_power: float = 1.0
     """patch: pretraining weighs each pixel's error by its colour's frequency to this power, negated (0: plain MSE)."""
+    jepa_tokens: int = 4
+    """jepa: tokens per frame."""
+    jepa_dim: int = 8
+    """jepa: width of each token (the latent has jepa_tokens x jepa_dim numbers)."""
+    jepa_sigreg_weight: float = 1.0
+    """jepa: weight of the anti-collapse regulariser (SIGReg) beside next-latent prediction."""
     dinov2_weights: str = ""
     """dinov2: a local DINOv2 ViT-S/14 weights file (.safetensors or .pth) or a Hub id (facebook/dinov2-small)."""
     dinov2_image_size: int = 196
@@ -282,6 +291,9 @@ RUN_MINIMUMS = {
     "model.encoder.keypoints": 1,
     "model.encoder.pretrain_steps": 0,
     "model.encoder.pretrain_batch": 1,
+    "model.encoder.patch_pool": 1,
+    "model.encoder.jepa_tokens": 1,
+    "model.encoder.jepa_dim": 1,
     "model.predictor.depth": 1,
     "model.predictor.heads": 1,
     "model.predictor.head_dim": 1,
@@ -313,6 +325,7 @@ RUN_POSITIVE = (
     "train.lr_predictor",
     "train.lr_embeddings",
     "model.encoder.pretrain_lr",
+    "model.encoder.jepa_sigreg_weight",  # without it the latents collapse
     "adversarial.step_factor",
     "online.lr",
 )

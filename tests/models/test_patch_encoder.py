@@ -68,6 +68,22 @@ def test_pretraining_is_deterministic_and_scales_tokens_to_unit_mean_square():
     assert tokens.pow(2).mean().item() == pytest.approx(1.0, rel=0.2)
 
 
+def test_pooled_tokens_are_the_block_means_of_the_pretrained_grid():
+    images, _, bounds = moving_squares(4, 12, seed=0)
+    full = PatchEncoder(image_size=SIZE, grid=4, dim=4)
+    pretrain_patch_encoder(full, images, steps=3, batch_size=12, lr=3e-3, seed=7, episodes=bounds, progress=False)
+    pooled = PatchEncoder(image_size=SIZE, grid=4, dim=4, pool=2)
+    pooled.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("token_")}, strict=False)
+    x = torch.from_numpy(images[:5])
+    with torch.no_grad():
+        cells = full.feature_grid(x)  # (5, 4, 4, 4): dim x grid x grid
+        expected = cells.view(5, 4, 2, 2, 2, 2).mean(dim=(3, 5)).flatten(2).transpose(1, 2)  # 2x2 blocks, row-major
+        torch.testing.assert_close(pooled(x), expected)  # unscaled: token_mean 0, token_scale 1
+    assert pooled.num_tokens == 4
+    with pytest.raises(ValueError, match="must divide the patch grid"):
+        PatchEncoder(image_size=SIZE, grid=4, dim=4, pool=3)
+
+
 def test_pretraining_makes_latent_distance_track_displacement():
     """Against the squares' true displacement, the pretrained latent ranks pairs of held-out frames
     clearly better than the same encoder untrained (whose features weigh the big square by its area)."""
@@ -145,7 +161,7 @@ def test_images_of_another_size_are_refused(patch_run, tmp_path):
 
 def test_unknown_encoder_lists_the_valid_names():
     dims = TaskDims("wall", 64, 2, 2, 2)
-    with pytest.raises(ValueError, match="conv, patch, state, particles, dinov2"):
+    with pytest.raises(ValueError, match="conv, patch, jepa, state, particles, dinov2"):
         build_encoder(EncoderConfig(name="vit"), dims)
     with pytest.raises(ValueError, match="model.encoder.patch_grid"):
         build_encoder(EncoderConfig(name="patch", patch_grid=32), dims)

@@ -95,9 +95,9 @@ def step_and_report(
 
 
 def reinitialise(modules: list[nn.Module], gen: torch.Generator) -> None:
-    """PyTorch's default conv initialisation (uniform, bound 1/sqrt(fan_in)), drawn from `gen`."""
+    """PyTorch's default conv and linear initialisation (uniform, bound 1/sqrt(fan_in)), drawn from `gen`."""
     for module in modules:
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.Conv2d | nn.Linear):
             bound = 1.0 / np.sqrt(module.weight[0].numel())
             with torch.no_grad():
                 module.weight.copy_(torch.empty(module.weight.shape).uniform_(-bound, bound, generator=gen))

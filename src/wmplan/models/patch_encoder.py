@@ -13,7 +13,8 @@ grid by two fixed Gaussian kernels, and a token holds both:
 The kernels are fixed, not learned: learned ones lost their spread within a few hundred steps.
 `wmplan.models.patch_training` pretrains the CNN from pixels alone. Cost: the predictor sees 64
 tokens per frame instead of the keypoint encoder's 8, so a `small` training step costs ~7x as much
-on a CPU (patch_grid 4: ~1.2x, but PushT's Spearman drops from 0.92 to 0.84).
+on a CPU (patch_grid 4: ~1.2x, but PushT's Spearman drops from 0.92 to 0.84). `pool` averages blocks of
+the pretrained 8x8 grid into fewer tokens instead (pool 2: 16 tokens).
 
 Example:
     >>> enc = PatchEncoder(grid=8, dim=8)
@@ -73,6 +74,7 @@ class PatchEncoder(nn.Module):
         channels: int = 16,
         context_sigma: float = 2.0,
         near_sigma: float = 1.0,
+        pool: int = 1,
     ):
         super().__init__()
         if grid < 1 or dim < 2 or dim % 2:
@@ -81,10 +83,12 @@ class PatchEncoder(nn.Module):
             )
         if image_size < 4 * grid:
             raise ValueError(f"a {grid}x{grid} patch grid needs images of at least {4 * grid} px, got {image_size}")
+        if pool < 1 or grid % pool:
+            raise ValueError(f"the token pooling must divide the patch grid ({grid}), got {pool}")
         if min(context_sigma, near_sigma) <= 0:
             raise ValueError(f"the kernel widths must be positive, got near {near_sigma}, context {context_sigma}")
-        self.image_size, self.grid, self.dim = image_size, grid, dim
-        self.num_tokens = grid * grid
+        self.image_size, self.grid, self.dim, self.pool = image_size, grid, dim, pool
+        self.num_tokens = (grid // pool) ** 2
         half = dim // 2
         self.net = nn.Sequential(
             nn.Conv2d(3, channels, 5, stride=2, padding=2),
@@ -114,13 +118,17 @@ class PatchEncoder(nn.Module):
         spread = torch.einsum("bcq,kpq->bkcp", local, self.spread)  # (B, 2, dim // 2, P): near, far
         return spread.reshape(len(local), self.dim, self.grid, self.grid)
 
-    def scale_tokens(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, dim, grid, grid) -> tokens (B, P, dim), centred and scaled."""
-        return (features.flatten(2).transpose(1, 2) - self.token_mean) / self.token_scale
+    def pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, dim, grid, grid) -> (B, P, dim), each token the mean of a pool x pool block of cells (pool 1:
+        every cell), row-major. Pretraining sees the whole grid; planning, the fewer pooled tokens."""
+        if self.pool > 1:
+            features = F.avg_pool2d(features, self.pool)
+        return features.flatten(2).transpose(1, 2)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs uint8 (B, H, W, 3) or float in [0, 1] -> tokens float (B, grid * grid, dim)."""
-        return self.scale_tokens(self.feature_grid(obs))
+        """obs uint8 (B, H, W, 3) or float in [0, 1] -> tokens float (B, P, dim), P = (grid / pool)^2,
+        centred and scaled."""
+        return (self.pooled(self.feature_grid(obs)) - self.token_mean) / self.token_scale
 
     def freeze(self) -> PatchEncoder:
         """No parameter requires grad; eval mode. Returns self."""

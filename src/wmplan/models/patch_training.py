@@ -101,13 +101,10 @@ def rank_loss(z: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def set_token_scale(encoder: PatchEncoder, data: torch.Tensor, gen: torch.Generator, device: torch.device) -> None:
-    """token_mean := mean features per (cell, channel); token_scale := RMS of the centred features."""
+    """token_mean := mean features per (token, channel); token_scale := RMS of the centred features."""
     pick = torch.randint(0, len(data), (min(len(data), SCALE_FRAMES),), generator=gen)
     feats = torch.cat(
-        [
-            encoder.feature_grid(data[pick[i : i + 256]].to(device)).flatten(2).transpose(1, 2)
-            for i in range(0, len(pick), 256)
-        ]
+        [encoder.pooled(encoder.feature_grid(data[pick[i : i + 256]].to(device))) for i in range(0, len(pick), 256)]
     )
     encoder.token_mean.copy_(feats.mean(dim=0))
     encoder.token_scale.copy_((feats - encoder.token_mean).pow(2).mean().sqrt().clamp_min(1e-8))

@@ -29,6 +29,7 @@ from wmplan import __version__
 from wmplan.config import ENCODERS, STATE_ENCODERS, EncoderConfig, RunConfig
 from wmplan.data.windows import Normalizer
 from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
+from wmplan.models.jepa_encoder import JepaEncoder
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.predictor import FrameCausalPredictor
 from wmplan.models.run_folder import DIMS_TYPES, RUN_FILES, RUN_FORMAT, RunFolder
@@ -88,11 +89,25 @@ def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
             )
         if cfg.patch_dim < 2 or cfg.patch_dim % 2:
             raise ValueError(f"model.encoder.patch_dim must be an even number >= 2, got {cfg.patch_dim}")
+        if cfg.patch_grid % cfg.patch_pool:
+            raise ValueError(
+                f"model.encoder.patch_pool must divide model.encoder.patch_grid ({cfg.patch_grid}), got {cfg.patch_pool}"
+            )
         if cfg.patch_context_sigma <= 0:
             raise ValueError(f"model.encoder.patch_context_sigma must be positive, got {cfg.patch_context_sigma}")
         return PatchEncoder(
-            image_size=dims.image_size, grid=cfg.patch_grid, dim=cfg.patch_dim, context_sigma=cfg.patch_context_sigma
+            image_size=dims.image_size,
+            grid=cfg.patch_grid,
+            dim=cfg.patch_dim,
+            context_sigma=cfg.patch_context_sigma,
+            pool=cfg.patch_pool,
         )
+    if cfg.name == "jepa":
+        if dims.image_size < 16:
+            raise ValueError(
+                f"the jepa encoder learns from images, and {dims.task}'s are {dims.image_size} px; use the state encoder"
+            )
+        return JepaEncoder(image_size=dims.image_size, num_tokens=cfg.jepa_tokens, dim=cfg.jepa_dim)
     if cfg.name == "state":
         return StateEncoder(dims.state_dim + len(dims.angle_dims))
     if cfg.name == "particles":

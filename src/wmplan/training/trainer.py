@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from wmplan.config import RunConfig, stored_settings
+from wmplan.config import EncoderConfig, RunConfig, stored_settings
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
 from wmplan.envs import make_task
 from wmplan.envs.registry import task_type
 from wmplan.models.encoder_training import pretrain_conv_encoder
 from wmplan.models.encoders import distance_spearman
+from wmplan.models.jepa_training import pretrain_jepa_encoder
 from wmplan.models.patch_training import pretrain_patch_encoder
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
@@ -46,7 +47,11 @@ from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restor
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
 # The encoders pretrained on the task's images (stage 1 of training).
-PRETRAINING: dict[str, Callable[..., dict[str, Any]]] = {"conv": pretrain_conv_encoder, "patch": pretrain_patch_encoder}
+PRETRAINING: dict[str, Callable[..., dict[str, Any]]] = {
+    "conv": pretrain_conv_encoder,
+    "patch": pretrain_patch_encoder,
+    "jepa": pretrain_jepa_encoder,
+}
 
 
 class TrainingError(RuntimeError):
@@ -150,27 +155,35 @@ def pretraining_frames(
     return images, np.minimum(np.stack([ends - (keep[:, 1] - keep[:, 0]), ends], 1), len(images))
 
 
+def pretraining_inputs(enc: EncoderConfig, data: TrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
+    """What an encoder's pretraining learns from, and its own settings: jepa, the training split's windows
+    (transitions with their actions); patch, whole episodes (its ranking term); conv, random frames."""
+    if enc.name == "jepa":
+        return data.train, {"sigreg_weight": enc.jepa_sigreg_weight}
+    patch = enc.name == "patch"
+    images, episodes = pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, seed, patch)
+    if patch:
+        return images, {
+            "episodes": episodes,
+            "rank_weight": enc.patch_rank_weight,
+            "rarity_power": enc.patch_rarity_power,
+        }
+    return images, {}
+
+
 def prepare_encoder(
     cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool
 ) -> tuple[torch.nn.Module, dict]:
-    """Stage 1: build the encoder and, for conv and patch, pretrain it on training-split images."""
+    """Stage 1: build the encoder and, for conv, patch and jepa, train it on the training split."""
     enc = cfg.model.encoder
     encoder: Any = build_encoder(enc, data.dims).to(device)  # every encoder has freeze()
     info: dict = {"encoder": enc.name}
     if enc.name in PRETRAINING:
-        patch = enc.name == "patch"  # whose pretraining takes whole episodes (its ranking term) and settings of its own
-        images, episodes = pretraining_frames(
-            data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, cfg.train.seed, patch
-        )
-        options = (
-            {"episodes": episodes, "rank_weight": enc.patch_rank_weight, "rarity_power": enc.patch_rarity_power}
-            if patch
-            else {}
-        )
+        source, options = pretraining_inputs(enc, data, cfg.train.seed)
         start = time.perf_counter()
         info["pretrain"] = PRETRAINING[enc.name](
             encoder,
-            images,
+            source,
             steps=enc.pretrain_steps,
             batch_size=enc.pretrain_batch,
             lr=enc.pretrain_lr,
