@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class EvalSummary(TypedDict):
     episode_final_distance: list[float]
     episode_reached: list[bool]
     episode_replans: list[int]
-    episode_held: NotRequired[list[int]]
+    episode_held: list[int]
     """mpc.hold: the planning calls after which the episode executed nothing (summaries before it lack it)."""
 
 

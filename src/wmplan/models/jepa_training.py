@@ -46,6 +46,7 @@ def standardise_output(encoder: JepaEncoder, frames: torch.Tensor) -> None:
     z = encoder(frames).flatten(1)
     mean, std = z.mean(dim=0), z.std(dim=0).clamp_min(1e-8)
     last = encoder.head[-1]
+    assert isinstance(last, nn.Linear)
     last.weight.div_(std[:, None])
     last.bias.sub_(mean).div_(std)
 
