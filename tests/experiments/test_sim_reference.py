@@ -102,3 +102,20 @@ def test_candidates_simulated_in_chunks_give_the_states_of_one_batch(monkeypatch
     monkeypatch.setattr(sim_cem, "SIM_CHUNK", 5)  # 36 copies per iteration, in 8 chunks, the last one short
     chunked = cem_reference("pointmaze", episodes=3, budget=small, progress=False)
     assert chunked["episode_final_distance"] == whole["episode_final_distance"]
+
+
+def test_a_smaller_pointmaze_batch_after_a_larger_one_steps_only_its_own_copies():
+    """The copies beyond a batch are kept for reuse (freeing and making them again fragmented the heap):
+    they must never leak into a smaller batch's states."""
+    from wmplan.envs import make_task
+
+    task = make_task("pointmaze")
+    start, _ = task.sample_start_goal(np.random.default_rng(0), 5)
+    task.reset_to(start)
+    task.step(np.ones((5, 2)))
+    task.reset_to(start[:2])
+    assert task.num_envs == 2 and task.get_state().shape == (2, 4)
+    moved = task.step(np.full((2, 2), -1.0))
+    fresh = make_task("pointmaze")
+    fresh.reset_to(start[:2])
+    np.testing.assert_array_equal(moved, fresh.step(np.full((2, 2), -1.0)))

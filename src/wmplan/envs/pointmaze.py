@@ -114,7 +114,8 @@ class PointMazeTask:
         self._renderer: NumpyMazeRenderer | MujocoMazeRenderer | None = (
             NumpyMazeRenderer(self.geometry, style) if c.render == "numpy" else None
         )
-        self._datas: list = []
+        self._datas: list = []  # MjData copies, kept once made; the first `_n` are the current batch
+        self._n = 0
 
     # ----- the Task protocol ----------------------------------------------------------------------
     @property
@@ -123,7 +124,7 @@ class PointMazeTask:
 
     @property
     def num_envs(self) -> int:
-        return len(self._datas)
+        return self._n
 
     def reset_to(self, state: np.ndarray) -> None:
         """Put N point masses at `state` (N, 4) = [x, y, vx, vy]; a position inside a wall is an error."""
@@ -140,9 +141,11 @@ class PointMazeTask:
                 f"{np.round(self.free_cell_centres(), 2).tolist()}"
             )
         mj = self.mujoco
+        # Surplus copies stay for the next batch: making and freeing thousands of MjData (each with a 13 MB
+        # arena) batch after batch fragmented the heap, and a 50-pair simulator reference grew past 14 GB.
         while len(self._datas) < len(state):
             self._datas.append(mj.MjData(self.model))
-        del self._datas[len(state) :]
+        self._n = len(state)
         for data, s in zip(self._datas, state):
             mj.mj_resetData(self.model, data)  # clears time, forces and solver state: a pure function of `state`
             data.qpos[:] = s[:2]
@@ -150,14 +153,14 @@ class PointMazeTask:
             mj.mj_forward(self.model, data)
 
     def get_state(self) -> np.ndarray:
-        return np.array([np.concatenate([d.qpos, d.qvel]) for d in self._datas]).reshape(-1, 4)
+        return np.array([np.concatenate([d.qpos, d.qvel]) for d in self._datas[: self._n]]).reshape(-1, 4)
 
     def step(self, action: np.ndarray) -> np.ndarray:
         action = np.clip(as_batch(action, 2, "action"), -1.0, 1.0)
         if len(action) != self.num_envs:
             raise ValueError(f"PointMaze.step: {len(action)} actions for {self.num_envs} point masses")
         mj, model, vmax, skip = self.mujoco, self.model, self.config.max_velocity, self.config.frame_skip
-        for data, a in zip(self._datas, action):
+        for data, a in zip(self._datas[: self._n], action):
             np.clip(data.qvel, -vmax, vmax, out=data.qvel)
             data.ctrl[:] = a
             for _ in range(skip):
