@@ -220,3 +220,20 @@ def test_demo_cells_planned_by_two_workers_equal_one_thread_in_process(tmp_path)
             assert one["episode_success"] == two["episode_success"]
             assert one["episode_final_distance"] == two["episode_final_distance"]
     assert "eval cells planned by 2 one-thread processes at once" in report
+
+
+def test_demo_preset_quick_and_encoders_reach_the_scale(monkeypatch, capsys, tmp_path):
+    from wmplan.cli import main
+    from wmplan.experiments import demo
+
+    asked = []
+    monkeypatch.setattr(demo, "run_demo", lambda out, scale, **kwargs: asked.append(scale) or "report")
+    assert main(["demo", "--preset", "quick", "--encoders", "jepa,state", "--out", str(tmp_path / "unused")]) == 0
+    assert asked[0].preset == "tiny" and asked[0].episodes == demo.QUICK["episodes"]
+    assert asked[0].encoders == ("jepa", "state") and asked[0].planner == demo.QUICK["planner"]
+    assert (
+        main(["demo", "--preset", "quick", "--episodes", "3", "--out", str(tmp_path / "unused")]) == 0
+        and asked[1].episodes == 3
+    )
+    assert main(["demo", "--preset", "quick", "--full", "--out", str(tmp_path / "unused")]) == 2
+    assert "give one of them" in capsys.readouterr().err

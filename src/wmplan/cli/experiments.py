@@ -15,20 +15,27 @@ DEMO_FULL_EPISODES = 50
 
 
 def check_demo(args: argparse.Namespace) -> None:
-    """--full is --episodes DEMO_FULL_EPISODES: another --episodes beside it contradicts it."""
+    """--full is --episodes DEMO_FULL_EPISODES: another --episodes beside it contradicts it, and so does the
+    quick preset's toy scale."""
     if args.full and args.episodes not in (None, DEMO_FULL_EPISODES):
         raise ValueError(
             f"--full plans {DEMO_FULL_EPISODES} episodes per cell and --episodes asks {args.episodes}; give one of them"
         )
+    if args.full and args.preset == "quick":
+        raise ValueError("--preset quick runs the demo at toy scale and --full at the paper's; give one of them")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from wmplan.experiments.demo import demo_scale, run_demo
+    from wmplan.experiments.demo import QUICK, demo_scale, run_demo
 
-    scale = demo_scale(
-        args.env,
-        **({"episodes": DEMO_FULL_EPISODES} if args.full else {"episodes": args.episodes} if args.episodes else {}),
-    )
+    changes = dict(QUICK) if args.preset == "quick" else {}
+    if args.full:
+        changes["episodes"] = DEMO_FULL_EPISODES
+    elif args.episodes:
+        changes["episodes"] = args.episodes
+    if args.encoders:
+        changes["encoders"] = tuple(args.encoders)
+    scale = demo_scale(args.env, **changes)
     report = run_demo(
         args.out,
         scale,
@@ -41,6 +48,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(report)
     return 0
+
+
+def demo_encoders(text: str) -> list[str]:
+    """--encoders: names of ENCODERS, comma-separated, none twice (dinov2 needs weights a demo does not fetch)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENCODERS or n == "dinov2"]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give distinct encoders among {', '.join(e for e in ENCODERS if e != 'dinov2')}, comma-separated"
+        )
+    return names
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +77,17 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=positive_int, help="start/goal pairs per cell (default 20)")
     add_workers_flag(p, "plan the eval cells in this many one-thread processes at once")
     p.add_argument("--full", action="store_true", help="the paper's 50 episodes per planner")
+    p.add_argument(
+        "--preset",
+        choices=["quick"],
+        help="quick: every stage at toy scale in minutes, to check an installation (its numbers mean nothing)",
+    )
+    p.add_argument(
+        "--encoders",
+        type=demo_encoders,
+        help="the encoders to train and plan with, comma-separated, pixel ones first (default: the task's, "
+        "wmplan.tasks), e.g. conv,patch,jepa,state",
+    )
     add_seed_flag(p, 0, "seed of the data, and of training unless --seeds")
     p.add_argument(
         "--seeds",

@@ -111,6 +111,22 @@ def demo_scale(env: str, **changes) -> DemoScale:
     return dataclasses.replace(scale, **changes)
 
 
+QUICK = {
+    "episodes": 10,
+    "collect_episodes": 200,
+    "preset": "tiny",
+    "train": {"train.epochs": 2},
+    "adversarial": {"train.epochs": 1, "train.steps_per_epoch": 20},
+    "online": {"train.epochs": 1, "train.steps_per_epoch": 20, "online.windows": 8},
+    "planner": {"steps": 20, "samples": 60, "topk": 6, "iterations": 3},
+    "gap_windows": 10,
+    "landscape_grid": 11,
+}
+"""`wmplan demo --preset quick`: every stage of the demo at toy scale (the tiny predictor, 200 episodes, 10
+pairs, small planner budgets), minutes on 2 cores. It checks an installation and shows the report's layout;
+its numbers say nothing about the methods."""
+
+
 def other_mode(env: str, mpc: bool) -> str:
     """The objective mode that is not the task's default for open loop (mpc False) or MPC."""
     return "all" if objective_mode(env, mpc) == "last" else "last"

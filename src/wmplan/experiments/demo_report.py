@@ -41,7 +41,8 @@ ENCODER_TITLES = {
     "conv": "pixel model (`conv` keypoint encoder on RGB frames)",
     "state": "privileged-state control (`state` encoder)",
     "particles": "privileged-state control (`particles` encoder: one xy token per particle)",
-    "patch": "pixel model (`patch` encoder: an 8x8 grid of patch-feature tokens on RGB frames)",
+    "patch": "pixel model (`patch` encoder: a grid of patch-feature tokens on RGB frames)",
+    "jepa": "pixel model (`jepa` encoder: learned end to end with a predictor on RGB frames, SIGReg against collapse)",
     "dinov2": "DINOv2 patch tokens",
 }
 
