@@ -176,6 +176,8 @@ def test_a_resumed_demo_redoes_only_what_a_kill_left_unfinished_and_refuses_othe
     runs, evals = out / "runs" / "state", out / "eval" / "state"
     kept_cell = (evals / "base" / "adam" / "summary.json").read_text()  # seconds_per_plan differs on a rerun
     kept_model = (runs / "base" / "model.safetensors").stat().st_mtime_ns
+    kept_references = {f: (out / f / "summary.json").read_text() for f in ("reference", "reference_mpc_paper")}
+    (out / "reference_mpc_fixed" / "summary.json").unlink()  # a reference the kill interrupted
     lost_cell = json.loads((evals / "online" / "cem_mpc" / "summary.json").read_text())
     # what a kill leaves: a cell without its summary, a finetuning half written
     (evals / "online" / "cem_mpc" / "summary.json").unlink()
@@ -184,6 +186,8 @@ def test_a_resumed_demo_redoes_only_what_a_kill_left_unfinished_and_refuses_othe
     resumed = run_demo(out, scale, progress=False, resume=True)
     assert (evals / "base" / "adam" / "summary.json").read_text() == kept_cell
     assert (runs / "base" / "model.safetensors").stat().st_mtime_ns == kept_model
+    assert {f: (out / f / "summary.json").read_text() for f in kept_references} == kept_references  # seconds too
+    assert (out / "reference_mpc_fixed" / "summary.json").exists()
     assert not (runs / "adversarial.partial").exists() and (runs / "adversarial" / "model.safetensors").exists()
     redone = json.loads((evals / "online" / "cem_mpc" / "summary.json").read_text())
     assert redone["episode_success"] == lost_cell["episode_success"]  # the same model, pairs and random streams

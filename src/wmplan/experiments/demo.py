@@ -36,8 +36,8 @@ from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
-from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
-from wmplan.experiments.sim_reference import plans_pushes, simulator_reference
+from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, reference_once, train_once
+from wmplan.experiments.sim_reference import plans_pushes
 from wmplan.experiments.workers import check_workers
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
@@ -202,7 +202,8 @@ def run_demo(
     references = {
         name: timed(
             "simulator reference",
-            simulator_reference,
+            reference_once,
+            resume,
             env,
             out / REFERENCE_FOLDERS[name],
             episodes=scale.episodes,
@@ -357,9 +358,9 @@ def _start(out: Path, asked: dict[str, Any], resume: bool) -> dict[str, float]:
             f"--resume: {out} holds a demo run with other arguments ({spec}); rerun with those, or drop --resume "
             "to start it again"
         )
-    # The demo owns its folder: fresh data and models each time, unless resuming. The reference, the gap and the
-    # landscape are minutes at most and always made again.
-    kept = ("data", "runs", "eval") if resume else ()
+    # The demo owns its folder: fresh data, references and models each time, unless resuming (a 50-pair PointMaze
+    # reference takes half an hour). The gap and the landscape are minutes at most and always made again.
+    kept = ("data", "runs", "eval", *REFERENCE_FOLDERS.values()) if resume else ()
     for stale in ("data", "runs", "eval", "gap", "landscape", "door_path", *REFERENCE_FOLDERS.values()):
         if stale not in kept:
             shutil.rmtree(out / stale, ignore_errors=True)

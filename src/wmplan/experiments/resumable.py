@@ -3,6 +3,7 @@ job killed after hours redoes only the step the kill interrupted.
 
 When a step counts as finished:
 - a dataset: it opens, and holds the episodes of the task and collect seed asked for;
+- a simulator reference: its summary.json is there (a resumed demo asks the same as the killed one);
 - a base run: its config.json is there (the trainer resumes from its last checkpoint, and refuses a
   config that differs);
 - a finetuned run: its folder is there. It is written to <name>.partial and renamed when complete, so a
@@ -26,6 +27,7 @@ from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary, planned_by
+from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.models.run_folder import RunFolder
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import resume_conflicts, train
@@ -42,6 +44,16 @@ def dataset_once(path: Path, env: str, episodes: int, seed: int, progress: bool)
         if store is not None and store.n_episodes == episodes and store.attrs["collector"]["seed"] == seed:
             return store
     return collect(env, path, episodes=episodes, seed=seed, overwrite=path.exists(), progress=progress)
+
+
+def reference_once(resume: bool, env: str, out: Path, **settings: Any) -> dict[str, Any]:
+    """The simulator reference `simulator_reference(env, out, **settings)`, or with `resume` the one an
+    earlier run finished in `out` (its summary.json is written last). A resumed demo asks what the killed
+    one asked (demo.json), so its references are the same."""
+    done = out / "summary.json"
+    if resume and done.exists():
+        return json.loads(done.read_text())
+    return simulator_reference(env, out, **settings)
 
 
 def train_once(cfg: RunConfig, out: Path, progress: bool) -> None:
