@@ -48,11 +48,13 @@ class FakeHub:
                 hub.repo(repo_id).mkdir(parents=True, exist_ok=exist_ok)
                 return f"https://huggingface.co/{repo_id}"
 
-            def upload_folder(self, folder_path, repo_id, allow_patterns):
-                hub.calls.append(("upload_folder", repo_id))
+            def create_branch(self, repo_id, branch, exist_ok=False):
+                hub.calls.append(("branch", repo_id, branch))
+
+            def upload_folder(self, folder_path, repo_id, revision=None):
+                hub.calls.append(("upload_folder", repo_id, revision, token))
                 for path in Path(folder_path).iterdir():
-                    if path.name in allow_patterns:
-                        shutil.copy(path, hub.repo(repo_id) / path.name)
+                    shutil.copy(path, hub.repo(repo_id) / path.name)
 
             def upload_file(self, path_or_fileobj, path_in_repo, repo_id):
                 hub.calls.append(("upload_file", repo_id, path_in_repo))
@@ -110,7 +112,7 @@ def test_a_pushed_run_loads_back_from_the_hub_with_the_same_weights(tiny_run, hu
 
 def test_cli_push_uploads_a_run_folder_and_eval_refuses_an_unreachable_hub_id(tiny_run, hub, tmp_path, capsys):
     assert main(["push", "--run", str(tiny_run), "--repo-id", "me/cli-run", "--private"]) == 0
-    assert ("create", "me/cli-run", True) in hub.calls
+    assert ("create", "me/cli-run", True) in hub.calls and ("upload_folder", "me/cli-run", None, None) in hub.calls
     assert (hub.repo("me/cli-run") / "model.safetensors").read_bytes() == (tiny_run / "model.safetensors").read_bytes()
     assert main(["push", "--run", str(tmp_path / "none"), "--repo-id", "me/x"]) == 2
     assert "is not a complete run" in capsys.readouterr().err
@@ -126,3 +128,45 @@ def test_config_show_prints_a_preset_with_overrides_and_a_runs_own_config(tiny_r
     assert json.loads(capsys.readouterr().out) == json.loads((tiny_run / "config.json").read_text())["config"]
     assert main(["config", "show", "--set", "train.epoch=3"]) == 2
     assert "unknown config key 'train.epoch'" in capsys.readouterr().err
+
+
+def test_nothing_uploaded_holds_a_local_path_and_the_card_reads_with_the_hub_client(tiny_run, hub, tmp_path, capsys):
+    from huggingface_hub import ModelCard
+
+    evals = tmp_path / "evals"
+    assert main(["eval", "--run", str(tiny_run), "--planner", "adam", "--episodes", "3", "--out", str(evals)]) == 0
+    args = ["push", "--run", str(tiny_run), "--repo-id", "me/shared", "--eval", str(evals)]
+    assert main([*args, "--revision", "v1", "--token", "hf_x"]) == 0
+    assert ("branch", "me/shared", "v1") in hub.calls and ("upload_folder", "me/shared", "v1", "hf_x") in hub.calls
+    uploaded = {p.name: p.read_bytes() for p in hub.repo("me/shared").iterdir()}
+    for name, content in uploaded.items():  # the uploader's directories appear in no file
+        assert str(tmp_path).encode() not in content and str(tiny_run.parent).encode() not in content, name
+    meta = json.loads(uploaded["config.json"])
+    assert meta["dataset"]["path"] == "wall" and meta["config"]["data"]["path"] == "wall"
+    assert (
+        meta["dataset"]["fingerprint"] == json.loads((tiny_run / "config.json").read_text())["dataset"]["fingerprint"]
+    )
+    card = ModelCard(uploaded["README.md"].decode())
+    data = card.data.to_dict()
+    assert data["library_name"] == "wmplan" and data["pipeline_tag"] == "robotics" and data["license"] == "mit"
+    assert data["datasets"] == ["wall"] and "world-model" in data["tags"]
+    summary = json.loads((evals / "summary.json").read_text())
+    (result,) = card.data.eval_results
+    assert result.metric_type == "success_rate" and result.metric_value == summary["success_rate"]
+    assert WorldModel.from_pretrained("me/shared").dims.task == "wall"  # the shared config still loads
+    # a dry run writes what would be uploaded and uploads nothing; it never writes into a folder in use
+    calls = len(hub.calls)
+    assert main(["push", "--run", str(tiny_run), "--repo-id", "me/dry", "--dry-run", str(tmp_path / "dry")]) == 0
+    assert len(hub.calls) == calls and sorted(p.name for p in (tmp_path / "dry").iterdir()) == sorted(
+        n for n in uploaded if n != "metrics.csv" or (tiny_run / n).exists()
+    )
+    assert main(["push", "--run", str(tiny_run), "--repo-id", "me/dry", "--dry-run", str(tmp_path / "dry")]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_an_eval_of_another_run_is_refused_for_the_card(tiny_run, hub, tmp_path, capsys):
+    evals = tmp_path / "evals"
+    evals.mkdir()
+    (evals / "summary.json").write_text(json.dumps({"run": "runs/other", "run_fingerprint": "abc"}))
+    assert main(["push", "--run", str(tiny_run), "--repo-id", "me/x", "--eval", str(evals)]) == 2
+    assert "not this run as it is now" in capsys.readouterr().err and not hub.repo("me/x").exists()

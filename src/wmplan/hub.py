@@ -12,7 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,35 +75,129 @@ def hub_run(repo_id: str, revision: str | None = None) -> Path:
         ) from exc
 
 
-def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+def push_run(
+    run_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    evals: Sequence[str | Path] = (),
+    dry_run: str | Path | None = None,
+) -> str:
     """Upload a trained run (its last complete checkpoint) to a Hub model repository, created if needed,
-    with a model card naming the task and how to load it; returns the repository's URL."""
+    with a model card; returns the repository's URL (`revision`: a branch, created if needed). Nothing
+    uploaded holds a local absolute path (shareable_meta). `evals`: folders of `wmplan eval` of this run,
+    whose success rates go into the card's results. `dry_run`: write the folder that would be uploaded
+    there instead, and return its path."""
     folder = RunFolder(run_dir)
     source = folder.source
     missing = [name for name in RUN_FILES if not (source / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{run_dir} is not a complete run ({', '.join(missing)} missing); nothing was uploaded")
     meta = folder.meta()
+    results = [_eval_result(Path(e), folder) for e in evals]
+    if dry_run is not None:
+        if Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):
+            raise ValueError(f"--dry-run {dry_run} is not an empty folder: give a new one (nothing there is replaced)")
+        stage(source, meta, repo_id, results, Path(dry_run))
+        return str(dry_run)
     hub = _client()
     api = hub.HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(source), repo_id=repo_id, allow_patterns=[*RUN_FILES, *RUN_EXTRAS])
-    card = model_card(repo_id, meta)
-    api.upload_file(path_or_fileobj=card.encode(), path_in_repo=CARD, repo_id=repo_id)
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        stage(source, meta, repo_id, results, Path(tmp))
+        api.upload_folder(folder_path=tmp, repo_id=repo_id, revision=revision)
     return str(url)
 
 
-def model_card(repo_id: str, meta: dict[str, Any]) -> str:
-    """The README.md of a pushed run: Hub metadata, the task, the encoder, and the loading lines."""
+def stage(source: Path, meta: dict[str, Any], repo_id: str, results: Sequence[dict[str, Any]], out: Path) -> None:
+    """Write into `out` what a push uploads: the run's files, config.json made shareable, and the card."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*RUN_FILES, *RUN_EXTRAS):
+        if name != "config.json" and (source / name).is_file():
+            shutil.copyfile(source / name, out / name)
+    (out / "config.json").write_text(json.dumps(shareable_meta(meta), indent=2))
+    (out / CARD).write_text(model_card(repo_id, meta, results))
+
+
+def shareable_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.json without the uploader's directory layout: the dataset goes by its folder's name and
+    its fingerprint (a finetuning from the shared run then takes --data, checked against the fingerprint), the
+    parent run by its folder's name."""
+    shared = json.loads(json.dumps(meta))
+    dataset = shared.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("path"):
+        dataset["path"] = Path(dataset["path"]).name
+    data = shared.get("config", {}).get("data", {})
+    if data.get("path"):
+        data["path"] = Path(data["path"]).name
+    if shared.get("parent_run"):
+        shared["parent_run"] = Path(shared["parent_run"]).name
+    return shared
+
+
+def _eval_result(folder: Path, run: RunFolder) -> dict[str, Any]:
+    """The card's line for one eval of this run (its summary.json); an eval of another run, or of this run
+    before it changed, is refused."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--eval {folder}: no summary.json there; pass the --out folder of a `wmplan eval`")
+    summary = json.loads(path.read_text())
+    fingerprint = run.state().fingerprint
+    if summary.get("run_fingerprint") != fingerprint:
+        raise ValueError(
+            f"--eval {folder} evaluated run {summary.get('run', '?')} (fingerprint {summary.get('run_fingerprint')}), "
+            f"not this run as it is now ({fingerprint}); evaluate this run again and pass that folder"
+        )
+    mode = "open loop" if not summary["mpc"] else f"MPC, {summary['protocol']} protocol"
+    return {
+        "name": f"{summary['planner']} {mode} success",
+        "value": summary["success_rate"],
+        "pairs": f"{summary['episodes']} start/goal pairs (seed {summary['seed']})",
+    }
+
+
+def model_card(repo_id: str, meta: dict[str, Any], results: Sequence[dict[str, Any]] = ()) -> str:
+    """The README.md of a pushed run: Hub metadata (library, license, pipeline tag, tags, dataset and any
+    evaluation results, as huggingface_hub's ModelCardData writes them), the task, the encoder, and the
+    loading lines."""
     from wmplan import __version__
 
+    hub = _client()
     task, encoder = meta["dims"]["task"], meta["config"]["model"]["encoder"]["name"]
+    dataset = meta.get("dataset", {}) if isinstance(meta.get("dataset"), dict) else {}
+    data_name = Path(dataset.get("path") or meta["config"]["data"]["path"]).name
+    card_data = hub.ModelCardData(
+        library_name="wmplan",
+        license="mit",
+        pipeline_tag="robotics",
+        tags=["world-model", "model-based-rl", "planning", task],
+        datasets=[data_name],
+        model_name=repo_id if results else None,
+        eval_results=[
+            hub.EvalResult(
+                task_type="robotics",
+                dataset_type=task,
+                dataset_name=r["pairs"],
+                metric_type="success_rate",
+                metric_value=r["value"],
+                metric_name=r["name"],
+            )
+            for r in results
+        ]
+        or None,
+    )
+    lines = "".join(f"| {r['name']} | {100 * r['value']:.0f}% | {r['pairs']} |\n" for r in results)
+    table = f"\n| evaluation | success | on |\n|---|---|---|\n{lines}" if results else ""
     return (
-        "---\nlibrary_name: wmplan\ntags:\n- world-model\n- model-based-rl\n- planning\n"
-        f"- {task}\nlicense: mit\n---\n\n"
+        f"---\n{card_data.to_yaml()}\n---\n\n"
         f"# wmplan world model: {task}, {encoder} encoder\n\n"
         f"A latent world model trained with wmplan {meta.get('wmplan_version', __version__)} "
-        f"(method: {meta.get('method', 'train')}).\n\n"
+        f"(method: {meta.get('method', 'train')}) on the dataset `{data_name}` "
+        f"(fingerprint {dataset.get('fingerprint', 'unknown')}, {dataset.get('episodes', '?')} episodes).\n{table}\n"
         "```python\nfrom wmplan.models.world_model import WorldModel\n\n"
         f'model = WorldModel.from_pretrained("{repo_id}")\n```\n\n'
         f"or plan with it: `wmplan eval --run {repo_id} --planner cem --mpc --out results`.\n"

@@ -12,9 +12,20 @@ from wmplan.cli.flags import add_env_flag, add_preset_flag, add_run_flag, add_se
 def cmd_push(args: argparse.Namespace) -> int:
     from wmplan.hub import push_run
 
-    url = push_run(args.run, args.repo_id, private=args.private)
+    where = push_run(
+        args.run,
+        args.repo_id,
+        private=args.private,
+        token=args.token,
+        revision=args.revision,
+        evals=args.eval,
+        dry_run=args.dry_run,
+    )
+    if args.dry_run:
+        print(f"wrote what a push of {args.run} to {args.repo_id} would upload into {where}; nothing was uploaded")
+        return 0
     print(
-        f"uploaded {args.run} to {url}; load it with WorldModel.from_pretrained({args.repo_id!r}) or --run {args.repo_id}"
+        f"uploaded {args.run} to {where}; load it with WorldModel.from_pretrained({args.repo_id!r}) or --run {args.repo_id}"
     )
     return 0
 
@@ -24,6 +35,16 @@ def add_push_parser(sub: argparse._SubParsersAction) -> None:
     add_run_flag(p, "run directory", hub=False)
     p.add_argument("--repo-id", required=True, help="owner/name of the Hub model repository (created if needed)")
     p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--revision", help="upload to this branch of the repository (created if needed; default: main)")
+    p.add_argument("--token", help="a Hub access token (default: the Hub client's login or HF_TOKEN)")
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="the --out folder of a `wmplan eval` of this run; its success rate goes into the card (repeatable)",
+    )
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded into DIR; upload nothing")
     p.set_defaults(func=cmd_push)
 
 
