@@ -12,8 +12,8 @@ from wmplan.tasks import TASKS
 
 
 def test_import_wmplan_alone_registers_every_id_lazily():
-    """In a fresh interpreter: `import wmplan` then gymnasium.make for every id, and the import itself
-    loads no simulator and no torch."""
+    """In a fresh interpreter: `import wmplan` then gymnasium.make and make_vec (the batched env, each id's
+    vector entry point) for every id, and the import itself loads no simulator and no torch."""
     code = (
         "import sys, gymnasium, wmplan\n"
         "lazy = [m for m in ('mujoco', 'pymunk', 'torch', 'wmplan.envs') if m in sys.modules]\n"
@@ -22,6 +22,9 @@ def test_import_wmplan_alone_registers_every_id_lazily():
         "    env = gymnasium.make(f'wmplan/{name}-v0')\n"
         "    obs, info = env.reset(seed=0)\n"
         "    assert obs.dtype.name == 'uint8' and 'state' in info\n"
+        "    vec = gymnasium.make_vec(f'wmplan/{name}-v0', num_envs=2)\n"
+        "    obs, info = vec.reset(seed=0)\n"
+        "    assert type(vec).__name__ == 'TaskVectorEnv' and obs.shape[0] == 2 and info['state'].shape[0] == 2\n"
         "print('ok')\n"
     )
     out = subprocess.run(

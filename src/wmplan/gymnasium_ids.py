@@ -1,8 +1,10 @@
 """The gymnasium ids wmplan/<Name>-v0, registered by `import wmplan` (when gymnasium is installed).
 
-Registration names a lazy entry point, so it imports no simulator (MuJoCo, pymunk) and no torch: those load
+Registration names lazy entry points, so it imports no simulator (MuJoCo, pymunk) and no torch: those load
 on the first `gymnasium.make`. Each id declares its evaluation budget as `max_episode_steps`: the env steps
-an MPC episode of `wmplan eval` executes (MPC_MODEL_STEPS model steps of the task's frameskip).
+an MPC episode of `wmplan eval` executes (MPC_MODEL_STEPS model steps of the task's frameskip). Each id also
+names a `vector_entry_point`, the batched TaskVectorEnv (wmplan.envs.gym_vector_env), so
+`gymnasium.make_vec(id, num_envs=N)` steps N copies in one simulator, truncated at the same budget.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def register_gymnasium() -> None:
             gymnasium.register(
                 id=gym_id(task),
                 entry_point="wmplan.envs.gym_env:TaskEnv",
+                vector_entry_point="wmplan.envs.gym_vector_env:TaskVectorEnv",
                 kwargs={"task": task},
                 max_episode_steps=episode_budget(task),
             )

@@ -88,3 +88,19 @@ def test_a_non_finite_state_is_refused_naming_it_and_the_space(task):
 
 def _escaped(space) -> str:
     return re.escape(str(space))
+
+
+@pytest.mark.parametrize("task", ALL_TASKS)
+def test_the_goal_image_is_the_observation_at_the_goal_in_every_info_of_the_episode(task):
+    env, start, goal = _env_and_pair(task)
+    at_goal, _ = env.reset(options={"state": goal})  # what the copy shows once it stands at the goal
+    for options in ({"state": start, "goal": goal}, {"goal": goal}):  # a given start, or a sampled one
+        _, info = env.reset(options=options)
+        assert info["goal_image"].dtype == np.uint8
+        np.testing.assert_array_equal(info["goal_image"], at_goal)
+        np.testing.assert_array_equal(info["goal"], goal)
+        info["goal_image"][:] = 0  # a caller's own copy: drawing on it changes no later info
+        np.testing.assert_array_equal(env.step(np.zeros(env.action_space.shape))[4]["goal_image"], at_goal)
+    _, info = env.reset(seed=0)  # a sampled goal has its image too
+    np.testing.assert_array_equal(info["goal_image"], env.reset(options={"state": info["goal"]})[0])
+    assert "goal_image" not in env.reset(options={"state": start})[1]  # no goal, no image

@@ -4,6 +4,13 @@ Observations are the rendered uint8 image (H, W, 3); `info` carries the state an
 `reset(options={"state": ..., "goal": ...})` starts from a given state; with a goal, the reward is
 the negative task distance and the episode terminates on success.
 
+Goals: an episode has one when reset is given `options["goal"]`, or when reset samples the start (then the
+goal comes with it, by the task's evaluation protocol). The info of that reset and of every step then holds
+`info["goal"]`, the goal state (S,), and `info["goal_image"]`, the goal drawn as an observation is
+(uint8 (H, W, 3), the same renderer, in the copy's own arena): what image-goal planners (DINO-WM's) compare
+against. It is rendered once per episode; each info holds its own copy (gymnasium's checker asks that no
+two infos share an object, since callers keep them).
+
 Inputs:
 - an action outside `action_space` (the task's bounds) is clipped onto it, coordinate by coordinate,
   before the simulator steps: a step costs the same whatever the action's size, and an action inside
@@ -40,6 +47,7 @@ class TaskEnv(gym.Env):
         self.render_mode = render_mode
         self._name = gym_id(task)
         self._goal: np.ndarray | None = None
+        self._goal_image: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -53,6 +61,7 @@ class TaskEnv(gym.Env):
         goal = None if goal is None else self._checked(goal, self.state_space, "goal")  # checked before any change
         self.task.reset_to(state)
         self._goal = goal
+        self._goal_image = None if goal is None else goal_images(self.task, goal[None])[0]
         return self._observe()
 
     def step(self, action):
@@ -72,28 +81,39 @@ class TaskEnv(gym.Env):
         return self.task.render()[0]
 
     def _checked(self, value: Any, space: gym.spaces.Box, what: str) -> np.ndarray:
-        """`value` as a float64 array of the space's shape with only finite entries, else a ValueError
-        naming it and the space."""
-        try:
-            array = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{self._name}: {what} {value!r} is not numeric; it must lie in {space}") from None
-        if array.shape != space.shape:
-            raise ValueError(f"{self._name}: {what} {_show(array)} has shape {array.shape}; it must lie in {space}")
-        bad = np.flatnonzero(~np.isfinite(array))
-        if len(bad):
-            raise ValueError(
-                f"{self._name}: {what} {_show(array)} is not finite (at index {', '.join(map(str, bad[:5]))}"
-                f"{', ...' if len(bad) > 5 else ''}); it must lie in {space}"
-            )
-        return array
+        return checked(self._name, value, space, what)
 
     def _observe(self):
         state = self.task.get_state()
         info = {"state": state[0].copy(), "proprio": self.task.proprio(state)[0]}
         if self._goal is not None:
             info["goal"] = self._goal.copy()
+            info["goal_image"] = self._goal_image.copy()
         return self.task.render()[0], info
+
+
+def goal_images(task, goals: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3): goals (N, S) drawn as observations, by the task's renderer in the arenas of its N
+    copies (Wall's layouts), so call it after `reset_to` placed those copies."""
+    return task.render(goals)
+
+
+def checked(env_name: str, value: Any, space: gym.spaces.Box, what: str) -> np.ndarray:
+    """`value` as a float64 array of the space's shape with only finite entries, else a ValueError
+    naming the env, the value and the space."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{env_name}: {what} {value!r} is not numeric; it must lie in {space}") from None
+    if array.shape != space.shape:
+        raise ValueError(f"{env_name}: {what} {_show(array)} has shape {array.shape}; it must lie in {space}")
+    bad = [str(i[0]) if len(i) == 1 else str(tuple(i)) for i in np.argwhere(~np.isfinite(array)).tolist()]
+    if bad:
+        raise ValueError(
+            f"{env_name}: {what} {_show(array)} is not finite (at index {', '.join(bad[:5])}"
+            f"{', ...' if len(bad) > 5 else ''}); it must lie in {space}"
+        )
+    return array
 
 
 def _show(array: np.ndarray) -> str:
