@@ -205,6 +205,16 @@ BAD_VALUES = {
     "counts": st.one_of(_bad_list(st.integers(1, 99), st.integers(max_value=0)), st.sampled_from(["", "1;2"])),
     "positive numbers": _bad_list(st.floats(0.01, 10), BAD_FLOATS),
     # fixed and paper, each once, are the protocols: anything else is refused
+    # distinct names of encoders a demo can train, comma-separated: anything else is refused
+    "encoders": st.one_of(
+        st.sampled_from(["", ",", "conv,", "conv,conv", "vit", "dinov2", "Conv", "conv;state"]),
+        st.text("abcdefghijklmnopqrstuvwxyz,", min_size=1, max_size=12).filter(
+            lambda s: (
+                not set(s.split(",")) <= {"conv", "patch", "jepa", "state", "particles"}
+                or len(set(s.split(","))) != len(s.split(","))
+            )
+        ),
+    ),
     "protocols": st.one_of(
         st.sampled_from(["", ",", "fixed,", "fixed,fixed", "paper,fixed,paper", "Fixed", "papers"]),
         st.text("abcdefghijklmnopqrstuvwxyz,", min_size=1, max_size=12).filter(
@@ -237,6 +247,7 @@ OPTION_KINDS = {
     "--strengths": "positive numbers",
     "--device": "device",
     "--protocols": "protocols",
+    "--encoders": "encoders",
 }
 if not torch.cuda.is_available():
     BAD_VALUES["device"] = st.one_of(BAD_VALUES["device"], st.sampled_from(["cuda", "cuda:0"]))

@@ -68,18 +68,13 @@ HYBRID_CEM_ITERATIONS, HYBRID_ADAM_STEPS = 3, 30
 MULTISTART_RESTARTS = 8
 
 
-ENCODERS = ("conv", "patch", "jepa", "state", "particles", "dinov2")
-STATE_ENCODERS = ("state", "particles")
-"""Encoders of the simulator state (privileged controls), not of images."""
-
-
 @dataclass
 class EncoderConfig:
     name: str = "conv"
-    """Frozen encoder (ENCODERS): conv (CPU default: keypoints, pretrained on the task's images), patch (a
-    grid of patch-feature tokens, pretrained on the task's images), jepa (trained end to end with a
-    predictor on the task's transitions, then frozen), dinov2; the privileged controls
-    state (the whole state in one token) and particles (one xy token per particle: Rope, Granular)."""
+    """Frozen encoder, by its name in wmplan.models.encoder_registry: conv (CPU default: keypoints, pretrained
+    on the task's images), patch (a grid of patch-feature tokens, pretrained on the task's images), jepa
+    (trained end to end with a predictor on the task's transitions, then frozen), dinov2; the privileged
+    controls state (the whole state in one token) and particles (one xy token per particle: Rope, Granular)."""
     keypoints: int = 8
     """conv: keypoints, i.e. visual tokens per frame (scenes of many parts, such as a rope, may need more)."""
     pretrain_steps: int = 1000
@@ -264,13 +259,15 @@ class RunConfig:
 
     def check(self) -> RunConfig:
         """Raise a ValueError naming the first setting out of its range (every number finite, RUN_MINIMUMS,
-        RUN_POSITIVE, RUN_MAXIMUMS); returns self."""
+        RUN_POSITIVE, RUN_MAXIMUMS, and each registered encoder's own) or an unknown encoder; returns self."""
+        # The encoders' own settings are bounded by their registry entries; asked here, not at import, since
+        # the registry imports the encoders' modules (torch) on its first lookup.
+        from wmplan.models.encoder_registry import encoder_entry, encoder_ranges
+
         check_finite(self)
-        check_ranges(self, RUN_MINIMUMS, RUN_POSITIVE, maximums=RUN_MAXIMUMS)
-        if self.model.encoder.name not in ENCODERS:
-            raise ValueError(
-                f"unknown encoder {self.model.encoder.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)"
-            )
+        minimums, positive = encoder_ranges()
+        check_ranges(self, {**RUN_MINIMUMS, **minimums}, (*RUN_POSITIVE, *positive), maximums=RUN_MAXIMUMS)
+        encoder_entry(self.model.encoder.name)  # a ValueError lists the encoders there are
         if self.train.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"train.lr_schedule must be constant or cosine, got {self.train.lr_schedule!r}")
         if not 0 < self.data.val_fraction < 1:
@@ -280,7 +277,8 @@ class RunConfig:
         return self
 
 
-# Ranges of the run settings: dotted key -> least allowed value, and keys that must be above 0.
+# Ranges of the run settings: dotted key -> least allowed value, and keys that must be above 0. Those of one
+# encoder's own settings (keypoints, patch_*, jepa_*) are in its registry entry (wmplan.models.encoder_registry).
 RUN_MINIMUMS = {
     "data.num_hist": 1,
     "data.num_pred": 1,
@@ -288,12 +286,8 @@ RUN_MINIMUMS = {
     "data.split_seed": 0,
     "model.action_emb_dim": 1,
     "model.proprio_emb_dim": 1,
-    "model.encoder.keypoints": 1,
     "model.encoder.pretrain_steps": 0,
     "model.encoder.pretrain_batch": 1,
-    "model.encoder.patch_pool": 1,
-    "model.encoder.jepa_tokens": 1,
-    "model.encoder.jepa_dim": 1,
     "model.predictor.depth": 1,
     "model.predictor.heads": 1,
     "model.predictor.head_dim": 1,
@@ -325,7 +319,6 @@ RUN_POSITIVE = (
     "train.lr_predictor",
     "train.lr_embeddings",
     "model.encoder.pretrain_lr",
-    "model.encoder.jepa_sigreg_weight",  # without it the latents collapse
     "adversarial.step_factor",
     "online.lr",
 )

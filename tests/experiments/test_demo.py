@@ -61,7 +61,7 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
     for model in MODELS:  # every unbounded MPC cell planned again under the paper protocol, capped at 20 plans
         for planner in ("gd", "adam", "cem"):
             paper = json.loads((out / "eval" / "state" / model / f"{planner}_mpc_paper" / "summary.json").read_text())
-            assert paper["protocol"] == "paper" and paper["mpc_config"] == {"replans": 20, "execute": 5}
+            assert paper["protocol"] == "paper" and paper["mpc_config"] == {"replans": 20, "execute": 5, "hold": False}
             assert 1 <= min(paper["episode_replans"]) and max(paper["episode_replans"]) <= 20
     assert "MPC under the paper protocol, beside the paper's Table 1" in report
     assert "--protocol paper" in report and "the loop uses the simulator's success test" in report

@@ -8,7 +8,7 @@ import time
 
 from wmplan.cli.flags import add_device_flag, add_env_flag, add_out_flag, add_seed_flag, add_set_flag, add_workers_flag
 from wmplan.cli_types import positive_floats, positive_int, positive_ints, protocols, seeds
-from wmplan.config import ENCODERS
+from wmplan.models.encoder_registry import encoder_entry, encoder_names
 
 DEMO_FULL_EPISODES = 50
 """demo --full: the paper's episodes per cell."""
@@ -51,12 +51,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def demo_encoders(text: str) -> list[str]:
-    """--encoders: names of ENCODERS, comma-separated, none twice (dinov2 needs weights a demo does not fetch)."""
+    """--encoders: names of registered encoders, comma-separated, none twice; not one that needs weights from
+    outside the dataset (dinov2's), which a demo does not fetch."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ENCODERS or n == "dinov2"]
-    if not names or unknown or len(set(names)) != len(names):
+    allowed = [e for e in encoder_names() if not encoder_entry(e).needs_weights]
+    if not names or set(names) - set(allowed) or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give distinct encoders among {', '.join(e for e in ENCODERS if e != 'dinov2')}, comma-separated"
+            f"{text!r}: give distinct encoders among {', '.join(allowed)}, comma-separated"
         )
     return names
 
@@ -170,7 +171,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
         help="adversarial radii x the defaults (default: 0.5,1,2)",
     )
     p.add_argument("--episodes", type=positive_int, default=50, help="pairs per cell (default: 50)")
-    p.add_argument("--encoder", default="conv", choices=ENCODERS, help="(default: conv)")
+    p.add_argument("--encoder", default="conv", choices=encoder_names(), help="(default: conv)")
     p.add_argument(
         "--protocols",
         type=protocols,

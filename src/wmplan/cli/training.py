@@ -9,7 +9,7 @@ from typing import Any
 
 from wmplan.cli.flags import add_device_flag, add_log_flag, add_out_flag, add_preset_flag, add_run_flag, add_set_flag
 from wmplan.cli_types import positive_int
-from wmplan.config import ENCODERS
+from wmplan.models.encoder_registry import encoder_names
 
 RUN_FLAGS = {"data": "data.path", "encoder": "model.encoder.name", "epochs": "train.epochs", "device": "train.device"}
 """Flags of train and finetune that set a run config key, as `--set KEY=VALUE` can: given both, they must agree."""
@@ -66,7 +66,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset path")
     add_out_flag(p, "run directory")
     add_preset_flag(p, "tiny | small | paper (default: small; with --resume: the run's)")
-    p.add_argument("--encoder", choices=ENCODERS)
+    p.add_argument("--encoder", choices=encoder_names())
     p.add_argument("--epochs", type=positive_int)
     add_device_flag(p, default=None, where="default: the preset's train.device, auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

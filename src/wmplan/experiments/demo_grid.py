@@ -27,10 +27,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import STATE_ENCODERS, TUNING_PAIR_SEED
+from wmplan.config import TUNING_PAIR_SEED
 from wmplan.evaluation.protocols import cell_protocol
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import EvalSummary, seed_spread
+from wmplan.models.encoder_registry import encoder_entry
 from wmplan.models.run_folder import NO_RUN_RECORD, RunFolder
 
 GRID_FILE = "grid.json"
@@ -42,7 +43,7 @@ def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
     folder = RunFolder(run)
     last, facts = folder.metrics()[-1], folder.encoder_info()
     return {
-        "pixels": encoder not in STATE_ENCODERS,
+        "pixels": not encoder_entry(encoder).reads_state,
         "latent_distance_spearman": facts.get("latent_distance_spearman"),
         "val_loss": float(last["val_loss"]),
         "copy_last_loss": float(last["val_baseline_loss"]),

@@ -35,16 +35,8 @@ from wmplan.evaluation.report import (
 )
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.claims import paper_directions
+from wmplan.models.encoder_registry import encoder_title
 from wmplan.tasks import task_spec
-
-ENCODER_TITLES = {
-    "conv": "pixel model (`conv` keypoint encoder on RGB frames)",
-    "state": "privileged-state control (`state` encoder)",
-    "particles": "privileged-state control (`particles` encoder: one xy token per particle)",
-    "patch": "pixel model (`patch` encoder: a grid of patch-feature tokens on RGB frames)",
-    "jepa": "pixel model (`jepa` encoder: learned end to end with a predictor on RGB frames, SIGReg against collapse)",
-    "dinov2": "DINOv2 patch tokens",
-}
 
 
 def write_report(
@@ -148,7 +140,7 @@ def _encoder_section(
     ]
     bounded = any(key[3] for key in grid)
     lines = [
-        f"## {ENCODER_TITLES.get(encoder, encoder)}\n",
+        f"## {encoder_title(encoder)}\n",
         "\n".join(models),
         "",
         success_grid_table(grid, env),

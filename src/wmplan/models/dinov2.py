@@ -22,12 +22,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from wmplan.hub import hub_file, is_hub_id
+from wmplan.models.encoder_registry import EncoderEntry, register_encoder
+
+if TYPE_CHECKING:
+    from wmplan.config import EncoderConfig
+    from wmplan.models.world_model import TaskDims
 
 PATCH, DIM, DEPTH, HEADS, MLP_RATIO = 14, 384, 12, 6, 4
 PRETRAIN_GRID = 37  # 518 px / 14
@@ -349,3 +355,24 @@ class DinoV2Encoder(nn.Module):
                 x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True
             )
         return self.forward_features((x - 0.5) / 0.5)  # mean = std = 0.5: [0, 1] -> [-1, 1], as in DINO-WM
+
+
+def build_dinov2_encoder(cfg: EncoderConfig, dims: TaskDims) -> DinoV2Encoder:
+    """The ViT with the weights model.encoder.dinov2_weights names (a file, or a Hub id fetched once)."""
+    return DinoV2Encoder(cfg.dinov2_weights, image_size=cfg.dinov2_image_size)
+
+
+def restore_dinov2_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Tensor]) -> DinoV2Encoder:
+    """A saved run's ViT from the weights its model.safetensors holds (not from the weights file again)."""
+    return DinoV2Encoder(None, image_size=cfg.dinov2_image_size, state_dict=state)
+
+
+register_encoder(
+    EncoderEntry(
+        "dinov2",
+        "DINOv2 patch tokens",
+        build_dinov2_encoder,
+        restore=restore_dinov2_encoder,
+        needs_weights=True,
+    )
+)

@@ -10,11 +10,15 @@ by a decoder that sees only the encoder's output, in two ways whose squared erro
 A concentration term (the heatmaps' spatial variance) removes the diffuse mass that the heatmap path
 tolerates but that would pull every keypoint towards the image centre and shrink the latent.
 The decoder is linear in the blobs: small, fast, and enough for sprite-like scenes such as Wall.
+
+This module registers the `conv` encoder (wmplan.models.encoder_registry) and holds what the pretrainings
+share: the choice of frames, the initialisation and the optimiser step.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,7 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from wmplan.models.encoder_registry import EncoderEntry, Pretraining, PretrainingData, register_encoder
 from wmplan.models.encoders import ConvEncoder, coordinate_grid, images_to_float, numpy_to_tensor
+
+if TYPE_CHECKING:
+    from wmplan.config import EncoderConfig
+    from wmplan.models.world_model import TaskDims
 
 CPU = torch.device("cpu")  # the pretrainings' default device
 
@@ -154,3 +163,43 @@ def pretrain_conv_encoder(
         "inverse_temperature": float(encoder.log_inverse_temperature.detach().exp()),
         "seconds": time.perf_counter() - start,
     }
+
+
+def pretraining_frames(
+    obs: np.ndarray, bounds: np.ndarray, limit: int, seed: int, by_episode: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """At most `limit` of the frames obs (N, H, W, 3), whose episodes are bounds (E, 2) [start, end):
+    random frames in their order, with None; or (by_episode) random whole episodes, as many as fit,
+    in their order, with their bounds (E', 2) in the returned frames (a lone episode longer than
+    `limit` is cut)."""
+    rng = np.random.default_rng(seed)
+    if not by_episode:
+        return obs[np.sort(rng.choice(len(obs), min(limit, len(obs)), replace=False))], None
+    order = rng.permutation(len(bounds))
+    fit = int(np.searchsorted(np.cumsum(bounds[order, 1] - bounds[order, 0]), limit, side="right"))
+    keep = bounds[np.sort(order[: max(1, fit)])]
+    images = np.concatenate([obs[s:e] for s, e in keep])[:limit]
+    ends = np.cumsum(keep[:, 1] - keep[:, 0])
+    return images, np.minimum(np.stack([ends - (keep[:, 1] - keep[:, 0]), ends], 1), len(images))
+
+
+def build_conv_encoder(cfg: EncoderConfig, dims: TaskDims) -> ConvEncoder:
+    if cfg.keypoints < 1:
+        raise ValueError(f"model.encoder.keypoints must be at least 1, got {cfg.keypoints}")
+    return ConvEncoder(image_size=dims.image_size, num_keypoints=cfg.keypoints)
+
+
+def conv_pretraining_inputs(enc: EncoderConfig, data: PretrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Random frames of the training split (at most model.encoder.pretrain_frames); no options."""
+    return pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, seed, False)[0], {}
+
+
+register_encoder(
+    EncoderEntry(
+        "conv",
+        "pixel model (`conv` keypoint encoder on RGB frames)",
+        build_conv_encoder,
+        pretraining=Pretraining(pretrain_conv_encoder, conv_pretraining_inputs),
+        minimums={"keypoints": 1},
+    )
+)

@@ -6,7 +6,8 @@ plain autoencoder latent saturates after a few pixels of motion. Here the bottle
 keypoints (a deep spatial autoencoder): a small CNN emits K heatmaps, a spatial softmax turns each into
 its expected (x, y), and the tokens are those coordinates. A coordinate moves linearly with what it
 tracks, so the latent distance stays proportional to the true distance at any range.
-`wmplan.models.encoder_training` pretrains it by reconstructing frames from the keypoints alone.
+`wmplan.models.encoder_training` pretrains it by reconstructing frames from the keypoints alone, and
+registers it (wmplan.models.encoder_registry); this module registers the encoders of the state.
 
 Example:
     >>> enc = ConvEncoder()
@@ -18,11 +19,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import nn
+
+from wmplan.models.encoder_registry import EncoderEntry, register_encoder
+
+if TYPE_CHECKING:
+    from wmplan.config import EncoderConfig
+    from wmplan.models.world_model import TaskDims
 
 
 def images_to_float(obs: torch.Tensor) -> torch.Tensor:
@@ -182,6 +189,8 @@ def distance_spearman(
     (states (N, S)) over `pairs` random pairs of the N frames. The state distance is Euclidean
     unless `true_distance(a, b) -> (P,)` is given (e.g. a task's Chamfer distance between particle
     sets, where the Euclidean distance of two state vectors depends on how the particles are numbered)."""
+    from scipy.stats import spearmanr  # here: scipy.stats takes a while to import, and few commands need it
+
     states = np.asarray(states, dtype=np.float64)
     i, j = random_pairs(len(latents), pairs, seed)
     latent = np.linalg.norm(latents[i] - latents[j], axis=1)
@@ -208,3 +217,29 @@ class GivenTokens(nn.Module):
     def freeze(self) -> GivenTokens:
         """Nothing to freeze (no parameters); eval mode. Returns self."""
         return self.eval()
+
+
+def build_state_encoder(cfg: EncoderConfig, dims: TaskDims) -> StateEncoder:
+    return StateEncoder(dims.state_dim + len(dims.angle_dims))  # each angle as its cosine and sine
+
+
+def build_particle_encoder(cfg: EncoderConfig, dims: TaskDims) -> ParticleEncoder:
+    if dims.angle_dims:
+        raise ValueError(
+            f"the particles encoder reads the state as xy points, but {dims.task}'s state holds angles; "
+            "use the state encoder"
+        )
+    return ParticleEncoder(dims.state_dim)
+
+
+register_encoder(
+    EncoderEntry("state", "privileged-state control (`state` encoder)", build_state_encoder, reads_state=True)
+)
+register_encoder(
+    EncoderEntry(
+        "particles",
+        "privileged-state control (`particles` encoder: one xy token per particle)",
+        build_particle_encoder,
+        reads_state=True,
+    )
+)

@@ -13,11 +13,14 @@ adversarial) and planning treat a JEPA model like the rest.
 
 If the latents collapse anyway (their spread below COLLAPSE_FLOOR from step CHECK_FROM on; SIGReg aims at
 1), training stops with an error before anything is written.
+
+This module registers the `jepa` encoder (wmplan.models.encoder_registry).
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +28,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wmplan.data.windows import TrajectoryWindows
+from wmplan.models.encoder_registry import EncoderEntry, Pretraining, PretrainingData, register_encoder
 from wmplan.models.encoder_training import CPU, MEAN_IMAGE_FRAMES, reinitialise, step_and_report
 from wmplan.models.encoders import images_to_float
 from wmplan.models.jepa_encoder import JepaEncoder, random_directions, sigreg
+
+if TYPE_CHECKING:
+    from wmplan.config import EncoderConfig
+    from wmplan.models.world_model import TaskDims
 
 SIGREG_PROJECTIONS = 64
 COLLAPSE_FLOOR = 0.05  # the latents' mean per-feature std over a batch, below which they have collapsed
@@ -130,3 +138,28 @@ def pretrain_jepa_encoder(
                 )
     encoder.eval()
     return {**smoothed, "spread": spread, "seconds": time.perf_counter() - start}
+
+
+def build_jepa_encoder(cfg: EncoderConfig, dims: TaskDims) -> JepaEncoder:
+    if dims.image_size < 16:
+        raise ValueError(
+            f"the jepa encoder learns from images, and {dims.task}'s are {dims.image_size} px; use the state encoder"
+        )
+    return JepaEncoder(image_size=dims.image_size, num_tokens=cfg.jepa_tokens, dim=cfg.jepa_dim)
+
+
+def jepa_pretraining_inputs(enc: EncoderConfig, data: PretrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The training split's windows (transitions with their actions) and the SIGReg weight."""
+    return data.train, {"sigreg_weight": enc.jepa_sigreg_weight}
+
+
+register_encoder(
+    EncoderEntry(
+        "jepa",
+        "pixel model (`jepa` encoder: learned end to end with a predictor on RGB frames, SIGReg against collapse)",
+        build_jepa_encoder,
+        pretraining=Pretraining(pretrain_jepa_encoder, jepa_pretraining_inputs),
+        minimums={"jepa_tokens": 1, "jepa_dim": 1},
+        positive=("jepa_sigreg_weight",),  # without it the latents collapse
+    )
+)

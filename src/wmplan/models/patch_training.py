@@ -14,12 +14,14 @@ The objective is the sum of two terms (benchmarks/encoder_geometry.py compares i
   should grow with the gap (PushT 0.91 -> 0.92, Rope 0.94 -> 0.95). Short gaps only: at 30 steps a
   PushT pusher often comes back, and the true state itself breaks the order in 21% of the triples.
 Afterwards the token offset and scale are measured on the pretraining frames (see PatchEncoder).
+This module registers the `patch` encoder (wmplan.models.encoder_registry).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,9 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from wmplan.models.encoder_training import CPU, MEAN_IMAGE_FRAMES, reinitialise, step_and_report
+from wmplan.models.encoder_registry import EncoderEntry, Pretraining, PretrainingData, register_encoder
+from wmplan.models.encoder_training import CPU, MEAN_IMAGE_FRAMES, pretraining_frames, reinitialise, step_and_report
 from wmplan.models.encoders import images_to_float, numpy_to_tensor
 from wmplan.models.patch_encoder import PatchEncoder
+
+if TYPE_CHECKING:
+    from wmplan.config import EncoderConfig
+    from wmplan.models.world_model import TaskDims
 
 PIXEL_NOISE = 0.05  # std of the Gaussian noise added to the input pixels (in [0, 1] units)
 MASK_FRACTION = 0.25  # share of grid cells hidden from the decoder
@@ -176,3 +183,44 @@ def pretrain_patch_encoder(
     encoder.eval()
     set_token_scale(encoder, data, gen, device)
     return {**smoothed, "token_scale": float(encoder.token_scale), "seconds": time.perf_counter() - start}
+
+
+def build_patch_encoder(cfg: EncoderConfig, dims: TaskDims) -> PatchEncoder:
+    """The patch encoder of the settings model.encoder.patch_*, each checked against the task's image size."""
+    if cfg.patch_grid < 1 or dims.image_size < 4 * cfg.patch_grid:
+        raise ValueError(
+            f"model.encoder.patch_grid must lie in [1, image size / 4 = {dims.image_size // 4}], got {cfg.patch_grid}"
+        )
+    if cfg.patch_dim < 2 or cfg.patch_dim % 2:
+        raise ValueError(f"model.encoder.patch_dim must be an even number >= 2, got {cfg.patch_dim}")
+    if cfg.patch_grid % cfg.patch_pool:
+        raise ValueError(
+            f"model.encoder.patch_pool must divide model.encoder.patch_grid ({cfg.patch_grid}), got {cfg.patch_pool}"
+        )
+    if cfg.patch_context_sigma <= 0:
+        raise ValueError(f"model.encoder.patch_context_sigma must be positive, got {cfg.patch_context_sigma}")
+    return PatchEncoder(
+        image_size=dims.image_size,
+        grid=cfg.patch_grid,
+        dim=cfg.patch_dim,
+        context_sigma=cfg.patch_context_sigma,
+        pool=cfg.patch_pool,
+    )
+
+
+def patch_pretraining_inputs(enc: EncoderConfig, data: PretrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Whole episodes of the training split (the ranking term compares frames of one episode), at most
+    model.encoder.pretrain_frames frames, with the weights of the objective's terms."""
+    images, episodes = pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, seed, True)
+    return images, {"episodes": episodes, "rank_weight": enc.patch_rank_weight, "rarity_power": enc.patch_rarity_power}
+
+
+register_encoder(
+    EncoderEntry(
+        "patch",
+        "pixel model (`patch` encoder: a grid of patch-feature tokens on RGB frames)",
+        build_patch_encoder,
+        pretraining=Pretraining(pretrain_patch_encoder, patch_pretraining_inputs),
+        minimums={"patch_pool": 1},
+    )
+)

@@ -26,11 +26,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from wmplan import __version__
-from wmplan.config import ENCODERS, STATE_ENCODERS, EncoderConfig, RunConfig
+from wmplan.config import EncoderConfig, RunConfig
 from wmplan.data.windows import Normalizer
-from wmplan.models.encoders import ConvEncoder, ParticleEncoder, StateEncoder
-from wmplan.models.jepa_encoder import JepaEncoder
-from wmplan.models.patch_encoder import PatchEncoder
+from wmplan.models.encoder_registry import Encoder, encoder_entry
 from wmplan.models.predictor import FrameCausalPredictor
 from wmplan.models.run_folder import DIMS_TYPES, RUN_FILES, RUN_FORMAT, RunFolder
 from wmplan.precision import autocast
@@ -77,53 +75,19 @@ class TaskDims:
     and sine, so a turn through 0 = 2 pi is a small step in the latent, as it is in the image."""
 
 
-def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> nn.Module:
-    if cfg.name == "conv":
-        if cfg.keypoints < 1:
-            raise ValueError(f"model.encoder.keypoints must be at least 1, got {cfg.keypoints}")
-        return ConvEncoder(image_size=dims.image_size, num_keypoints=cfg.keypoints)
-    if cfg.name == "patch":
-        if cfg.patch_grid < 1 or dims.image_size < 4 * cfg.patch_grid:
-            raise ValueError(
-                f"model.encoder.patch_grid must lie in [1, image size / 4 = {dims.image_size // 4}], got {cfg.patch_grid}"
-            )
-        if cfg.patch_dim < 2 or cfg.patch_dim % 2:
-            raise ValueError(f"model.encoder.patch_dim must be an even number >= 2, got {cfg.patch_dim}")
-        if cfg.patch_grid % cfg.patch_pool:
-            raise ValueError(
-                f"model.encoder.patch_pool must divide model.encoder.patch_grid ({cfg.patch_grid}), got {cfg.patch_pool}"
-            )
-        if cfg.patch_context_sigma <= 0:
-            raise ValueError(f"model.encoder.patch_context_sigma must be positive, got {cfg.patch_context_sigma}")
-        return PatchEncoder(
-            image_size=dims.image_size,
-            grid=cfg.patch_grid,
-            dim=cfg.patch_dim,
-            context_sigma=cfg.patch_context_sigma,
-            pool=cfg.patch_pool,
-        )
-    if cfg.name == "jepa":
-        if dims.image_size < 16:
-            raise ValueError(
-                f"the jepa encoder learns from images, and {dims.task}'s are {dims.image_size} px; use the state encoder"
-            )
-        return JepaEncoder(image_size=dims.image_size, num_tokens=cfg.jepa_tokens, dim=cfg.jepa_dim)
-    if cfg.name == "state":
-        return StateEncoder(dims.state_dim + len(dims.angle_dims))
-    if cfg.name == "particles":
-        if dims.angle_dims:
-            raise ValueError(
-                f"the particles encoder reads the state as xy points, but {dims.task}'s state holds angles; "
-                "use the state encoder"
-            )
-        return ParticleEncoder(dims.state_dim)
-    if cfg.name == "dinov2":
-        from wmplan.models.dinov2 import DinoV2Encoder
+def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> Encoder:
+    """The encoder model.encoder.name names, built by its registry entry (which checks its own settings)."""
+    return checked_encoder(encoder_entry(cfg.name).build(cfg, dims), cfg.name)
 
-        return DinoV2Encoder(cfg.dinov2_weights, image_size=cfg.dinov2_image_size)
-    raise ValueError(
-        f"unknown encoder {cfg.name!r}; choose one of {', '.join(ENCODERS)} (model.encoder.name, --encoder)"
-    )
+
+def checked_encoder(encoder: Encoder, name: str) -> Encoder:
+    """`encoder` itself; a TypeError when an entry built something the world model cannot own."""
+    if not isinstance(encoder, nn.Module) or not isinstance(encoder, Encoder):
+        raise TypeError(
+            f"the {name} encoder's entry built {type(encoder).__name__!r}, which is not a torch.nn.Module with "
+            "num_tokens, dim and freeze() (wmplan.models.encoder_registry.Encoder); fix its build function"
+        )
+    return encoder
 
 
 def check_device(name: str | torch.device) -> torch.device:
@@ -168,7 +132,9 @@ class WorldModel(nn.Module):
     state_mean: torch.Tensor
     state_std: torch.Tensor
 
-    def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: nn.Module | None = None):
+    encoder: Encoder  # a submodule (nn.Module's __setattr__ registers it), typed by its protocol
+
+    def __init__(self, cfg: RunConfig, dims: TaskDims, normalizer: Normalizer, encoder: Encoder | None = None):
         super().__init__()
         # the predictor under bfloat16 autocast while planning (evaluation's planner.precision); the actions,
         # the cost and the optimizer stay fp32
@@ -177,9 +143,8 @@ class WorldModel(nn.Module):
         self.task_settings: dict[str, Any] | None = None  # the simulator settings of the training data
         self.run_folder: RunFolder | None = None  # the run it was loaded from (WorldModel.load)
         m = cfg.model
-        # every encoder class defines freeze(); nn.Module's own __getattr__ types it as a Tensor
-        self.encoder = (encoder or build_encoder(m.encoder, dims)).freeze()  # type: ignore[operator]
-        self.uses_state = m.encoder.name in STATE_ENCODERS
+        self.encoder = (encoder if encoder is not None else build_encoder(m.encoder, dims)).freeze()
+        self.uses_state = encoder_entry(m.encoder.name).reads_state
         self.register_buffer("state_mean", torch.as_tensor(normalizer.state_mean))
         self.register_buffer("state_std", torch.as_tensor(normalizer.state_std))
         self.action_dim = cfg.data.frameskip * dims.action_dim
@@ -195,7 +160,7 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def encode_visual(self, obs: torch.Tensor | None = None, state: torch.Tensor | None = None) -> torch.Tensor:
         """Frozen visual tokens (B, T, P, D) of uint8 images (B, T, H, W, 3), or of raw states (B, T, S)
-        for the encoders of the state (STATE_ENCODERS)."""
+        for the encoders of the state (those whose registry entry reads_state)."""
         x = state if self.uses_state else obs
         if x is None:
             raise ValueError(f"the {self.cfg.model.encoder.name} encoder needs {'state' if self.uses_state else 'obs'}")
@@ -440,10 +405,7 @@ class WorldModel(nn.Module):
             return push_run(tmp, repo_id, private=private, token=token)
 
 
-def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Tensor]) -> nn.Module:
+def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Tensor]) -> Encoder:
     """The encoder of a saved run, its weights taken from model.safetensors (not from elsewhere)."""
-    if cfg.name == "dinov2":
-        from wmplan.models.dinov2 import DinoV2Encoder
-
-        return DinoV2Encoder(None, image_size=cfg.dinov2_image_size, state_dict=state)
-    return build_encoder(cfg, dims)
+    restore = encoder_entry(cfg.name).restore
+    return build_encoder(cfg, dims) if restore is None else checked_encoder(restore(cfg, dims, state), cfg.name)

@@ -1,4 +1,5 @@
-"""Training a world model on a trajectory dataset: encoder pretraining (conv, patch), then the predictor.
+"""Training a world model on a trajectory dataset: the encoder's pretraining (where its registry entry has
+one: conv, patch, jepa), then the predictor.
 
 The run directory holds config.json, model.safetensors, normalization.json (written by the model),
 encoder.json, metrics.csv and trainer_state.pt (optimizer state and the loss's own buffers, for --resume).
@@ -21,7 +22,6 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from wmplan.config import EncoderConfig, RunConfig, stored_settings
+from wmplan.config import RunConfig, stored_settings
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
 from wmplan.envs import make_task
 from wmplan.envs.registry import task_type
-from wmplan.models.encoder_training import pretrain_conv_encoder
+from wmplan.models.encoder_registry import Encoder, encoder_entry
 from wmplan.models.encoders import distance_spearman
-from wmplan.models.jepa_training import pretrain_jepa_encoder
-from wmplan.models.patch_training import pretrain_patch_encoder
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
 from wmplan.precision import precision_name, use_bf16
@@ -46,12 +44,6 @@ from wmplan.training.distributed import DistContext, LossModule
 from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
-# The encoders pretrained on the task's images (stage 1 of training).
-PRETRAINING: dict[str, Callable[..., dict[str, Any]]] = {
-    "conv": pretrain_conv_encoder,
-    "patch": pretrain_patch_encoder,
-    "jepa": pretrain_jepa_encoder,
-}
 
 
 class TrainingError(RuntimeError):
@@ -137,51 +129,17 @@ def latent_spearman(
     return distance_spearman(latents, states, pairs=pairs, seed=seed, true_distance=task.distance)
 
 
-def pretraining_frames(
-    obs: np.ndarray, bounds: np.ndarray, limit: int, seed: int, by_episode: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """At most `limit` of the frames obs (N, H, W, 3), whose episodes are bounds (E, 2) [start, end):
-    random frames in their order, with None; or (by_episode) random whole episodes, as many as fit,
-    in their order, with their bounds (E', 2) in the returned frames (a lone episode longer than
-    `limit` is cut)."""
-    rng = np.random.default_rng(seed)
-    if not by_episode:
-        return obs[np.sort(rng.choice(len(obs), min(limit, len(obs)), replace=False))], None
-    order = rng.permutation(len(bounds))
-    fit = int(np.searchsorted(np.cumsum(bounds[order, 1] - bounds[order, 0]), limit, side="right"))
-    keep = bounds[np.sort(order[: max(1, fit)])]
-    images = np.concatenate([obs[s:e] for s, e in keep])[:limit]
-    ends = np.cumsum(keep[:, 1] - keep[:, 0])
-    return images, np.minimum(np.stack([ends - (keep[:, 1] - keep[:, 0]), ends], 1), len(images))
-
-
-def pretraining_inputs(enc: EncoderConfig, data: TrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
-    """What an encoder's pretraining learns from, and its own settings: jepa, the training split's windows
-    (transitions with their actions); patch, whole episodes (its ranking term); conv, random frames."""
-    if enc.name == "jepa":
-        return data.train, {"sigreg_weight": enc.jepa_sigreg_weight}
-    patch = enc.name == "patch"
-    images, episodes = pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, seed, patch)
-    if patch:
-        return images, {
-            "episodes": episodes,
-            "rank_weight": enc.patch_rank_weight,
-            "rarity_power": enc.patch_rarity_power,
-        }
-    return images, {}
-
-
-def prepare_encoder(
-    cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool
-) -> tuple[torch.nn.Module, dict]:
-    """Stage 1: build the encoder and, for conv, patch and jepa, train it on the training split."""
+def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[Encoder, dict]:
+    """Stage 1: build the encoder and, where its registry entry says how, train it on the training split (the
+    pretraining moves it to `device`; the world model takes it there otherwise)."""
     enc = cfg.model.encoder
-    encoder: Any = build_encoder(enc, data.dims).to(device)  # every encoder has freeze()
+    encoder = build_encoder(enc, data.dims)
     info: dict = {"encoder": enc.name}
-    if enc.name in PRETRAINING:
-        source, options = pretraining_inputs(enc, data, cfg.train.seed)
+    pretraining = encoder_entry(enc.name).pretraining
+    if pretraining is not None:
+        source, options = pretraining.inputs(enc, data, cfg.train.seed)
         start = time.perf_counter()
-        info["pretrain"] = PRETRAINING[enc.name](
+        info["pretrain"] = pretraining.train(
             encoder,
             source,
             steps=enc.pretrain_steps,
