@@ -51,7 +51,7 @@ def standardise_output(encoder: JepaEncoder, frames: torch.Tensor) -> None:
     feature. Untrained, they all sit near one point (the mean image is subtracted, and most pixels do not
     move), where SIGReg's gradient vanishes (it grows with the spread): training would first have to
     find its way out of a collapse."""
-    z = encoder(frames).flatten(1)
+    z = encoder(frames.to(encoder.mean_image.device)).flatten(1)  # wherever the encoder lives
     mean, std = z.mean(dim=0), z.std(dim=0).clamp_min(1e-8)
     last = encoder.head[-1]
     assert isinstance(last, nn.Linear)
