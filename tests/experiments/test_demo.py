@@ -1,6 +1,8 @@
 import json
 
-from wmplan.experiments.demo import CELLS, MODELS, OBJECTIVE_CHECK, DemoScale, cell_name, run_demo
+from wmplan.evaluation.protocols import Mode
+from wmplan.experiments.cells import Cell
+from wmplan.experiments.demo import CELLS, MODELS, OBJECTIVE_CHECK, DemoScale, run_demo
 
 TINY = {"model.predictor.width": 32, "train.epochs": 1, "train.steps_per_epoch": 5, "model.encoder.pretrain_steps": 10}
 
@@ -42,7 +44,9 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
         for model in MODELS:
             for planner, mpc, bounded in CELLS:
                 summary = json.loads(
-                    (out / "eval" / encoder / model / cell_name(planner, mpc, bounded) / "summary.json").read_text()
+                    (
+                        out / "eval" / encoder / model / Cell(planner, Mode(mpc, bounded)).name / "summary.json"
+                    ).read_text()
                 )
                 assert summary["planner_config"].get("bounded", False) == bounded and summary["mpc"] == mpc
                 assert summary["encoder"] == encoder and summary["planning_calls"] == (2 if mpc else 1)

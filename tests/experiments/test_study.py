@@ -211,7 +211,7 @@ def test_a_study_extends_only_by_adding_seeds_lengths_or_strengths():
 
 def test_a_study_plans_its_mpc_cells_under_each_protocol_and_reports_each_apart():
     spec = _spec(protocols=["fixed", "paper"])
-    assert study_cells(spec) == [
+    assert [(c.planner, c.mode.mpc, c.protocol) for c in study_cells(spec)] == [
         ("adam", True, "fixed"),
         ("adam", True, "paper"),
         ("adam", False, "fixed"),  # open loop: one plan, the same under either protocol

@@ -11,6 +11,7 @@ import torch
 
 from wmplan.cli import main
 from wmplan.evaluation.episodes import evaluate
+from wmplan.evaluation.protocols import MPC
 from wmplan.experiments.sweep import CELL_FILE, GRID_FILE, REPORT_FILE, SUMMARY_FILE, run_sweep
 from wmplan.experiments.sweep_spec import cells_of, eval_config, load_spec
 
@@ -67,7 +68,7 @@ def test_two_workers_plan_every_cell_once_and_a_rerun_plans_none(tiny_run, tmp_p
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # as `wmplan eval` and every sweep worker (the conftest fixture resets it)
     try:
-        cell = next(c for c in cells_of(spec) if c.planner == "adam" and c.mode == "mpc")
+        cell = next(c for c in cells_of(spec) if c.cell.planner == "adam" and c.cell.mode == MPC)
         evaluate(tiny_run, eval_config(spec, cell), tmp_path / "alone", progress=False, device="cpu")
     finally:
         torch.set_num_threads(threads)

@@ -1,5 +1,6 @@
-"""The two MPC evaluation protocols, named once: what each means, and the checks that keep results made
-under different protocols or pairs from being pooled or compared.
+"""How a cell plans, named once: its mode (open loop, MPC, MPC with bounded plans) and, under MPC, one of the
+two evaluation protocols; what each protocol means, and the checks that keep results made under different
+protocols or pairs from being pooled or compared.
 
 - fixed: a fixed number of replans (the task's schedule: mpc.replans x mpc.execute model steps), success
   judged at the end of the budget. Nothing the planner or the loop sees depends on the simulator's
@@ -18,7 +19,45 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A planning mode: open loop (one plan, executed whole), MPC (replanning from each new observation), or
+    MPC whose plans stay inside the task's action range (`bounded`: planner.bounded)."""
+
+    mpc: bool
+    bounded: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bounded and not self.mpc:
+            raise ValueError("bounded plans are a mode of MPC (mpc_bounded); open loop has no bounded mode")
+
+    @property
+    def name(self) -> str:
+        """The sweep's spelling (its --set modes=..., cell.json and cell folders)."""
+        return "mpc_bounded" if self.bounded else "mpc" if self.mpc else "open"
+
+    @property
+    def label(self) -> str:
+        """The reports' words."""
+        return "MPC, bounded" if self.bounded else "MPC" if self.mpc else "open loop"
+
+
+OPEN, MPC, MPC_BOUNDED = Mode(mpc=False), Mode(mpc=True), Mode(mpc=True, bounded=True)
+MODES = (OPEN, MPC, MPC_BOUNDED)
+"""Every mode, in the order of the reports' rows."""
+
+
+def mode_named(name: str) -> Mode:
+    """The mode the sweep's spelling `name` names (open, mpc, mpc_bounded); a ValueError listing them else."""
+    for mode in MODES:
+        if mode.name == name:
+            return mode
+    raise ValueError(f"unknown mode {name!r}; choose from {', '.join(m.name for m in MODES)}")
+
 
 PROTOCOLS = ("fixed", "paper")
 PROTOCOL_NOTES = {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wmplan.evaluation.protocols import MODES, MPC, MPC_BOUNDED, OPEN, Mode
 from wmplan.evaluation.summary import EvalSummary, seed_spread
 from wmplan.tasks import task_spec
 
@@ -38,9 +39,6 @@ PLANNER_COLOURS = {
 MODEL_NAMES = {"base": "base", "online": "Online WM", "adversarial": "Adversarial WM"}
 PAPER_PLANNERS = ("gd", "adam", "cem")
 """The tables' columns: the paper's planners (the others appear in the efficiency plot)."""
-# (mpc, bounded) rows of a model's block; bounded rows exist for Adam and CEM MPC only.
-MODES = ((False, False), (True, False), (True, True))
-MODE_NAMES = {(False, False): "open loop", (True, False): "MPC", (True, True): "MPC, bounded"}
 
 
 def cell(summary: EvalSummary | None, distance: bool = False) -> str:
@@ -72,10 +70,10 @@ def grid_rows(grid: Grid):
     """(model, mpc, bounded, [summary or None per planner]) for every (model, mode) that `grid` holds,
     models in the grid's order and modes in MODES order: the rows of every table of a grid."""
     for model in dict.fromkeys(key[0] for key in grid):
-        for mpc, bounded in MODES:
-            row = [grid.get((model, planner, mpc, bounded)) for planner in PAPER_PLANNERS]
+        for mode in MODES:  # a model's block: open loop, MPC, then MPC with bounded plans
+            row = [grid.get((model, planner, mode.mpc, mode.bounded)) for planner in PAPER_PLANNERS]
             if any(r is not None for r in row):
-                yield model, mpc, bounded, row
+                yield model, mode.mpc, mode.bounded, row
 
 
 def success_grid_table(grid: Grid, task: str) -> str:
@@ -87,7 +85,7 @@ def success_grid_table(grid: Grid, task: str) -> str:
         paper = (task_spec(task).paper_success or {}).get(model)
         paper_cell = " / ".join(str(paper[p][int(mpc)]) for p in PAPER_PLANNERS) if paper and not bounded else "-"
         lines.append(
-            f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+            f"| {MODEL_NAMES.get(model, model)} | {Mode(mpc, bounded).label} | "
             + " | ".join(cell(r, distance) for r in row)
             + f" | {paper_cell} |"
         )
@@ -158,7 +156,7 @@ def reached_table(grid: Grid) -> str:
     lines = ["| model | mode | GD | Adam | CEM |", "|---|---|---|---|---|"]
     for model, mpc, bounded, row in grid_rows(grid):
         lines.append(
-            f"| {MODEL_NAMES.get(model, model)} | {MODE_NAMES[(mpc, bounded)]} | "
+            f"| {MODEL_NAMES.get(model, model)} | {Mode(mpc, bounded).label} | "
             + " | ".join("-" if r is None else f"{100 * r['reached_rate']:.0f}" for r in row)
             + " |"
         )
@@ -167,9 +165,9 @@ def reached_table(grid: Grid) -> str:
 
 MODEL_MARKERS = {"base": "o", "online": "s", "adversarial": "^"}
 MODE_STYLES = {
-    (False, False): dict(marker="o", markerfacecolor="none", label="open loop"),
-    (True, False): dict(marker="o", label="MPC"),
-    (True, True): dict(marker="o", markeredgecolor="black", label="MPC, bounded"),
+    OPEN: dict(marker="o", markerfacecolor="none"),
+    MPC: dict(marker="o"),
+    MPC_BOUNDED: dict(marker="o", markeredgecolor="black"),
 }
 
 
@@ -179,12 +177,12 @@ def efficiency_legend(grids: dict[str, Grid]) -> list[dict]:
     cells = [key for grid in grids.values() for key in grid]
     planners = {planner for _, planner, _, _ in cells}
     models = {model for model, _, _, _ in cells}
-    modes = {(mpc, bounded) for _, _, mpc, bounded in cells}
+    modes = {Mode(mpc, bounded) for _, _, mpc, bounded in cells}
     entries = [dict(color=c, marker="o", label=PLANNER_NAMES[p]) for p, c in PLANNER_COLOURS.items() if p in planners]
     if len(models) > 1:
         entries += [dict(color="grey", marker=m, label=MODEL_NAMES[k]) for k, m in MODEL_MARKERS.items() if k in models]
     if len(modes) > 1:
-        entries += [dict(color="grey", **style) for mode, style in MODE_STYLES.items() if mode in modes]
+        entries += [dict(color="grey", **style, label=m.label) for m, style in MODE_STYLES.items() if m in modes]
     return entries
 
 

@@ -32,8 +32,10 @@ from wmplan.evaluation.door_path import door_path_costs
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
+from wmplan.evaluation.protocols import MPC, MPC_BOUNDED, OPEN, Mode
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import pool_over_seeds
+from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, reference_once, train_once
@@ -44,17 +46,13 @@ from wmplan.tasks import task_spec
 from wmplan.training.finetune import length_overrides
 
 MODELS = ("base", "online", "adversarial")
-# (planner, mpc, bounded): every planner open loop and MPC, then Adam and CEM MPC with bounded plans.
-CELLS = (
-    ("gd", False, False),
-    ("adam", False, False),
-    ("cem", False, False),
-    ("gd", True, False),
-    ("adam", True, False),
-    ("cem", True, False),
-    ("adam", True, True),
-    ("cem", True, True),
+CELLS = tuple(
+    (planner, mode.mpc, mode.bounded)
+    for mode, planners in ((OPEN, ("gd", "adam", "cem")), (MPC, ("gd", "adam", "cem")), (MPC_BOUNDED, ("adam", "cem")))
+    for planner in planners
 )
+"""(planner, mpc, bounded) of every model: every planner open loop and MPC, then Adam and CEM MPC with bounded
+plans (DemoScale.cells, as demo.json records them)."""
 
 OBJECTIVE_CHECK = (("adam", False), ("cem", False), ("adam", True), ("cem", True))
 
@@ -139,10 +137,37 @@ def pool_grids(grids: list[dict], train_seeds: list[int]) -> dict:
     return {key: pool_over_seeds([g[key] for g in grids], train_seeds) for key in grids[0]}
 
 
-def cell_name(planner: str, mpc: bool, bounded: bool, protocol: str = "fixed") -> str:
-    return (
-        planner + ("_mpc" if mpc else "") + ("_bounded" if bounded else "") + ("_paper" if protocol == "paper" else "")
+def demo_cells(env: str, scale: DemoScale) -> dict[tuple, tuple[str, Cell]]:
+    """(model, cell) of every eval of one model set, keyed as the report reads them: ("grid", model, planner,
+    mpc, bounded) for scale.cells, ("other", planner, mpc) for the base model under the other objective mode
+    (scale.objective_check) and, with paper_protocol, ("paper", model, planner) for every unbounded MPC cell
+    under the paper protocol."""
+    modes = [(planner, Mode(mpc, bounded)) for planner, mpc, bounded in scale.cells]
+    cells: dict[tuple, tuple[str, Cell]] = {
+        ("grid", m, p, mode.mpc, mode.bounded): (m, Cell(p, mode)) for m in MODELS for p, mode in modes
+    }
+    cells |= {
+        ("other", p, mpc): ("base", Cell(p, Mode(mpc), objective=other_mode(env, mpc)))
+        for p, mpc in scale.objective_check
+    }
+    if scale.paper_protocol:
+        cells |= {("paper", m, p): (m, Cell(p, MPC, "paper")) for m in MODELS for p, mode in modes if mode == MPC}
+    return cells
+
+
+def cell_config(scale: DemoScale, cell: Cell) -> EvalConfig:
+    """A demo cell's eval: its planner, mode, protocol and objective mode, on the scale's pairs and budgets."""
+    cfg = EvalConfig(
+        planner=cell.planner,
+        mpc=cell.mode.mpc,
+        protocol=cell.protocol,
+        episodes=scale.episodes,
+        seed=cell.pair_seed,
+        settings=PlannerSettings(bounded=cell.mode.bounded, objective=cell.objective),
     )
+    apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
+    apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
+    return cfg
 
 
 REFERENCE_FOLDERS = {"open loop": "reference", "fixed": "reference_mpc_fixed", "paper": "reference_mpc_paper"}
@@ -181,6 +206,7 @@ def run_demo(
     if len(set(train_seeds)) != len(train_seeds):
         raise ValueError(f"--seeds lists a seed twice: {train_seeds}")
     check_workers(workers)
+    cells = demo_cells(env, scale)  # a mode that does not exist fails here, before any stage runs
     out = Path(out)
     asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
     seconds = _start(out, json.loads(json.dumps(asked)), resume)
@@ -245,41 +271,10 @@ def run_demo(
                     finetuning,
                     progress,
                 )
-
-            def cell_job(
-                model: str,
-                planner: str,
-                mpc: bool,
-                bounded: bool,
-                objective: str | None = None,
-                protocol: str = "fixed",
-            ) -> tuple:
-                cfg = EvalConfig(
-                    planner=planner,
-                    mpc=mpc,
-                    protocol=protocol,
-                    episodes=scale.episodes,
-                    settings=PlannerSettings(bounded=bounded, objective=objective),
-                )
-                apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
-                apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
-                name = cell_name(planner, mpc, bounded, protocol) + (f"_{objective}" if objective else "")
-                return runs[model], cfg, evals / model / name  # noqa: B023 (called within this iteration only)
-
-            jobs: dict[tuple, tuple] = {
-                ("grid", m, p, mpc, b): cell_job(m, p, mpc, b) for m in MODELS for p, mpc, b in scale.cells
+            jobs = {
+                key: (runs[model], cell_config(scale, cell), evals / model / cell.name)
+                for key, (model, cell) in cells.items()
             }
-            jobs |= {
-                ("other", p, mpc): cell_job("base", p, mpc, False, other_mode(env, mpc))
-                for p, mpc in scale.objective_check
-            }
-            if scale.paper_protocol:
-                jobs |= {
-                    ("paper", m, p): cell_job(m, p, True, False, protocol="paper")
-                    for m in MODELS
-                    for p, mpc, b in scale.cells
-                    if mpc and not b
-                }
             done = timed(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
             seed_grids.append({key[1:]: done[key] for key in jobs if key[0] == "grid"})
             seed_other.append({key[1:]: done[key] for key in jobs if key[0] == "other"})

@@ -20,9 +20,8 @@ import torch
 from wmplan.config import TUNING_PAIR_SEED
 from wmplan.envs import make_task
 from wmplan.evaluation.eval_config import EvalConfig
-from wmplan.evaluation.protocols import PROTOCOL_NOTES
+from wmplan.evaluation.protocols import PROTOCOL_NOTES, Mode
 from wmplan.evaluation.report import (
-    MODE_NAMES,
     MODEL_NAMES,
     PAPER_PLANNERS,
     Grid,
@@ -213,7 +212,7 @@ def _objective_table(grid: Grid, other: dict, by_distance: bool) -> str:
         default = grid.get(("base", planner, mpc, False))
         if default is not None:
             lines.append(
-                f"| {planner} | {'MPC' if mpc else 'open loop'} | {_objective_cell(default, by_distance)} | "
+                f"| {planner} | {Mode(mpc).label} | {_objective_cell(default, by_distance)} | "
                 f"{_objective_cell(alt, by_distance)} |"
             )
     return "\n".join(lines)
@@ -262,7 +261,7 @@ def _pair_kind_section(env: str, grid: Grid, paper: dict, references: dict[str, 
     kinds = task.pair_kinds(*task.sample_start_goal(np.random.default_rng(EvalConfig().seed), episodes))
     rows: dict[str, list] = {}
     for model, mpc, bounded, row in grid_rows(grid):
-        rows[f"{MODEL_NAMES.get(model, model)}, {MODE_NAMES[(mpc, bounded)]}"] = row
+        rows[f"{MODEL_NAMES.get(model, model)}, {Mode(mpc, bounded).label}"] = row
     for model in dict.fromkeys(m for m, _ in paper):
         rows[f"{MODEL_NAMES.get(model, model)}, MPC (paper protocol)"] = [paper.get((model, p)) for p in PAPER_PLANNERS]
     return pair_kind_table(rows, kinds, references) + "\n"

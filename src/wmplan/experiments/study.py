@@ -43,15 +43,16 @@ from wmplan.config import (
     preset,
 )
 from wmplan.evaluation.eval_config import EvalConfig
-from wmplan.evaluation.protocols import PROTOCOLS, cell_protocol, check_protocol
+from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOLS, cell_protocol, check_protocol
 from wmplan.evaluation.summary import EvalSummary
-from wmplan.experiments.demo import cell_name, demo_scale
+from wmplan.experiments.cells import Cell
+from wmplan.experiments.demo import demo_scale
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.workers import check_workers
 from wmplan.training.finetune import length_overrides
 
-CELLS = (("adam", True), ("adam", False), ("cem", True))
-"""(planner, mpc) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases. The
+CELLS = (("adam", MPC), ("adam", OPEN), ("cem", MPC))
+"""(planner, mode) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases. The
 MPC cells are planned under each of the spec's protocols (study_cells)."""
 LENGTH_RULE_GAIN = 0.05
 """choose_length: a longer finetuning must lower the objective's final value by at least this fraction."""
@@ -189,11 +190,9 @@ def run_study(
             overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
             finetune_once(runs / "base", runs / name, method, overrides, progress)
         jobs = {
-            (name, cell_name(planner, mpc, False, protocol)): _cell_job(
-                runs / name, out / "eval" / f"seed{seed}" / name, planner, mpc, protocol, spec
-            )
+            (name, cell.name): (runs / name, cell_config(spec, cell), out / "eval" / f"seed{seed}" / name / cell.name)
             for name in models
-            for planner, mpc, protocol in study_cells(spec)
+            for cell in study_cells(spec)
         }
         done = evaluate_cells(jobs, workers, progress, device)
         grid["seeds"][str(seed)] = {
@@ -217,26 +216,26 @@ def base_config(spec: StudySpec, seed: int, data: Path, device: str) -> RunConfi
     return apply_overrides(preset(scale.preset, spec.env), {**scale.train, **overrides, **spec.base_overrides})
 
 
-def study_cells(spec: StudySpec) -> list[tuple[str, bool, str]]:
-    """(planner, mpc, protocol) of every cell a model is planned in: CELLS, each MPC cell once per protocol."""
+def study_cells(spec: StudySpec) -> list[Cell]:
+    """Every cell a model is planned in, on the spec's pairs: CELLS, each MPC cell once per protocol."""
     return [
-        (planner, mpc, protocol)
-        for planner, mpc in CELLS
-        for protocol in (spec.protocols if mpc else ["fixed"])  # open loop: one plan under either protocol
+        Cell(planner, mode, protocol, pair_seed=spec.pair_seed)
+        for planner, mode in CELLS
+        for protocol in (spec.protocols if mode.mpc else ["fixed"])  # open loop: one plan under either protocol
     ]
 
 
-def mpc_cell(planner: str, protocol: str) -> str:
-    """The grid's name of a planner's MPC cell under a protocol (the demo's cell names)."""
-    return cell_name(planner, True, False, protocol)
-
-
-def _cell_job(
-    run: Path, where: Path, planner: str, mpc: bool, protocol: str, spec: StudySpec
-) -> tuple[Path, EvalConfig, Path]:
-    cfg = EvalConfig(planner=planner, mpc=mpc, episodes=spec.episodes, seed=spec.pair_seed, protocol=protocol)
+def cell_config(spec: StudySpec, cell: Cell) -> EvalConfig:
+    """A study cell's eval: its planner, mode, protocol and pairs, with the spec's planner settings."""
+    cfg = EvalConfig(
+        planner=cell.planner,
+        mpc=cell.mode.mpc,
+        episodes=spec.episodes,
+        seed=cell.pair_seed,
+        protocol=cell.protocol,
+    )
     apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
-    return run, cfg, where / cell_name(planner, mpc, False, protocol)
+    return cfg
 
 
 def _outcomes(summary: EvalSummary) -> dict[str, Any]:

@@ -23,16 +23,18 @@ from wmplan.training.finetune import finetune_config
 from wmplan.training.trainer import config_differences
 
 if TYPE_CHECKING:
+    from wmplan.experiments.cells import Cell
     from wmplan.experiments.study import StudySpec
 
 MAY_DIFFER = ("train.device", "data.path", "finetune.parent")
 """Config keys that name where a run was made, not what it is."""
 
 
-def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[tuple[str, bool, str]]) -> list[str]:
+def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[Cell]) -> list[str]:
     """Copy into `out` what the demo in `demo` made that the study `spec` (on `device`) would make too;
-    returns the copied paths, relative to `out`. cells: the study's (planner, mpc, protocol) cells."""
-    from wmplan.experiments.demo import cell_name, demo_scale
+    returns the copied paths, relative to `out`. cells: the study's cells (study.study_cells), which the demo
+    names alike."""
+    from wmplan.experiments.demo import demo_scale
     from wmplan.experiments.study import base_config, finetune_recipe
 
     asked = _demo_arguments(demo)
@@ -75,10 +77,11 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[
         for name, source in names.items():
             adopted += _copy(runs / source, out, Path("runs") / f"seed{seed}" / name)
             if same_pairs:
-                for planner, mpc, protocol in cells:
-                    cell = cell_name(planner, mpc, False, protocol)
-                    if (evals / source / cell / "summary.json").exists():
-                        adopted += _copy(evals / source / cell, out, Path("eval") / f"seed{seed}" / name / cell)
+                for cell in cells:
+                    if (evals / source / cell.name / "summary.json").exists():
+                        adopted += _copy(
+                            evals / source / cell.name, out, Path("eval") / f"seed{seed}" / name / cell.name
+                        )
             record()  # after every model: a kill between copies must not leave an adopted base looking like the study's own
     record()
     return adopted

@@ -21,19 +21,15 @@ from wmplan.evaluation.multiple import (
     holm,
 )
 from wmplan.evaluation.paired import PairedEffect, gap_change, pair_clusters, seed_clusters, success_difference
-from wmplan.evaluation.protocols import PROTOCOL_NOTES
-from wmplan.experiments.study import (
-    LENGTH_RULE_GAIN,
-    StudySpec,
-    adversarial_name,
-    choose_length,
-    mpc_cell,
-    online_name,
-)
+from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOL_NOTES
+from wmplan.experiments.cells import Cell
+from wmplan.experiments.study import LENGTH_RULE_GAIN, StudySpec, adversarial_name, choose_length, online_name
 from wmplan.experiments.study_plots import plot_effects, plot_training
 
 NOT_EVERY_SEED = " (p < 0.05 pooled, but not in that direction for every seed on its own)"
 """What a verdict adds where the pooled test rejects but some seed's own effect disagrees."""
+ADAM_OPEN = Cell("adam", OPEN).name
+"""The grid's name of the Adam open-loop cell (an MPC cell's name depends on its protocol)."""
 
 
 def pooled(grid: dict[str, Any], model: str, cell: str) -> np.ndarray:
@@ -59,13 +55,13 @@ def effects(grid: dict[str, Any], model: str, protocol: str = "fixed") -> dict[s
     """The finetuned `model` against its base, pooled over seeds and tested over pairs (with a two-level
     bootstrap interval over seeds and pairs): Adam + MPC success, Adam open loop success, and the change of
     (Adam - CEM) under MPC; the MPC cells those of `protocol`."""
-    adam_mpc, cem_mpc = mpc_cell("adam", protocol), mpc_cell("cem", protocol)
+    adam_mpc, cem_mpc = (Cell(planner, MPC, protocol).name for planner in ("adam", "cem"))
     base_adam, base_cem = pooled(grid, "base", adam_mpc), pooled(grid, "base", cem_mpc)
     clusters, seeds = pairs(grid), seeds_of(grid)
     return {
         "adam_mpc": success_difference(pooled(grid, model, adam_mpc), base_adam, clusters=clusters, seeds=seeds),
         "adam": success_difference(
-            pooled(grid, model, "adam"), pooled(grid, "base", "adam"), clusters=clusters, seeds=seeds
+            pooled(grid, model, ADAM_OPEN), pooled(grid, "base", ADAM_OPEN), clusters=clusters, seeds=seeds
         ),
         "gap": gap_change(
             base_adam,
@@ -78,7 +74,7 @@ def effects(grid: dict[str, Any], model: str, protocol: str = "fixed") -> dict[s
     }
 
 
-def seed_effects(grid: dict[str, Any], model: str, cell: str = "adam_mpc") -> list[float]:
+def seed_effects(grid: dict[str, Any], model: str, cell: str) -> list[float]:
     """Each seed's own effect on `cell`: the finetuned model's success minus its base's."""
     return [a - b for a, b in zip(rates(grid, model, cell), rates(grid, "base", cell), strict=True)]
 
@@ -108,7 +104,7 @@ def _seed_text(per_seed: list[float]) -> str:
 
 def _gaps(grid: dict[str, Any], protocol: str, model: str = "base") -> list[float]:
     """Each seed's Adam + MPC success minus its CEM + MPC success: the gap finetuning should narrow."""
-    adam, cem = (rates(grid, model, mpc_cell(planner, protocol)) for planner in ("adam", "cem"))
+    adam, cem = (rates(grid, model, Cell(planner, MPC, protocol).name) for planner in ("adam", "cem"))
     return [a - c for a, c in zip(adam, cem, strict=True)]
 
 
@@ -200,7 +196,7 @@ def _protocol_section(
     """One protocol's table of every model and its verdicts, Holm-adjusted over that protocol's family (one
     claim per finetuned model: Adam + MPC against its base); returns the effects, the adjusted p-values and
     the lines."""
-    adam_mpc, cem_mpc = mpc_cell("adam", protocol), mpc_cell("cem", protocol)
+    adam_mpc, cem_mpc = (Cell(planner, MPC, protocol).name for planner in ("adam", "cem"))
     lines = [
         f"## {protocol.capitalize()} protocol: {PROTOCOL_NOTES[protocol]}",
         "",
@@ -211,7 +207,7 @@ def _protocol_section(
     found: dict[str, dict[str, PairedEffect]] = {}
     for model in models:
         side = [g[model]["training"] for g in grid["seeds"].values()]
-        row = [model, *(_cell_text(rates(grid, model, c)) for c in (adam_mpc, "adam", cem_mpc))]
+        row = [model, *(_cell_text(rates(grid, model, c)) for c in (adam_mpc, ADAM_OPEN, cem_mpc))]
         if model == "base":
             gaps = 100 * np.array(_gaps(grid, protocol))
             row += ["", "", f"base Adam - CEM: {gaps.mean():+.0f} [{gaps.min():+.0f} to {gaps.max():+.0f}]"]

@@ -39,9 +39,8 @@ from tqdm.auto import tqdm
 
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
-from wmplan.evaluation.protocols import PROTOCOL_NOTES
+from wmplan.evaluation.protocols import MODES, PROTOCOL_NOTES
 from wmplan.evaluation.report import (
-    MODE_NAMES,
     MODEL_NAMES,
     PAPER_PLANNERS,
     PLANNER_NAMES,
@@ -52,7 +51,7 @@ from wmplan.evaluation.report import (
 )
 from wmplan.evaluation.summary import EvalSummary, planned_by
 from wmplan.experiments import demo_grid
-from wmplan.experiments.sweep_spec import MODES, Cell, SweepSpec, cell_record, cells_of, eval_config
+from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cell_record, cells_of, eval_config
 from wmplan.experiments.workers import init_worker, pool_results
 from wmplan.training.trainer import config_differences
 from wmplan.writing import OutputError, atomic_write, claim_folder, remove_stray_files
@@ -224,7 +223,7 @@ def _run_jobs(jobs: list[tuple], workers: int) -> Iterable[tuple[str, str]]:
 
 
 def write_grid_and_report(
-    out: Path, spec: SweepSpec, task: str, summaries: dict[Cell, EvalSummary]
+    out: Path, spec: SweepSpec, task: str, summaries: dict[SweepCell, EvalSummary]
 ) -> tuple[dict[str, Any], str]:
     """grid.json (demo_grid.cell of each cell, with its seed and folder) and report.md (per seed: the
     success table beside the paper's, the planners beyond the paper's, the reached table)."""
@@ -233,8 +232,8 @@ def write_grid_and_report(
         "spec": dataclasses.asdict(spec),
         "cells": [
             {
-                **demo_grid.cell(s["encoder"], c.model, c.planner, *MODES[c.mode], s),
-                "seed": c.seed,
+                **demo_grid.cell(s["encoder"], c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded, s),
+                "seed": c.cell.pair_seed,
                 "folder": c.folder,
             }
             for c, s in summaries.items()
@@ -249,7 +248,11 @@ def write_grid_and_report(
         f"{out}; grid.json holds the numbers.\n",
     ]
     for seed in spec.seeds:
-        grid: Grid = {(c.model, c.planner, *MODES[c.mode]): s for c, s in summaries.items() if c.seed == seed}
+        grid: Grid = {
+            (c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded): s
+            for c, s in summaries.items()
+            if c.cell.pair_seed == seed
+        }
         parts += [f"## Pairs seed {seed}\n", success_grid_table(grid, task), "", _other_planners(grid)]
         parts += ["Reached at any step, %:\n", reached_table(grid), ""]
     report = "\n".join(parts)
@@ -267,9 +270,9 @@ def _other_planners(grid: Grid) -> str:
         "|---|---|" + "---|" * len(planners),
     ]
     for model in dict.fromkeys(key[0] for key in grid):
-        for mpc, bounded in MODES.values():
-            row = [grid.get((model, p, mpc, bounded)) for p in planners]
+        for mode in MODES:
+            row = [grid.get((model, p, mode.mpc, mode.bounded)) for p in planners]
             if any(r is not None for r in row):
-                name, mode = MODEL_NAMES.get(model, model), MODE_NAMES[(mpc, bounded)]
-                lines.append(f"| {name} | {mode} | " + " | ".join(cell(r) for r in row) + " |")
+                name = MODEL_NAMES.get(model, model)
+                lines.append(f"| {name} | {mode.label} | " + " | ".join(cell(r) for r in row) + " |")
     return "\n".join(lines) + "\n"

@@ -19,10 +19,9 @@ from typing import Any
 
 from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings, check_applicable
-from wmplan.evaluation.protocols import check_protocol
+from wmplan.evaluation.protocols import MODES, check_protocol, mode_named
+from wmplan.experiments.cells import Cell
 
-MODES = {"open": (False, False), "mpc": (True, False), "mpc_bounded": (True, True)}
-"""Mode name -> (mpc, bounded), the (mpc, bounded) rows of the report's tables."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -48,16 +47,16 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
-class Cell:
+class SweepCell:
     model: str
     run: str
-    planner: str
-    mode: str
-    seed: int
+    cell: Cell
+    """The planner, mode, protocol and pair seed (in its name) of the model's cell."""
 
     @property
     def folder(self) -> str:
-        return f"{self.model}/{self.planner}_{self.mode}_seed{self.seed}"
+        """The cell's folder under the sweep's OUT."""
+        return f"{self.model}/{self.cell.name}"
 
 
 def load_spec(path: str | Path | None, sets: Iterable[str] = ()) -> SweepSpec:
@@ -142,7 +141,8 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
     for name in spec.models:
         if not NAME.match(name):
             raise ValueError(f"model name {name!r} cannot name a folder; use letters, digits, '_', '-' and '.'")
-    for key, given, allowed in (("planners", spec.planners, PLANNERS), ("modes", spec.modes, tuple(MODES))):
+    modes = tuple(mode.name for mode in MODES)
+    for key, given, allowed in (("planners", spec.planners, PLANNERS), ("modes", spec.modes, modes)):
         bad = [v for v in given if v not in allowed]
         if bad or not given:
             raise ValueError(f"sweep {key} {bad or given} unknown or empty; choose from {', '.join(allowed)}")
@@ -152,7 +152,7 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
             raise ValueError(f"sweep {key} {values_} repeat a value; list each once")
     apply_dataclass_overrides(PlannerSettings(), spec.planner, "planner")  # unknown keys and types, before any cell
     apply_dataclass_overrides(MPCSettings(), spec.mpc, "mpc")
-    mpc_modes = [MODES[m][0] for m in spec.modes]
+    mpc_modes = [mode_named(m).mpc for m in spec.modes]
     check_applicable(spec.planner, spec.mpc, spec.planners, mpc_modes, spec.protocol, grid=True)
     if spec.protocol != "fixed" and not any(mpc_modes):
         raise ValueError(
@@ -170,45 +170,49 @@ def _as_list(value: Any, key: str) -> list:
     return value
 
 
-def cells_of(spec: SweepSpec) -> list[Cell]:
-    """Every cell, model-major (a model's cells together), in the spec's orders."""
+def cells_of(spec: SweepSpec) -> list[SweepCell]:
+    """Every cell, model-major (a model's cells together), in the spec's orders; MPC cells under the spec's
+    protocol (open loop is one plan under either)."""
+    modes = [mode_named(m) for m in spec.modes]
     return [
-        Cell(model, run, planner, mode, seed)
+        SweepCell(
+            model, run, Cell(planner, mode, spec.protocol if mode.mpc else "fixed", pair_seed=seed, seed_in_name=True)
+        )
         for model, run in spec.models.items()
         for seed in spec.seeds
         for planner in spec.planners
-        for mode in spec.modes
+        for mode in modes
     ]
 
 
-def eval_config(spec: SweepSpec, c: Cell) -> EvalConfig:
-    """The cell's EvalConfig: its planner, mode and seed, and the spec's shared settings (checked)."""
-    mpc, bounded = MODES[c.mode]
+def eval_config(spec: SweepSpec, c: SweepCell) -> EvalConfig:
+    """The cell's EvalConfig: its planner, mode, protocol and seed, and the spec's shared settings (checked)."""
+    cell = c.cell
     cfg = EvalConfig(
-        planner=c.planner,
-        mpc=mpc,
-        protocol=spec.protocol if mpc else "fixed",
+        planner=cell.planner,
+        mpc=cell.mode.mpc,
+        protocol=cell.protocol,
         episodes=spec.episodes,
-        seed=c.seed,
+        seed=cell.pair_seed,
         batch=spec.batch,
     )
     apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
     apply_dataclass_overrides(cfg.mpc_settings, spec.mpc, "mpc")
-    if bounded:
+    if cell.mode.bounded:
         cfg.settings.bounded = True
     return cfg.check()
 
 
-def cell_record(spec: SweepSpec, c: Cell) -> dict[str, Any]:
+def cell_record(spec: SweepSpec, c: SweepCell) -> dict[str, Any]:
     """cell.json: what the cell is, as JSON (a rerun compares it before trusting the folder)."""
     return json.loads(
         json.dumps(
             {
                 "model": c.model,
                 "run": str(Path(c.run).resolve()),
-                "planner": c.planner,
-                "mode": c.mode,
-                "seed": c.seed,
+                "planner": c.cell.planner,
+                "mode": c.cell.mode.name,
+                "seed": c.cell.pair_seed,
                 "eval": dataclasses.asdict(eval_config(spec, c)),
             }
         )
