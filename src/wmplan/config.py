@@ -62,8 +62,8 @@ MAX_REPLANS = 20
 frameskip 5, several times the longest expert path of Wall, PointMaze and PushT)."""
 # Planners beyond the paper's three (their settings are ours): cem_best (CEM that keeps its best sample and
 # tries its current mean), hybrid (a few CEM iterations, then Adam from the elite mean) and multistart
-# (Adam from several starts at once, the lowest model cost kept).
-PLANNERS = ("gd", "adam", "cem", "cem_best", "hybrid", "multistart")
+# (Adam from several starts at once, the lowest model cost kept). The planners themselves, by name, are those
+# registered in wmplan.planning.registry.
 HYBRID_CEM_ITERATIONS, HYBRID_ADAM_STEPS = 3, 30
 MULTISTART_RESTARTS = 8
 

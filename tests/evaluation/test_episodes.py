@@ -247,7 +247,7 @@ def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
     assert MPCSettings(replans=4).resolve("pusht", 5) == MPCConfig(replans=4, execute=5)
     cfg = EvalConfig(planner="adam", mpc=True, episodes=2, settings=PlannerSettings(steps=2))
     summary = evaluate(tiny_run, cfg, None, progress=False)
-    assert summary["mpc_config"] == {"replans": 2, "execute": 5} and summary["planning_calls"] == 2
+    assert summary["mpc_config"] == {"replans": 2, "execute": 5, "hold": False} and summary["planning_calls"] == 2
 
 
 def test_the_summary_holds_exactly_the_declared_keys(tiny_run):

@@ -4,12 +4,12 @@ folders on disk spell them; and the one vocabulary of modes behind them."""
 
 import pytest
 
-from wmplan.config import PLANNERS
 from wmplan.evaluation.protocols import MODES, MPC, MPC_BOUNDED, OPEN, Mode, mode_named
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo import DemoScale, demo_cells, demo_scale
 from wmplan.experiments.study import StudySpec, study_cells
 from wmplan.experiments.sweep_spec import cell_record, cells_of, spec_from_dict
+from wmplan.planning.registry import planner_names
 from wmplan.tasks import TASKS
 
 MODELS = ("base", "online", "adversarial")
@@ -89,7 +89,7 @@ def test_the_sweep_names_its_cells_by_planner_mode_and_pair_seed(protocol):
     spec = spec_from_dict(
         {
             "models": {"base": "runs/a", "online": "runs/b"},
-            "planners": list(PLANNERS),
+            "planners": list(planner_names()),
             "modes": ["open", "mpc", "mpc_bounded"],
             "seeds": [99, 0],
             "protocol": protocol,

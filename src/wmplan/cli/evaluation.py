@@ -20,7 +20,9 @@ from wmplan.cli.flags import (
     add_set_flag,
 )
 from wmplan.cli_types import landscape_grid, non_negative_int, positive_int
-from wmplan.config import PLANNERS, REPORT_PAIR_SEED
+from wmplan.config import REPORT_PAIR_SEED
+from wmplan.evaluation.report import PAPER_PLANNERS
+from wmplan.planning.registry import planner_names, planner_title
 from wmplan.tracking import open_tracker
 
 
@@ -141,11 +143,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="plan with a trained model and score the plans in the simulator")
     add_run_flag(p, "run directory of a trained model, or a Hub id (alias --model, for torchrun)", alias="--model")
+    beyond = [f"{name} ({planner_title(name)})" for name in planner_names() if name not in PAPER_PLANNERS]
     p.add_argument(
         "--planner",
         required=True,
-        choices=PLANNERS,
-        help="the paper's gd, adam, cem; beyond it: cem_best, hybrid (CEM then Adam), multistart (Adam, 8 starts)",
+        choices=planner_names(),
+        help=f"the paper's {', '.join(PAPER_PLANNERS)}; beyond it: {', '.join(beyond)}",
     )
     p.add_argument("--mpc", action="store_true", help="receding horizon (default: open loop)")
     p.add_argument(

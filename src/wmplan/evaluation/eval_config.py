@@ -1,6 +1,7 @@
-"""What an eval plans with: the planner's settings (PlannerSettings), the MPC schedule (MPCSettings), the
-whole eval's config (EvalConfig, checked before any work) and the planner they build for a model of a task
-(build_planner), with the task's defaults (wmplan.tasks) wherever a setting is left None.
+"""What an eval plans with: the planner's settings (PlannerSettings, wmplan.planning.settings), the MPC schedule
+(MPCSettings), the whole eval's config (EvalConfig, checked before any work) and the planner they build for a
+model of a task (build_planner, by the planner's registry entry), with the task's defaults (wmplan.tasks) wherever
+a setting is left None.
 """
 
 from __future__ import annotations
@@ -10,114 +11,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wmplan.closed_loop import action_bounds
-from wmplan.config import (
-    CEM_SAMPLES,
-    CEM_TOPK,
-    GD_LR,
-    GD_NOISE,
-    GD_STEPS,
-    HYBRID_ADAM_STEPS,
-    HYBRID_CEM_ITERATIONS,
-    MAX_REPLANS,
-    MPC_MODEL_STEPS,
-    MULTISTART_RESTARTS,
-    PLAN_HORIZON,
-    PLANNERS,
-    REPORT_PAIR_SEED,
-    SEED_MAX,
-    check_finite,
-    check_ranges,
-)
+from wmplan.config import MAX_REPLANS, MPC_MODEL_STEPS, REPORT_PAIR_SEED, SEED_MAX, check_finite, check_ranges
 from wmplan.evaluation.protocols import check_protocol
 from wmplan.models.world_model import WorldModel
-from wmplan.planning import (
-    CEMConfig,
-    CEMPlanner,
-    GDConfig,
-    GDPlanner,
-    HybridConfig,
-    HybridPlanner,
-    objective_for,
-    task_planning,
-)
+from wmplan.planning import objective_for, task_planning
 from wmplan.planning.mpc import MPCConfig
 from wmplan.planning.objective import objective_mode
+from wmplan.planning.protocols import Planner
+from wmplan.planning.registry import PlanningSetup, planner_entry, planners_taking
+from wmplan.planning.settings import AROUND_THE_PLANNER, PlannerSettings
 from wmplan.precision import check_precision
 
-
-@dataclass
-class PlannerSettings:
-    """Planner knobs reachable as planner.<name>; None means the paper's default for the mode."""
-
-    lr: float | None = None
-    """GD/Adam step size (open loop 0.3, MPC 0.2)."""
-    steps: int | None = None
-    """GD/Adam steps (open loop 300, MPC 100; hybrid: 30 after its CEM iterations)."""
-    optimizer: str | None = None
-    """sgd or adam (default: from --planner)."""
-    noise: float = GD_NOISE
-    """GD/Adam: std of the noise added to the actions after each step."""
-    horizon: int = PLAN_HORIZON
-    """Model steps planned."""
-    samples: int = CEM_SAMPLES
-    """CEM samples per iteration."""
-    topk: int = CEM_TOPK
-    """CEM elites."""
-    iterations: int | None = None
-    """CEM iterations (default per task, wmplan.tasks: Wall and PointMaze 10, PushT 30; hybrid: 3)."""
-    bounded: bool = False
-    """Keep plans inside the task's action bounds (GD: projection; CEM: clipped samples)."""
-    init: str = "randn"
-    """GD/Adam initial actions: randn or zero."""
-    restarts: int | None = None
-    """GD/Adam starts optimised at once per episode, the lowest final model cost kept (default 1;
-    multistart: 8)."""
-    precision: str = "fp32"
-    """The predictor's precision while planning (wmplan.precision): fp32, auto (bf16 autocast where the
-    device multiplies bf16 faster) or bf16. The actions, the cost and the optimizer stay fp32."""
-    warm_steps: int | None = None
-    """GD/Adam steps of an MPC replan, which starts from the previous plan's tail (default: steps)."""
-    plateau: float = 0.0
-    """GD/Adam: stop once the mean model cost fell by less than this fraction over the last 10 steps (0: never)."""
-    objective: str | None = None
-    """Frames the cost scores: last (the horizon's final frame, the paper's) or all (every predicted
-    frame, later ones weighted more); default per task and mode (wmplan.tasks)."""
-
-
-PLANNER_CONFIGS: dict[str, tuple[type, ...]] = {
-    "gd": (GDConfig,),
-    "adam": (GDConfig,),
-    "multistart": (GDConfig,),
-    "cem": (CEMConfig,),
-    "cem_best": (CEMConfig,),
-    "hybrid": (CEMConfig, GDConfig),
-}
-"""The planners by name, each with the config classes of its stages in the order they run (build_planner): a
-planner.<field> applies to a planner one of whose configs has a field of that name."""
-AROUND_THE_PLANNER = ("objective", "precision")
-"""planner.<field> settings of what surrounds every planner (the cost it minimises, the model's precision)."""
-if set(PLANNER_CONFIGS) != set(PLANNERS):
-    raise RuntimeError(f"PLANNER_CONFIGS {sorted(PLANNER_CONFIGS)} must name the planners {PLANNERS}")
+# Each planner.<field> must change some planner (its registered stage configs) or surround them all.
 _unplaced = [
     f.name
     for f in dataclasses.fields(PlannerSettings)
-    if f.name not in AROUND_THE_PLANNER
-    and not any(f.name in {g.name for g in dataclasses.fields(c)} for c in (GDConfig, CEMConfig))
+    if f.name not in AROUND_THE_PLANNER and not any(planners_taking(f.name, mpc) for mpc in (False, True))
 ]
 if _unplaced:
-    raise RuntimeError(f"planner settings {_unplaced} belong to no planner config and are not AROUND_THE_PLANNER")
-
-
-def planners_taking(name: str, mpc: bool) -> list[str]:
-    """The planners that planner.<name> changes, open loop (mpc False) or under MPC."""
-    if name in AROUND_THE_PLANNER:
-        return list(PLANNER_CONFIGS)
-    takers = [
-        p for p, cfgs in PLANNER_CONFIGS.items() if any(name in {f.name for f in dataclasses.fields(c)} for c in cfgs)
-    ]
-    if name == "warm_steps" and not mpc:  # only a warm-started plan: an MPC replan, or a stage after another
-        takers = [p for p in takers if len(PLANNER_CONFIGS[p]) > 1]
-    return takers
+    raise RuntimeError(
+        f"planner settings {_unplaced} belong to no planner's stage config and are not AROUND_THE_PLANNER"
+    )
 
 
 @dataclass
@@ -154,7 +68,8 @@ class MPCSettings:
 @dataclass
 class EvalConfig:
     planner: str = "adam"
-    """gd (plain SGD, the paper's GD), adam or cem; beyond the paper: cem_best, hybrid, multistart."""
+    """A registered planner (wmplan.planning.registry): gd (plain SGD, the paper's GD), adam or cem; beyond the
+    paper: cem_best, hybrid, multistart."""
     mpc: bool = False
     """Receding horizon instead of open loop."""
     protocol: str = "fixed"
@@ -207,7 +122,8 @@ class EvalConfig:
                 raise ValueError(f"unknown planner.{name} {value!r}; choose {' or '.join(a for a in allowed if a)}")
         check_protocol(self.protocol, self.mpc)
         check_precision(self.settings.precision, "planner.precision")
-        if self.settings.topk > self.settings.samples:
+        # CEM's rule, asked of the planners that keep elites (a planner may draw samples without them)
+        if self.planner in planners_taking("topk", self.mpc) and self.settings.topk > self.settings.samples:
             raise ValueError(
                 f"planner.topk ({self.settings.topk}) cannot exceed planner.samples ({self.settings.samples})"
             )
@@ -228,7 +144,7 @@ def check_applicable(
     grid: bool = False,
 ) -> None:
     """Raise a ValueError naming a planner.<field> that none of `planners` reads in any of the modes `mpc`
-    (PLANNER_CONFIGS, planners_taking), or an mpc.<field> that no MPC mode reads under `protocol`
+    (planners_taking: their registered stage configs), or an mpc.<field> that no MPC mode reads under `protocol`
     (MPCSettings.fields_of), with the choice it does not fit. `grid`: worded for a sweep's planners and modes
     rather than eval's flags."""
     which = f"the sweep's planners {', '.join(planners)}" if grid else f"--planner {planners[0]}"
@@ -258,39 +174,17 @@ def check_applicable(
             )
 
 
-def build_planner(cfg: EvalConfig, model: WorldModel, task):
-    """The planner of an eval config for a model of `task`, with the task's action bounds."""
-    s, task_name = cfg.settings, model.dims.task
-    if cfg.planner not in PLANNERS:
-        raise ValueError(f"unknown planner {cfg.planner!r}; choose one of {', '.join(PLANNERS)}")
+def build_planner(cfg: EvalConfig, model: WorldModel, task) -> Planner:
+    """The planner of an eval config for a model of `task`, with the task's action bounds: built by its registry
+    entry (wmplan.planning.registry) from cfg.settings, with its own or the task's defaults where one is None."""
+    entry = planner_entry(cfg.planner)  # a ValueError lists the planners there are
+    task_name = model.dims.task
     low, high = action_bounds(model, task)
-    objective = objective_for(task_name, mode=s.objective or objective_mode(task_name, cfg.mpc))
-    mode = "mpc" if cfg.mpc else "open loop"
-    hybrid = cfg.planner == "hybrid"
-    iterations = HYBRID_CEM_ITERATIONS if hybrid else task_planning(task_name).cem_iterations
-    cem = CEMConfig(
-        samples=s.samples,
-        topk=s.topk,
-        iterations=s.iterations if s.iterations is not None else iterations,
-        horizon=s.horizon,
-        bounded=s.bounded,
-        keep_best=cfg.planner == "cem_best",
-    )
-    stages = PLANNER_CONFIGS[cfg.planner]
-    if GDConfig not in stages:
-        return CEMPlanner(cem, objective, low, high)
-    gd = GDConfig(
-        optimizer=s.optimizer or ("sgd" if cfg.planner == "gd" else "adam"),
-        lr=s.lr if s.lr is not None else GD_LR[mode],
-        steps=s.steps if s.steps is not None else HYBRID_ADAM_STEPS if hybrid else GD_STEPS[mode],
-        noise=s.noise,
-        horizon=s.horizon,
-        init=s.init,
-        bounded=s.bounded,
-        restarts=s.restarts if s.restarts is not None else MULTISTART_RESTARTS if cfg.planner == "multistart" else 1,
-        warm_steps=s.warm_steps,
-        plateau=s.plateau,
-    )
-    if CEMConfig in stages:
-        return HybridPlanner(HybridConfig(cem=cem, gd=gd), objective, low, high)
-    return GDPlanner(gd, objective, low, high)
+    objective = objective_for(task_name, mode=cfg.settings.objective or objective_mode(task_name, cfg.mpc))
+    planner = entry.build(cfg.settings, PlanningSetup(task_name, cfg.mpc, objective, low, high))
+    if not isinstance(planner, Planner) or not dataclasses.is_dataclass(planner.cfg):
+        raise TypeError(
+            f"the {cfg.planner} planner's entry built {type(planner).__name__!r}, which is no Planner with a dataclass "
+            "cfg (wmplan.planning.protocols: cfg, objective, last_costs, on_step, plan)"
+        )
+    return planner

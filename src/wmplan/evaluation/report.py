@@ -15,30 +15,16 @@ import numpy as np
 
 from wmplan.evaluation.protocols import MODES, MPC, MPC_BOUNDED, OPEN, Mode
 from wmplan.evaluation.summary import EvalSummary, seed_spread
+from wmplan.planning.registry import planner_colour, planner_names, planner_title
 from wmplan.tasks import task_spec
 
 Grid = dict[tuple[str, str, bool, bool], EvalSummary]
 """(model, planner, mpc, bounded) -> that cell's eval summary."""
 
-PLANNER_NAMES = {
-    "gd": "GD",
-    "adam": "Adam",
-    "cem": "CEM",
-    "cem_best": "CEM, best kept",
-    "hybrid": "CEM then Adam",
-    "multistart": "Adam, 8 starts",
-}
-PLANNER_COLOURS = {
-    "gd": "tab:blue",
-    "adam": "tab:orange",
-    "cem": "tab:green",
-    "cem_best": "tab:olive",
-    "hybrid": "tab:purple",
-    "multistart": "tab:red",
-}
 MODEL_NAMES = {"base": "base", "online": "Online WM", "adversarial": "Adversarial WM"}
 PAPER_PLANNERS = ("gd", "adam", "cem")
-"""The tables' columns: the paper's planners (the others appear in the efficiency plot)."""
+"""The tables' columns: the paper's planners (the others appear in the efficiency plot). Every planner's name and
+colour in a report are those its registry entry gives (wmplan.planning.registry: planner_title, planner_colour)."""
 
 
 def cell(summary: EvalSummary | None, distance: bool = False) -> str:
@@ -178,7 +164,9 @@ def efficiency_legend(grids: dict[str, Grid]) -> list[dict]:
     planners = {planner for _, planner, _, _ in cells}
     models = {model for model, _, _, _ in cells}
     modes = {Mode(mpc, bounded) for _, _, mpc, bounded in cells}
-    entries = [dict(color=c, marker="o", label=PLANNER_NAMES[p]) for p, c in PLANNER_COLOURS.items() if p in planners]
+    entries = [
+        dict(color=planner_colour(p), marker="o", label=planner_title(p)) for p in planner_names() if p in planners
+    ]
     if len(models) > 1:
         entries += [dict(color="grey", marker=m, label=MODEL_NAMES[k]) for k, m in MODEL_MARKERS.items() if k in models]
     if len(modes) > 1:
@@ -199,7 +187,7 @@ def plot_efficiency(grids: dict[str, Grid], path: Path, task: str, titles: dict[
     fig, axes = plt.subplots(1, len(grids), figsize=(5.2 * len(grids), 4.2), squeeze=False)
     for ax, (encoder, grid) in zip(axes[0], grids.items()):
         for (model, planner, mpc, bounded), s in grid.items():
-            colour = PLANNER_COLOURS.get(planner, "grey")
+            colour = planner_colour(planner)
             ax.scatter(
                 s["planning_seconds_total"],
                 100 * s["success_rate"],

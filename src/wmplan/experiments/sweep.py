@@ -43,7 +43,6 @@ from wmplan.evaluation.protocols import MODES, PROTOCOL_NOTES
 from wmplan.evaluation.report import (
     MODEL_NAMES,
     PAPER_PLANNERS,
-    PLANNER_NAMES,
     Grid,
     cell,
     reached_table,
@@ -53,6 +52,7 @@ from wmplan.evaluation.summary import EvalSummary, planned_by
 from wmplan.experiments import demo_grid
 from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cell_record, cells_of, eval_config
 from wmplan.experiments.workers import init_worker, pool_results
+from wmplan.planning.registry import planner_title
 from wmplan.training.trainer import config_differences
 from wmplan.writing import OutputError, atomic_write, claim_folder, remove_stray_files
 
@@ -266,7 +266,7 @@ def _other_planners(grid: Grid) -> str:
     if not planners:
         return ""
     lines = [
-        "| model | mode | " + " | ".join(PLANNER_NAMES.get(p, p) for p in planners) + " |",
+        "| model | mode | " + " | ".join(planner_title(p) for p in planners) + " |",
         "|---|---|" + "---|" * len(planners),
     ]
     for model in dict.fromkeys(key[0] for key in grid):

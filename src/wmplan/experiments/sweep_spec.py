@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import PLANNERS, apply_dataclass_overrides, cast_value, parse_set_args
+from wmplan.config import apply_dataclass_overrides, cast_value, parse_set_args
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings, check_applicable
 from wmplan.evaluation.protocols import MODES, check_protocol, mode_named
 from wmplan.experiments.cells import Cell
+from wmplan.planning.registry import planner_names
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -142,7 +143,7 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
         if not NAME.match(name):
             raise ValueError(f"model name {name!r} cannot name a folder; use letters, digits, '_', '-' and '.'")
     modes = tuple(mode.name for mode in MODES)
-    for key, given, allowed in (("planners", spec.planners, PLANNERS), ("modes", spec.modes, modes)):
+    for key, given, allowed in (("planners", spec.planners, planner_names()), ("modes", spec.modes, modes)):
         bad = [v for v in given if v not in allowed]
         if bad or not given:
             raise ValueError(f"sweep {key} {bad or given} unknown or empty; choose from {', '.join(allowed)}")

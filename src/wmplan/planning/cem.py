@@ -1,6 +1,7 @@
 """The cross-entropy method: sample action sequences, keep the best, refit a diagonal Gaussian.
 
-The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`.
+The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`. This module
+registers the planners cem and cem_best (CEM that keeps its best sample) (wmplan.planning.registry).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from wmplan.config import CEM_SAMPLES, CEM_TOPK, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
 from wmplan.planning.protocols import Dynamics, StepCallback
+from wmplan.planning.registry import PlannerEntry, PlanningSetup, register_planner
+from wmplan.planning.settings import PlannerSettings
+from wmplan.planning.task_defaults import task_planning
 
 
 @dataclass
@@ -102,3 +106,30 @@ class CEMPlanner:
             keep = best_costs < self.last_costs
             mean[keep], self.last_costs[keep] = best[keep], best_costs[keep]
         return mean
+
+
+def cem_stage(s: PlannerSettings, iterations: int, keep_best: bool = False) -> CEMConfig:
+    """The CEMConfig of the planner.<field> settings `s`, with the planner's own `iterations` where
+    planner.iterations is None."""
+    return CEMConfig(
+        samples=s.samples,
+        topk=s.topk,
+        iterations=s.iterations if s.iterations is not None else iterations,
+        horizon=s.horizon,
+        bounded=s.bounded,
+        keep_best=keep_best,
+    )
+
+
+def build_cem(s: PlannerSettings, setup: PlanningSetup) -> CEMPlanner:
+    cfg = cem_stage(s, task_planning(setup.task).cem_iterations)
+    return CEMPlanner(cfg, setup.objective, setup.action_low, setup.action_high)
+
+
+def build_cem_best(s: PlannerSettings, setup: PlanningSetup) -> CEMPlanner:
+    cfg = cem_stage(s, task_planning(setup.task).cem_iterations, keep_best=True)
+    return CEMPlanner(cfg, setup.objective, setup.action_low, setup.action_high)
+
+
+register_planner(PlannerEntry("cem", "CEM", "tab:green", (CEMConfig,), build_cem))
+register_planner(PlannerEntry("cem_best", "CEM, best kept", "tab:olive", (CEMConfig,), build_cem_best))

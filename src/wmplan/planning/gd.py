@@ -1,6 +1,8 @@
 """Gradient-based planning: optimise the action sequence through the differentiable world model.
 
-The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`.
+The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`. This module
+registers the planners gd (plain SGD, the paper's GD) and adam (wmplan.planning.registry); multistart runs this
+planner from several starts (wmplan.planning.multistart).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
 from wmplan.planning.protocols import Dynamics, StepCallback
+from wmplan.planning.registry import PlannerEntry, PlanningSetup, register_planner
+from wmplan.planning.settings import PlannerSettings
 
 
 @dataclass
@@ -121,3 +125,34 @@ class GDPlanner:
             result = result.view(b, k, h, -1)[torch.arange(b, device=device), pick]
             self.last_costs = costs.gather(1, pick[:, None])[:, 0]
         return result
+
+
+def gd_stage(
+    s: PlannerSettings, setup: PlanningSetup, optimizer: str = "adam", steps: int | None = None, restarts: int = 1
+) -> GDConfig:
+    """The GDConfig of the planner.<field> settings `s`; where one is None, the planner's own default given
+    here (its optimizer, its steps, else the paper's for the mode, its restarts) or the paper's step size."""
+    return GDConfig(
+        optimizer=s.optimizer or optimizer,
+        lr=s.lr if s.lr is not None else GD_LR[setup.mode],
+        steps=s.steps if s.steps is not None else steps if steps is not None else GD_STEPS[setup.mode],
+        noise=s.noise,
+        horizon=s.horizon,
+        init=s.init,
+        bounded=s.bounded,
+        restarts=s.restarts if s.restarts is not None else restarts,
+        warm_steps=s.warm_steps,
+        plateau=s.plateau,
+    )
+
+
+def build_gd(s: PlannerSettings, setup: PlanningSetup) -> GDPlanner:
+    return GDPlanner(gd_stage(s, setup, optimizer="sgd"), setup.objective, setup.action_low, setup.action_high)
+
+
+def build_adam(s: PlannerSettings, setup: PlanningSetup) -> GDPlanner:
+    return GDPlanner(gd_stage(s, setup), setup.objective, setup.action_low, setup.action_high)
+
+
+register_planner(PlannerEntry("gd", "GD", "tab:blue", (GDConfig,), build_gd))
+register_planner(PlannerEntry("adam", "Adam", "tab:orange", (GDConfig,), build_adam))

@@ -2,7 +2,8 @@
 
 CEM's samples explore where a gradient from a random start may stall; a handful of its iterations costs
 a fraction of CEM's full budget, and Adam then descends from its mean with far fewer steps than from
-noise. The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`.
+noise. The planner knows the model only through `rollout(z0, actions) -> Latent` and `action_dim`. This
+module registers it as the planner hybrid (wmplan.planning.registry).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import torch
 
 from wmplan.config import HYBRID_ADAM_STEPS, HYBRID_CEM_ITERATIONS
 from wmplan.models.world_model import Latent
-from wmplan.planning.cem import CEMConfig, CEMPlanner
-from wmplan.planning.gd import GDConfig, GDPlanner
+from wmplan.planning.cem import CEMConfig, CEMPlanner, cem_stage
+from wmplan.planning.gd import GDConfig, GDPlanner, gd_stage
 from wmplan.planning.objective import Generators, Objective
 from wmplan.planning.protocols import Dynamics, StepCallback
+from wmplan.planning.registry import PlannerEntry, PlanningSetup, register_planner
+from wmplan.planning.settings import PlannerSettings
 
 
 @dataclass
@@ -68,3 +71,14 @@ class HybridPlanner:
         actions = self.gd.plan(model, z0, goal, init=mean, generator=generator)
         self.last_costs = self.gd.last_costs
         return actions
+
+
+def build_hybrid(s: PlannerSettings, setup: PlanningSetup) -> HybridPlanner:
+    """Its own budgets where a setting is None: HYBRID_CEM_ITERATIONS, then HYBRID_ADAM_STEPS of Adam."""
+    cfg = HybridConfig(
+        cem=cem_stage(s, HYBRID_CEM_ITERATIONS), gd=gd_stage(s, setup, optimizer="adam", steps=HYBRID_ADAM_STEPS)
+    )
+    return HybridPlanner(cfg, setup.objective, setup.action_low, setup.action_high)
+
+
+register_planner(PlannerEntry("hybrid", "CEM then Adam", "tab:purple", (CEMConfig, GDConfig), build_hybrid))
