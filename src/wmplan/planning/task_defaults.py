@@ -23,6 +23,8 @@ def check_planning(name: str, p: TaskPlanning) -> None:
         )
     if p.cem_iterations < 1:
         raise ValueError(f"{name}: cem_iterations must be at least 1, got {p.cem_iterations}")
+    if p.chosen_on not in ("tuning", "report", "unsearched"):
+        raise ValueError(f"{name}: chosen_on must be tuning, report or unsearched, got {p.chosen_on!r}")
 
 
 for _name, _spec in TASKS.items():
