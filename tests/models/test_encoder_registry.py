@@ -155,3 +155,26 @@ def test_the_builtin_entries_say_what_the_code_used_to_list():
     assert encoder_title(TOY) == TOY  # a report of runs made with an encoder not registered now: its name
     with pytest.raises(CommandLineError, match=f"invalid choice: '{TOY}'"):
         build_parser().parse_args(["train", "--data", "d", "--out", "o", "--encoder", TOY])
+
+
+def test_a_setting_of_another_encoder_is_no_difference_to_a_runs_config():
+    from wmplan.config import apply_overrides, preset
+    from wmplan.training.trainer import resume_conflicts
+
+    conv = apply_overrides(preset("tiny", "wall"), {"model.encoder.name": "conv"})
+    stored = conv.to_dict()
+    for other in ("model.encoder.jepa_dim", "model.encoder.patch_grid", "model.encoder.dinov2_image_size"):
+        changed = apply_overrides(conv, {other: 16})
+        assert resume_conflicts(stored, changed) == [], other
+    assert resume_conflicts(stored, apply_overrides(conv, {"model.encoder.keypoints": 4})) == [
+        "model.encoder.keypoints"
+    ]
+    assert resume_conflicts(stored, apply_overrides(conv, {"model.encoder.pretrain_steps": 7})) == [
+        "model.encoder.pretrain_steps"
+    ]
+    state = apply_overrides(conv, {"model.encoder.name": "state"})  # reads no encoder setting at all
+    assert resume_conflicts(state.to_dict(), apply_overrides(state, {"model.encoder.pretrain_steps": 7})) == []
+    jepa = apply_overrides(conv, {"model.encoder.name": "jepa"})
+    assert resume_conflicts(jepa.to_dict(), apply_overrides(jepa, {"model.encoder.jepa_dim": 8})) == [
+        "model.encoder.jepa_dim"
+    ]

@@ -374,5 +374,6 @@ register_encoder(
         build_dinov2_encoder,
         restore=restore_dinov2_encoder,
         needs_weights=True,
+        settings=("dinov2_weights", "dinov2_image_size"),
     )
 )

@@ -96,6 +96,14 @@ class EncoderEntry:
     """Its own EncoderConfig fields that must be above 0 (RunConfig.check)."""
     needs_weights: bool = False
     """Building it needs weights from outside the dataset (dinov2's), which `wmplan demo` does not fetch."""
+    settings: tuple[str, ...] = ()
+    """The EncoderConfig fields it reads beyond those it bounds (minimums, positive): together they are the
+    settings that make two of its runs differ. A change of another encoder's setting (or of a default of one)
+    leaves its runs as they are (trainer.resume_conflicts)."""
+
+    def reads(self) -> set[str]:
+        """Every EncoderConfig field this encoder reads (its name aside)."""
+        return {*self.settings, *self.minimums, *self.positive}
 
 
 BUILTIN_MODULES = (
@@ -122,6 +130,14 @@ def _load_builtins() -> None:
     except BaseException:
         _loaded = False
         raise
+
+
+def unread_settings(name: str) -> set[str]:
+    """The EncoderConfig fields that the encoder `name` does not read: differences in them between two of its
+    runs' configs are no differences."""
+    from wmplan.config import EncoderConfig
+
+    return {f.name for f in dataclasses.fields(EncoderConfig)} - {"name"} - encoder_entry(name).reads()
 
 
 def register_encoder(entry: EncoderEntry) -> EncoderEntry:

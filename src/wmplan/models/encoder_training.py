@@ -48,6 +48,8 @@ def half_resolution(images: torch.Tensor) -> torch.Tensor:
 
 
 MEAN_IMAGE_FRAMES = 4096  # frames averaged into the encoder's mean image
+PRETRAIN_SETTINGS = ("pretrain_steps", "pretrain_batch", "pretrain_lr", "pretrain_frames")
+"""The EncoderConfig fields of a pretraining on the task's frames (conv, patch)."""
 
 
 class KeypointDecoder(nn.Module):
@@ -201,5 +203,6 @@ register_encoder(
         build_conv_encoder,
         pretraining=Pretraining(pretrain_conv_encoder, conv_pretraining_inputs),
         minimums={"keypoints": 1},
+        settings=PRETRAIN_SETTINGS,
     )
 )

@@ -161,5 +161,6 @@ register_encoder(
         pretraining=Pretraining(pretrain_jepa_encoder, jepa_pretraining_inputs),
         minimums={"jepa_tokens": 1, "jepa_dim": 1},
         positive=("jepa_sigreg_weight",),  # without it the latents collapse
+        settings=("pretrain_steps", "pretrain_batch", "pretrain_lr"),  # whole windows: no pretrain_frames
     )
 )

@@ -30,7 +30,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wmplan.models.encoder_registry import EncoderEntry, Pretraining, PretrainingData, register_encoder
-from wmplan.models.encoder_training import CPU, MEAN_IMAGE_FRAMES, pretraining_frames, reinitialise, step_and_report
+from wmplan.models.encoder_training import (
+    CPU,
+    MEAN_IMAGE_FRAMES,
+    PRETRAIN_SETTINGS,
+    pretraining_frames,
+    reinitialise,
+    step_and_report,
+)
 from wmplan.models.encoders import images_to_float, numpy_to_tensor
 from wmplan.models.patch_encoder import PatchEncoder
 
@@ -222,5 +229,13 @@ register_encoder(
         build_patch_encoder,
         pretraining=Pretraining(pretrain_patch_encoder, patch_pretraining_inputs),
         minimums={"patch_pool": 1},
+        settings=(
+            *PRETRAIN_SETTINGS,
+            "patch_grid",
+            "patch_dim",
+            "patch_context_sigma",
+            "patch_rank_weight",
+            "patch_rarity_power",
+        ),
     )
 )

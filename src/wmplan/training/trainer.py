@@ -34,7 +34,7 @@ from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
 from wmplan.envs import make_task
 from wmplan.envs.registry import task_type
-from wmplan.models.encoder_registry import Encoder, encoder_entry
+from wmplan.models.encoder_registry import Encoder, encoder_entry, unread_settings
 from wmplan.models.encoders import distance_spearman
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
@@ -169,8 +169,14 @@ RESUME_MAY_CHANGE = ("train.epochs", "train.device", "data.path")
 
 
 def resume_conflicts(stored: dict, cfg: RunConfig) -> list[str]:
-    """Keys in which `cfg` differs from a run's stored config beyond what a resume may change."""
-    return [k for k in config_differences(stored_settings(stored), cfg.to_dict()) if k not in RESUME_MAY_CHANGE]
+    """Keys in which `cfg` differs from a run's stored config beyond what a resume may change; settings of
+    encoders other than the run's own are no difference (a new default of jepa's leaves a conv run as it is)."""
+    unread = {f"model.encoder.{name}" for name in unread_settings(cfg.model.encoder.name)}
+    return [
+        k
+        for k in config_differences(stored_settings(stored), cfg.to_dict())
+        if k not in RESUME_MAY_CHANGE and k not in unread
+    ]
 
 
 def config_differences(stored: dict, asked: dict, prefix: str = "") -> list[str]:
