@@ -18,10 +18,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from wmplan.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,21 +116,7 @@ BUILTIN_MODULES = (
 )
 """The modules that register wmplan's own encoders; their order is the order names are listed in."""
 
-_ENTRIES: dict[str, EncoderEntry] = {}
-_loaded = False
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True  # first: a module that looks an entry up while it is imported must not import them again
-    try:
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
-    except BaseException:
-        _loaded = False
-        raise
+_REGISTRY: Registry[EncoderEntry] = Registry("encoder", BUILTIN_MODULES, " (model.encoder.name, --encoder)")
 
 
 def unread_settings(name: str) -> set[str]:
@@ -146,10 +133,6 @@ def register_encoder(entry: EncoderEntry) -> EncoderEntry:
     another encoder bounds otherwise."""
     from wmplan.config import RUN_MINIMUMS, RUN_POSITIVE, EncoderConfig
 
-    if not entry.name or entry.name in _ENTRIES:
-        raise ValueError(
-            f"an encoder named {entry.name!r} is already registered (or the name is empty); choose another"
-        )
     fields = {f.name for f in dataclasses.fields(EncoderConfig)}
     for setting in [*entry.minimums, *entry.positive]:
         if setting not in fields:
@@ -162,48 +145,36 @@ def register_encoder(entry: EncoderEntry) -> EncoderEntry:
                 f"encoder {entry.name!r} gives a range for model.encoder.{setting}, which config.py bounds for "
                 "every encoder; give ranges of its own settings only"
             )
-    for other in _ENTRIES.values():
+    for other in _REGISTRY.registered():
         for setting in set(entry.minimums) & set(other.minimums):
             if entry.minimums[setting] != other.minimums[setting]:
                 raise ValueError(
                     f"encoder {entry.name!r} bounds model.encoder.{setting} below by {entry.minimums[setting]}, "
                     f"encoder {other.name!r} by {other.minimums[setting]}; give it one least value"
                 )
-    _ENTRIES[entry.name] = entry
-    return entry
+    return _REGISTRY.add(entry)
 
 
 def unregister_encoder(name: str) -> None:
     """Remove the encoder `name` (a KeyError if none is registered under it)."""
-    del _ENTRIES[name]
-
-
-def _order(entry: EncoderEntry) -> int:
-    module = getattr(entry.build, "__module__", None)
-    return BUILTIN_MODULES.index(module) if module in BUILTIN_MODULES else len(BUILTIN_MODULES)
+    _REGISTRY.remove(name)
 
 
 def encoder_names() -> tuple[str, ...]:
     """Every registered encoder: wmplan's own in the order of BUILTIN_MODULES, then the others as registered."""
-    _load_builtins()
-    return tuple(e.name for e in sorted(_ENTRIES.values(), key=_order))  # sorted is stable: registration order
+    return _REGISTRY.names()
 
 
 def encoder_entry(name: str) -> EncoderEntry:
     """The entry of the encoder `name`; a ValueError lists the names there are."""
-    _load_builtins()
-    if name not in _ENTRIES:
-        raise ValueError(
-            f"unknown encoder {name!r}; choose one of {', '.join(encoder_names())} (model.encoder.name, --encoder)"
-        )
-    return _ENTRIES[name]
+    return _REGISTRY.get(name)
 
 
 def encoder_title(name: str) -> str:
     """The report title of the encoder `name`; the name itself where none is registered under it (a report
     of runs made with an encoder this installation lacks)."""
-    _load_builtins()
-    return _ENTRIES[name].title if name in _ENTRIES else name
+    entry = _REGISTRY.find(name)
+    return entry.title if entry is not None else name
 
 
 def encoder_ranges() -> tuple[dict[str, float], tuple[str, ...]]:
@@ -212,7 +183,7 @@ def encoder_ranges() -> tuple[dict[str, float], tuple[str, ...]]:
     minimums: dict[str, float] = {}
     positive: list[str] = []
     for name in encoder_names():
-        entry = _ENTRIES[name]
+        entry = _REGISTRY.get(name)
         minimums |= {f"model.encoder.{k}": low for k, low in entry.minimums.items()}
         positive += [f"model.encoder.{k}" for k in entry.positive if f"model.encoder.{k}" not in positive]
     return minimums, tuple(positive)

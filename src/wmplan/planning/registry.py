@@ -18,13 +18,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wmplan.planning.settings import AROUND_THE_PLANNER, WARM_START_ONLY, PlannerSettings
+from wmplan.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -82,28 +82,12 @@ listed in: --planner's choices, error messages, the efficiency plot's legend."""
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 """A planner's name: it names result folders (`adam_mpc_seed99`) and a CLI choice."""
 
-_ENTRIES: dict[str, PlannerEntry] = {}
-_loaded = False
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True  # first: a module that looks an entry up while it is imported must not import them again
-    try:
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
-    except BaseException:
-        _loaded = False
-        raise
+_REGISTRY: Registry[PlannerEntry] = Registry("planner", BUILTIN_MODULES)
 
 
 def register_planner(entry: PlannerEntry) -> PlannerEntry:
     """Add `entry` under its name; returns it. A ValueError names a name already taken or unfit for a folder,
     stages that are not dataclasses, or a colour another planner's dots have."""
-    if entry.name in _ENTRIES:
-        raise ValueError(f"a planner named {entry.name!r} is already registered; choose another")
     if not NAME.match(entry.name):
         raise ValueError(
             f"planner name {entry.name!r} cannot name a result folder; use lower-case letters, digits and '_', "
@@ -113,50 +97,40 @@ def register_planner(entry: PlannerEntry) -> PlannerEntry:
         raise ValueError(
             f"planner {entry.name!r} must give the dataclass configs of its stages (stages), got {entry.stages!r}"
         )
-    for other in _ENTRIES.values():
-        if other.colour == entry.colour:
+    for other in _REGISTRY.registered():
+        if other.colour == entry.colour and other.name != entry.name:
             raise ValueError(
                 f"planner {entry.name!r} takes the colour {entry.colour!r} of planner {other.name!r}; choose another"
             )
-    _ENTRIES[entry.name] = entry
-    return entry
+    return _REGISTRY.add(entry)
 
 
 def unregister_planner(name: str) -> None:
     """Remove the planner `name` (a KeyError if none is registered under it)."""
-    del _ENTRIES[name]
-
-
-def _order(entry: PlannerEntry) -> int:
-    module = getattr(entry.build, "__module__", None)
-    return BUILTIN_MODULES.index(module) if module in BUILTIN_MODULES else len(BUILTIN_MODULES)
+    _REGISTRY.remove(name)
 
 
 def planner_names() -> tuple[str, ...]:
     """Every registered planner: wmplan's own in the order of BUILTIN_MODULES, then the others as registered."""
-    _load_builtins()
-    return tuple(e.name for e in sorted(_ENTRIES.values(), key=_order))  # sorted is stable: registration order
+    return _REGISTRY.names()
 
 
 def planner_entry(name: str) -> PlannerEntry:
     """The entry of the planner `name`; a ValueError lists the names there are."""
-    _load_builtins()
-    if name not in _ENTRIES:
-        raise ValueError(f"unknown planner {name!r}; choose one of {', '.join(planner_names())}")
-    return _ENTRIES[name]
+    return _REGISTRY.get(name)
 
 
 def planner_title(name: str) -> str:
     """The report name of the planner `name`; the name itself where none is registered under it (a report of
     results planned by a planner this installation lacks)."""
-    _load_builtins()
-    return _ENTRIES[name].title if name in _ENTRIES else name
+    entry = _REGISTRY.find(name)
+    return entry.title if entry is not None else name
 
 
 def planner_colour(name: str) -> str:
     """The efficiency plot's colour of the planner `name`; grey where none is registered under it."""
-    _load_builtins()
-    return _ENTRIES[name].colour if name in _ENTRIES else "grey"
+    entry = _REGISTRY.find(name)
+    return entry.colour if entry is not None else "grey"
 
 
 def _first_stage_reading(entry: PlannerEntry, setting: str, warm_only: bool) -> int | None:
@@ -174,5 +148,5 @@ def planners_taking(name: str, mpc: bool) -> list[str]:
     if name in AROUND_THE_PLANNER:
         return list(planner_names())
     warm_only = name in WARM_START_ONLY and not mpc
-    stage = {p: _first_stage_reading(_ENTRIES[p], name, warm_only) for p in planner_names()}
+    stage = {p: _first_stage_reading(_REGISTRY.get(p), name, warm_only) for p in planner_names()}
     return sorted((p for p, i in stage.items() if i is not None), key=lambda p: stage[p] or 0)
