@@ -53,9 +53,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def demo_encoders(text: str) -> list[str]:
     """--encoders: names of registered encoders, comma-separated, none twice; not one that needs weights from
     outside the dataset (dinov2's), which a demo does not fetch."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = [n.strip() for n in text.split(",")]  # an empty name ("conv,") is refused, as in every list flag
     allowed = [e for e in encoder_names() if not encoder_entry(e).needs_weights]
-    if not names or set(names) - set(allowed) or len(set(names)) != len(names):
+    if set(names) - set(allowed) or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
             f"{text!r}: give distinct encoders among {', '.join(allowed)}, comma-separated"
         )
