@@ -22,9 +22,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from wmplan.config import REPORT_PAIR_SEED
+from wmplan.config import REPORT_PAIR_SEED, apply_dataclass_overrides
+from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
 from wmplan.evaluation.protocols import OPEN, Mode, check_protocol
 
 
@@ -55,3 +58,18 @@ class Cell:
             + ("_paper" if self.protocol == "paper" else "")
             + (f"_{self.objective}" if self.objective else "")
         )
+
+    def eval_config(self, episodes: int, planner: Mapping[str, Any] = {}, mpc: Mapping[str, Any] = {}) -> EvalConfig:
+        """The cell's eval: its planner, mode (bounded plans), protocol, objective mode and pairs, on `episodes`
+        pairs, with a grid's planner.<field> and mpc.<field> settings."""
+        cfg = EvalConfig(
+            planner=self.planner,
+            mpc=self.mode.mpc,
+            protocol=self.protocol,
+            episodes=episodes,
+            seed=self.pair_seed,
+            settings=PlannerSettings(bounded=self.mode.bounded, objective=self.objective),
+        )
+        apply_dataclass_overrides(cfg.settings, dict(planner or {}), "planner")
+        apply_dataclass_overrides(cfg.mpc_settings, dict(mpc or {}), "mpc")
+        return cfg

@@ -155,21 +155,6 @@ def demo_cells(env: str, scale: DemoScale) -> dict[tuple, tuple[str, Cell]]:
     return cells
 
 
-def cell_config(scale: DemoScale, cell: Cell) -> EvalConfig:
-    """A demo cell's eval: its planner, mode, protocol and objective mode, on the scale's pairs and budgets."""
-    cfg = EvalConfig(
-        planner=cell.planner,
-        mpc=cell.mode.mpc,
-        protocol=cell.protocol,
-        episodes=scale.episodes,
-        seed=cell.pair_seed,
-        settings=PlannerSettings(bounded=cell.mode.bounded, objective=cell.objective),
-    )
-    apply_dataclass_overrides(cfg.settings, scale.planner, "planner")
-    apply_dataclass_overrides(cfg.mpc_settings, scale.mpc, "mpc")
-    return cfg
-
-
 REFERENCE_FOLDERS = {"open loop": "reference", "fixed": "reference_mpc_fixed", "paper": "reference_mpc_paper"}
 """Where the demo writes the simulator reference of each mode (open loop, MPC under either protocol)."""
 
@@ -272,7 +257,11 @@ def run_demo(
                     progress,
                 )
             jobs = {
-                key: (runs[model], cell_config(scale, cell), evals / model / cell.name)
+                key: (
+                    runs[model],
+                    cell.eval_config(scale.episodes, scale.planner, scale.mpc),
+                    evals / model / cell.name,
+                )
                 for key, (model, cell) in cells.items()
             }
             done = timed(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)

@@ -38,11 +38,9 @@ from wmplan.config import (
     REPORT_PAIR_SEED,
     AdversarialConfig,
     RunConfig,
-    apply_dataclass_overrides,
     apply_overrides,
     preset,
 )
-from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOLS, cell_protocol, check_protocol
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.cells import Cell
@@ -190,7 +188,11 @@ def run_study(
             overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
             finetune_once(runs / "base", runs / name, method, overrides, progress)
         jobs = {
-            (name, cell.name): (runs / name, cell_config(spec, cell), out / "eval" / f"seed{seed}" / name / cell.name)
+            (name, cell.name): (
+                runs / name,
+                cell.eval_config(spec.episodes, spec.planner),
+                out / "eval" / f"seed{seed}" / name / cell.name,
+            )
             for name in models
             for cell in study_cells(spec)
         }
@@ -223,19 +225,6 @@ def study_cells(spec: StudySpec) -> list[Cell]:
         for planner, mode in CELLS
         for protocol in (spec.protocols if mode.mpc else ["fixed"])  # open loop: one plan under either protocol
     ]
-
-
-def cell_config(spec: StudySpec, cell: Cell) -> EvalConfig:
-    """A study cell's eval: its planner, mode, protocol and pairs, with the spec's planner settings."""
-    cfg = EvalConfig(
-        planner=cell.planner,
-        mpc=cell.mode.mpc,
-        episodes=spec.episodes,
-        seed=cell.pair_seed,
-        protocol=cell.protocol,
-    )
-    apply_dataclass_overrides(cfg.settings, spec.planner, "planner")
-    return cfg
 
 
 def _outcomes(summary: EvalSummary) -> dict[str, Any]:
