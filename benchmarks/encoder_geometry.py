@@ -21,12 +21,15 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from wmplan.config import apply_overrides, parse_set_args, preset
+from wmplan.config import apply_overrides, preset
 from wmplan.data.store import TrajectoryStore
 from wmplan.envs import make_task
+from wmplan.models.encoder_build import build_encoder
 from wmplan.models.encoders import distance_spearman, encode_images, random_pairs
-from wmplan.models.world_model import WorldModel, build_encoder
-from wmplan.training.trainer import TrainingData, latent_spearman, prepare_encoder
+from wmplan.models.world_model import WorldModel
+from wmplan.overrides import parse_set_args
+from wmplan.training.encoder_stage import latent_spearman, prepare_encoder
+from wmplan.training.trainer import TrainingData
 
 
 def true_distance(task, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmplan.config import apply_dataclass_overrides
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.paired import success_difference
 from wmplan.evaluation.report import plot_efficiency
+from wmplan.overrides import apply_dataclass_overrides
 
 KNOBS = {"gd": "steps", "adam": "steps", "multistart": "steps", "hybrid": "steps", "cem_best": "iterations"}
 """Each planner's budget knob (planner.<knob>): the count that its planning time grows with."""

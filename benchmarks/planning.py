@@ -58,9 +58,9 @@ def seconds(fn, repeats: int = 1) -> float:
 
 def mpc_comparison(runs: Path, episodes: int, gradient_set: list[str]) -> dict:
     """Adam + MPC against CEM + MPC on the trained base models under `runs`, same pairs, same process."""
-    from wmplan.config import apply_dataclass_overrides, parse_set_args
     from wmplan.evaluation.episodes import evaluate
     from wmplan.evaluation.eval_config import EvalConfig
+    from wmplan.overrides import apply_dataclass_overrides, parse_set_args
 
     encoders = sorted(p.parent.parent.name for p in runs.glob("*/base/config.json"))
     pixel = [e for e in encoders if e != "state"]

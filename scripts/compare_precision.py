@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmplan.config import apply_dataclass_overrides
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.multiple import holm
 from wmplan.evaluation.paired import success_difference
+from wmplan.overrides import apply_dataclass_overrides
 
 MODELS = ("base", "online", "adversarial")
 

@@ -6,7 +6,7 @@ budget under both protocols (a budget is informative where a perfect model succe
 
 Each grid entry is `<protocol>:<key>=<values>;...` (protocol open, fixed or paper; keys: samples, topk,
 iterations, horizon of the CEM budget, replans, execute, max_replans of the MPC schedule); every
-combination runs on the tuning pairs (config.TUNING_PAIR_SEED), none of which a report evaluates on.
+combination runs on the tuning pairs (defaults.TUNING_PAIR_SEED), none of which a report evaluates on.
 Rows already in --out are kept, so an interrupted search resumes.
 """
 
@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from wmplan.config import TUNING_PAIR_SEED
+from wmplan.defaults import TUNING_PAIR_SEED
 from wmplan.evaluation.eval_config import MPCSettings
 from wmplan.experiments.sim_cem import SimBudget, cem_reference
 

@@ -4,7 +4,7 @@ objective mode, on one trained run; the evidence for the objective modes in wmpl
     python scripts/tune_defaults.py --run results/wall50/runs/conv/base --episodes 50 \
         --out docs/results/ceilings/wall_objective_tuning.json [--set mpc.execute=5]
 
-Every cell plans the tuning pairs (config.TUNING_PAIR_SEED), which no report evaluates on, under the
+Every cell plans the tuning pairs (defaults.TUNING_PAIR_SEED), which no report evaluates on, under the
 fixed protocol; `--set mpc.<field>` sets the MPC schedule of every cell (default: the task's). Rows
 already in --out are kept, so an interrupted run resumes.
 """
@@ -15,9 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-from wmplan.config import TUNING_PAIR_SEED, apply_dataclass_overrides, parse_set_args
+from wmplan.defaults import TUNING_PAIR_SEED
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
+from wmplan.overrides import apply_dataclass_overrides, parse_set_args
 
 
 def main() -> None:

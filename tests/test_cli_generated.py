@@ -24,8 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wmplan.cli import build_parser, main
-from wmplan.config import RunConfig, valid_keys
+from wmplan.config import RunConfig
 from wmplan.data.collect import collect
+from wmplan.overrides import valid_keys
 
 EXAMPLES = settings(max_examples=60, deadline=None)
 

@@ -2,7 +2,7 @@
 
 The package is split by concern, and imports flow downward only:
 cli -> experiments -> evaluation / training -> planning -> models -> data -> envs
-(writing.py and config.py, at the bottom, serve every layer).
+(writing.py, config.py, defaults.py, overrides.py and range_checks.py, at the bottom, serve every layer).
 """
 
 import os

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from wmplan.config import SEED_MAX
+from wmplan.defaults import SEED_MAX
 
 WHOLE = re.compile(r"^[+-]?\d+$")
 

@@ -42,14 +42,15 @@ def reset(task, state: np.ndarray, layout: np.ndarray | None = None) -> None:
 
 
 @torch.no_grad()
-def encode_frames(model: WorldModel, obs: np.ndarray, state: np.ndarray, proprio: np.ndarray) -> Latent:
-    """Latent (B, T, ...) of raw frames: obs uint8 (B, T, H, W, 3), state (B, T, S), proprio raw (B, T, P)."""
+def encode_frames(model: WorldModel, obs: np.ndarray | None, state: np.ndarray | None, proprio: np.ndarray) -> Latent:
+    """Latent (B, T, ...) of raw frames: obs uint8 (B, T, H, W, 3), state (B, T, S), proprio raw (B, T, P).
+    The one of obs and state that the model's encoder does not read may be None (a state encoder reads state)."""
     device = model_device(model)
     p = model.normalizer.normalize_proprio(proprio.astype(np.float32)).astype(np.float32)
     return model.encode(
-        obs=torch.as_tensor(obs, device=device),
+        obs=None if obs is None else torch.as_tensor(obs, device=device),
         proprio=torch.as_tensor(p, device=device),
-        state=torch.as_tensor(state, dtype=torch.float32, device=device),
+        state=None if state is None else torch.as_tensor(state, dtype=torch.float32, device=device),
     )
 
 

@@ -1,6 +1,8 @@
 """Dataclass configs for training runs, with presets and `--set key=value` overrides.
 
-Every field has a docstring; `valid_keys(RunConfig())` lists the dotted keys `--set` accepts.
+Every field has a docstring; `valid_keys(RunConfig())` (wmplan.overrides) lists the dotted keys `--set`
+accepts. The numbers every stage shares are in wmplan.defaults, the range checks in wmplan.range_checks, and
+the casting of loose values to typed settings in wmplan.overrides.
 
 Example:
     >>> cfg = preset("tiny", task="wall")
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wmplan.defaults import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON, SEED_MAX
+from wmplan.overrides import cast_value, dataclass_from_dict, valid_keys
 from wmplan.precision import check_precision
+from wmplan.range_checks import check_finite, check_ranges
 from wmplan.tasks import task_spec
 
 
@@ -37,35 +40,6 @@ class DataConfig:
     """Share of episodes held out for validation (split by episode)."""
     split_seed: int = 0
     """Seed of the train/val split."""
-
-
-# The planners' defaults (PAPER.md, "Planners"), written once: GDConfig, CEMConfig, eval's PlannerSettings,
-# online finetuning, the gap and the landscape read them. GD/Adam take another step size and budget under MPC.
-PLAN_HORIZON = 5
-"""Model steps a plan covers."""
-GD_LR = {"open loop": 0.3, "mpc": 0.2}
-GD_STEPS = {"open loop": 300, "mpc": 100}
-GD_NOISE = 0.003
-"""Std of the Gaussian noise added to the actions after each GD/Adam step."""
-CEM_SAMPLES, CEM_TOPK = 300, 30
-MPC_MODEL_STEPS = 10
-"""Fixed protocol: model steps an MPC episode executes in all (replans x model steps executed from each plan)."""
-SEED_MAX = 2**32 - 1
-"""The largest seed any command takes (numpy's and torch's seeds hold it; the random streams derived from it,
-seed x 1_000_003 + index, stay inside torch's 64 bits)."""
-REPORT_PAIR_SEED = 99
-"""Seed of the start/goal pairs every report evaluates on (`wmplan eval --seed`'s default)."""
-TUNING_PAIR_SEED = 7
-"""Seed of the start/goal pairs on which per-task planning defaults are chosen; no report evaluates on them."""
-MAX_REPLANS = 20
-"""Paper protocol: the most planning calls an episode makes (20 plans of 5 model steps: 500 env steps at
-frameskip 5, several times the longest expert path of Wall, PointMaze and PushT)."""
-# Planners beyond the paper's three (their settings are ours): cem_best (CEM that keeps its best sample and
-# tries its current mean), hybrid (a few CEM iterations, then Adam from the elite mean) and multistart
-# (Adam from several starts at once, the lowest model cost kept). The planners themselves, by name, are those
-# registered in wmplan.planning.registry.
-HYBRID_CEM_ITERATIONS, HYBRID_ADAM_STEPS = 3, 30
-MULTISTART_RESTARTS = 8
 
 
 @dataclass
@@ -256,7 +230,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        return _from_dict(cls, stored_settings(values), "")
+        return dataclass_from_dict(cls, stored_settings(values), "")
 
     def check(self) -> RunConfig:
         """Raise a ValueError naming the first setting out of its range (every number finite, RUN_MINIMUMS,
@@ -337,84 +311,6 @@ def stored_settings(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "train": train}
 
 
-def check_ranges(
-    obj: Any,
-    minimums: Mapping[str, float],
-    positive: tuple[str, ...] = (),
-    names: dict[str, str] | None = None,
-    *,
-    maximums: Mapping[str, float] | None = None,
-    prefix: str = "",
-) -> None:
-    """ValueError naming the first dotted key of `obj` below its minimum, not above 0, above its maximum or
-    infinite (a None value means "the default" and passes; NaN fails every test). `names` renames a key's
-    first part in the message to what the user typed (e.g. mpc_settings -> mpc); `prefix` goes before it."""
-    bounds = [*((k, low, None) for k, low in minimums.items()), *((k, None, None) for k in positive)]
-    for key, low, high in [*bounds, *((k, None, high) for k, high in (maximums or {}).items())]:
-        v = obj
-        for part in key.split("."):
-            v = getattr(v, part)
-        if v is None:
-            continue
-        head, *rest = key.split(".")
-        shown = prefix + ".".join([(names or {}).get(head, head), *rest])
-        if isinstance(v, float) and math.isinf(v):
-            raise ValueError(f"{shown} must be a finite number, got {v!r}")
-        if high is not None and not v <= high:
-            raise ValueError(f"{shown} must be at most {high}, got {v!r}")
-        if high is None and low is None and not v > 0:
-            raise ValueError(f"{shown} must be above 0, got {v!r}")
-        if low is not None and not v >= low:
-            raise ValueError(f"{shown} must be at least {low}, got {v!r}")
-
-
-def check_finite(obj: Any, names: dict[str, str] | None = None, prefix: str = "") -> None:
-    """ValueError naming the first float setting of the dataclass `obj` (nested ones and tuples included)
-    that is NaN or infinite: no setting of ours means anything there. `names` as in check_ranges."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        shown = prefix + (names or {}).get(f.name, f.name)
-        if dataclasses.is_dataclass(value):
-            check_finite(value, prefix=shown + ".")
-            continue
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"{shown} must be a finite number, got {value!r}")
-
-
-def check_interval(low_key: str, low: float, high_key: str, high: float, *, strict: bool = False) -> None:
-    """ValueError naming both settings when `low` lies above `high` (or, `strict`, is not below it)."""
-    if low > high or (strict and low == high):
-        raise ValueError(
-            f"{low_key} ({low}) must be {'below' if strict else 'at most'} {high_key} ({high}), the range they bound"
-        )
-
-
-def _from_dict(cls, values: dict[str, Any], prefix: str):
-    """`cls` from a (JSON) dict, each value cast to its field's type; a ValueError names a key that is
-    unknown, of the wrong type, or a table where a value belongs (or the reverse)."""
-    if not isinstance(values, dict):
-        raise ValueError(
-            f"config key {prefix.rstrip('.') or '(top level)'} must be a table of settings, got {values!r}"
-        )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(prefix + k for k in unknown)}")
-    types = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        factory = fields[name].default_factory
-        default = factory() if callable(factory) else None  # a nested config's default instance
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _from_dict(type(default), value, f"{prefix}{name}.")
-        elif isinstance(value, dict) or (isinstance(value, list) and typing.get_origin(types[name]) is not tuple):
-            raise ValueError(f"config key {prefix}{name} must be a single value, got {value!r}")
-        else:
-            kwargs[name] = cast_value(value, types[name], f"config key {prefix}{name}")
-    return cls(**kwargs)
-
-
 # Preset predictors: tiny for tests (seconds), small for the CPU (Wall in minutes), paper (DINO-WM).
 PREDICTOR_PRESETS = {
     "tiny": PredictorConfig(depth=2, heads=2, head_dim=16, mlp_dim=64, width=32, dropout=0.0),
@@ -452,35 +348,6 @@ def preset(name: str, task: str = "wall") -> RunConfig:
     return apply_overrides(cfg, task_spec(task).run_defaults)
 
 
-def valid_keys(obj: Any, prefix: str = "") -> list[str]:
-    keys = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        keys += valid_keys(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
-    return keys
-
-
-def key_type(cls: type, key: str) -> Any:
-    """The declared type of a dotted key of the dataclass `cls` (RunConfig, "train.epochs" -> int)."""
-    *path, name = key.split(".")
-    for part in path:
-        cls = typing.get_type_hints(cls)[part]
-    return typing.get_type_hints(cls)[name]
-
-
-def apply_dataclass_overrides(target: Any, overrides: dict[str, Any], prefix: str) -> None:
-    """Set flat fields of a dataclass in place, cast to their declared types; an unknown name is a
-    ValueError listing the valid `prefix.<field>` keys."""
-    fields = {f.name for f in dataclasses.fields(target)}
-    types = typing.get_type_hints(type(target))
-    for name, value in overrides.items():
-        if name not in fields:
-            raise ValueError(
-                f"unknown config key {prefix}.{name!r}; valid keys: {', '.join(f'{prefix}.{n}' for n in fields)}"
-            )
-        setattr(target, name, cast_value(value, types[name], f"{prefix}.{name}"))
-
-
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of cfg with dotted keys set; values are cast to the field's type. An unknown key is a
     ValueError that lists the valid ones; a value out of range is one too (RunConfig.check)."""
@@ -495,75 +362,3 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
             target = getattr(target, part)
         setattr(target, name, cast_value(value, typing.get_type_hints(type(target))[name], key))
     return cfg.check()
-
-
-def typed_dataclass(cls: type, values: dict[str, Any], label: str) -> Any:
-    """An instance of the dataclass `cls` from loosely typed values (command-line strings, JSON): each
-    cast to its field's declared type (cast_value). An unknown key is a ValueError listing the valid
-    ones; a NaN or infinite number is one too; a `check()` method of the class, if any, then judges the
-    ranges."""
-    types = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {label} {unknown}; valid: {known}")
-    obj = cls(**{k: cast_value(v, types[k], k) for k, v in values.items()})
-    check_finite(obj)
-    if hasattr(obj, "check"):
-        obj.check()
-    return obj
-
-
-def cast_value(value: Any, kind: Any, key: str) -> Any:
-    """`value` as the annotated type `kind`: bool (true/false/1/0 only), int (whole numbers only),
-    float, str, tuple[...] (from a list or a JSON string) or `X | None`; else a ValueError naming `key`."""
-    args = typing.get_args(kind)
-    if type(None) in args:  # X | None
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        kind = next(a for a in args if a is not type(None))
-        args = typing.get_args(kind)
-    origin = typing.get_origin(kind)
-    if origin is tuple or kind is tuple:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ValueError(f"{key} expects a list such as [1, 2], got {value!r}") from None
-        if not isinstance(value, (list, tuple)) or (args and args[-1] is not Ellipsis and len(value) != len(args)):
-            raise ValueError(f"{key} expects a list of {len(args)} values, got {value!r}")
-        element = lambda i: args[0] if args and args[-1] is Ellipsis else (args[i] if args else str)  # noqa: E731
-        return tuple(cast_value(v, element(i), f"{key}[{i}]") for i, v in enumerate(value))
-    if kind is bool:
-        if isinstance(value, bool) or value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-            return value.lower() in ("true", "1")
-        raise ValueError(f"{key} expects true or false, got {value!r}")
-    if kind is int:
-        try:
-            number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or not number.is_integer():
-            raise ValueError(f"{key} expects a whole number, got {value!r}")
-        return int(number)
-    if kind is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} expects a number, got {value!r}") from None
-    if kind is str:
-        return str(value)
-    raise TypeError(f"{key}: no rule to cast to {kind}")
-
-
-def parse_set_args(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
-    """["a.b=3", "c=true"] -> {"a.b": "3", "c": "true"} (cast later against the settings' types)."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"{flag} expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out

@@ -9,7 +9,8 @@ names a `vector_entry_point`, the batched TaskVectorEnv (wmplan.envs.gym_vector_
 
 from __future__ import annotations
 
-from wmplan.config import MPC_MODEL_STEPS, DataConfig
+from wmplan.config import DataConfig
+from wmplan.defaults import MPC_MODEL_STEPS
 from wmplan.tasks import TASKS, task_spec
 
 

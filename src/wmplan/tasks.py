@@ -20,7 +20,7 @@ from typing import Any
 @dataclass(frozen=True)
 class TaskPlanning:
     """A task's planner defaults, one setting for every model and planner, chosen on the tuning pairs
-    (config.TUNING_PAIR_SEED), which no report evaluates on, where the comments in TASKS say so (Wall), and
+    (defaults.TUNING_PAIR_SEED), which no report evaluates on, where the comments in TASKS say so (Wall), and
     on the report pairs (seed 99) before tuning pairs existed where they say that (PointMaze, PushT: not
     re-derived yet). The fixed protocol's schedule is chosen where the simulator reference, a perfect
     model, succeeds most (docs/results/ceilings). Checked against the planners' budget in
@@ -40,7 +40,7 @@ class TaskPlanning:
 
     chosen_on: str = "tuning"
     """Where these defaults were chosen, as the reports say: "tuning" (the tuning pairs, seed
-    config.TUNING_PAIR_SEED), "report" (the report pairs themselves, before tuning pairs existed) or "unsearched"
+    defaults.TUNING_PAIR_SEED), "report" (the report pairs themselves, before tuning pairs existed) or "unsearched"
     (set without a search over start/goal pairs)."""
 
     def objective_mode(self, mpc: bool) -> str:

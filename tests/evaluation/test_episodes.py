@@ -229,7 +229,7 @@ def test_cli_eval_objective_setting_reaches_the_planner(tiny_run, tmp_path, caps
 
 
 def test_mpc_schedule_is_per_task_and_executes_the_same_model_steps(tiny_run):
-    from wmplan.config import MPC_MODEL_STEPS
+    from wmplan.defaults import MPC_MODEL_STEPS
     from wmplan.evaluation.eval_config import MPCSettings
 
     default = MPCSettings()

@@ -8,7 +8,7 @@ from wmplan.evaluation.protocols import MODES, MPC, MPC_BOUNDED, OPEN, Mode, mod
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo import DemoScale, demo_cells, demo_scale
 from wmplan.experiments.study import StudySpec, study_cells
-from wmplan.experiments.sweep_spec import cell_record, cells_of, spec_from_dict
+from wmplan.experiments.sweep_spec import cells_of, spec_from_dict, sweep_cell_record
 from wmplan.planning.registry import planner_names
 from wmplan.tasks import TASKS
 
@@ -97,7 +97,7 @@ def test_the_sweep_names_its_cells_by_planner_mode_and_pair_seed(protocol):
     )
     cells = cells_of(spec)
     assert [c.folder for c in cells] == [f"{m}/{n}" for m in ("base", "online") for n in SWEEP.split()]
-    record = cell_record(spec, next(c for c in cells if c.folder == "online/adam_mpc_bounded_seed0"))
+    record = sweep_cell_record(spec, next(c for c in cells if c.folder == "online/adam_mpc_bounded_seed0"))
     assert {k: record[k] for k in ("model", "planner", "mode", "seed")} == {
         "model": "online",
         "planner": "adam",
@@ -105,7 +105,7 @@ def test_the_sweep_names_its_cells_by_planner_mode_and_pair_seed(protocol):
         "seed": 0,
     }
     assert record["eval"]["protocol"] == protocol and record["eval"]["settings"]["bounded"] is True
-    assert cell_record(spec, cells[0])["eval"]["protocol"] == "fixed"  # open loop: one plan under either
+    assert sweep_cell_record(spec, cells[0])["eval"]["protocol"] == "fixed"  # open loop: one plan under either
 
 
 def test_the_modes_are_three_and_named_once():

@@ -68,7 +68,7 @@ def test_an_eval_cell_is_kept_while_its_run_is_unchanged_and_planned_again_once_
     first = resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu")
     assert (first["run_fingerprint"], first["run_epoch"]) == (RunFolder(out).state().fingerprint, 2)
     with monkeypatch.context() as patch:
-        patch.setattr(resumable, "evaluate", lambda *a, **k: pytest.fail("a finished cell was planned again"))
+        patch.setattr(resumable, "plan_cell", lambda *a, **k: pytest.fail("a finished cell was planned again"))
         assert resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu") == first
     capsys.readouterr()
 

@@ -12,7 +12,8 @@ import torch
 from wmplan.cli import main
 from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.protocols import MPC
-from wmplan.experiments.sweep import CELL_FILE, GRID_FILE, REPORT_FILE, SUMMARY_FILE, run_sweep
+from wmplan.experiments.cell_folder import CELL_FILE, SUMMARY_FILE
+from wmplan.experiments.sweep import GRID_FILE, REPORT_FILE, run_sweep
 from wmplan.experiments.sweep_spec import cells_of, eval_config, load_spec
 
 TIMING = {"seconds_per_plan", "planning_seconds_total", "seconds_per_plan_note", "planning_seconds"}
@@ -204,13 +205,13 @@ def test_an_unfinished_run_is_refused_and_a_retrained_one_makes_its_cells_unfini
 def test_a_cell_folder_planned_with_other_settings_is_refused_naming_the_first_one(tmp_path):
     import json
 
-    from wmplan.experiments.sweep import CELL_FILE, is_finished
+    from wmplan.experiments.cell_folder import finished_cell
 
     record = {"run": "r", "planner": {"name": "cem", "samples": 300, "topk": 30}, "mpc": True}
     folder = tmp_path / "cell"
     folder.mkdir()
     (folder / CELL_FILE).write_text(json.dumps({**record, "planner": {**record["planner"], "samples": 100}}))
     with pytest.raises(ValueError, match=r"planned with other settings \(planner.samples was 100, now 300\)"):
-        is_finished(folder, record, None, say=False)
+        finished_cell(folder, record, None, say=False)
     (folder / CELL_FILE).write_text(json.dumps(record))
-    assert not is_finished(folder, record, None, say=False)  # the same settings, no summary yet: not finished
+    assert finished_cell(folder, record, None, say=False) is None  # the same settings, no summary yet: not finished

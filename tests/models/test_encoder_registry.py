@@ -12,6 +12,7 @@ from wmplan.cli import main
 from wmplan.cli.entry import build_parser
 from wmplan.cli_types import CommandLineError
 from wmplan.config import apply_overrides, preset
+from wmplan.models.encoder_build import build_encoder
 from wmplan.models.encoder_registry import (
     Encoder,
     EncoderEntry,
@@ -23,7 +24,7 @@ from wmplan.models.encoder_registry import (
     unregister_encoder,
 )
 from wmplan.models.encoders import images_to_float
-from wmplan.models.world_model import TaskDims, WorldModel, build_encoder
+from wmplan.models.world_model import TaskDims, WorldModel
 from wmplan.training.trainer import TrainingData
 
 TOY = "mean_colour"

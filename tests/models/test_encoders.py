@@ -109,7 +109,8 @@ def test_distance_spearman_with_a_set_distance_ignores_particle_numbering():
 
 def test_keypoints_setting_sets_the_visual_tokens_per_frame():
     from wmplan.config import apply_overrides, preset
-    from wmplan.models.world_model import TaskDims, build_encoder
+    from wmplan.models.encoder_build import build_encoder
+    from wmplan.models.world_model import TaskDims
 
     dims = TaskDims("rope", 64, 48, 0, 4)
     cfg = apply_overrides(preset("tiny", "rope"), {"model.encoder.keypoints": 12})
@@ -122,7 +123,8 @@ def test_keypoints_setting_sets_the_visual_tokens_per_frame():
 
 def test_particles_encoder_gives_each_particle_its_own_token():
     from wmplan.config import apply_overrides, preset
-    from wmplan.models.world_model import TaskDims, build_encoder
+    from wmplan.models.encoder_build import build_encoder
+    from wmplan.models.world_model import TaskDims
 
     dims = TaskDims("rope", 64, 48, 0, 4)
     encoder = build_encoder(

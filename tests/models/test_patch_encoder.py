@@ -6,11 +6,12 @@ import torch
 
 from wmplan.config import EncoderConfig, apply_overrides, preset
 from wmplan.data.collect import collect
+from wmplan.models.encoder_build import build_encoder
 from wmplan.models.encoder_training import pretraining_frames
 from wmplan.models.encoders import distance_spearman, encode_images
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.patch_training import pretrain_patch_encoder
-from wmplan.models.world_model import TaskDims, WorldModel, build_encoder
+from wmplan.models.world_model import TaskDims, WorldModel
 from wmplan.training.trainer import TrainingData, train
 
 SIZE = 32

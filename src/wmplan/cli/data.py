@@ -11,8 +11,8 @@ from wmplan.cli_types import positive_int
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from wmplan.config import parse_set_args
     from wmplan.data.collect import collect
+    from wmplan.overrides import parse_set_args
 
     start = time.perf_counter()
     store = collect(
@@ -127,8 +127,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from wmplan.config import parse_set_args
     from wmplan.data.interchange import import_dataset
+    from wmplan.overrides import parse_set_args
 
     store = import_dataset(
         args.source,

@@ -6,7 +6,7 @@ wmplan export data/wall --to lerobot|hf --out exports/wall [--overwrite] [--fps 
 wmplan import SOURCE --from lerobot|hf|dinowm|diffusion-policy --out data/x [--env pusht] [--task-set k=v]
               [--map obs=img ...] [--resize] [--overwrite]
 wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]
-             [--epochs N] [--device auto|cpu|cuda] [--resume] [--set key=value ...]
+             [--epochs N] [--device auto|cpu|cuda] [--resume] [--config FILE.yaml] [--set key=value ...]
 wmplan finetune --method adversarial|online --run runs/wall --out runs/wall-adv [--preset tiny|small|paper]
                 [--set adversarial.lambda_action=0.1 ...] [--resume]
 wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--mpc] [--episodes 50] [--seed 99] [--video N]

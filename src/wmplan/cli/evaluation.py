@@ -20,7 +20,7 @@ from wmplan.cli.flags import (
     add_set_flag,
 )
 from wmplan.cli_types import landscape_grid, non_negative_int, positive_int
-from wmplan.config import REPORT_PAIR_SEED
+from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.evaluation.report import PAPER_PLANNERS
 from wmplan.planning.registry import planner_names, planner_title
 from wmplan.tracking import open_tracker
@@ -45,9 +45,9 @@ def eval_config(args: argparse.Namespace):
 def check_eval(args: argparse.Namespace) -> None:
     """Refuse, before anything starts, eval settings out of range and a --set that the planner or the mode
     does not read (wmplan.evaluation.eval_config.check_applicable)."""
-    from wmplan.config import parse_set_args
     from wmplan.evaluation.eval_config import check_applicable
     from wmplan.evaluation.protocols import check_protocol
+    from wmplan.overrides import parse_set_args
 
     cfg = eval_config(args)  # unknown keys and values of the wrong type first
     check_protocol(args.protocol, args.mpc)
@@ -60,7 +60,7 @@ def check_eval(args: argparse.Namespace) -> None:
 
 def apply_set_groups(sets: list[str], groups: dict[str, Any], command: str) -> None:
     """Apply `--set <group>.<field>=value` settings to each group's dataclass; a key of no group is refused."""
-    from wmplan.config import apply_dataclass_overrides, parse_set_args
+    from wmplan.overrides import apply_dataclass_overrides, parse_set_args
 
     overrides = parse_set_args(sets)
     for group, target in groups.items():

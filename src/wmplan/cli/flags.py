@@ -96,7 +96,7 @@ def add_workers_flag(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_set_flag(p: argparse.ArgumentParser, help: str, flag: str = "--set") -> None:
-    """--set KEY=VALUE, repeated (wmplan.config.parse_set_args reads them); also --task-set and --collector-set."""
+    """--set KEY=VALUE, repeated (wmplan.overrides.parse_set_args reads them); also --task-set and --collector-set."""
     p.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
@@ -109,7 +109,7 @@ def add_preset_flag(p: argparse.ArgumentParser, help: str, default: str | None =
 
 def add_seed_flag(p: argparse.ArgumentParser, default: int, help: str | None = None) -> None:
     """--seed: 0 for a command that makes data or models (collect, demo, gap, landscape),
-    wmplan.config.REPORT_PAIR_SEED (99) for one that draws the start/goal pairs a report scores (eval, reference)."""
+    wmplan.defaults.REPORT_PAIR_SEED (99) for one that draws the start/goal pairs a report scores (eval, reference)."""
     p.add_argument("--seed", type=seed, default=default, help=help)
 
 

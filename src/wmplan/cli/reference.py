@@ -7,17 +7,17 @@ import argparse
 from wmplan.cli.evaluation import apply_set_groups
 from wmplan.cli.flags import add_env_flag, add_out_flag, add_result_flags, add_seed_flag, add_set_flag
 from wmplan.cli_types import positive_int
-from wmplan.config import REPORT_PAIR_SEED
+from wmplan.defaults import REPORT_PAIR_SEED
 
 
 def check_reference(args: argparse.Namespace) -> None:
     """Refuse the options of the other kind of reference than the task's: --pushes and --candidates belong to
     the greedy pushes (Rope, Granular), --mpc, --protocol and --set mpc.<field> to CEM in the simulator; then
     fill in the defaults of those left out."""
-    from wmplan.config import parse_set_args
     from wmplan.evaluation.eval_config import MPCSettings, check_applicable
     from wmplan.evaluation.protocols import check_protocol
     from wmplan.experiments.sim_reference import GREEDY_CANDIDATES, GREEDY_PUSHES, plans_pushes
+    from wmplan.overrides import parse_set_args
 
     greedy = plans_pushes(args.env)
     given = {"--pushes": args.pushes is not None, "--candidates": args.candidates is not None, "--mpc": args.mpc}

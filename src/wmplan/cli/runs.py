@@ -59,7 +59,8 @@ def check_config_show(args: argparse.Namespace) -> None:
 
 def cmd_config_show(args: argparse.Namespace) -> int:
     """The resolved config of a run (as it was trained) or of a preset for a task, with --set applied."""
-    from wmplan.config import apply_overrides, parse_set_args, preset
+    from wmplan.config import apply_overrides, preset
+    from wmplan.overrides import parse_set_args
 
     if args.run:
         from wmplan.models.run_folder import RunFolder

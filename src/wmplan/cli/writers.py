@@ -38,7 +38,7 @@ WRITERS: dict[str, Callable[[argparse.Namespace], tuple[str, Reads, str | None]]
     "collect": lambda a: ("dataset", [], "--append to add episodes to it"),
     "import": lambda a: ("dataset", [("the source", a.source)], None),
     "export": lambda a: (a.format, [("the dataset", a.data)], None),
-    "train": lambda a: ("run", [("the dataset", a.data)], "--resume to continue it"),
+    "train": lambda a: ("run", [("the dataset", a.data), ("the config file", a.config)], "--resume to continue it"),
     "finetune": lambda a: (
         "run",
         [("the parent run", a.run), ("the dataset", a.data or _recorded_dataset(a.run))],

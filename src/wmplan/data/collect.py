@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from wmplan.config import check_interval, check_ranges, typed_dataclass
 from wmplan.data.collect_deformable import RandomPushConfig, random_pushes_granular, random_pushes_rope
 from wmplan.data.collect_pointmaze import PointMazeRandomConfig, random_pointmaze
 from wmplan.data.collect_pusht import PushTPusherConfig, scripted_pusher
@@ -24,6 +23,8 @@ from wmplan.data.episode_arrays import episode_arrays
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.envs import make_task
 from wmplan.envs.wall import WallTask
+from wmplan.overrides import typed_dataclass
+from wmplan.range_checks import check_interval, check_ranges
 from wmplan.tasks import check_covers_every_task
 from wmplan.writing import is_empty
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wmplan.config import check_interval, check_ranges
 from wmplan.data.episode_arrays import episode_arrays
 from wmplan.envs.pushing import PushingTask
+from wmplan.range_checks import check_interval, check_ranges
 
 
 @dataclass(frozen=True)

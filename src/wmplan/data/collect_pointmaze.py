@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wmplan.config import check_ranges
 from wmplan.data.episode_arrays import episode_arrays
 from wmplan.envs.pointmaze import PointMazeTask
+from wmplan.range_checks import check_ranges
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from wmplan.data import store_info
 from wmplan.writing import LOCK_NAME, WriterLock, claim_folder
 
 FORMAT = "wmplan.trajectories/2"
@@ -305,34 +306,8 @@ class TrajectoryStore:
         return h.hexdigest()[:16]
 
     def chunk_problems(self, decode: bool = True) -> list[str]:
-        """Every chunk of every data array holding finished frames, checked: its file present (zarr
-        would read a missing one as zeros) and, with `decode`, decodable. One line per bad chunk, naming
-        the array, the chunk file, its frames and their episodes; empty if all is well."""
-        problems = []
-        ends = self.episode_ends
-        all_written = bool(self.group.attrs.get("every_chunk_written"))  # older stores skipped empty chunks
-        for key in self.keys:
-            array = self.group[f"data/{key}"]
-            step = array.chunks[0]
-            if 0 in array.shape[1:]:  # frames of no numbers (no proprioception): no chunk files at all
-                continue
-            for i in range(-(-self.n_frames // step)):
-                name = array.metadata.encode_chunk_key((i,) + (0,) * (array.ndim - 1))
-                first, last = i * step, min((i + 1) * step, self.n_frames) - 1
-                where = (
-                    f"data/{key} chunk {name} (frames {first}-{last}, episodes "
-                    f"{int(np.searchsorted(ends, first, side='right'))}-{int(np.searchsorted(ends, last, side='right'))})"
-                )
-                if not (self.path / "data" / key / name).is_file():
-                    if all_written:
-                        problems.append(f"{where}: missing")
-                    continue
-                if decode:
-                    try:
-                        array[first : last + 1]
-                    except Exception as exc:  # the codec's own error types
-                        problems.append(f"{where}: cannot be decoded ({type(exc).__name__}: {exc})")
-        return problems
+        """One line per missing (or, with `decode`, undecodable) chunk file; see store_info.chunk_problems."""
+        return store_info.chunk_problems(self, decode)
 
     # ----- writing --------------------------------------------------------------------------------
     def append_episode(self, episode: dict[str, np.ndarray]) -> None:
@@ -385,29 +360,7 @@ class TrajectoryStore:
     # ----- summary --------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What `wmplan info` prints: counts, arrays, and value ranges of actions and states."""
-        ends = self.episode_ends
-        lengths = np.diff(np.concatenate([[0], ends]))
-        arrays = {
-            k: {"shape": list(self.group[f"data/{k}"].shape), "dtype": str(self.group[f"data/{k}"].dtype)}
-            for k in self.keys
-        }
-        for k in arrays:
-            arrays[k]["shape"][0] = self.n_frames
-        action, state = self.read("action")[self.action_applied()], self.read("state")
-        out: dict[str, Any] = {
-            "path": str(self.path),
-            "task": self.task_name,
-            "episodes": self.n_episodes,
-            "frames": self.n_frames,
-            "episode_length": {"min": int(lengths.min()), "max": int(lengths.max())} if len(lengths) else None,
-            "unfinished_frames": self.unfinished_frames,
-            "arrays": arrays,
-            "action_range": _ranges(action),
-            "state_range": _ranges(state),
-            "task_settings": self.task_settings,
-            "collector": self.attrs.get("collector", {}),
-        }
-        return out
+        return store_info.summary(self)
 
 
 def open_run_dataset(
@@ -428,10 +381,3 @@ def open_run_dataset(
             f"pass --data with that dataset"
         )
     return store
-
-
-def _ranges(values: np.ndarray) -> dict[str, list[float]] | None:
-    finite = values[np.all(np.isfinite(values), axis=1)] if len(values) else values  # (first-format NaN)
-    if len(finite) == 0:
-        return None
-    return {"min": finite.min(axis=0).round(4).tolist(), "max": finite.max(axis=0).round(4).tolist()}

@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from wmplan.config import typed_dataclass
+from wmplan.overrides import typed_dataclass
 
 
 @runtime_checkable
@@ -64,7 +64,7 @@ class Task(Protocol):
 def settings_from_dict(cls, values: dict[str, Any], label: str):
     """A settings dataclass from stored values (a dataset's attrs) or command-line strings, each cast
     to its declared type (`--task-set random_layout=false` is False); an unknown key or a bad value is a
-    ValueError that names it (wmplan.config.typed_dataclass)."""
+    ValueError that names it (wmplan.overrides.typed_dataclass)."""
     return typed_dataclass(cls, values, label)
 
 

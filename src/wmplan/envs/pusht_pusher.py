@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wmplan.config import check_interval, check_ranges
 from wmplan.envs.pusht_geometry import WORLD_SIZE, block_distance, rotate, tee_outline
+from wmplan.range_checks import check_interval, check_ranges
 
 if TYPE_CHECKING:  # the task imports this module (its evaluation goals come from pusher episodes)
     from wmplan.envs.pusht import PushTTask

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from wmplan.closed_loop import encode_states
-from wmplan.config import REPORT_PAIR_SEED
+from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.envs.wall import WallTask
 from wmplan.models.world_model import Latent, WorldModel
 from wmplan.planning.objective import objective_for

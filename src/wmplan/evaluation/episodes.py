@@ -193,22 +193,8 @@ def _finish(
     """The summary of all episodes' outcomes; episodes.jsonl, the videos and summary.json (last, so a
     present summary.json means a finished eval) written into `out`, each file atomically. `world`: the
     processes the batches were sharded across (only the timing note says so)."""
-    final, success, distance, reached = outcomes.final, outcomes.success, outcomes.distance, outcomes.reached
+    success, distance, reached = outcomes.success, outcomes.distance, outcomes.reached
     per_plan = float(np.mean(outcomes.plan_seconds))
-    rows = [
-        {
-            "episode": i,
-            "start": start[i].tolist(),
-            "goal": goal[i].tolist(),
-            "final": final[i].tolist(),
-            "final_distance": float(distance[i]),
-            "success": bool(success[i]),
-            "reached": bool(reached[i]),
-            "replans": int(outcomes.replans[i]),
-            "planning_seconds": float(np.sum(outcomes.plan_seconds)) / cfg.episodes,
-        }
-        for i in range(cfg.episodes)
-    ]
     summary: EvalSummary = {
         "run": str(run) if not isinstance(run, WorldModel) else "(in memory)",
         **run_record,  # type: ignore[typeddict-item]
@@ -249,13 +235,32 @@ def _finish(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(r) + "\n" for r in rows)
+        text = "".join(json.dumps(r) + "\n" for r in _episode_records(outcomes, start, goal, cfg.episodes))
         atomic_write(out / "episodes.jsonl", lambda tmp: tmp.write_text(text))
         if video:
             write_videos(out, outcomes.frames, task.render(goal)[:video])
         summary_text = json.dumps(summary, indent=2)
         atomic_write(out / "summary.json", lambda tmp: tmp.write_text(summary_text))
     return summary
+
+
+def _episode_records(outcomes: EpisodeOutcomes, start: np.ndarray, goal: np.ndarray, episodes: int) -> list[dict]:
+    """One record per episode for episodes.jsonl: its pair, where it ended and how it fared, so that
+    a comparison can pair episodes across planners and models."""
+    return [
+        {
+            "episode": i,
+            "start": start[i].tolist(),
+            "goal": goal[i].tolist(),
+            "final": outcomes.final[i].tolist(),
+            "final_distance": float(outcomes.distance[i]),
+            "success": bool(outcomes.success[i]),
+            "reached": bool(outcomes.reached[i]),
+            "replans": int(outcomes.replans[i]),
+            "planning_seconds": float(np.sum(outcomes.plan_seconds)) / episodes,
+        }
+        for i in range(episodes)
+    ]
 
 
 def write_videos(out: Path, frames: list[np.ndarray], goals: np.ndarray) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wmplan.closed_loop import action_bounds
-from wmplan.config import MAX_REPLANS, MPC_MODEL_STEPS, REPORT_PAIR_SEED, SEED_MAX, check_finite, check_ranges
+from wmplan.defaults import MAX_REPLANS, MPC_MODEL_STEPS, REPORT_PAIR_SEED, SEED_MAX
 from wmplan.evaluation.protocols import check_protocol
 from wmplan.models.world_model import WorldModel
 from wmplan.planning import objective_for, task_planning
@@ -21,6 +21,7 @@ from wmplan.planning.protocols import Planner
 from wmplan.planning.registry import PlanningSetup, planner_entry, planners_taking
 from wmplan.planning.settings import AROUND_THE_PLANNER, PlannerSettings
 from wmplan.precision import check_precision
+from wmplan.range_checks import check_finite, check_ranges
 
 # Each planner.<field> must change some planner (its registered stage configs) or surround them all.
 _unplaced = [

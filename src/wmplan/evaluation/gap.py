@@ -27,9 +27,9 @@ import torch
 from tqdm.auto import tqdm
 
 from wmplan.closed_loop import encode_frames, execute, model_device
-from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.data.store import open_run_dataset
 from wmplan.data.windows import split_episodes
+from wmplan.defaults import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.envs import make_task
 from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import WorldModel, resolve_device

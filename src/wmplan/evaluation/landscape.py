@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wmplan.closed_loop import SimulatedEpisodes, model_device
-from wmplan.config import GD_LR, GD_STEPS, PLAN_HORIZON
+from wmplan.defaults import GD_LR, GD_STEPS, PLAN_HORIZON
 from wmplan.envs import make_task
 from wmplan.evaluation.gap import load_runs
 from wmplan.models.world_model import WorldModel, resolve_device
@@ -79,6 +79,28 @@ def surface_stats(cost: np.ndarray) -> dict[str, float]:
     }
 
 
+def slice_points(flat: torch.Tensor, coords: np.ndarray, seed: int) -> torch.Tensor:
+    """The slice's plans a* + alpha d1 + beta d2 (grid^2, H * fs * A), alpha (rows) and beta over
+    `coords`: the directions are drawn here, from `seed`, so that every run is scored on the same plans."""
+    gen = torch.Generator().manual_seed(seed)
+    d1, d2 = (v / v.norm() for v in torch.randn(2, flat.numel(), generator=gen, dtype=torch.float64))
+    alpha, beta = np.meshgrid(coords, coords, indexing="ij")
+    return flat + torch.as_tensor(alpha.reshape(-1, 1)) * d1 + torch.as_tensor(beta.reshape(-1, 1)) * d2
+
+
+def _actions_for(model: WorldModel, first: WorldModel, points: torch.Tensor, env_points: np.ndarray) -> torch.Tensor:
+    """The slice's plans in `model`'s own normalised actions. Runs sharing the first run's action
+    normaliser and frameskip (finetuned children do) take its normalised actions as they are: no float
+    round trip through env units, so the centre is a* bit for bit."""
+    same = all(
+        np.array_equal(getattr(model.normalizer, k), getattr(first.normalizer, k))
+        for k in ("action_mean", "action_std")
+    )
+    if same and model.cfg.data.frameskip == first.cfg.data.frameskip:
+        return points.to(model_device(model))
+    return model.model_actions(env_points)
+
+
 def landscape(
     runs: list[str | Path],
     out: Path,
@@ -113,30 +135,14 @@ def landscape(
     planner_cost = float(planner.last_costs[0])
     env_star = first.env_actions(a_star)[0]  # (H * fs, A)
     flat = a_star.flatten().cpu().double()
-    gen = torch.Generator().manual_seed(seed)
-    d1, d2 = (v / v.norm() for v in torch.randn(2, flat.numel(), generator=gen, dtype=torch.float64))
     coords = coords * float(flat.norm())
-    alpha, beta = np.meshgrid(coords, coords, indexing="ij")
-    points = (
-        flat + torch.as_tensor(alpha.reshape(-1, 1)) * d1 + torch.as_tensor(beta.reshape(-1, 1)) * d2
-    )  # (grid^2, H*fs*A)
-    points = points.float().reshape(-1, *a_star.shape[1:])  # the first run's normalised actions
+    points = slice_points(flat, coords, seed).float().reshape(-1, *a_star.shape[1:])  # the first run's actions
     env_points = first.env_actions(points)
     result: dict[str, Any] = {}
     for label, model, record in tqdm(
         list(zip(labels, models, records)), desc="landscape", unit="model", disable=not progress
     ):
-        # Runs sharing the first run's action normaliser (finetuned children do) take its normalised
-        # actions as they are: no float round trip through env units, so the centre is a* bit for bit.
-        same = all(
-            np.array_equal(getattr(model.normalizer, k), getattr(first.normalizer, k))
-            for k in ("action_mean", "action_std")
-        )
-        acts = (
-            points.to(model_device(model))
-            if same and model.cfg.data.frameskip == first.cfg.data.frameskip
-            else model.model_actions(env_points)
-        )
+        acts = _actions_for(model, first, points, env_points)
         z0, zg = encoded[id(model)]
         cost = slice_costs(model, z0, zg, acts, horizon).cpu().double().numpy().reshape(grid, grid)
         centre = float(cost[grid // 2, grid // 2])

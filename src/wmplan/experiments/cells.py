@@ -26,9 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wmplan.config import REPORT_PAIR_SEED, apply_dataclass_overrides
+from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.evaluation.eval_config import EvalConfig, PlannerSettings
 from wmplan.evaluation.protocols import OPEN, Mode, check_protocol
+from wmplan.overrides import apply_dataclass_overrides
 
 
 @dataclass(frozen=True)

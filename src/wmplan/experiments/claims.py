@@ -47,6 +47,82 @@ def executed_steps(summary) -> int | None:
     return int(horizon) if horizon is not None and not summary.get("mpc") else None
 
 
+class GridCells:
+    """A demo grid's base cells ((model, planner, mpc), unbounded) as the claims' paired tests read them."""
+
+    def __init__(self, grid: Grid):
+        self.grid = grid
+
+    def summary(self, model: str, planner: str, mpc: bool):
+        return self.grid.get((model, planner, mpc, False))
+
+    def pairs(self, model: str, planner: str, mpc: bool) -> np.ndarray | None:
+        """Each episode's pair when the cells pool seeds: the tests then resample pairs, not episodes."""
+        return pairs_of(self.grid[(model, planner, mpc, False)])
+
+    def seeds(self, model: str, planner: str, mpc: bool) -> np.ndarray | None:
+        return seeds_of(self.grid[(model, planner, mpc, False)])
+
+    def outcome(self, model: str, planner: str, mpc: bool, distance: bool) -> np.ndarray | None:
+        s = self.summary(model, planner, mpc)
+        if s is None or "episode_success" not in s:
+            return None
+        # "better" is larger: success as 0/1, distances negated
+        return -np.asarray(s["episode_final_distance"]) if distance else np.asarray(s["episode_success"], float)
+
+    def difference(self, a: tuple[str, str, bool], b: tuple[str, str, bool]) -> Compare:
+        """Cell a minus cell b, each (model, planner, mpc), on either measure."""
+
+        def compare(distance: bool) -> PairedEffect | None:
+            x, y = self.outcome(*a, distance), self.outcome(*b, distance)
+            if x is None or y is None:
+                return None
+            test = distance_difference if distance else success_difference
+            return test(x, y, clusters=self.pairs(*a), seeds=self.seeds(*a))
+
+        return compare
+
+    def narrowing(self, model: str, mpc: bool) -> Compare:
+        """The change of the Adam-CEM difference from the base model to `model`."""
+
+        def compare(distance: bool) -> PairedEffect | None:
+            adam_base, cem_base, adam_ft, cem_ft = (
+                self.outcome(m, p, mpc, distance) for m in ("base", model) for p in ("adam", "cem")
+            )
+            if adam_base is None or cem_base is None or adam_ft is None or cem_ft is None:
+                return None
+            cell = ("base", "adam", mpc)
+            return gap_change(adam_base, cem_base, adam_ft, cem_ft, clusters=self.pairs(*cell), seeds=self.seeds(*cell))
+
+        return compare
+
+
+def paper_claims(cells: GridCells) -> tuple[list[tuple[str, str, Compare]], list[str]]:
+    """(claim, what is measured, its test) of each of the paper's claims this grid can test, and the
+    planners whose MPC and open-loop cells cannot be compared (different model steps executed)."""
+    claims: list[tuple[str, str, Compare]] = []
+    for mpc, mode in ((False, "open loop"), (True, "MPC")):
+        for name, planner in (("GD", "gd"), ("Adam", "adam")):
+            compare = cells.difference(("base", "cem", mpc), ("base", planner, mpc))
+            claims.append((f"{name} below CEM on the base model, {mode}", f"CEM - {name}", compare))
+        for model in ("online", "adversarial"):
+            claim = f"{MODEL_NAMES[model]} narrows the Adam-CEM gap, {mode}"
+            claims.append((claim, "change of Adam - CEM", cells.narrowing(model, mpc)))
+    untested: list[str] = []
+    for planner in ("adam", "cem"):
+        closed, open_ = cells.summary("base", planner, True), cells.summary("base", planner, False)
+        if not closed or not open_:
+            continue
+        steps = executed_steps(closed), executed_steps(open_)
+        if steps[0] is not None and steps[0] == steps[1]:
+            compare = cells.difference(("base", planner, True), ("base", planner, False))
+            claims.append((f"MPC above open loop, base model, {planner}", "MPC - open loop", compare))
+        else:
+            shown = ["unrecorded" if s is None else str(s) for s in steps]
+            untested.append(f"{planner} {shown[0]} against {shown[1]}")
+    return claims, untested
+
+
 def paper_directions(grid: Grid, by_distance: bool = False) -> str:
     """The paper's claims, read off this grid with paired tests on the same pairs (evaluation.paired):
     McNemar's exact test on success (Tango's score interval), and a sign-flip permutation test on the final
@@ -56,75 +132,8 @@ def paper_directions(grid: Grid, by_distance: bool = False) -> str:
     the per-episode difference of differences. Every test that prints a verdict is one of the block's
     family: its p-values are Holm-adjusted over all of them, both printed, and the verdicts read the
     adjusted p; a claim's verdict is its first measure's."""
-
-    def pairs(model: str, planner: str, mpc: bool) -> np.ndarray | None:
-        """Each episode's pair when the cells pool seeds: the tests then resample pairs, not episodes."""
-        return pairs_of(grid[(model, planner, mpc, False)])
-
-    def seeds(model: str, planner: str, mpc: bool) -> np.ndarray | None:
-        return seeds_of(grid[(model, planner, mpc, False)])
-
-    def outcome(model: str, planner: str, mpc: bool, distance: bool) -> np.ndarray | None:
-        s = grid.get((model, planner, mpc, False))
-        if s is None or "episode_success" not in s:
-            return None
-        # "better" is larger: success as 0/1, distances negated
-        return -np.asarray(s["episode_final_distance"]) if distance else np.asarray(s["episode_success"], float)
-
     measures = (True,) if by_distance else (False, True)  # distance? per measure, the first gives the verdict
-
-    def difference(a: tuple[str, str, bool], b: tuple[str, str, bool]) -> Compare:
-        """Cell a minus cell b, each (model, planner, mpc), on either measure."""
-
-        def compare(distance: bool) -> PairedEffect | None:
-            x, y = outcome(*a, distance), outcome(*b, distance)
-            if x is None or y is None:
-                return None
-            test = distance_difference if distance else success_difference
-            return test(x, y, clusters=pairs(*a), seeds=seeds(*a))
-
-        return compare
-
-    def narrowing(model: str, mpc: bool) -> Compare:
-        """The change of the Adam-CEM difference from the base model to `model`."""
-
-        def compare(distance: bool) -> PairedEffect | None:
-            adam_base, cem_base, adam_ft, cem_ft = (
-                outcome(m, p, mpc, distance) for m in ("base", model) for p in ("adam", "cem")
-            )
-            if adam_base is None or cem_base is None or adam_ft is None or cem_ft is None:
-                return None
-            cell = ("base", "adam", mpc)
-            return gap_change(adam_base, cem_base, adam_ft, cem_ft, clusters=pairs(*cell), seeds=seeds(*cell))
-
-        return compare
-
-    claims: list[tuple[str, str, Compare]] = []  # (claim, what is measured, its test)
-    for mpc, mode in ((False, "open loop"), (True, "MPC")):
-        for name, planner in (("GD", "gd"), ("Adam", "adam")):
-            compare = difference(("base", "cem", mpc), ("base", planner, mpc))
-            claims.append((f"{name} below CEM on the base model, {mode}", f"CEM - {name}", compare))
-        for model in ("online", "adversarial"):
-            claims.append(
-                (
-                    f"{MODEL_NAMES[model]} narrows the Adam-CEM gap, {mode}",
-                    "change of Adam - CEM",
-                    narrowing(model, mpc),
-                )
-            )
-    untested: list[str] = []
-    for planner in ("adam", "cem"):
-        closed, open_ = grid.get(("base", planner, True, False)), grid.get(("base", planner, False, False))
-        if not closed or not open_:
-            continue
-        steps = executed_steps(closed), executed_steps(open_)
-        if steps[0] is not None and steps[0] == steps[1]:
-            compare = difference(("base", planner, True), ("base", planner, False))
-            claims.append((f"MPC above open loop, base model, {planner}", "MPC - open loop", compare))
-        else:
-            shown = ["unrecorded" if s is None else str(s) for s in steps]
-            untested.append(f"{planner} {shown[0]} against {shown[1]}")
-
+    claims, untested = paper_claims(GridCells(grid))
     found = [(claim, what, [compare(d) for d in measures]) for claim, what, compare in claims]
     found = [(claim, what, effects) for claim, what, effects in found if None not in effects]
     family = [e for _, _, effects in found for e in effects if e is not None]

@@ -23,17 +23,17 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from wmplan.config import apply_dataclass_overrides, apply_overrides, preset
+from wmplan.config import apply_overrides, preset
 from wmplan.evaluation.door_path import door_path_costs
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings
 from wmplan.evaluation.gap import gap
 from wmplan.evaluation.landscape import landscape
 from wmplan.evaluation.protocols import MPC, MPC_BOUNDED, OPEN, Mode
-from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo_grid import write_grid
@@ -41,9 +41,12 @@ from wmplan.experiments.demo_report import seed_folder, write_report
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, reference_once, train_once
 from wmplan.experiments.sim_reference import plans_pushes
 from wmplan.experiments.workers import check_workers
+from wmplan.overrides import apply_dataclass_overrides
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
 from wmplan.training.finetune import length_overrides
+
+T = TypeVar("T")
 
 MODELS = ("base", "online", "adversarial")
 CELLS = tuple(
@@ -194,68 +197,17 @@ def run_demo(
     cells = demo_cells(env, scale)  # a mode that does not exist fails here, before any stage runs
     out = Path(out)
     asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
-    seconds = _start(out, json.loads(json.dumps(asked)), resume)
-    start = time.perf_counter() - seconds.get("total", 0.0)
-
-    def timed(stage: str, fn, *args, **kwargs):
-        t0 = time.perf_counter()
-        result = fn(*args, **kwargs)
-        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t0
-        seconds["total"] = time.perf_counter() - start
-        (out / "timings.json").write_text(json.dumps(seconds, indent=2))  # a killed run keeps its minutes
-        return result
-
-    store = timed("collect", dataset_once, out / "data", env, scale.collect_episodes, seed, progress)
-    schedule = MPCSettings()
-    apply_dataclass_overrides(schedule, scale.mpc, "mpc")
-    mpc = schedule.resolve(env, PlannerSettings().horizon)
-    pushes = mpc.replans * mpc.execute  # as many pushes as an MPC episode executes
-    references = {
-        name: timed(
-            "simulator reference",
-            reference_once,
-            resume,
-            env,
-            out / REFERENCE_FOLDERS[name],
-            episodes=scale.episodes,
-            seed=EvalConfig().seed,
-            pushes=pushes,
-            candidates=scale.reference_candidates,
-            progress=progress,
-            protocol=protocol,
-            mpc=schedule,
-        )
-        for name, protocol in reference_modes(env, scale.paper_protocol).items()
-    }
-    grids: dict[str, Grid] = {}
-    other_objective: dict[str, dict] = {}
-    paper_cells: dict[str, dict] = {}
+    clock = StageClock(out, _start(out, json.loads(json.dumps(asked)), resume))
+    store = clock("collect", dataset_once, out / "data", env, scale.collect_episodes, seed, progress)
+    references = _references(clock, out, env, scale, resume, progress)
+    found: dict[str, dict[str, dict]] = {kind: {} for kind in ("grid", "other", "paper")}
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
-        seed_grids, seed_other, seed_paper = [], [], []
+        per_seed: dict[str, list[dict]] = {kind: [] for kind in found}
         for train_seed in train_seeds:
             runs = {m: seed_folder(out / "runs" / encoder, train_seed, train_seeds) / m for m in MODELS}
+            _train_models(clock, out, env, scale, encoder, runs, train_seed, device, progress)
             evals = seed_folder(out / "eval" / encoder, train_seed, train_seeds)
-            overrides = {
-                "data.path": str(out / "data"),
-                "train.seed": train_seed,
-                "model.encoder.name": encoder,
-                "train.device": device,
-            }
-            overrides |= scale.train
-            cfg = apply_overrides(preset(scale.preset, env), overrides)
-            timed(f"{encoder}: train", train_once, cfg, runs["base"], progress)
-            for method in ("online", "adversarial"):
-                finetuning = {"train.device": device, **getattr(scale, method)}
-                timed(
-                    f"{encoder}: finetune {method}",
-                    finetune_once,
-                    runs["base"],
-                    runs[method],
-                    method,
-                    finetuning,
-                    progress,
-                )
             jobs = {
                 key: (
                     runs[model],
@@ -264,74 +216,158 @@ def run_demo(
                 )
                 for key, (model, cell) in cells.items()
             }
-            done = timed(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
-            seed_grids.append({key[1:]: done[key] for key in jobs if key[0] == "grid"})
-            seed_other.append({key[1:]: done[key] for key in jobs if key[0] == "other"})
-            seed_paper.append({key[1:]: done[key] for key in jobs if key[0] == "paper"})
-            if train_seed != train_seeds[0]:
-                continue  # the gap and the landscape: the first seed's models
-            ordered = [runs[m] for m in MODELS]
-            diagnostics[encoder] = {
-                "gap": timed(
-                    f"{encoder}: gap",
-                    gap,
-                    ordered,
-                    out / "gap" / encoder,
-                    episodes=scale.gap_windows,
-                    seed=seed,
-                    progress=progress,
-                    device=device,
-                ),
-                "landscape": timed(
-                    f"{encoder}: landscape",
-                    landscape,
-                    ordered,
-                    out / "landscape" / encoder,
-                    grid=scale.landscape_grid,
-                    seed=seed,
-                    progress=progress,
-                    device=device,
-                ),
-            }
-            if env == "wall":  # where a distance-measuring cost traps local planners (evaluation.door_path)
-                diagnostics[encoder]["door_path"] = timed(
-                    f"{encoder}: door path",
-                    door_path_costs,
-                    {encoder: runs["base"]},
-                    out / "door_path" / encoder,
-                    episodes=scale.episodes,
-                )
-        grids[encoder] = pool_grids(seed_grids, train_seeds)
-        other_objective[encoder] = pool_grids(seed_other, train_seeds)
-        paper_cells[encoder] = pool_grids(seed_paper, train_seeds)
-    seconds.pop("total", None)  # the last row of the report's timings
-    seconds["total"] = time.perf_counter() - start
-    (out / "timings.json").write_text(json.dumps(seconds, indent=2))
-    first_runs = {encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in grids}
-    write_grid(
-        out,
-        env,
-        references,
-        {encoder: runs / "base" for encoder, runs in first_runs.items()},
-        grids,
-        other_objective,
-        paper_cells,
-    )
+            done = clock(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
+            for kind, grids in per_seed.items():
+                grids.append({key[1:]: done[key] for key in jobs if key[0] == kind})
+            if train_seed == train_seeds[0]:  # the gap and the landscape: the first seed's models
+                diagnostics[encoder] = _diagnose(clock, out, env, scale, encoder, runs, seed, progress, device)
+        for kind, grids in per_seed.items():
+            found[kind][encoder] = pool_grids(grids, train_seeds)
+    seconds = clock.finish()
+    first_runs = {
+        encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in scale.encoders
+    }
+    base_runs = {encoder: runs / "base" for encoder, runs in first_runs.items()}
+    write_grid(out, env, references, base_runs, found["grid"], found["other"], found["paper"])
     return write_report(
         out,
         env,
         store.summary(),
-        grids,
+        found["grid"],
         diagnostics,
         seconds,
         dataclasses.asdict(scale),
         seed,
         references,
-        other_objective,
+        found["other"],
         train_seeds,
         workers,
-        paper_cells,
+        found["paper"],
     )
+
+
+class StageClock:
+    """Seconds per stage of a demo, summed over the processes of a resumed run (`spent`: what earlier ones
+    recorded), written to out/timings.json after every stage so that a killed run keeps its minutes."""
+
+    def __init__(self, out: Path, spent: dict[str, float]):
+        self.file = out / "timings.json"
+        self.seconds = spent
+        self.start = time.perf_counter() - spent.get("total", 0.0)
+
+    def __call__(self, stage: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(*args, **kwargs), its seconds added to `stage`'s."""
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+        self.seconds["total"] = time.perf_counter() - self.start
+        self.file.write_text(json.dumps(self.seconds, indent=2))
+        return result
+
+    def finish(self) -> dict[str, float]:
+        """The seconds per stage with the total last (the last row of the report's timings)."""
+        self.seconds.pop("total", None)
+        self.seconds["total"] = time.perf_counter() - self.start
+        self.file.write_text(json.dumps(self.seconds, indent=2))
+        return self.seconds
+
+
+def _references(
+    clock: StageClock, out: Path, env: str, scale: DemoScale, resume: bool, progress: bool
+) -> dict[str, dict[str, Any]]:
+    """The simulator planning for itself on the demo's pairs, per mode (reference_modes): the ceilings."""
+    schedule = MPCSettings()
+    apply_dataclass_overrides(schedule, scale.mpc, "mpc")
+    mpc = schedule.resolve(env, PlannerSettings().horizon)
+    return {
+        name: clock(
+            "simulator reference",
+            reference_once,
+            resume,
+            env,
+            out / REFERENCE_FOLDERS[name],
+            episodes=scale.episodes,
+            seed=EvalConfig().seed,
+            pushes=mpc.replans * mpc.execute,  # as many pushes as an MPC episode executes
+            candidates=scale.reference_candidates,
+            progress=progress,
+            protocol=protocol,
+            mpc=schedule,
+        )
+        for name, protocol in reference_modes(env, scale.paper_protocol).items()
+    }
+
+
+def _train_models(
+    clock: StageClock,
+    out: Path,
+    env: str,
+    scale: DemoScale,
+    encoder: str,
+    runs: dict[str, Path],
+    train_seed: int,
+    device: str,
+    progress: bool,
+) -> None:
+    """One model set: the base model of `encoder` trained with `train_seed`, then finetuned both ways."""
+    overrides = {
+        "data.path": str(out / "data"),
+        "train.seed": train_seed,
+        "model.encoder.name": encoder,
+        "train.device": device,
+    }
+    cfg = apply_overrides(preset(scale.preset, env), overrides | scale.train)
+    clock(f"{encoder}: train", train_once, cfg, runs["base"], progress)
+    for method in ("online", "adversarial"):
+        finetuning = {"train.device": device, **getattr(scale, method)}
+        clock(f"{encoder}: finetune {method}", finetune_once, runs["base"], runs[method], method, finetuning, progress)
+
+
+def _diagnose(
+    clock: StageClock,
+    out: Path,
+    env: str,
+    scale: DemoScale,
+    encoder: str,
+    runs: dict[str, Path],
+    seed: int,
+    progress: bool,
+    device: str,
+) -> dict[str, Any]:
+    """The train-test gap and the cost landscape of one model set (and Wall's door path)."""
+    ordered = [runs[m] for m in MODELS]
+    where = {kind: out / kind / encoder for kind in ("gap", "landscape", "door_path")}
+    found = {
+        "gap": clock(
+            f"{encoder}: gap",
+            gap,
+            ordered,
+            where["gap"],
+            episodes=scale.gap_windows,
+            seed=seed,
+            progress=progress,
+            device=device,
+        ),
+        "landscape": clock(
+            f"{encoder}: landscape",
+            landscape,
+            ordered,
+            where["landscape"],
+            grid=scale.landscape_grid,
+            seed=seed,
+            progress=progress,
+            device=device,
+        ),
+    }
+    if env == "wall":  # where a distance-measuring cost traps local planners (evaluation.door_path)
+        found["door_path"] = clock(
+            f"{encoder}: door path",
+            door_path_costs,
+            {encoder: runs["base"]},
+            where["door_path"],
+            episodes=scale.episodes,
+        )
+    return found
 
 
 def _start(out: Path, asked: dict[str, Any], resume: bool) -> dict[str, float]:

@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import TUNING_PAIR_SEED
+from wmplan.defaults import TUNING_PAIR_SEED
 from wmplan.evaluation.protocols import cell_protocol
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import EvalSummary, seed_spread

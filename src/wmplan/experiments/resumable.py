@@ -9,9 +9,9 @@ When a step counts as finished:
 - a finetuned run: its folder is there. It is written to <name>.partial and renamed when complete, so a
   leftover .partial is an interrupted one, resumed from its last checkpoint (redone from its parent when
   it has none);
-- an eval cell: its summary.json is there (written last), says the same planner, mode, protocol, pairs
-  and seed, and was planned by the run as it is now (the run's fingerprint, models.run_folder.RunState):
-  a cell of a run retrained since is planned again, and a line on stderr says so.
+- an eval cell: by the rule of every grid (wmplan.experiments.cell_folder): its cell.json says the same
+  eval, its summary.json (written last) reads, and it was planned by the run as it is now (the run's
+  fingerprint): a cell of a run retrained since is planned again, and a line on stderr says so.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 from wmplan.config import RunConfig
 from wmplan.data.collect import collect
 from wmplan.data.store import DatasetError, TrajectoryStore
-from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
-from wmplan.evaluation.summary import EvalSummary, planned_by
+from wmplan.evaluation.summary import EvalSummary
+from wmplan.experiments.cell_folder import cell_record, finished_cell, plan_cell
 from wmplan.experiments.sim_reference import simulator_reference
 from wmplan.models.run_folder import RunFolder
 from wmplan.training.finetune import finetune
@@ -94,24 +94,11 @@ def finetune_once(parent: Path, target: Path, method: str, overrides: dict[str, 
 
 
 def evaluate_once(run: Path, cfg: EvalConfig, where: Path, progress: bool, device: str) -> EvalSummary:
-    """The eval cell's summary: read from where/summary.json when finished there, else planned now."""
-    done = where / "summary.json"
-    if not done.exists():
-        return evaluate(run, cfg, where, progress=progress, device=device)
-    summary: EvalSummary = json.loads(done.read_text())
-    asked = {
-        "planner": cfg.planner,
-        "mpc": cfg.mpc,
-        "protocol": cfg.protocol,
-        "episodes": cfg.episodes,
-        "seed": cfg.seed,
-    }
-    stored = {k: summary.get(k, "fixed" if k == "protocol" else None) for k in asked}
-    if stored != asked:
-        raise ValueError(f"{where} holds another evaluation ({stored}, asked {asked}); remove it to plan it again")
-    if not planned_by(summary, RunFolder(run).state().fingerprint, where):
-        return evaluate(run, cfg, where, progress=progress, device=device)
-    return summary
+    """The eval cell's summary: read from `where` when finished there (experiments.cell_folder's rule),
+    else planned now."""
+    record = cell_record(cfg)
+    done = finished_cell(where, record, RunFolder(run).state().fingerprint)
+    return done if done is not None else plan_cell(run, cfg, where, record, device, progress)
 
 
 def evaluate_cells(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from wmplan.config import REPORT_PAIR_SEED, preset
+from wmplan.config import preset
+from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.envs import make_task
 from wmplan.envs.base import Task
 from wmplan.envs.pushing import PushingTask
@@ -119,6 +121,51 @@ def plan_in_simulator(
     return np.clip(mean, low, high)
 
 
+def run_plans(
+    task: Task,
+    sim: Task,
+    world: Task,
+    start: np.ndarray,
+    goal: np.ndarray,
+    budget: SimBudget,
+    rounds: Iterable[object],
+    execute: int,
+    protocol: str | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From `start` (n, S), once per item of `rounds` (one per replan, a progress bar say): plan from the
+    true state, then execute `execute` model steps of each plan in `world`. Returns the final states (n, S)
+    (under the paper protocol, those at the boundary where an episode was reached and frozen), whether
+    each episode met its goal at any env step (n,) and the plans it made (n,). Each plan is warm-started
+    with the previous plan's unused tail."""
+    episodes = len(start)
+    middle = (task.action_low + task.action_high) / 2
+    world.reset_to(start)
+    reached = task.is_success(start, goal)
+    done, frozen = np.zeros(episodes, bool), start.copy()
+    calls = np.zeros(episodes, int)
+    active, tail = np.arange(episodes), np.zeros((episodes, 0, task.action_dim))
+    for _ in rounds:
+        mean = np.broadcast_to(middle, (len(active), budget.steps, task.action_dim)).copy()
+        mean[:, : tail.shape[1]] = tail
+        state = world.get_state()
+        plan = plan_in_simulator(task, sim, state[active], goal[active], mean, budget, rng)
+        chunk = np.zeros((episodes, execute * budget.frameskip, task.action_dim))  # frozen episodes rest
+        chunk[active] = plan[:, : chunk.shape[1]]
+        for t in range(chunk.shape[1]):
+            reached[active] |= task.is_success(world.step(chunk[:, t])[active], goal[active])
+        calls[active] += 1
+        tail = plan[:, chunk.shape[1] :]
+        if protocol == "paper":  # score at the replanning boundary; the episodes reached there are frozen
+            state = world.get_state()
+            now = task.is_success(state[active], goal[active])
+            frozen[active[now]], done[active[now]] = state[active[now]], True
+            active, tail = active[~now], tail[~now]
+            if not len(active):
+                break
+    return np.where(done[:, None], frozen, world.get_state()), reached, calls
+
+
 def cem_reference(
     env: str,
     out: str | Path | None = None,
@@ -150,32 +197,9 @@ def cem_reference(
     replans, execute = (schedule.replans, schedule.execute) if schedule else (1, budget.horizon)
     start, goal = task.sample_start_goal(np.random.default_rng(seed), episodes)
     rng = np.random.default_rng(seed + 1)
-    middle = (task.action_low + task.action_high) / 2
-    world.reset_to(start)
-    reached = task.is_success(start, goal)
-    done, frozen = np.zeros(episodes, bool), start.copy()
-    calls = np.zeros(episodes, int)
-    active, tail = np.arange(episodes), np.zeros((episodes, 0, task.action_dim))
     begin = time.perf_counter()
-    for _ in tqdm(range(replans), desc=f"{env} CEM in the simulator", unit="plan", disable=not progress):
-        mean = np.broadcast_to(middle, (len(active), budget.steps, task.action_dim)).copy()
-        mean[:, : tail.shape[1]] = tail
-        state = world.get_state()
-        plan = plan_in_simulator(task, sim, state[active], goal[active], mean, budget, rng)
-        chunk = np.zeros((episodes, execute * budget.frameskip, task.action_dim))  # frozen episodes rest
-        chunk[active] = plan[:, : chunk.shape[1]]
-        for t in range(chunk.shape[1]):
-            reached[active] |= task.is_success(world.step(chunk[:, t])[active], goal[active])
-        calls[active] += 1
-        tail = plan[:, chunk.shape[1] :]
-        if protocol == "paper":  # score at the replanning boundary; the episodes reached there are frozen
-            state = world.get_state()
-            now = task.is_success(state[active], goal[active])
-            frozen[active[now]], done[active[now]] = state[active[now]], True
-            active, tail = active[~now], tail[~now]
-            if not len(active):
-                break
-    final = np.where(done[:, None], frozen, world.get_state())
+    bar = tqdm(range(replans), desc=f"{env} CEM in the simulator", unit="plan", disable=not progress)
+    final, reached, calls = run_plans(task, sim, world, start, goal, budget, bar, execute, protocol, rng)
     success, distance = task.is_success(final, goal), task.distance(final, goal)
     mode = f"MPC, {protocol} protocol" if protocol else "open loop"
     summary = {

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from wmplan.config import REPORT_PAIR_SEED
 from wmplan.data.collect_deformable import RandomPushConfig, aimed_pushes
+from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.envs import make_task
 from wmplan.envs.pushing import PushingTask
 from wmplan.evaluation.eval_config import MPCSettings

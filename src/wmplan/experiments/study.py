@@ -34,13 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.config import (
-    REPORT_PAIR_SEED,
-    AdversarialConfig,
-    RunConfig,
-    apply_overrides,
-    preset,
-)
+from wmplan.config import AdversarialConfig, RunConfig, apply_overrides, preset
+from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOLS, cell_protocol, check_protocol
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments.cells import Cell

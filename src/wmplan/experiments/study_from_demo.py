@@ -5,7 +5,7 @@ are the study's adversarial_e3_x1, its 200 online steps online_200) and their Ad
 
 Nothing is taken on trust: a model is adopted only when its stored config equals, key for key, the one
 the study would train (the device, the dataset's path and the parent's path aside), and its cells only
-when the demo planned the study's pairs with the study's planner settings. What is adopted is copied into
+when the demo finished the very eval the study asks (the one rule of wmplan.experiments.cell_folder). What is adopted is copied into
 the study's folder, listed in OUT/adopted.json and named in the report; the rest the study makes itself.
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wmplan.config import RunConfig, stored_settings
-from wmplan.evaluation.eval_config import EvalConfig
+from wmplan.experiments.cell_folder import cell_record, finished_cell
 from wmplan.experiments.demo_report import seed_folder
+from wmplan.models.run_folder import RunFolder
 from wmplan.training.finetune import finetune_config
 from wmplan.training.trainer import config_differences
 
@@ -45,8 +46,6 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[
         raise ValueError(f"--from-demo: {demo} was made on other data ({found_data}; the study needs {wanted_data})")
     if spec.encoder not in scale["encoders"]:
         raise ValueError(f"--from-demo: {demo} has no {spec.encoder} models (it has {', '.join(scale['encoders'])})")
-    planned = (scale["episodes"], EvalConfig().seed, scale["planner"], scale["mpc"])
-    same_pairs = planned == (spec.episodes, spec.pair_seed, spec.planner, {})
     listing = out / "adopted.json"
     before = json.loads(listing.read_text())["adopted"] if listing.exists() else []
     adopted: list[str] = []
@@ -76,12 +75,11 @@ def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[
                 names[name] = method
         for name, source in names.items():
             adopted += _copy(runs / source, out, Path("runs") / f"seed{seed}" / name)
-            if same_pairs:
-                for cell in cells:
-                    if (evals / source / cell.name / "summary.json").exists():
-                        adopted += _copy(
-                            evals / source / cell.name, out, Path("eval") / f"seed{seed}" / name / cell.name
-                        )
+            fingerprint = RunFolder(runs / source).state().fingerprint
+            for cell in cells:
+                wanted = cell_record(cell.eval_config(spec.episodes, spec.planner))
+                if _finished_alike(evals / source / cell.name, wanted, fingerprint):
+                    adopted += _copy(evals / source / cell.name, out, Path("eval") / f"seed{seed}" / name / cell.name)
             record()  # after every model: a kill between copies must not leave an adopted base looking like the study's own
     record()
     return adopted
@@ -93,6 +91,15 @@ def config_differences_of(run: Path, asked: RunConfig) -> list[str]:
         return ["(no run)"]
     stored = json.loads((run / "config.json").read_text())["config"]
     return [k for k in config_differences(stored_settings(stored), asked.to_dict()) if k not in MAY_DIFFER]
+
+
+def _finished_alike(folder: Path, wanted: dict[str, Any], fingerprint: str) -> bool:
+    """Whether the demo finished in `folder` the cell the study wants (experiments.cell_folder's rule: the
+    same eval, planned by the run as it is); a cell of other settings is the study's to plan."""
+    try:
+        return finished_cell(folder, wanted, fingerprint, say=False) is not None
+    except ValueError:
+        return False
 
 
 def _demo_arguments(demo: Path) -> dict[str, Any]:

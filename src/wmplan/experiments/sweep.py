@@ -8,11 +8,11 @@ eval in its own folder, run by a pool of worker processes or by torchrun ranks, 
                                               plus "seed" and "folder"), once all cells are finished
     OUT/report.md                             the success and reached tables, one block per seed
 
-A cell is finished when its summary.json is there (it is written last, by a rename) and records the
-fingerprint its model's run has now (models.run_folder.RunState: a run retrained since makes its cells
-unfinished, and a line on stderr says each is planned again); a rerun skips finished cells and redoes the
-others, so a sweep killed at any point (kill -9 included) loses only the
-cells it was planning. A cell folder written with other settings (cell.json differs) is refused, never
+A cell is finished by the rule of every grid (wmplan.experiments.cell_folder): its cell.json says what is
+asked, its summary.json (written last, by a rename) reads, and records the fingerprint its model's run has
+now (a run retrained since makes its cells unfinished, and a line on stderr says each is planned again); a
+rerun skips finished cells and redoes the others, so a sweep killed at any point (kill -9 included) loses
+only the cells it was planning. A cell folder written with other settings (cell.json differs) is refused, never
 overwritten. Each cell runs alone in its process with one CPU thread and denormals flushed, so its files
 equal `OMP_NUM_THREADS=1 wmplan eval` with the same flags, whatever --workers is. Cells are claimed with
 the cell folder's writer lock (wmplan.writing): workers, torchrun ranks and even two sweeps on the same
@@ -37,7 +37,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wmplan.evaluation.episodes import evaluate
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.protocols import MODES, PROTOCOL_NOTES
 from wmplan.evaluation.report import (
@@ -48,15 +47,15 @@ from wmplan.evaluation.report import (
     reached_table,
     success_grid_table,
 )
-from wmplan.evaluation.summary import EvalSummary, planned_by
+from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments import demo_grid
-from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cell_record, cells_of, eval_config
+from wmplan.experiments.cell_folder import SUMMARY_FILE, finished_cell, plan_cell
+from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cells_of, eval_config, sweep_cell_record
 from wmplan.experiments.workers import init_worker, pool_results
 from wmplan.planning.registry import planner_title
-from wmplan.training.trainer import config_differences
-from wmplan.writing import OutputError, atomic_write, claim_folder, remove_stray_files
+from wmplan.writing import OutputError, atomic_write, claim_folder
 
-SPEC_FILE, CELL_FILE, SUMMARY_FILE, REPORT_FILE = "sweep.json", "cell.json", "summary.json", "report.md"
+SPEC_FILE, REPORT_FILE = "sweep.json", "report.md"
 GRID_FILE = demo_grid.GRID_FILE
 
 
@@ -73,47 +72,6 @@ class SweepResult:
     report: str | None
 
 
-def is_finished(folder: Path, record: dict[str, Any], fingerprint: str | None = None, say: bool = True) -> bool:
-    """Whether the cell folder holds this cell's finished eval, planned (given `fingerprint`) by the run
-    as it is now (if not, and `say`, a line on stderr says so); a ValueError when the folder holds another
-    cell's or an eval the sweep did not write (never overwritten)."""
-    summary, stored = folder / SUMMARY_FILE, folder / CELL_FILE
-    if not stored.exists():
-        if summary.exists():
-            raise ValueError(
-                f"{folder} holds a summary.json that no sweep wrote (no {CELL_FILE}); move it away or choose another --out"
-            )
-        return False
-    try:
-        previous = json.loads(stored.read_text())
-    except json.JSONDecodeError:
-        return False  # cell.json is written atomically; unreadable means written by something else: redo
-    if previous != record:
-        changed = _difference(previous, record)
-        raise ValueError(
-            f"{folder} was planned with other settings ({changed}); choose another --out, or delete that folder to replan it"
-        )
-    if not summary.exists():
-        return False
-    try:
-        planned = json.loads(summary.read_text())
-    except json.JSONDecodeError:
-        return False  # summary.json is written atomically: unreadable means damaged since, so plan it again
-    return fingerprint is None or planned_by(planned, fingerprint, folder, say)
-
-
-def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """The first setting in which two cell records differ, in words (trainer.config_differences finds it)."""
-
-    def at(record: dict[str, Any], key: str) -> Any:
-        for part in key.split("."):
-            record = record.get(part) if isinstance(record, dict) else None  # type: ignore[assignment]
-        return record
-
-    keys = config_differences(old, new)
-    return f"{keys[0]} was {at(old, keys[0])!r}, now {at(new, keys[0])!r}" if keys else "no difference"
-
-
 def run_cell(
     out: str, folder: str, run: str, record: dict[str, Any], cfg: EvalConfig, device: str, fingerprint: str
 ) -> str:
@@ -125,11 +83,9 @@ def run_cell(
     except OutputError:
         return "busy"
     try:
-        if is_finished(path, record, fingerprint, say=False):  # finished by another process since the sweep began
+        if finished_cell(path, record, fingerprint, say=False) is not None:  # finished by another process since
             return "finished"
-        remove_stray_files(path)  # temp files of a killed writer
-        atomic_write(path / CELL_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
-        evaluate(run, cfg, path, progress=False, device=_rank_device(device))
+        plan_cell(run, cfg, path, record, _rank_device(device), progress=False)
         return "ran"
     finally:
         lock.release()
@@ -170,9 +126,11 @@ def run_sweep(
         raise ValueError(f"the models are of different tasks ({tasks}); sweep one task at a time")
     spec = dataclasses.replace(spec, models=runs)
     cells = cells_of(spec)
-    records = {c.folder: cell_record(spec, c) for c in cells}  # every cell's settings checked here
+    records = {c.folder: sweep_cell_record(spec, c) for c in cells}  # every cell's settings checked here
     status = {
-        c.folder: "finished" if is_finished(out / c.folder, records[c.folder], fingerprints[c.run]) else "todo"
+        c.folder: "todo"
+        if finished_cell(out / c.folder, records[c.folder], fingerprints[c.run]) is None
+        else "finished"
         for c in cells
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wmplan.config import apply_dataclass_overrides, cast_value, parse_set_args
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings, check_applicable
 from wmplan.evaluation.protocols import MODES, check_protocol, mode_named
+from wmplan.experiments.cell_folder import cell_record
 from wmplan.experiments.cells import Cell
+from wmplan.overrides import apply_dataclass_overrides, cast_value, parse_set_args
 from wmplan.planning.registry import planner_names
+from wmplan.settings_file import read_settings_file
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -65,7 +67,7 @@ def load_spec(path: str | Path | None, sets: Iterable[str] = ()) -> SweepSpec:
     seeds, episodes, batch, planner.<field>, mpc.<field>; lists comma-separated, models as name:path)."""
     values: dict[str, Any] = {}
     if path is not None:
-        values = _read_spec_file(Path(path))
+        values = read_settings_file(path, "sweep settings", ", or the grid as --set lists")
     for key, value in parse_set_args(list(sets)).items():
         group, _, name = key.partition(".")
         if name and group in ("planner", "mpc"):
@@ -76,29 +78,6 @@ def load_spec(path: str | Path | None, sets: Iterable[str] = ()) -> SweepSpec:
         else:
             values[key] = value
     return spec_from_dict(values)
-
-
-def _read_spec_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no sweep file {path}; give a YAML or JSON file, or the grid as --set lists")
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write it as JSON") from None
-        try:
-            values = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path} is not valid YAML ({' '.join(str(exc).split())})") from None
-    else:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc}); a .yaml or .yml file is read as YAML") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{path} must hold a mapping of sweep settings, got {type(values).__name__}")
-    return values
 
 
 def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
@@ -204,17 +183,13 @@ def eval_config(spec: SweepSpec, c: SweepCell) -> EvalConfig:
     return cfg.check()
 
 
-def cell_record(spec: SweepSpec, c: SweepCell) -> dict[str, Any]:
-    """cell.json: what the cell is, as JSON (a rerun compares it before trusting the folder)."""
-    return json.loads(
-        json.dumps(
-            {
-                "model": c.model,
-                "run": str(Path(c.run).resolve()),
-                "planner": c.cell.planner,
-                "mode": c.cell.mode.name,
-                "seed": c.cell.pair_seed,
-                "eval": dataclasses.asdict(eval_config(spec, c)),
-            }
-        )
+def sweep_cell_record(spec: SweepSpec, c: SweepCell) -> dict[str, Any]:
+    """The cell's cell.json (experiments.cell_folder): its model, run, planner, mode and seed, and its eval."""
+    return cell_record(
+        eval_config(spec, c),
+        model=c.model,
+        run=str(Path(c.run).resolve()),
+        planner=c.cell.planner,
+        mode=c.cell.mode.name,
+        seed=c.cell.pair_seed,
     )

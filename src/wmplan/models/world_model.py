@@ -26,8 +26,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from wmplan import __version__
-from wmplan.config import EncoderConfig, RunConfig
+from wmplan.config import RunConfig
 from wmplan.data.windows import Normalizer
+from wmplan.models.encoder_build import build_encoder, saved_encoder
 from wmplan.models.encoder_registry import Encoder, encoder_entry
 from wmplan.models.predictor import FrameCausalPredictor
 from wmplan.models.run_folder import DIMS_TYPES, RUN_FILES, RUN_FORMAT, RunFolder
@@ -73,21 +74,6 @@ class TaskDims:
     angle_dims: tuple[int, ...] = ()
     """State indices that are angles (PushT's block angle): the `state` encoder gives each as its cosine
     and sine, so a turn through 0 = 2 pi is a small step in the latent, as it is in the image."""
-
-
-def build_encoder(cfg: EncoderConfig, dims: TaskDims) -> Encoder:
-    """The encoder model.encoder.name names, built by its registry entry (which checks its own settings)."""
-    return checked_encoder(encoder_entry(cfg.name).build(cfg, dims), cfg.name)
-
-
-def checked_encoder(encoder: Encoder, name: str) -> Encoder:
-    """`encoder` itself; a TypeError when an entry built something the world model cannot own."""
-    if not isinstance(encoder, nn.Module) or not isinstance(encoder, Encoder):
-        raise TypeError(
-            f"the {name} encoder's entry built {type(encoder).__name__!r}, which is not a torch.nn.Module with "
-            "num_tokens, dim and freeze() (wmplan.models.encoder_registry.Encoder); fix its build function"
-        )
-    return encoder
 
 
 def check_device(name: str | torch.device) -> torch.device:
@@ -360,7 +346,7 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"{source / 'model.safetensors'} cannot be read ({exc}); the run is damaged: train it again"
             ) from exc
-        encoder = _saved_encoder(
+        encoder = saved_encoder(
             cfg.model.encoder, dims, {k[8:]: v for k, v in state.items() if k.startswith("encoder.")}
         )
         norm = folder.normalization()
@@ -403,9 +389,3 @@ class WorldModel(nn.Module):
         with tempfile.TemporaryDirectory() as tmp:
             self.save(tmp)
             return push_run(tmp, repo_id, private=private, token=token)
-
-
-def _saved_encoder(cfg: EncoderConfig, dims: TaskDims, state: dict[str, torch.Tensor]) -> Encoder:
-    """The encoder of a saved run, its weights taken from model.safetensors (not from elsewhere)."""
-    restore = encoder_entry(cfg.name).restore
-    return build_encoder(cfg, dims) if restore is None else checked_encoder(restore(cfg, dims, state), cfg.name)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmplan.config import CEM_SAMPLES, CEM_TOPK, PLAN_HORIZON
+from wmplan.defaults import CEM_SAMPLES, CEM_TOPK, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
 from wmplan.planning.protocols import Dynamics, StepCallback

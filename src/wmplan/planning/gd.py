@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmplan.config import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
+from wmplan.defaults import GD_LR, GD_NOISE, GD_STEPS, PLAN_HORIZON
 from wmplan.models.world_model import Latent
 from wmplan.planning.objective import Bounds, Generators, Objective, initial_actions, randn, resolve_generators
 from wmplan.planning.protocols import Dynamics, StepCallback

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from wmplan.config import HYBRID_ADAM_STEPS, HYBRID_CEM_ITERATIONS
+from wmplan.defaults import HYBRID_ADAM_STEPS, HYBRID_CEM_ITERATIONS
 from wmplan.models.world_model import Latent
 from wmplan.planning.cem import CEMConfig, CEMPlanner, cem_stage
 from wmplan.planning.gd import GDConfig, GDPlanner, gd_stage

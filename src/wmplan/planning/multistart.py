@@ -6,7 +6,7 @@ with `restarts` (wmplan.planning.gd); this module registers it as the planner mu
 
 from __future__ import annotations
 
-from wmplan.config import MULTISTART_RESTARTS
+from wmplan.defaults import MULTISTART_RESTARTS
 from wmplan.planning.gd import GDConfig, GDPlanner, gd_stage
 from wmplan.planning.registry import PlannerEntry, PlanningSetup, register_planner
 from wmplan.planning.settings import PlannerSettings

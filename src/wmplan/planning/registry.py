@@ -49,7 +49,7 @@ class PlanningSetup:
 
     @property
     def mode(self) -> str:
-        """ "mpc" or "open loop": the keys of the paper's per-mode defaults (config.GD_LR, config.GD_STEPS)."""
+        """ "mpc" or "open loop": the keys of the paper's per-mode defaults (defaults.GD_LR, defaults.GD_STEPS)."""
         return "mpc" if self.mpc else "open loop"
 
 

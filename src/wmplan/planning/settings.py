@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wmplan.config import CEM_SAMPLES, CEM_TOPK, GD_NOISE, PLAN_HORIZON
+from wmplan.defaults import CEM_SAMPLES, CEM_TOPK, GD_NOISE, PLAN_HORIZON
 
 
 @dataclass

@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from wmplan.config import MPC_MODEL_STEPS, PLAN_HORIZON
+from wmplan.defaults import MPC_MODEL_STEPS, PLAN_HORIZON
 from wmplan.tasks import TASKS, TaskPlanning, task_spec
 
 

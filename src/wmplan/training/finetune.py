@@ -104,30 +104,7 @@ def finetune(
         lock = claim_folder(out, "the finetuned run")  # noqa: F841 (held until finetune returns)
         if resume:
             restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
-    if not Path(cfg.data.path).exists():
-        trained_on = model.cfg.data.path
-        if str(Path(cfg.data.path)) != str(Path(trained_on)):  # the path the user gave, not the run's record
-            raise TrainingError(
-                f"no dataset at {cfg.data.path} (--data or data.path); {parent_run} was trained on {trained_on}"
-            )
-        raise TrainingError(
-            f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
-            f"--set data.path=PATH) to point it at that dataset where it is now"
-        )
-    data = TrainingData(cfg)
-    # The same data and split as the parent: a finetuned model must not have seen its parent's val episodes.
-    expected = parent_meta.get("dataset", {}).get("fingerprint")
-    if expected is not None and expected != data.fingerprint:
-        recorded_path = str(parent_meta["dataset"]["path"])
-        if Path(recorded_path).resolve() == Path(cfg.data.path).resolve():  # the same folder, changed since
-            raise TrainingError(
-                f"{cfg.data.path} has changed since {parent_run} was trained on it (its fingerprint differs: "
-                "episodes were appended or it was collected again), so the parent's validation split is gone; "
-                "finetune on a copy of the dataset as it was, or train a new base model on it"
-            )
-        raise TrainingError(
-            f"{cfg.data.path} is not the dataset {parent_run} was trained on ({recorded_path}); pass --data <that dataset>"
-        )
+    data = _parent_data(cfg, parent_run, model.cfg.data.path, parent_meta)
     if resume:
         check_resume(out, cfg, data, "resume with the --method, --preset and --set it was started with")
         recorded = RunFolder(out).meta().get("parent_fingerprint")
@@ -158,3 +135,31 @@ def finetune(
     if isinstance(loss, OnlineLoss) and ctx.is_main and loss.log:
         loss.write_log(out / "online_metrics.csv")  # rank 0's steps: expert and online losses, refreshes
     return model
+
+
+def _parent_data(cfg: RunConfig, parent_run: Path, trained_on: str, parent_meta: dict[str, Any]) -> TrainingData:
+    """The parent's dataset at cfg.data.path, refused when it is gone or is another one: the same data and
+    split as the parent, so that a finetuned model has not seen its parent's val episodes."""
+    if not Path(cfg.data.path).exists():
+        if str(Path(cfg.data.path)) != str(Path(trained_on)):  # the path the user gave, not the run's record
+            raise TrainingError(
+                f"no dataset at {cfg.data.path} (--data or data.path); {parent_run} was trained on {trained_on}"
+            )
+        raise TrainingError(
+            f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
+            f"--set data.path=PATH) to point it at that dataset where it is now"
+        )
+    data = TrainingData(cfg)
+    expected = parent_meta.get("dataset", {}).get("fingerprint")
+    if expected is not None and expected != data.fingerprint:
+        recorded_path = str(parent_meta["dataset"]["path"])
+        if Path(recorded_path).resolve() == Path(cfg.data.path).resolve():  # the same folder, changed since
+            raise TrainingError(
+                f"{cfg.data.path} has changed since {parent_run} was trained on it (its fingerprint differs: "
+                "episodes were appended or it was collected again), so the parent's validation split is gone; "
+                "finetune on a copy of the dataset as it was, or train a new base model on it"
+            )
+        raise TrainingError(
+            f"{cfg.data.path} is not the dataset {parent_run} was trained on ({recorded_path}); pass --data <that dataset>"
+        )
+    return data

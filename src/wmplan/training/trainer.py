@@ -32,15 +32,14 @@ from tqdm.auto import tqdm
 from wmplan.config import RunConfig, stored_settings
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
-from wmplan.envs import make_task
 from wmplan.envs.registry import task_type
-from wmplan.models.encoder_registry import Encoder, encoder_entry, unread_settings
-from wmplan.models.encoders import distance_spearman
+from wmplan.models.encoder_registry import unread_settings
 from wmplan.models.run_folder import RunFolder
-from wmplan.models.world_model import TaskDims, WorldModel, build_encoder, resolve_device
+from wmplan.models.world_model import TaskDims, WorldModel, resolve_device
 from wmplan.precision import precision_name, use_bf16
 from wmplan.tracking import Tracker, open_tracker
 from wmplan.training.distributed import DistContext, LossModule
+from wmplan.training.encoder_stage import latent_spearman, prepare_encoder
 from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
@@ -107,51 +106,6 @@ class TrainingData:
         if cached:
             batch["visual"] = self.cache[split][batch["frame_index"]]
         return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "frame_index"}
-
-
-def latent_spearman(
-    model: WorldModel, windows: TrajectoryWindows, pairs: int = 2000, frames: int = 4000, seed: int = 0
-) -> float:
-    """Spearman rank correlation between latent and true state distances over random pairs of frames
-    (any encoder: the state encoder's latent is the state itself): Euclidean on the task's pose_dims
-    where it declares them, else the task's own `distance`."""
-    idx = torch.as_tensor(
-        np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False)
-    )
-    device = next(model.parameters()).device
-    tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
-    latents, states = tokens.flatten(1).cpu().double().numpy(), windows.state[idx].numpy()
-    task = make_task(model.dims.task, model.task_settings)
-    if hasattr(task, "pose_dims"):  # what images show: a velocity (PointMaze, PushT's agent) is invisible in one frame
-        return distance_spearman(latents, states[:, list(task.pose_dims)], pairs=pairs, seed=seed)
-    # Otherwise the task's own distance: Wall's is Euclidean anyway; Rope's and Granular's Chamfer
-    # distance does not depend on how the particles are numbered, as an image does not.
-    return distance_spearman(latents, states, pairs=pairs, seed=seed, true_distance=task.distance)
-
-
-def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, progress: bool) -> tuple[Encoder, dict]:
-    """Stage 1: build the encoder and, where its registry entry says how, train it on the training split (the
-    pretraining moves it to `device`; the world model takes it there otherwise)."""
-    enc = cfg.model.encoder
-    encoder = build_encoder(enc, data.dims)
-    info: dict = {"encoder": enc.name}
-    pretraining = encoder_entry(enc.name).pretraining
-    if pretraining is not None:
-        source, options = pretraining.inputs(enc, data, cfg.train.seed)
-        start = time.perf_counter()
-        info["pretrain"] = pretraining.train(
-            encoder,
-            source,
-            steps=enc.pretrain_steps,
-            batch_size=enc.pretrain_batch,
-            lr=enc.pretrain_lr,
-            seed=cfg.train.seed,
-            progress=progress,
-            device=device,
-            **options,
-        )
-        info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
-    return encoder.freeze(), info
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:

@@ -77,14 +77,7 @@ def export_lerobot(store: TrajectoryStore, out: str | Path, *, overwrite: bool =
     meta, out = store_meta(store), Path(out)
     looks_like = lambda p: (p / "meta" / "info.json").is_file()  # noqa: E731
     staging = staging_folder(out, overwrite=overwrite, source=store.path, looks_like=looks_like, kind="LeRobot")
-    size = meta["image_size"]
-    spec: dict[str, tuple[str, int | None]] = {IMAGE: ("image", None)}
-    if meta["proprio_dim"]:
-        spec[PROPRIO] = ("float32", meta["proprio_dim"])
-    spec |= {STATE: ("float32", meta["state_dim"]), ACTION: ("float32", meta["action_dim"]), DONE: ("bool", None)}
-    for key, extra in meta["extras"].items():
-        spec[f"wmplan.{key}"] = (extra["dtype"], int(np.prod(extra["shape"])))
-    spec |= {name: (dtype, None) for name, dtype in DEFAULTS.items()}
+    spec = _feature_spec(meta)
     task_text = f"wmplan {meta['task']}"
     schema = make_schema(pa, spec)
     writer = ShardWriter(
@@ -98,60 +91,16 @@ def export_lerobot(store: TrajectoryStore, out: str | Path, *, overwrite: bool =
     start = 0
     for i, episode in enumerate(store_episodes(store)):
         length = len(episode["obs"])
-        columns = {
-            IMAGE: episode["obs"],
-            PROPRIO: episode["proprio"],
-            STATE: episode["state"],
-            ACTION: episode["action"],
-            DONE: is_pad(length),
-            "timestamp": np.arange(length, dtype=np.float32) / fps,
-            "frame_index": np.arange(length),
-            "episode_index": np.full(length, i),
-            "index": np.arange(start, start + length),
-            "task_index": np.zeros(length, dtype=np.int64),
-            **{f"wmplan.{k}": episode[k].reshape(length, -1) for k in meta["extras"]},
-        }
+        columns = _frame_columns(episode, meta, i, start, fps)
         file_index = writer.write(make_table(pa, schema, columns))
         for name in spec:
             stats[name].add(columns[name])
-        chunk = {"chunk_index": file_index // CHUNKS_SIZE, "file_index": file_index % CHUNKS_SIZE}
-        rows.append(
-            {
-                "episode_index": i,
-                "tasks": [task_text],
-                "length": length,
-                "data/chunk_index": chunk["chunk_index"],
-                "data/file_index": chunk["file_index"],
-                "dataset_from_index": start,
-                "dataset_to_index": start + length,
-                "meta/episodes/chunk_index": 0,
-                "meta/episodes/file_index": 0,
-            }
-        )
+        rows.append(_episode_row(i, task_text, length, start, file_index))
         start += length
     writer.close()
     if not rows:
         raise DatasetError(f"{store.path} holds no finished episodes; nothing to export")
-    features: dict[str, Any] = {}
-    for name, (dtype, width) in spec.items():
-        shape = [size, size, 3] if dtype == "image" else [1 if width is None else width]
-        names = ["height", "width", "channels"] if dtype == "image" else None
-        features[name] = {"dtype": dtype, "shape": shape, "names": names}
-    info = {
-        "codebase_version": CODEBASE_VERSION,
-        "robot_type": f"wmplan-{meta['task']}",
-        "total_episodes": len(rows),
-        "total_frames": start,
-        "total_tasks": 1,
-        "chunks_size": CHUNKS_SIZE,
-        "data_files_size_in_mb": DATA_FILE_MB,
-        "video_files_size_in_mb": VIDEO_FILE_MB,
-        "fps": fps,
-        "splits": {"train": f"0:{len(rows)}"},
-        "data_path": DATA_PATH,
-        "video_path": None,
-        "features": features,
-    }
+    info = _info(meta, spec, episodes=len(rows), frames=start, fps=fps)
     _write_json(staging / "meta" / "info.json", info)
     _write_json(staging / "meta" / "stats.json", {name: s.result() for name, s in stats.items()})
     _write_json(staging / WMPLAN_META, meta)
@@ -162,6 +111,80 @@ def export_lerobot(store: TrajectoryStore, out: str | Path, *, overwrite: bool =
     (staging / "README.md").write_text(_card(meta, info))
     publish(staging, out)
     return out
+
+
+def _feature_spec(meta: dict[str, Any]) -> dict[str, tuple[str, int | None]]:
+    """Each frame column's (dtype, width): the dataset's own arrays under LeRobot's names, then LeRobot's
+    bookkeeping columns, so that LeRobot finds the features it expects by name."""
+    spec: dict[str, tuple[str, int | None]] = {IMAGE: ("image", None)}
+    if meta["proprio_dim"]:
+        spec[PROPRIO] = ("float32", meta["proprio_dim"])
+    spec |= {STATE: ("float32", meta["state_dim"]), ACTION: ("float32", meta["action_dim"]), DONE: ("bool", None)}
+    for key, extra in meta["extras"].items():
+        spec[f"wmplan.{key}"] = (extra["dtype"], int(np.prod(extra["shape"])))
+    spec |= {name: (dtype, None) for name, dtype in DEFAULTS.items()}
+    return spec
+
+
+def _frame_columns(episode: dict[str, np.ndarray], meta: dict[str, Any], index: int, start: int, fps: int) -> dict:
+    """Episode `index`'s frames as columns, its first frame being the dataset's frame `start`: LeRobot
+    finds an episode's frames by these indices and timestamps."""
+    length = len(episode["obs"])
+    return {
+        IMAGE: episode["obs"],
+        PROPRIO: episode["proprio"],
+        STATE: episode["state"],
+        ACTION: episode["action"],
+        DONE: is_pad(length),
+        "timestamp": np.arange(length, dtype=np.float32) / fps,
+        "frame_index": np.arange(length),
+        "episode_index": np.full(length, index),
+        "index": np.arange(start, start + length),
+        "task_index": np.zeros(length, dtype=np.int64),
+        **{f"wmplan.{k}": episode[k].reshape(length, -1) for k in meta["extras"]},
+    }
+
+
+def _episode_row(index: int, task_text: str, length: int, start: int, file_index: int) -> dict[str, Any]:
+    """Episode `index`'s row of meta/episodes: where LeRobot finds its frames (data file, frame range)."""
+    return {
+        "episode_index": index,
+        "tasks": [task_text],
+        "length": length,
+        "data/chunk_index": file_index // CHUNKS_SIZE,
+        "data/file_index": file_index % CHUNKS_SIZE,
+        "dataset_from_index": start,
+        "dataset_to_index": start + length,
+        "meta/episodes/chunk_index": 0,
+        "meta/episodes/file_index": 0,
+    }
+
+
+def _info(
+    meta: dict[str, Any], spec: dict[str, tuple[str, int | None]], *, episodes: int, frames: int, fps: int
+) -> dict[str, Any]:
+    """meta/info.json: the counts, paths and features (dtype, shape, names) LeRobot reads a dataset by."""
+    size = meta["image_size"]
+    features: dict[str, Any] = {}
+    for name, (dtype, width) in spec.items():
+        shape = [size, size, 3] if dtype == "image" else [1 if width is None else width]
+        names = ["height", "width", "channels"] if dtype == "image" else None
+        features[name] = {"dtype": dtype, "shape": shape, "names": names}
+    return {
+        "codebase_version": CODEBASE_VERSION,
+        "robot_type": f"wmplan-{meta['task']}",
+        "total_episodes": episodes,
+        "total_frames": frames,
+        "total_tasks": 1,
+        "chunks_size": CHUNKS_SIZE,
+        "data_files_size_in_mb": DATA_FILE_MB,
+        "video_files_size_in_mb": VIDEO_FILE_MB,
+        "fps": fps,
+        "splits": {"train": f"0:{episodes}"},
+        "data_path": DATA_PATH,
+        "video_path": None,
+        "features": features,
+    }
 
 
 def _write_tasks(pa: Any, pq: Any, path: Path, tasks: list[str]) -> None:
