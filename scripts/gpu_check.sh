@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Training and planning throughput of the paper preset (DINOv2 token shape) on a GPU, random weights.
-# Run wherever a GPU is available, from the repository root with wmplan installed (e.g. a CUDA torch and
-# `pip install -e .`): bash scripts/gpu_check.sh [extra flags of scripts/gpu_check.py]
+# The device check of a GPU machine (scripts/device_check.py): DDP training under torchrun on every visible GPU
+# (NCCL) on a dataset it collects, sharded eval against one process, bf16 planning against fp32 on the same
+# pairs, and the training and planning throughput of the paper preset (scripts/gpu_check.py). One table at the
+# end (check | ok / FAILED / skipped | figures); exit status 1 if a check failed.
+#
+# On a GPU machine, from the repository root, with wmplan installed on a CUDA build of torch
+# (make install TORCH_SPEC='torch==2.6.0'; source .venv/bin/activate):
+#     bash scripts/gpu_check.sh [--nproc N] [--out DIR] [--timeout SECONDS]
+# On a CPU, tiny (2 gloo ranks, about a minute): bash scripts/gpu_check.sh --device cpu --tiny
+# DEVICE=cpu sets the default device; PYTHON names the interpreter (default: python).
 set -euo pipefail
-python "$(dirname "$0")/gpu_check.py" --device cuda --preset paper --json gpu_check.json "$@"
-echo "wrote gpu_check.json"
+exec "${PYTHON:-python}" "$(dirname "$0")/device_check.py" --device "${DEVICE:-cuda}" "$@"

@@ -38,7 +38,7 @@ class DistContext:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             _bind_group_defaults_first()
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            dist.init_process_group(backend_for(device))
         return cls(device, dist.get_rank(), dist.get_world_size())
 
     def close(self) -> None:
@@ -60,6 +60,11 @@ class DistContext:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+
+def backend_for(device: torch.device) -> str:
+    """The process group's backend for ranks on `device`'s type: nccl on CUDA, gloo on the CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def _bind_group_defaults_first() -> None:
