@@ -89,6 +89,8 @@ def test_lerobot_export_has_the_v3_layout_and_imports_back_exactly(tmp_path, rng
     bounds = store.episode_bounds()
     assert list(zip(episodes["dataset_from_index"], episodes["dataset_to_index"])) == bounds
     assert episodes["length"] == list(LENGTHS) and episodes["tasks"][0] == ["wmplan wall"]
+    assert episodes["stats/observation.image/count"] == [[n] for n in LENGTHS]  # each episode's own stats
+    np.testing.assert_allclose(episodes["stats/observation.state/min"][2], store.episode(2)["proprio"].min(axis=0))
     tasks = pq.read_table(out / "meta" / "tasks.parquet")
     assert tasks.to_pydict() == {"task_index": [0], "task": ["wmplan wall"]}
     assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]  # what LeRobot's pandas reads

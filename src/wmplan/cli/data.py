@@ -109,7 +109,7 @@ def add_info_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from wmplan.data.interchange import export_dataset
 
-    export_dataset(args.data, args.write_to, args.format, overwrite=args.overwrite, fps=args.fps)
+    export_dataset(args.data, args.write_to, args.format, overwrite=args.overwrite, fps=args.fps, frames=args.frames)
     print(f"exported {args.data} to {args.out} ({args.format})")
     return 0
 
@@ -121,7 +121,14 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     add_out_flag(p, "export folder (new)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export of the same format")
     p.add_argument(
-        "--fps", type=positive_int, default=10, help="lerobot: frames per second in meta/info.json (default 10)"
+        "--fps", type=positive_int, default=None, help="lerobot: frames per second (default: the task's render_fps)"
+    )
+    p.add_argument(
+        "--frames",
+        choices=["png", "video"],
+        default="png",
+        help="lerobot: camera frames as PNG in the parquet files (lossless, default) or as MP4 videos in "
+        "LeRobot's video layout (lossy; needs PyAV: pip install av)",
     )
     p.set_defaults(func=cmd_export)
 

@@ -2,7 +2,7 @@
 
 wmplan collect --env wall --episodes 1920 --out data/wall [--seed 0] [--overwrite | --append]
 wmplan info data/wall [--json]
-wmplan export data/wall --to lerobot|hf --out exports/wall [--overwrite] [--fps 10]
+wmplan export data/wall --to lerobot|hf --out exports/wall [--overwrite] [--fps 10] [--frames png|video]
 wmplan import SOURCE --from lerobot|hf|dinowm|diffusion-policy --out data/x [--env pusht] [--task-set k=v]
               [--map obs=img ...] [--resize] [--overwrite]
 wmplan train --data data/wall --out runs/wall [--preset tiny|small|paper] [--encoder conv|patch|state|dinov2]

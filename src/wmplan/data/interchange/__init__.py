@@ -1,6 +1,6 @@
 """Datasets to and from other tools: one module per format, this module dispatches.
 
-    export: lerobot (LeRobot v3.0, images in parquet), hf (a Hugging Face `datasets` parquet folder)
+    export: lerobot (LeRobot v3.0, images in parquet or as MP4 videos), hf (a Hugging Face `datasets` parquet folder)
     import: lerobot, hf (both: exact for a wmplan export), dinowm (DINO-WM's released folders),
             diffusion-policy (its ReplayBuffer zarr)
 
@@ -8,7 +8,8 @@ Example:
     >>> export_dataset("data/wall", "exports/wall_lerobot", "lerobot")          # doctest: +SKIP
     >>> import_dataset("dino_wm_data/point_maze", "data/pm", "dinowm", env="pointmaze")  # doctest: +SKIP
 
-Parquet needs pyarrow (`pip install wmplan[interchange]`); each module imports it only when it runs.
+Parquet needs pyarrow, LeRobot's videos PyAV (`pip install wmplan[interchange]` installs both); each module
+imports them only when it runs.
 """
 
 from __future__ import annotations
@@ -24,16 +25,27 @@ EXPORT_FORMATS = ("lerobot", "hf")
 IMPORT_FORMATS = ("lerobot", "hf", "dinowm", "diffusion-policy")
 
 
-def export_dataset(data: str | Path, out: str | Path, fmt: str, *, overwrite: bool = False, fps: int = 10) -> Path:
-    """Write the wmplan dataset at `data` to `out` in format `fmt`; `fps` is LeRobot's frame rate."""
+def export_dataset(
+    data: str | Path,
+    out: str | Path,
+    fmt: str,
+    *,
+    overwrite: bool = False,
+    fps: int | None = None,
+    frames: str = "png",
+) -> Path:
+    """Write the wmplan dataset at `data` to `out` in format `fmt`. LeRobot only: `fps` is the frame rate
+    (default: the task's render_fps), `frames` "png" (in parquet) or "video" (MP4 files)."""
     if fmt not in EXPORT_FORMATS:
         raise DatasetError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if fmt != "lerobot" and (fps is not None or frames != "png"):
+        raise DatasetError(f"--fps and --frames apply to --to lerobot only, not {fmt}")
     store = TrajectoryStore.open(data)
     try:
         if fmt == "lerobot":
             from wmplan.data.interchange.lerobot import export_lerobot
 
-            return export_lerobot(store, out, overwrite=overwrite, fps=fps)
+            return export_lerobot(store, out, overwrite=overwrite, fps=fps, frames=frames)
         from wmplan.data.interchange.hf import export_hf
 
         return export_hf(store, out, overwrite=overwrite)

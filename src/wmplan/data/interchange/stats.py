@@ -3,7 +3,11 @@ compute_stats.py: min, max, mean, std, count and the quantiles q01, q10, q50, q9
 
 Vectors give one value per dimension (shape (n,); a scalar column (1,)). Images give one value per
 channel with shape (3, 1, 1), in [0, 1] (pixel / 255), as LeRobot normalises them; their quantiles come
-exactly from a 256-bin histogram per channel, since the pixels are uint8.
+exactly from a 256-bin histogram per channel, since the pixels are uint8. Video features are images here:
+their stats come from the frames before encoding, as LeRobot computes them from the frames it encodes.
+
+Each episode's stats also go into its row of meta/episodes, one column per feature and stat
+("stats/<feature>/<stat>"), as LeRobot's save_episode flattens them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ class FeatureStats:
                 self.histogram[c] += np.bincount(values[..., c].reshape(-1), minlength=256)
         else:
             self.parts.append(values.reshape(len(values), -1).astype(np.float64))
+
+    def merge(self, other: FeatureStats) -> None:
+        """Take in the values `other` accumulated (an episode's, into the dataset's)."""
+        self.parts += other.parts
+        self.histogram += other.histogram
+        self.frames += other.frames
 
     def result(self) -> dict[str, Any]:
         if self.image:
@@ -70,3 +80,8 @@ class FeatureStats:
             )
         shaped = {k: v.reshape(3, 1, 1).tolist() for k, v in out.items()}
         return {"count": [self.frames], **shaped}  # LeRobot counts images, not pixels
+
+
+def episode_stats_columns(stats: dict[str, FeatureStats]) -> dict[str, Any]:
+    """An episode's stats as the columns of its meta/episodes row: {"stats/<feature>/<stat>": value}."""
+    return {f"stats/{name}/{key}": value for name, s in stats.items() for key, value in s.result().items()}
