@@ -234,6 +234,7 @@ BAD_VALUES = {
 OPTION_KINDS = {
     "--episodes": "count",
     "--workers": "count",
+    "--cells-per-job": "count",
     "--batch": "count",
     "--epochs": "count",
     "--fps": "count",

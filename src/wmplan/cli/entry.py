@@ -14,6 +14,7 @@ wmplan eval --run runs/wall --planner gd|adam|cem|cem_best|hybrid|multistart [--
 torchrun --nproc_per_node N -m wmplan.cli eval --model runs/wall ...   (the episodes split across N processes or GPUs)
 wmplan demo [--env wall] [--out results/demo] [--episodes 20 | --full] [--seeds 0,1,2] [--resume | --overwrite] [--workers N]
 wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planners=gd,adam,cem ...] --out DIR [--workers N]
+             [--launcher local|submitit] [--cells-per-job K] [--set slurm.partition=gpu ...]
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50] [--allow-unfinished] [--overwrite | --resume]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41] [--allow-unfinished] [--overwrite | --resume]
 wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000] [--from-demo DIR] [--workers N]

@@ -8,6 +8,7 @@ import time
 
 from wmplan.cli.flags import add_device_flag, add_env_flag, add_out_flag, add_seed_flag, add_set_flag, add_workers_flag
 from wmplan.cli_types import positive_floats, positive_int, positive_ints, protocols, seeds
+from wmplan.experiments.submitit_launcher import LAUNCHERS
 from wmplan.models.encoder_registry import encoder_entry, encoder_names
 
 DEMO_FULL_EPISODES = 50
@@ -103,7 +104,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from wmplan.experiments.sweep import run_sweep
     from wmplan.experiments.sweep_spec import load_spec
 
-    result = run_sweep(load_spec(args.config, args.set), args.out, workers=args.workers, device=args.device)
+    result = run_sweep(
+        load_spec(args.config, args.set),
+        args.out,
+        workers=args.workers,
+        device=args.device,
+        launcher=args.launcher,
+        cells_per_job=args.cells_per_job,
+    )
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     print(
@@ -118,22 +126,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_sweep(args: argparse.Namespace) -> None:
+    """The spec's slurm.* settings, --workers and --cells-per-job must apply to the launcher."""
+    from wmplan.experiments.submitit_launcher import check_launcher
+    from wmplan.experiments.sweep_spec import load_spec
+
+    check_launcher(args.launcher, load_spec(args.config, args.set).slurm, args.workers, args.cells_per_job, args.device)
+
+
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep", help="the Table 1 grid (models x planners x modes x seeds), one eval per cell, in parallel, resumable"
     )
     p.add_argument(
-        "--config", help="YAML or JSON file: models, planners, modes, seeds, episodes, planner, mpc, protocol"
+        "--config", help="YAML or JSON file: models, planners, modes, seeds, episodes, planner, mpc, protocol, slurm"
     )
     add_set_flag(
         p,
         "on top of --config, e.g. models=base:runs/wall,online:runs/wall-online planners=gd,adam,cem "
-        "modes=open,mpc seeds=99,100 episodes=50 planner.steps=100 mpc.replans=5",
+        "modes=open,mpc seeds=99,100 episodes=50 planner.steps=100 mpc.replans=5 slurm.partition=gpu",
     )
     add_out_flag(p, "sweep folder (a rerun skips its finished cells)")
-    add_workers_flag(p, "CPU processes planning cells side by side")
+    add_workers_flag(p, "processes planning cells side by side (--launcher local), each on its own GPU if several")
+    p.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: processes on this machine (--workers) or torchrun ranks; submitit: SLURM jobs with the "
+        'slurm.* settings (pip install "wmplan[cluster]") (default: local)',
+    )
+    p.add_argument(
+        "--cells-per-job",
+        type=positive_int,
+        help="--launcher submitit: cells planned by each job (default 1)",
+    )
     add_device_flag(p)
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, check=check_sweep)
 
 
 def cmd_study(args: argparse.Namespace) -> int:

@@ -105,7 +105,8 @@ def evaluate_cells(
     jobs: dict[Any, tuple[Path, EvalConfig, Path]], workers: int, progress: bool, device: str
 ) -> dict[Any, EvalSummary]:
     """Every job's (run, cfg, where) cell by `evaluate_once`: one after another in this process, or in a
-    pool of `workers` one-thread processes (a bar counts the finished cells)."""
+    pool of `workers` one-thread processes, each on its own GPU where there are several (a bar counts the
+    finished cells)."""
     if workers == 1 or len(jobs) <= 1:
         return {key: evaluate_once(run, cfg, where, progress, device) for key, (run, cfg, where) in jobs.items()}
     from tqdm.auto import tqdm
@@ -115,7 +116,8 @@ def evaluate_cells(
     named = {str(where): (key, (run, cfg, where, False, device)) for key, (run, cfg, where) in jobs.items()}
     found = {}
     with tqdm(total=len(jobs), desc=f"eval cells, {workers} workers", unit="cell", disable=not progress) as bar:
-        for name, summary in pool_results(evaluate_once, {n: args for n, (_, args) in named.items()}, workers, "cell"):
+        cells = {name: args for name, (_, args) in named.items()}
+        for name, summary in pool_results(evaluate_once, cells, workers, "cell", device):
             found[named[name][0]] = summary
             bar.update(1)
     return found

@@ -1,5 +1,6 @@
 """`wmplan sweep`: one task's Table 1 grid (models x planners x modes x seeds), each cell an ordinary
-eval in its own folder, run by a pool of worker processes or by torchrun ranks, and resumable.
+eval in its own folder, run by a pool of worker processes, by torchrun ranks or as SLURM jobs (--launcher
+submitit: wmplan.experiments.submitit_launcher), and resumable.
 
     OUT/sweep.json                            the spec of the last invocation
     OUT/<model>/<planner>_<mode>_seed<k>/     one cell: an eval folder (cell.json first: the cell's
@@ -16,13 +17,16 @@ only the cells it was planning. A cell folder written with other settings (cell.
 overwritten. Each cell runs alone in its process with one CPU thread and denormals flushed, so its files
 equal `OMP_NUM_THREADS=1 wmplan eval` with the same flags, whatever --workers is. Cells are claimed with
 the cell folder's writer lock (wmplan.writing): workers, torchrun ranks and even two sweeps on the same
-OUT never plan the same cell twice; under torchrun the last rank to finish writes grid.json.
+OUT never plan the same cell twice; under torchrun the last rank to finish writes grid.json. With several
+GPUs, each worker plans on its own (wmplan.experiments.workers). Under --launcher submitit the submitting
+process claims the cells: it hands each to one job before submitting, and the jobs take no lock.
 
 Spec: a YAML or JSON file, then `--set key=value` on top, paths relative to the working folder
 (wmplan.experiments.sweep_spec).
 
 Example:
     >>> result = run_sweep(sweep_spec.load_spec("sweep.yaml", ["seeds=99,100"]), "results/sweep", workers=4)  # doctest: +SKIP
+    >>> result = run_sweep(spec, "results/sweep", launcher="submitit", cells_per_job=4)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from wmplan.evaluation.report import (
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments import demo_grid
 from wmplan.experiments.cell_folder import SUMMARY_FILE, finished_cell, plan_cell
+from wmplan.experiments.submitit_launcher import check_launcher, require_submitit, run_jobs, slurm_settings
 from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cells_of, eval_config, sweep_cell_record
 from wmplan.experiments.workers import init_worker, pool_results
 from wmplan.planning.registry import planner_title
@@ -73,13 +78,21 @@ class SweepResult:
 
 
 def run_cell(
-    out: str, folder: str, run: str, record: dict[str, Any], cfg: EvalConfig, device: str, fingerprint: str
+    out: str,
+    folder: str,
+    run: str,
+    record: dict[str, Any],
+    cfg: EvalConfig,
+    device: str,
+    fingerprint: str,
+    claim: bool = True,
 ) -> str:
-    """Plan one cell unless it is finished (by the run whose fingerprint is `fingerprint`) or another
-    process holds it: "ran", "finished" or "busy"."""
+    """Plan one cell unless it is finished (by the run whose fingerprint is `fingerprint`) or, with `claim`,
+    another process holds its folder: "ran", "finished" or "busy". Without `claim` (a submitit job, whose
+    cells the submitting process claimed) no lock is taken."""
     path = Path(out) / folder
     try:
-        lock = claim_folder(path, "the sweep cell")
+        lock = claim_folder(path, "the sweep cell") if claim else None
     except OutputError:
         return "busy"
     try:
@@ -88,7 +101,8 @@ def run_cell(
         plan_cell(run, cfg, path, record, _rank_device(device), progress=False)
         return "ran"
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _rank_device(device: str) -> str:
@@ -101,15 +115,33 @@ def _rank_device(device: str) -> str:
     return str(resolved)
 
 
-def run_sweep(
-    spec: SweepSpec, out: str | Path, *, workers: int = 1, device: str = "auto", progress: bool = True
-) -> SweepResult:
-    """Plan every unfinished cell of `spec` into `out` with `workers` processes (1: in this process), or
-    as one torchrun rank of several (WORLD_SIZE > 1: the ranks share the cells); then, once every cell is
-    finished, write grid.json and report.md. Every setting and folder is checked before any planning."""
-    from wmplan.hub import local_run
-    from wmplan.models.run_folder import RunFolder
+def plan_job(jobs: list[tuple], workers: int) -> dict[str, str]:
+    """A submitit job: its cells (run_cell's arguments, claimed by the submitting process), in `workers`
+    one-thread processes; each cell's outcome by its folder. A failing cell fails the job with the cell's own
+    error (the submitting process names the cell and says to rerun)."""
+    try:
+        return dict(_run_jobs([(*job, False) for job in jobs], workers))
+    except RuntimeError as exc:
+        raise (exc.__cause__ or exc) from None
 
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    device: str = "auto",
+    progress: bool = True,
+    launcher: str = "local",
+    cells_per_job: int | None = None,
+    cluster: str | None = None,
+) -> SweepResult:
+    """Plan every unfinished cell of `spec` into `out`, then, once every cell is finished, write grid.json and
+    report.md. `launcher` local: with `workers` processes (1: in this process), or as one torchrun rank of
+    several (WORLD_SIZE > 1: the ranks share the cells); submitit: as jobs of `cells_per_job` cells (default 1)
+    with the spec's slurm.* resources, submitted to SLURM (`cluster` None) or run as processes here
+    (`cluster="local"`, submitit's LocalExecutor), and waited for. Every setting and folder is checked before
+    any planning."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file, not a folder; choose another --out")
@@ -118,15 +150,12 @@ def run_sweep(
         raise ValueError(
             f"--workers {workers}: give at least 1; under torchrun ({world} ranks) each rank is one worker: leave it 1"
         )
-    runs = {name: str(local_run(run)) for name, run in spec.models.items()}
-    folders = {run: RunFolder(run) for run in runs.values()}
-    fingerprints = {run: folder.require_finished(flag=None).fingerprint for run, folder in folders.items()}
-    tasks = {name: folders[run].meta()["dims"]["task"] for name, run in runs.items()}
-    if len(set(tasks.values())) > 1:
-        raise ValueError(f"the models are of different tasks ({tasks}); sweep one task at a time")
-    spec = dataclasses.replace(spec, models=runs)
-    cells = cells_of(spec)
-    records = {c.folder: sweep_cell_record(spec, c) for c in cells}  # every cell's settings checked here
+    check_launcher(launcher, spec.slurm, workers, cells_per_job, device)
+    if launcher == "submitit":
+        if world > 1:
+            raise ValueError("--launcher submitit submits from one process; run it without torchrun")
+        require_submitit(cluster)  # before anything is written
+    spec, cells, records, fingerprints, task = _checked_cells(spec)
     status = {
         c.folder: "todo"
         if finished_cell(out / c.folder, records[c.folder], fingerprints[c.run]) is None
@@ -139,29 +168,71 @@ def run_sweep(
     todo = [c for c in cells if status[c.folder] == "todo"]
     if world > 1:  # each rank starts at its own offset, so the ranks begin on different cells
         todo = todo[rank:] + todo[:rank]
-    bar = tqdm(total=len(todo), desc="sweep", unit="cell", disable=not (progress and rank == 0 and todo))
     jobs = [
         (str(out), c.folder, c.run, records[c.folder], eval_config(spec, c), device, fingerprints[c.run]) for c in todo
     ]
-    for folder, outcome in _run_jobs(jobs, workers):
-        status[folder] = outcome
-        bar.update(1)
-    bar.close()
+    if launcher == "submitit":
+        _submit(jobs, out, spec, cells_per_job or 1, cluster, progress)
+        status |= {job[1]: "ran" for job in jobs}  # every one: a cell left unfinished raised above
+    else:
+        with tqdm(total=len(todo), desc="sweep", unit="cell", disable=not (progress and rank == 0 and todo)) as bar:
+            for folder, outcome in _run_jobs(jobs, workers):
+                status[folder] = outcome
+                bar.update(1)
     ran = [c.folder for c in todo if status[c.folder] == "ran"]
     busy = [c.folder for c in todo if status[c.folder] == "busy"]
     finished_before = [f for f in records if f not in ran and f not in busy]
     if not all((out / c.folder / SUMMARY_FILE).exists() for c in cells):
         return SweepResult(ran, finished_before, busy, None, None)
     summaries = {c: json.loads((out / c.folder / SUMMARY_FILE).read_text()) for c in cells}
-    grid, report = write_grid_and_report(out, spec, next(iter(tasks.values())), summaries)
+    grid, report = write_grid_and_report(out, spec, task, summaries)
     return SweepResult(ran, finished_before, busy, grid, report)
+
+
+def _checked_cells(
+    spec: SweepSpec,
+) -> tuple[SweepSpec, list[SweepCell], dict[str, dict[str, Any]], dict[str, str], str]:
+    """The spec with its models as local run folders, its cells, each cell's record (its settings checked),
+    each run's fingerprint (an unfinished run refused) and the models' one task."""
+    from wmplan.hub import local_run
+    from wmplan.models.run_folder import RunFolder
+
+    runs = {name: str(local_run(run)) for name, run in spec.models.items()}
+    folders = {run: RunFolder(run) for run in runs.values()}
+    fingerprints = {run: folder.require_finished(flag=None).fingerprint for run, folder in folders.items()}
+    tasks = {name: folders[run].meta()["dims"]["task"] for name, run in runs.items()}
+    if len(set(tasks.values())) > 1:
+        raise ValueError(f"the models are of different tasks ({tasks}); sweep one task at a time")
+    spec = dataclasses.replace(spec, models=runs)
+    cells = cells_of(spec)
+    records = {c.folder: sweep_cell_record(spec, c) for c in cells}  # every cell's settings checked here
+    return spec, cells, records, fingerprints, next(iter(tasks.values()))
+
+
+def _submit(
+    jobs: list[tuple], out: Path, spec: SweepSpec, cells_per_job: int, cluster: str | None, progress: bool
+) -> None:
+    """The cells of `jobs` as submitit jobs of `cells_per_job` cells each, waited for (submitit_launcher)."""
+    if not jobs:
+        return
+    settings = slurm_settings(spec.slurm)
+    folder = Path(settings.folder) if settings.folder else out / ".submitit"
+    records = {job[1]: (job[3], job[6]) for job in jobs}
+
+    def finished(cell: str) -> bool:
+        record, fingerprint = records[cell]
+        return finished_cell(out / cell, record, fingerprint, say=False) is not None
+
+    groups = [jobs[i : i + cells_per_job] for i in range(0, len(jobs), cells_per_job)]
+    run_jobs(plan_job, groups, settings, folder.absolute(), cluster, finished, progress)
 
 
 def _run_jobs(jobs: list[tuple], workers: int) -> Iterable[tuple[str, str]]:
     """(cell folder, outcome) as each job ends: in this process (one thread, restored after), or in a
-    pool of `workers` spawned processes. A failing cell stops the sweep; finished cells stay."""
+    pool of `workers` spawned processes (each on its own GPU where there are several). A failing cell stops
+    the sweep; finished cells stay."""
     if workers > 1 and len(jobs) > 1:
-        yield from pool_results(run_cell, {job[1]: job for job in jobs}, workers, "sweep cell")
+        yield from pool_results(run_cell, {job[1]: job for job in jobs}, workers, "sweep cell", jobs[0][5])
         return
     import torch
 
@@ -187,7 +258,7 @@ def write_grid_and_report(
     success table beside the paper's, the planners beyond the paper's, the reached table)."""
     document = {
         "task": task,
-        "spec": dataclasses.asdict(spec),
+        "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "slurm"},  # how the cells ran: sweep.json
         "cells": [
             {
                 **demo_grid.cell(s["encoder"], c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded, s),

@@ -5,6 +5,7 @@
     planners: [gd, adam, cem]          modes: [open, mpc]   # or mpc_bounded
     seeds: [99]                        episodes: 50         batch: null         protocol: fixed  # or paper
     planner: {steps: 300}              mpc: {replans: 10}   # planner.<field> / mpc.<field> of every cell
+    slurm: {partition: gpu, gpus_per_job: 1}                # --launcher submitit's jobs (submitit_launcher)
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettin
 from wmplan.evaluation.protocols import MODES, check_protocol, mode_named
 from wmplan.experiments.cell_folder import cell_record
 from wmplan.experiments.cells import Cell
+from wmplan.experiments.submitit_launcher import slurm_settings
 from wmplan.overrides import apply_dataclass_overrides, cast_value, parse_set_args
 from wmplan.planning.registry import planner_names
 from wmplan.settings_file import read_settings_file
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+GROUPS = {"planner": "steps=100", "mpc": "replans=5", "slurm": "partition=gpu"}
+"""The spec's tables of <group>.<field> settings, each with an example setting."""
 
 
 @dataclass
@@ -47,6 +51,9 @@ class SweepSpec:
     protocol: str = "fixed"
     """MPC protocol of every MPC cell: fixed or paper (evaluation.protocols; open-loop cells are the same under
     both)."""
+    slurm: dict[str, Any] = field(default_factory=dict)
+    """slurm.<field> settings of the jobs of `--launcher submitit` (submitit_launcher.SlurmSettings): how the
+    cells run, not what they are, so grid.json leaves them out."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +71,14 @@ class SweepCell:
 
 def load_spec(path: str | Path | None, sets: Iterable[str] = ()) -> SweepSpec:
     """The spec from a YAML or JSON file (optional) with `sets` ("key=value": models, planners, modes,
-    seeds, episodes, batch, planner.<field>, mpc.<field>; lists comma-separated, models as name:path)."""
+    seeds, episodes, batch, planner.<field>, mpc.<field>, slurm.<field>; lists comma-separated, models as
+    name:path)."""
     values: dict[str, Any] = {}
     if path is not None:
         values = read_settings_file(path, "sweep settings", ", or the grid as --set lists")
     for key, value in parse_set_args(list(sets)).items():
         group, _, name = key.partition(".")
-        if name and group in ("planner", "mpc"):
+        if name and group in GROUPS:
             values.setdefault(group, {})[name] = value
         elif key in ("models", "planners", "modes", "seeds"):
             text = value.strip()
@@ -94,11 +102,11 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
         if twice:
             raise ValueError(f"models {twice} appear twice; name them, e.g. --set models=base:runs/a,online:runs/b")
         models = dict(pairs)
-    for group in ("planner", "mpc"):
+    for group, example in GROUPS.items():
         if not isinstance(values.get(group) or {}, dict):
             raise ValueError(
-                f"sweep {group} must map {group}.<field> settings to values, e.g. --set {group}."
-                f"{'steps=100' if group == 'planner' else 'replans=5'}; got {values[group]!r}"
+                f"sweep {group} must map {group}.<field> settings to values, e.g. --set {group}.{example}; "
+                f"got {values[group]!r}"
             )
     if not isinstance(models, dict) or not models:
         raise ValueError(
@@ -114,6 +122,7 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
         planner=dict(values.get("planner") or {}),
         mpc=dict(values.get("mpc") or {}),
         protocol=check_protocol(str(values.get("protocol", SweepSpec.protocol))),
+        slurm=dict(values.get("slurm") or {}),
     )
     for key, low in (("episodes", spec.episodes), ("batch", spec.batch)):
         if low is not None and low < 1:
@@ -132,6 +141,7 @@ def spec_from_dict(values: dict[str, Any]) -> SweepSpec:
             raise ValueError(f"sweep {key} {values_} repeat a value; list each once")
     apply_dataclass_overrides(PlannerSettings(), spec.planner, "planner")  # unknown keys and types, before any cell
     apply_dataclass_overrides(MPCSettings(), spec.mpc, "mpc")
+    slurm_settings(spec.slurm)  # unknown keys, types and ranges
     mpc_modes = [mode_named(m).mpc for m in spec.modes]
     check_applicable(spec.planner, spec.mpc, spec.planners, mpc_modes, spec.protocol, grid=True)
     if spec.protocol != "fixed" and not any(mpc_modes):
