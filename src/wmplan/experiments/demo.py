@@ -198,15 +198,16 @@ def run_demo(
     out = Path(out)
     asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
     clock = StageClock(out, _start(out, json.loads(json.dumps(asked)), resume))
+    job = DemoJob(out, env, scale, clock, device, progress)
     store = clock("collect", dataset_once, out / "data", env, scale.collect_episodes, seed, progress)
-    references = _references(clock, out, env, scale, resume, progress)
+    references = _references(job, resume)
     found: dict[str, dict[str, dict]] = {kind: {} for kind in ("grid", "other", "paper")}
     diagnostics: dict[str, dict] = {}
     for encoder in scale.encoders:
         per_seed: dict[str, list[dict]] = {kind: [] for kind in found}
         for train_seed in train_seeds:
             runs = {m: seed_folder(out / "runs" / encoder, train_seed, train_seeds) / m for m in MODELS}
-            _train_models(clock, out, env, scale, encoder, runs, train_seed, device, progress)
+            _train_models(job, encoder, runs, train_seed)
             evals = seed_folder(out / "eval" / encoder, train_seed, train_seeds)
             jobs = {
                 key: (
@@ -220,7 +221,7 @@ def run_demo(
             for kind, grids in per_seed.items():
                 grids.append({key[1:]: done[key] for key in jobs if key[0] == kind})
             if train_seed == train_seeds[0]:  # the gap and the landscape: the first seed's models
-                diagnostics[encoder] = _diagnose(clock, out, env, scale, encoder, runs, seed, progress, device)
+                diagnostics[encoder] = _diagnose(job, encoder, runs, seed)
         for kind, grids in per_seed.items():
             found[kind][encoder] = pool_grids(grids, train_seeds)
     seconds = clock.finish()
@@ -272,10 +273,21 @@ class StageClock:
         return self.seconds
 
 
-def _references(
-    clock: StageClock, out: Path, env: str, scale: DemoScale, resume: bool, progress: bool
-) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class DemoJob:
+    """What every stage of one demo run shares: its folder, task, scale, clock, device and progress bars."""
+
+    out: Path
+    env: str
+    scale: DemoScale
+    clock: StageClock
+    device: str
+    progress: bool
+
+
+def _references(job: DemoJob, resume: bool) -> dict[str, dict[str, Any]]:
     """The simulator planning for itself on the demo's pairs, per mode (reference_modes): the ceilings."""
+    out, env, scale, clock, progress = job.out, job.env, job.scale, job.clock, job.progress
     schedule = MPCSettings()
     apply_dataclass_overrides(schedule, scale.mpc, "mpc")
     mpc = schedule.resolve(env, PlannerSettings().horizon)
@@ -298,43 +310,25 @@ def _references(
     }
 
 
-def _train_models(
-    clock: StageClock,
-    out: Path,
-    env: str,
-    scale: DemoScale,
-    encoder: str,
-    runs: dict[str, Path],
-    train_seed: int,
-    device: str,
-    progress: bool,
-) -> None:
+def _train_models(job: DemoJob, encoder: str, runs: dict[str, Path], train_seed: int) -> None:
     """One model set: the base model of `encoder` trained with `train_seed`, then finetuned both ways."""
+    out, scale, clock, device, progress = job.out, job.scale, job.clock, job.device, job.progress
     overrides = {
         "data.path": str(out / "data"),
         "train.seed": train_seed,
         "model.encoder.name": encoder,
         "train.device": device,
     }
-    cfg = apply_overrides(preset(scale.preset, env), overrides | scale.train)
+    cfg = apply_overrides(preset(scale.preset, job.env), overrides | scale.train)
     clock(f"{encoder}: train", train_once, cfg, runs["base"], progress)
     for method in ("online", "adversarial"):
         finetuning = {"train.device": device, **getattr(scale, method)}
         clock(f"{encoder}: finetune {method}", finetune_once, runs["base"], runs[method], method, finetuning, progress)
 
 
-def _diagnose(
-    clock: StageClock,
-    out: Path,
-    env: str,
-    scale: DemoScale,
-    encoder: str,
-    runs: dict[str, Path],
-    seed: int,
-    progress: bool,
-    device: str,
-) -> dict[str, Any]:
+def _diagnose(job: DemoJob, encoder: str, runs: dict[str, Path], seed: int) -> dict[str, Any]:
     """The train-test gap and the cost landscape of one model set (and Wall's door path)."""
+    out, scale, clock, device, progress = job.out, job.scale, job.clock, job.device, job.progress
     ordered = [runs[m] for m in MODELS]
     where = {kind: out / kind / encoder for kind in ("gap", "landscape", "door_path")}
     found = {
@@ -359,7 +353,7 @@ def _diagnose(
             device=device,
         ),
     }
-    if env == "wall":  # where a distance-measuring cost traps local planners (evaluation.door_path)
+    if job.env == "wall":  # where a distance-measuring cost traps local planners (evaluation.door_path)
         found["door_path"] = clock(
             f"{encoder}: door path",
             door_path_costs,
