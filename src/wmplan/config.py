@@ -115,7 +115,10 @@ class TrainConfig:
     epochs: int = 100
     """Passes over the training windows."""
     batch_size: int = 32
-    """Windows per optimisation step (per process under torchrun)."""
+    """Windows per optimisation step in each process (when global_batch_size is 0)."""
+    global_batch_size: int = 0
+    """Windows per optimisation step across all torchrun processes, split evenly (a count the processes do
+    not divide is refused); 0: train.batch_size per process. Learning rates are never rescaled."""
     lr_predictor: float = 5e-4
     """AdamW learning rate of the predictor."""
     lr_embeddings: float = 5e-4
@@ -271,6 +274,7 @@ RUN_MINIMUMS = {
     "model.predictor.dropout": 0,
     "train.epochs": 1,
     "train.batch_size": 1,
+    "train.global_batch_size": 0,
     "train.weight_decay": 0,
     "train.grad_clip": 0,
     "train.seed": 0,
@@ -302,8 +306,12 @@ RUN_POSITIVE = (
 def stored_settings(values: dict[str, Any]) -> dict[str, Any]:
     """A stored run config (config.json's "config") in today's keys, for loading it and for comparing it
     with a config asked for. A config stored before train.precision existed has train.bf16 (CUDA autocast
-    when true, fp32 otherwise, the CPU always fp32): read as the precision that run was trained in."""
+    when true, fp32 otherwise, the CPU always fp32): read as the precision that run was trained in. One
+    stored before train.global_batch_size existed took train.batch_size per process: read as 0."""
     train = values.get("train") if isinstance(values, dict) else None
+    if isinstance(train, dict) and "global_batch_size" not in train:
+        train = {**train, "global_batch_size": 0}
+        values = {**values, "train": train}
     if not isinstance(train, dict) or "bf16" not in train or "precision" in train:
         return values
     train = {k: v for k, v in train.items() if k != "bf16"}

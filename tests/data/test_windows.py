@@ -63,3 +63,18 @@ def test_a_window_longer_than_every_episode_is_a_clear_error(wall_store):
     norm = Normalizer.fit(wall_store, np.array([0]))
     with pytest.raises(DatasetError, match="no window"):
         TrajectoryWindows(wall_store, np.array([0]), WindowSpec(num_hist=10, num_pred=1, frameskip=6), norm)
+
+
+def test_frames_read_per_batch_equal_the_frames_held_and_only_the_batch_is_read(wall_store):
+    spec = WindowSpec(num_hist=3, num_pred=1, frameskip=5)
+    episodes = np.array([4, 1, 7])  # out of order: the selection's order, as the held frames
+    norm = Normalizer.fit(wall_store, episodes)
+    held = TrajectoryWindows(wall_store, episodes, spec, norm)
+    lazy = TrajectoryWindows(wall_store, episodes, spec, norm, lazy_frames=True)
+    picked = torch.tensor([80, 0, 35, 80])  # a repeat too
+    for key, value in held.batch(picked).items():
+        torch.testing.assert_close(lazy.batch(picked)[key], value, rtol=0, atol=0)
+    frame_bytes = wall_store.read("obs")[0].nbytes
+    assert lazy.obs.largest_read_bytes == len(picked) * spec.frames * frame_bytes
+    assert lazy.held_bytes() + lazy.obs.largest_read_bytes < held.held_bytes() / 5  # 16 of 153 frames
+    np.testing.assert_array_equal(lazy.obs.numpy(), held.obs.numpy())

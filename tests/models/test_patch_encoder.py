@@ -12,6 +12,7 @@ from wmplan.models.encoders import distance_spearman, encode_images
 from wmplan.models.patch_encoder import PatchEncoder
 from wmplan.models.patch_training import pretrain_patch_encoder
 from wmplan.models.world_model import TaskDims, WorldModel
+from wmplan.training.distributed import DistContext
 from wmplan.training.trainer import TrainingData, train
 
 SIZE = 32
@@ -158,7 +159,7 @@ def test_images_of_another_size_are_refused(patch_run, tmp_path):
     other = collect("wall", tmp_path / "wall48", episodes=4, seed=0, task_settings={"image_size": 48}, progress=False)
     cfg = apply_overrides(model.cfg, {"data.path": str(other.path), "data.num_hist": 1})
     with pytest.raises(ValueError, match=rf"48x48 px .* {size}x{size} px"):
-        TrainingData(cfg).cache_tokens(model, 1.0, torch.device("cpu"))
+        TrainingData(cfg).cache_tokens(model, 1.0, DistContext(torch.device("cpu")), tmp_path)
 
 
 def test_unknown_encoder_lists_the_valid_names():

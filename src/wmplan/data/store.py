@@ -273,6 +273,13 @@ class TrajectoryStore:
             return everything
         return np.concatenate([everything[s:e] for s, e in self.episode_bounds(episodes)])
 
+    def read_frames(self, key: str, frames: np.ndarray) -> np.ndarray:
+        """The rows `frames` (global frame indices, any shape) of data/`key`, read alone: the chunks that
+        hold them are decoded, the rest of the array is not."""
+        unique, inverse = np.unique(np.asarray(frames).ravel(), return_inverse=True)
+        rows = self.group[f"data/{key}"].get_orthogonal_selection((unique,))
+        return rows[inverse].reshape(*np.shape(frames), *rows.shape[1:])
+
     def action_applied(self) -> np.ndarray:
         """Per finished frame, whether its action was applied: False on each episode's last frame, whose
         stored action is padding (zeros)."""

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from wmplan.data.frames import StoreFrames
 from wmplan.data.store import ABSURD, DatasetError, TrajectoryStore
 
 STD_FLOOR = 1e-6  # a constant dimension normalises to 0 rather than dividing by zero
@@ -128,13 +129,20 @@ def window_starts(bounds: list[tuple[int, int]], spec: WindowSpec, stride: int =
 
 
 class TrajectoryWindows(Dataset):
-    """Windows of the given episodes, loaded into memory once.
+    """Windows of the given episodes, loaded into memory once; with `lazy_frames`, all but the frames, which
+    are read from the store per batch (wmplan.data.frames.StoreFrames): what a torchrun rank uses.
 
     Item: obs uint8 (W, H, W, 3); proprio float32 (W, P) normalised; action float32 (W - 1, fs * A)
     normalised; state float32 (W, S) (raw, for diagnostics)."""
 
     def __init__(
-        self, store: TrajectoryStore, episodes: np.ndarray, spec: WindowSpec, normalizer: Normalizer, stride: int = 1
+        self,
+        store: TrajectoryStore,
+        episodes: np.ndarray,
+        spec: WindowSpec,
+        normalizer: Normalizer,
+        stride: int = 1,
+        lazy_frames: bool = False,
     ):
         self.spec = spec
         bounds = store.episode_bounds(episodes)
@@ -148,7 +156,9 @@ class TrajectoryWindows(Dataset):
                 f"no window of {spec.frames} frames with frameskip {spec.frameskip} fits in these episodes "
                 f"(longest has {max(lengths, default=0)} frames); lower num_hist, num_pred or frameskip"
             )
-        self.obs = torch.from_numpy(store.read("obs", episodes))
+        self.obs: torch.Tensor | StoreFrames = (
+            StoreFrames(store, episodes) if lazy_frames else torch.from_numpy(store.read("obs", episodes))
+        )
         self.state = torch.from_numpy(store.read("state", episodes))
         self.proprio = torch.from_numpy(
             normalizer.normalize_proprio(store.read("proprio", episodes)).astype(np.float32)
@@ -165,6 +175,11 @@ class TrajectoryWindows(Dataset):
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def held_bytes(self) -> int:
+        """Bytes of the split this object keeps in memory (frames too, unless they are read per batch)."""
+        held = [self.state, self.proprio, self.action] + ([self.obs] if isinstance(self.obs, torch.Tensor) else [])
+        return sum(t.numel() * t.element_size() for t in held) + self.starts.nbytes
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.batch(torch.tensor([i])).items()}

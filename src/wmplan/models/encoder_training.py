@@ -168,19 +168,20 @@ def pretrain_conv_encoder(
 
 
 def pretraining_frames(
-    obs: np.ndarray, bounds: np.ndarray, limit: int, seed: int, by_episode: bool
+    obs: Any, bounds: np.ndarray, limit: int, seed: int, by_episode: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """At most `limit` of the frames obs (N, H, W, 3), whose episodes are bounds (E, 2) [start, end):
+    """At most `limit` of the frames obs (N, H, W, 3) (an array, a tensor, or frames read from the store on
+    indexing: only the chosen ones are read), whose episodes are bounds (E, 2) [start, end):
     random frames in their order, with None; or (by_episode) random whole episodes, as many as fit,
     in their order, with their bounds (E', 2) in the returned frames (a lone episode longer than
     `limit` is cut)."""
     rng = np.random.default_rng(seed)
     if not by_episode:
-        return obs[np.sort(rng.choice(len(obs), min(limit, len(obs)), replace=False))], None
+        return np.asarray(obs[np.sort(rng.choice(len(obs), min(limit, len(obs)), replace=False))]), None
     order = rng.permutation(len(bounds))
     fit = int(np.searchsorted(np.cumsum(bounds[order, 1] - bounds[order, 0]), limit, side="right"))
     keep = bounds[np.sort(order[: max(1, fit)])]
-    images = np.concatenate([obs[s:e] for s, e in keep])[:limit]
+    images = np.concatenate([np.asarray(obs[s:e]) for s, e in keep])[:limit]
     ends = np.cumsum(keep[:, 1] - keep[:, 0])
     return images, np.minimum(np.stack([ends - (keep[:, 1] - keep[:, 0]), ends], 1), len(images))
 
@@ -193,7 +194,7 @@ def build_conv_encoder(cfg: EncoderConfig, dims: TaskDims) -> ConvEncoder:
 
 def conv_pretraining_inputs(enc: EncoderConfig, data: PretrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
     """Random frames of the training split (at most model.encoder.pretrain_frames); no options."""
-    return pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, seed, False)[0], {}
+    return pretraining_frames(data.train.obs, data.train_bounds, enc.pretrain_frames, seed, False)[0], {}
 
 
 register_encoder(

@@ -218,7 +218,7 @@ def build_patch_encoder(cfg: EncoderConfig, dims: TaskDims) -> PatchEncoder:
 def patch_pretraining_inputs(enc: EncoderConfig, data: PretrainingData, seed: int) -> tuple[Any, dict[str, Any]]:
     """Whole episodes of the training split (the ranking term compares frames of one episode), at most
     model.encoder.pretrain_frames frames, with the weights of the objective's terms."""
-    images, episodes = pretraining_frames(data.train.obs.numpy(), data.train_bounds, enc.pretrain_frames, seed, True)
+    images, episodes = pretraining_frames(data.train.obs, data.train_bounds, enc.pretrain_frames, seed, True)
     return images, {"episodes": episodes, "rank_weight": enc.patch_rank_weight, "rarity_power": enc.patch_rarity_power}
 
 

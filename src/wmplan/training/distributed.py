@@ -8,14 +8,20 @@ exits. Alone, nothing is initialised and `wrap` returns the module itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from wmplan.precision import autocast
+
+if TYPE_CHECKING:
+    from wmplan.config import TrainConfig
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,6 +66,57 @@ class DistContext:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+    def on_main(self, work: Callable[[], T]) -> T | None:
+        """work() on rank 0 alone while the other ranks wait for it: its result on rank 0 (None elsewhere).
+        An exception there is raised on every rank, so none waits for ever on a collective that rank 0
+        will never join, and each exits with rank 0's message."""
+        if self.world_size == 1:
+            return work()
+        result = None
+        error: list[Exception | None] = [None]
+        if self.is_main:
+            try:
+                result = work()
+            except Exception as exc:  # any error ends every rank alike
+                error = [exc]
+        dist.broadcast_object_list(error, src=0)
+        if error[0] is not None:
+            raise error[0]
+        return result
+
+    def share_from_main(self, module: nn.Module, value: Any = None) -> Any:
+        """Rank 0's parameters and buffers copied into `module` on every rank (module on this rank's
+        device), and rank 0's `value` (any picklable object) returned on every rank."""
+        if self.world_size == 1:
+            return value
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=0)
+        shared = [value]
+        dist.broadcast_object_list(shared, src=0)
+        return shared[0]
+
+    def sum_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        """`values` summed over every rank (itself alone)."""
+        if self.world_size > 1:
+            values = values.to(self.device)
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values.cpu()
+
+
+def local_batch_size(train: TrainConfig, world_size: int) -> int:
+    """Windows per optimisation step in each process. train.global_batch_size, when set, is the step's
+    batch across all processes, split evenly (so the step and its learning rate do not depend on how many
+    processes share it); when 0, each process takes train.batch_size. Refused before any work when the
+    processes cannot split it evenly."""
+    if not train.global_batch_size:
+        return train.batch_size
+    if train.global_batch_size % world_size:
+        raise ValueError(
+            f"train.global_batch_size={train.global_batch_size} cannot be split evenly over {world_size} "
+            f"processes (torchrun --nproc_per_node); choose a multiple of {world_size} or another process count"
+        )
+    return train.global_batch_size // world_size
 
 
 def backend_for(device: torch.device) -> str:

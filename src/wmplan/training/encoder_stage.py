@@ -2,6 +2,9 @@
 jepa), trained on the training split; then how well its latent distances follow the true state's
 distances (encoder.json's latent_distance_spearman), for any encoder.
 
+Under torchrun the stage runs once: rank 0 pretrains while the other ranks wait, then every rank takes
+rank 0's weights (`shared_encoder`), so all of them encode, and cache, the same tokens.
+
 Example:
     >>> encoder, info = prepare_encoder(cfg, TrainingData(cfg), torch.device("cpu"), progress=False)  # doctest: +SKIP
 """
@@ -9,10 +12,11 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from wmplan.envs import make_task
 from wmplan.models.encoder_build import build_encoder
@@ -23,7 +27,8 @@ if TYPE_CHECKING:
     from wmplan.config import RunConfig
     from wmplan.data.windows import TrajectoryWindows
     from wmplan.models.world_model import WorldModel
-    from wmplan.training.trainer import TrainingData
+    from wmplan.training.distributed import DistContext
+    from wmplan.training.training_data import TrainingData
 
 
 def latent_spearman(
@@ -36,7 +41,7 @@ def latent_spearman(
         np.random.default_rng(seed).choice(len(windows.obs), min(frames, len(windows.obs)), replace=False)
     )
     device = next(model.parameters()).device
-    tokens = model.encode_visual(obs=windows.obs[idx, None].to(device), state=windows.state[idx, None].to(device))
+    tokens = model.encode_visual(obs=windows.obs[idx][:, None].to(device), state=windows.state[idx, None].to(device))
     latents, states = tokens.flatten(1).cpu().double().numpy(), windows.state[idx].numpy()
     task = make_task(model.dims.task, model.task_settings)
     if hasattr(task, "pose_dims"):  # what images show: a velocity (PointMaze, PushT's agent) is invisible in one frame
@@ -69,3 +74,20 @@ def prepare_encoder(cfg: RunConfig, data: TrainingData, device: torch.device, pr
         )
         info["pretrain_seconds"] = round(time.perf_counter() - start, 1)
     return encoder.freeze(), info
+
+
+def shared_encoder(cfg: RunConfig, data: TrainingData, ctx: DistContext, progress: bool) -> tuple[Encoder, dict]:
+    """Stage 1 once for every rank: rank 0 builds and pretrains the encoder (seeded by train.seed) while the
+    others build the same shapes and wait; then each rank holds rank 0's weights, on its device, and its info."""
+
+    def pretrain() -> tuple[Encoder, dict]:
+        torch.manual_seed(cfg.train.seed)
+        return prepare_encoder(cfg, data, ctx.device, progress)
+
+    if ctx.world_size == 1:
+        return pretrain()
+    built = ctx.on_main(pretrain)
+    encoder, info = built if built is not None else (build_encoder(cfg.model.encoder, data.dims).freeze(), {})
+    module = cast(nn.Module, encoder)  # every registered encoder is a module (the Protocol names its verbs only)
+    module.to(ctx.device)
+    return encoder, ctx.share_from_main(module, info)

@@ -29,7 +29,7 @@ from wmplan.models.run_folder import RunFolder
 from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.tracking import open_tracker
 from wmplan.training.adversarial import AdversarialLoss
-from wmplan.training.distributed import DistContext
+from wmplan.training.distributed import DistContext, local_batch_size
 from wmplan.training.online import OnlineLoss
 from wmplan.training.trainer import Trainer, TrainingData, TrainingError, check_resume
 from wmplan.writing import atomic_write, claim_folder, restore_checkpoint
@@ -100,11 +100,12 @@ def finetune(
     parent_meta = model.run_folder.meta()
     cfg = finetune_config(model.cfg, parent_run, method, overrides, preset)
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
+    local_batch_size(cfg.train, ctx.world_size)  # a global batch the processes cannot split: refused here
     if ctx.is_main:  # one writer per run folder, and a writable one, before any work
         lock = claim_folder(out, "the finetuned run")  # noqa: F841 (held until finetune returns)
         if resume:
             restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
-    data = _parent_data(cfg, parent_run, model.cfg.data.path, parent_meta)
+    data = _parent_data(cfg, parent_run, model.cfg.data.path, parent_meta, lazy_frames=ctx.world_size > 1)
     if resume:
         check_resume(out, cfg, data, "resume with the --method, --preset and --set it was started with")
         recorded = RunFolder(out).meta().get("parent_fingerprint")
@@ -122,7 +123,7 @@ def finetune(
         if (parent_run / "encoder.json").exists():  # the encoder is the parent's, unchanged
             atomic_write(out / "encoder.json", lambda p: shutil.copyfile(parent_run / "encoder.json", p))
     torch.manual_seed(cfg.train.seed)
-    data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
+    data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx, out)
     loss: nn.Module
     if method == "online":  # seeded per rank: each process plans its own starts
         loss = OnlineLoss(model, data, cfg.online, seed=cfg.train.seed * 1000 + ctx.rank).to(ctx.device)
@@ -132,14 +133,19 @@ def finetune(
     trainer = Trainer(model, data, cfg, out, ctx, loss_module=loss, meta=meta, tracker=tracker)
     with tracker:
         model = trainer.fit(resume=resume, progress=progress and ctx.is_main)
+    if ctx.world_size > 1:
+        ctx.on_main(lambda: data.drop_token_files(out))  # after fit's last barrier: no rank reads it any more
     if isinstance(loss, OnlineLoss) and ctx.is_main and loss.log:
         loss.write_log(out / "online_metrics.csv")  # rank 0's steps: expert and online losses, refreshes
     return model
 
 
-def _parent_data(cfg: RunConfig, parent_run: Path, trained_on: str, parent_meta: dict[str, Any]) -> TrainingData:
+def _parent_data(
+    cfg: RunConfig, parent_run: Path, trained_on: str, parent_meta: dict[str, Any], lazy_frames: bool
+) -> TrainingData:
     """The parent's dataset at cfg.data.path, refused when it is gone or is another one: the same data and
-    split as the parent, so that a finetuned model has not seen its parent's val episodes."""
+    split as the parent, so that a finetuned model has not seen its parent's val episodes (frames read per
+    batch under torchrun: wmplan.training.training_data)."""
     if not Path(cfg.data.path).exists():
         if str(Path(cfg.data.path)) != str(Path(trained_on)):  # the path the user gave, not the run's record
             raise TrainingError(
@@ -149,7 +155,7 @@ def _parent_data(cfg: RunConfig, parent_run: Path, trained_on: str, parent_meta:
             f"{parent_run} was trained on {cfg.data.path}, which is gone; pass --data PATH (or "
             f"--set data.path=PATH) to point it at that dataset where it is now"
         )
-    data = TrainingData(cfg)
+    data = TrainingData(cfg, lazy_frames=lazy_frames)
     expected = parent_meta.get("dataset", {}).get("fingerprint")
     if expected is not None and expected != data.fingerprint:
         recorded_path = str(parent_meta["dataset"]["path"])

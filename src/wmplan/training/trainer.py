@@ -5,8 +5,10 @@ The run directory holds config.json, model.safetensors, normalization.json (writ
 encoder.json, metrics.csv and trainer_state.pt (optimizer state and the loss's own buffers, for --resume).
 Every file is written atomically at the end of each epoch, so a crash keeps the last good epoch.
 
-Runs unchanged under torchrun (DDP; gloo on CPU, nccl on CUDA): each process takes its shard of
-every epoch's shuffled windows, rank 0 writes the files.
+Runs unchanged under torchrun (DDP; gloo on CPU, nccl on CUDA): every step draws one global batch of
+the epoch's shuffled windows and each process takes its equal share of it (reading its frames from the
+store: wmplan.training.training_data), so the steps are those of one process with the same global batch.
+Rank 0 alone pretrains the encoder, fills the token cache and writes the files; the others wait for it.
 
 Example:
     >>> from wmplan.config import preset, apply_overrides
@@ -25,21 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from wmplan.config import RunConfig, stored_settings
-from wmplan.data.store import DatasetError, TrajectoryStore
-from wmplan.data.windows import Normalizer, TrajectoryWindows, WindowSpec, split_episodes
-from wmplan.envs.registry import task_type
 from wmplan.models.encoder_registry import unread_settings
 from wmplan.models.run_folder import RunFolder
-from wmplan.models.world_model import TaskDims, WorldModel, resolve_device
+from wmplan.models.world_model import WorldModel, resolve_device
 from wmplan.precision import precision_name, use_bf16
 from wmplan.tracking import Tracker, open_tracker
-from wmplan.training.distributed import DistContext, LossModule
-from wmplan.training.encoder_stage import latent_spearman, prepare_encoder
+from wmplan.training.distributed import DistContext, LossModule, local_batch_size
+from wmplan.training.encoder_stage import latent_spearman, shared_encoder
+from wmplan.training.training_data import TrainingData
 from wmplan.writing import atomic_write, claim_folder, commit_checkpoint, restore_checkpoint
 
 METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss", "seconds"]
@@ -47,65 +46,6 @@ METRIC_COLUMNS = ["epoch", "step", "train_loss", "val_loss", "val_baseline_loss"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, a resume that does not match)."""
-
-
-class TrainingData:
-    """The dataset, its split, normalizer and windows, and (when they fit) cached frozen tokens."""
-
-    def __init__(self, cfg: RunConfig):
-        self.store = TrajectoryStore.open(cfg.data.path, task=cfg.task)
-        missing = self.store.chunk_problems(decode=False)  # zarr would read a missing chunk as zeros: black frames
-        if missing:
-            raise DatasetError(
-                f"{cfg.data.path} is damaged, {len(missing)} chunk file(s) missing, e.g. {missing[0]}; "
-                f"collect the dataset again"
-            )
-        attrs = self.store.attrs
-        self.dims = TaskDims(
-            cfg.task,
-            attrs["image_size"],
-            attrs["state_dim"],
-            attrs["proprio_dim"],
-            attrs["action_dim"],
-            tuple(getattr(task_type(cfg.task), "angle_dims", ())),
-        )
-        self.train_eps, self.val_eps = split_episodes(self.store.n_episodes, cfg.data.val_fraction, cfg.data.split_seed)
-        lengths = np.array([e - s for s, e in self.store.episode_bounds(self.train_eps)])
-        self.train_bounds = np.stack([np.cumsum(lengths) - lengths, np.cumsum(lengths)], 1)  # in self.train's frames
-        self.normalizer = Normalizer.fit(self.store, self.train_eps)
-        spec = WindowSpec(cfg.data.num_hist, cfg.data.num_pred, cfg.data.frameskip)
-        self.train = TrajectoryWindows(self.store, self.train_eps, spec, self.normalizer)
-        self.val = TrajectoryWindows(self.store, self.val_eps, spec, self.normalizer)
-        self.fingerprint = self.store.fingerprint()
-        self.cache: dict[str, torch.Tensor] = {}
-
-    def cache_tokens(self, model: WorldModel, limit_gb: float, device: torch.device) -> bool:
-        """Encode every frame once: the encoder is frozen, so its tokens never change. First refuses a
-        model built for another image size than the dataset's."""
-        model.check_image_size(
-            (int(self.train.obs.shape[1]), int(self.train.obs.shape[2])), f"the images of {self.store.path}"
-        )
-        enc = model.encoder
-        frames = len(self.train.obs) + len(self.val.obs)
-        if frames * enc.num_tokens * enc.dim * 4 > limit_gb * 1e9:
-            return False
-        for name, windows in (("train", self.train), ("val", self.val)):
-            chunks = []
-            for i in range(0, len(windows.obs), 1024):
-                obs = windows.obs[i : i + 1024, None].to(device)
-                chunks.append(
-                    model.encode_visual(obs=obs, state=windows.state[i : i + 1024, None].to(device))[:, 0].cpu()
-                )
-            self.cache[name] = torch.cat(chunks)
-        return True
-
-    def batch(self, split: str, windows: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-        source = self.train if split == "train" else self.val
-        cached = split in self.cache
-        batch = source.batch(windows, with_obs=not cached)
-        if cached:
-            batch["visual"] = self.cache[split][batch["frame_index"]]
-        return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "frame_index"}
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:
@@ -200,32 +140,45 @@ def train(
     cfg = replace_data_path(cfg, Path(cfg.data.path).resolve())  # a run finds its dataset from any folder
     lr_factor(cfg.train.lr_schedule, 0, 1)  # a typo fails here, not after the encoder's pretraining
     ctx = DistContext.from_env(resolve_device(cfg.train.device))
-    if ctx.is_main:  # one writer per run folder, and a writable one, before any work
-        if not resume and (out / "config.json").exists():
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        lock = claim_folder(out, "the run")  # noqa: F841 (held until train returns)
-        if resume:
-            restore_checkpoint(out)  # a kill inside a checkpoint's switch: back to the last complete set
+    local_batch_size(cfg.train, ctx.world_size)  # a global batch the processes cannot split: refused here
+    # One writer per run folder, and a writable one, before any work; restored before any rank reads it.
+    lock = ctx.on_main(lambda: _claim_run(out, resume))  # noqa: F841 (held until train returns)
     tracker = open_tracker(log if ctx.is_main else "csv", out, cfg.to_dict())  # a missing package fails here
-    data = TrainingData(cfg)
+    data = TrainingData(cfg, lazy_frames=ctx.world_size > 1)
     if resume:
         check_resume(out, cfg, data, "resume without --preset/--set/--encoder to use the stored config")
         model = WorldModel.load(out, device=ctx.device, task=cfg.task)
         model.use_config(cfg)
-        encoder_info = RunFolder(out).encoder_info()
     else:
-        torch.manual_seed(cfg.train.seed)
-        encoder, encoder_info = prepare_encoder(cfg, data, ctx.device, progress and ctx.is_main)
+        encoder, encoder_info = shared_encoder(cfg, data, ctx, progress and ctx.is_main)
         torch.manual_seed(cfg.train.seed)
         model = WorldModel(cfg, data.dims, data.normalizer, encoder=encoder).to(ctx.device)
         model.task_settings = data.store.task_settings
-        encoder_info["latent_distance_spearman"] = round(latent_spearman(model, data.val), 4)
-        if ctx.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write(out / "encoder.json", lambda p: p.write_text(json.dumps(encoder_info, indent=2)))
-    data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx.device)
+        ctx.on_main(lambda: _write_encoder_info(out, model, data, encoder_info))
+    data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx, out)
     with tracker:
-        return Trainer(model, data, cfg, out, ctx, tracker=tracker).fit(resume, progress and ctx.is_main)
+        model = Trainer(model, data, cfg, out, ctx, tracker=tracker).fit(resume, progress and ctx.is_main)
+    if ctx.world_size > 1:
+        ctx.on_main(lambda: data.drop_token_files(out))  # after fit's last barrier: no rank reads it any more
+    return model
+
+
+def _claim_run(out: Path, resume: bool):
+    """The run folder's writer lock (wmplan.writing.claim_folder); refuses a run there unless `resume`,
+    which first restores the last complete checkpoint (a kill inside a checkpoint's switch)."""
+    if not resume and (out / "config.json").exists():
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    lock = claim_folder(out, "the run")
+    if resume:
+        restore_checkpoint(out)
+    return lock
+
+
+def _write_encoder_info(out: Path, model: WorldModel, data: TrainingData, info: dict) -> None:
+    """encoder.json: the pretraining's record and the latent distances' rank correlation on val frames."""
+    info = {**info, "latent_distance_spearman": round(latent_spearman(model, data.val), 4)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "encoder.json", lambda p: p.write_text(json.dumps(info, indent=2)))
 
 
 class Trainer:
@@ -260,6 +213,7 @@ class Trainer:
         # fused: one kernel per step instead of ~10 small ops per parameter (a fifth of a small-preset step on a CPU)
         self.optimizer = torch.optim.AdamW(groups, weight_decay=t.weight_decay, fused=True)
         self.base_lrs = [t.lr_predictor, t.lr_embeddings]  # the groups' own rates, which the schedule scales
+        self.batch_size = local_batch_size(t, ctx.world_size)  # this process's share of each step's batch
         self.loss_core = loss_module if loss_module is not None else LossModule(model)
         self.loss_module = ctx.wrap(self.loss_core)
 
@@ -279,6 +233,7 @@ class Trainer:
                     "damaged: train the run again"
                 ) from None
             first_epoch = state["epoch"] + 1
+        self.ctx.barrier()  # every rank holds the checkpoint before any steps (or rank 0 writes the next one)
         for epoch in range(first_epoch, self.cfg.train.epochs):
             start = time.perf_counter()
             train_loss, step = self.train_epoch(epoch, progress)
@@ -305,20 +260,28 @@ class Trainer:
         return self.model
 
     def steps_per_epoch(self) -> int:
-        per_rank = len(self.data.train) // self.ctx.world_size
-        return self.cfg.train.steps_per_epoch or max(1, per_rank // self.cfg.train.batch_size)
+        global_batch = self.batch_size * self.ctx.world_size
+        return self.cfg.train.steps_per_epoch or max(1, len(self.data.train) // global_batch)
+
+    def epoch_windows(self, epoch: int, steps: int) -> torch.Tensor:
+        """(steps, local batch) window indices this rank trains on in `epoch`: step s's global batch is the
+        s-th run of the epoch's shuffled windows (a pure function of (seed, epoch): resumable), and rank r
+        takes its r-th equal part, so the ranks together take exactly one process's batches."""
+        gen = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.data.train), generator=gen)
+        global_batch = self.batch_size * self.ctx.world_size
+        order = order.repeat(math.ceil(steps * global_batch / len(order)))[: steps * global_batch]
+        return order.view(steps, self.ctx.world_size, self.batch_size)[:, self.ctx.rank]
 
     def train_epoch(self, epoch: int, progress: bool) -> tuple[float, int]:
         t = self.cfg.train
-        gen = torch.Generator().manual_seed(t.seed * 100_003 + epoch)  # a pure function of (seed, epoch): resumable
-        order = torch.randperm(len(self.data.train), generator=gen)[self.ctx.rank :: self.ctx.world_size]
         steps = self.steps_per_epoch()
-        order = order.repeat(math.ceil(steps * t.batch_size / len(order)))
+        batches = self.epoch_windows(epoch, steps)
         torch.manual_seed(t.seed * 100_003 + epoch + 1)  # dropout
         self.model.train()
         total, bar = 0.0, tqdm(range(steps), desc=f"epoch {epoch}", disable=not progress, leave=False)
         for step in bar:
-            batch = self.data.batch("train", order[step * t.batch_size : (step + 1) * t.batch_size], self.ctx.device)
+            batch = self.data.batch("train", batches[step], self.ctx.device)
             with self.ctx.autocast(self.bf16):
                 loss = self.loss_module(batch)["loss"]
             if not torch.isfinite(loss):
@@ -336,19 +299,22 @@ class Trainer:
             self.optimizer.step()
             total += loss.item()
             bar.set_postfix(loss=f"{total / (step + 1):.5f}", refresh=False)
-        return total / steps, (epoch + 1) * steps
+        mean = self.ctx.sum_over_ranks(torch.tensor([total / steps], dtype=torch.float64)) / self.ctx.world_size
+        return float(mean), (epoch + 1) * steps  # the mean over the global batches, as one process reports it
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """The clean loss and the copy-last-frame baseline over at most train.max_val_windows evenly spaced
+        val windows; under torchrun each rank takes every world_size-th of them and the sums are reduced."""
         self.model.eval()
         n = len(self.data.val)
         idx = torch.linspace(0, n - 1, min(n, self.cfg.train.max_val_windows)).long()
-        sums = {"loss": 0.0, "baseline": 0.0}
-        for chunk in idx.split(256):
+        sums = torch.zeros(2, dtype=torch.float64)  # loss, baseline, each summed over windows
+        for chunk in idx[self.ctx.rank :: self.ctx.world_size].split(256):
             out = self.model.loss(self.data.batch("val", chunk, self.ctx.device))
-            for key in sums:
-                sums[key] += out[key].item() * len(chunk)
-        return {k: v / len(idx) for k, v in sums.items()}
+            sums += torch.tensor([out["loss"].item(), out["baseline"].item()], dtype=torch.float64) * len(chunk)
+        loss, baseline = (self.ctx.sum_over_ranks(sums) / len(idx)).tolist()
+        return {"loss": loss, "baseline": baseline}
 
     def checkpoint(self, epoch: int, row: dict) -> None:
         """The epoch's model files, metrics and optimizer state, switched in as one set
