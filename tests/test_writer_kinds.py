@@ -15,7 +15,7 @@ FOLDERS = {
     "run": {"config.json": "{}", "checkpoint.json": "{}", "model.safetensors": "x"},
     "eval": {"summary.json": "{}", "episodes.jsonl": "{}\n", "episode_00.gif": "x"},
     "demo": {"demo.json": "{}", "report.md": "# demo", "data/.zattrs": "{}", "runs/conv/base/config.json": "{}"},
-    "study": {"study.json": "{}", "data/.zattrs": "{}"},
+    "study": {"study.json": "{}", "grid.json": "{}", "data/.zattrs": "{}"},
     "sweep": {"sweep.json": "{}", "base/adam_open_seed99/cell.json": "{}"},
     "project": {"README.md": "mine", "data/a.csv": "1,2", "runs/notes.txt": "mine"},
 }

@@ -42,6 +42,8 @@ class Kind:
 # The one place that says how each output is recognised; the first kind with a marker present wins.
 KINDS = {
     "sweep": Kind("a sweep folder", ("sweep.json",), continues=True),
+    # a study writes study.json first and grid.json later (study_grid.json before grid.json existed): listed
+    # before the demo, whose marker grid.json a study folder holds too
     "study": Kind("a study folder", ("study.json", "study_grid.json"), continues=True, owns_folder=True),
     "demo": Kind("a demo folder", ("demo.json", "grid.json"), owns_folder=True, in_place=True),
     "dataset": Kind("a wmplan dataset", (".zgroup", ".zattrs", "zarr.json"), owns_folder=True),

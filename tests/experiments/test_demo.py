@@ -88,7 +88,8 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
         grid["encoders"]["conv"]["copy_last_loss"] > 0 and 0 < grid["encoders"]["conv"]["latent_distance_spearman"] <= 1
     )
     assert len(grid["cells"]) == 2 * (len(MODELS) * len(CELLS) + len(OBJECTIVE_CHECK) + len(MODELS) * 3)
-    assert grid["format"] == 2 and grid["tuning_seed"] != grid["cells"][0]["pair_seed"] == 99
+    assert grid["format"] == 3 and grid["kind"] == "demo"
+    assert grid["tuning_seed"] != grid["cells"][0]["pair_seed"] == 99
     assert set(grid["references"]) == {"open loop", "fixed", "paper"}
     paper_reference = json.loads((out / "reference_mpc_paper" / "summary.json").read_text())
     assert grid["references"]["paper"]["success_rate"] == paper_reference["success_rate"]
@@ -97,6 +98,9 @@ def test_demo_runs_end_to_end_and_writes_every_cell_figure_and_command(tmp_path)
         assert [e["pair"] for e in c["episodes"]] == [0, 1]
         assert c["success_rate"] == sum(e["success"] for e in c["episodes"]) / 2
         assert c["protocol"] in ("fixed", "paper")
+        planned = json.loads((out / c["folder"] / "summary.json").read_text())  # each cell names its own folder
+        assert [e["success"] for e in c["episodes"]] == planned["episode_success"]
+        assert (planned["planner"], planned["protocol"]) == (c["planner"], c["protocol"])
     adam_mpc = json.loads((out / "eval" / "state" / "online" / "adam_mpc" / "summary.json").read_text())
     [cell] = [
         c
@@ -158,7 +162,8 @@ def test_demo_with_several_training_seeds_pools_each_cell_over_them(tmp_path):
             json.loads((out / "eval" / "state" / f"seed{s}" / c["model"] / c["planner"] / "summary.json").read_text())
             for s in (0, 1)
         ]
-        assert c["train_seeds"] == [0, 1]
+        assert c["train_seeds"] == [0, 1] and c["folder"] == c["seed_folders"][0]
+        assert c["seed_folders"] == [f"eval/state/seed{s}/{c['model']}/{c['planner']}" for s in (0, 1)]
         assert c["seed_success_rates"] == [s["success_rate"] for s in per_seed]
         assert abs(c["success_rate"] - (per_seed[0]["success_rate"] + per_seed[1]["success_rate"]) / 2) < 1e-12
     # two differently seeded base models (same data), each reported, and the pooled cells with their range

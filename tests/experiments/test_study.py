@@ -9,6 +9,7 @@ import pytest
 from wmplan.evaluation.multiple import NO_DIFFERENCE, OPPOSITE_DIRECTION, REPRODUCED, REVERSED, SAME_DIRECTION
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
+from wmplan.experiments.results import GridResults, convert_study_grid, read_results
 from wmplan.experiments.study import StudySpec, choose_length, extends, finetune_recipe, run_study, study_cells
 from wmplan.experiments.study_report import length_rule_finding, write_study_report
 
@@ -52,7 +53,7 @@ def test_the_demo_finetunes_for_the_lengths_its_tasks_study_chose():
     assert studied, "no committed study of a task"
     for folder in studied:
         spec = StudySpec(**json.loads((folder / "study.json").read_text()))
-        chosen = study_report.rule_lengths(spec, json.loads((folder / "study_grid.json").read_text()))
+        chosen = study_report.rule_lengths(spec, read_results(folder))
         recipe = TASKS[spec.env].demo
         assert (recipe.adversarial_epochs, recipe.online_steps) == (chosen["adversarial"], chosen["online"]), folder
     for env, task in TASKS.items():
@@ -110,7 +111,8 @@ def test_the_report_reads_its_verdicts_from_holm_adjusted_p_values(tmp_path):
     training = {"train_loss": 1.0, "val_loss": 1.0, "online_loss": 1.0}
 
     def model(success: list[bool]) -> dict:
-        return {cell: {"success": success} for cell in ("adam_mpc", "adam", "cem_mpc")} | {"training": training}
+        outcome = {"success": success, "final_distance": [0.0] * len(success), "seconds_per_plan": 1.0}
+        return dict.fromkeys(("adam_mpc", "adam", "cem_mpc"), outcome) | {"training": training}
 
     def seed(e1: list[bool]) -> dict:
         return {
@@ -123,7 +125,7 @@ def test_the_report_reads_its_verdicts_from_holm_adjusted_p_values(tmp_path):
 
     gains = [True] * 7 + [False] * 13
     grid = {"episodes": 20, "seeds": {"0": seed(gains), "1": seed(gains)}}
-    text = write_study_report(tmp_path, spec, grid)
+    text = write_study_report(tmp_path, spec, GridResults.from_document(convert_study_grid(grid, spec)))
     verdicts = text[text.index("### Verdicts, fixed protocol") : text.index("## Lengths")]
     assert "p-values Holm-adjusted over the 4 claims of this block (one per finetuned model)" in verdicts
     best = re.search(
@@ -146,18 +148,22 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
 
     def record(out, spec, grid):
         text = write_study_report(out, spec, grid)
-        written.append((len(grid["seeds"]), "**Partial**: 1 of the spec's 2 seeds" in text))
+        written.append((len(grid.train_seeds), "**Partial**: 1 of the spec's 2 seeds" in text))
         return text
 
     monkeypatch.setattr(study_report, "write_study_report", record)
     grid = run_study(both(), out, progress=False)
     assert written == [(1, True), (2, False)]
     monkeypatch.undo()
-    assert set(grid["seeds"]) == {"0", "1"}
-    models = set(grid["seeds"]["0"])
+    assert grid.train_seeds == [0, 1] and grid.kind == "study" and not (out / "study_grid.json").exists()
+    assert read_results(out) == grid  # what it returns is what grid.json says
+    models = set(grid.model_names())
     assert models == {"base", "adversarial_e1_x1", "adversarial_e2_x1", "adversarial_e2_x2", "online_3", "online_6"}
-    cell = grid["seeds"]["1"]["online_6"]["adam_mpc"]
-    assert len(cell["success"]) == 3 and len(cell["final_distance"]) == 3
+    [cell] = [c for c in grid.cells_of("online_6", "adam_mpc") if c.train_seed == 1]
+    assert len(cell.success) == 3 and len(cell.final_distance) == 3
+    planned = json.loads((out / cell.record["folder"] / "summary.json").read_text())
+    assert cell.record["folder"] == "eval/seed1/online_6/adam_mpc" and list(cell.success) == planned["episode_success"]
+    assert len(grid.success("online_6", "adam_mpc")) == 6  # both seeds' episodes, pooled
     report = (out / "report.md").read_text()
     assert "Adversarial World Modeling: at its best length" in report and "Online World Modeling" in report
     assert "## Lengths chosen from the training side" in report
@@ -165,12 +171,13 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     assert (out / "effects.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
     # each protocol: its own cells, section, family of claims and plot
     paper = json.loads((out / "eval" / "seed0" / "base" / "cem_mpc_paper" / "summary.json").read_text())
-    assert paper["protocol"] == "paper" and grid["protocols"] == ["fixed", "paper"]
-    assert len(grid["seeds"]["1"]["online_6"]["adam_mpc_paper"]["success"]) == 3
+    assert paper["protocol"] == "paper" and grid.protocols == ["fixed", "paper"]
+    assert [len(c.success) for c in grid.cells_of("online_6", "adam_mpc_paper", "paper")] == [3, 3]
     assert "## Fixed protocol" in report and "## Paper protocol" in report and "### Verdicts, paper protocol" in report
     assert report.count("p-values Holm-adjusted over the 4 claims of this block") == 2
     assert (out / "effects_paper.png").stat().st_size > 0
-    diagnostics = grid["seeds"]["1"]["online_6"]["diagnostics"]
+    diagnostics = grid.models["online_6"][1].diagnostics
+    assert diagnostics is not None
     assert set(diagnostics) == {"gap_expert_error", "gap_planner_error", "gap_ratio", "roughness", "basin_width"}
     gap_file = out / "diagnostics" / "seed1" / "gap" / "gap.json"
     assert json.loads(gap_file.read_text())["online_6"]["ratio"] == diagnostics["gap_ratio"]
@@ -185,12 +192,13 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     again = run_study(both(), out, progress=False)
     assert summary.exists() and kept.stat().st_mtime_ns == before and gap_file.stat().st_mtime_ns == gap_written
     assert (out / "runs" / "seed0" / "online_3").is_dir() and not (out / "runs" / "seed0" / "online_3.partial").exists()
-    assert again["seeds"]["1"] == json.loads(json.dumps(grid["seeds"]["1"]))
+    assert [c for c in again.cells if c.train_seed == 1] == [c for c in grid.cells if c.train_seed == 1]
+    assert {m: s[1] for m, s in again.models.items()} == {m: s[1] for m, s in grid.models.items()}
     with pytest.raises(ValueError, match="another spec"):
         run_study(both(episodes=4), out, progress=False)
     # Extended with a longer online finetuning: made for every seed, the rest kept.
     wider = run_study(both(online_steps=[3, 6, 9]), out, progress=False)
-    assert "online_9" in wider["seeds"]["1"] and kept.stat().st_mtime_ns == before
+    assert set(wider.models["online_9"]) == {0, 1} and kept.stat().st_mtime_ns == before
     assert json.loads((out / "study.json").read_text())["online_steps"] == [3, 6, 9]
     with pytest.raises(ValueError, match="another spec"):
         run_study(both(online_steps=[3]), out, progress=False)  # dropping a length is not extending
@@ -262,10 +270,8 @@ def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
         source = demo / "eval" / "state" / f"seed{s}" / "adversarial" / "cem_mpc" / "summary.json"
         copied = out / "eval" / f"seed{s}" / "adversarial_e1_x1" / "cem_mpc" / "summary.json"
         assert copied.read_text() == source.read_text()  # adopted, not planned again
-        assert (
-            grid["seeds"][str(s)]["adversarial_e1_x1"]["cem_mpc"]["success"]
-            == json.loads(source.read_text())["episode_success"]
-        )
+        [cem] = [c for c in grid.cells_of("adversarial_e1_x1", "cem_mpc") if c.train_seed == s]
+        assert list(cem.success) == json.loads(source.read_text())["episode_success"]
         demo_base = demo / "runs" / "state" / f"seed{s}" / "base" / "model.safetensors"
         assert (out / "runs" / f"seed{s}" / "base" / "model.safetensors").read_bytes() == demo_base.read_bytes()
         online = json.loads((out / "runs" / f"seed{s}" / "online_3" / "config.json").read_text())

@@ -203,6 +203,7 @@ def run_demo(
     references = _references(job, resume)
     found: dict[str, dict[str, dict]] = {kind: {} for kind in ("grid", "other", "paper")}
     diagnostics: dict[str, dict] = {}
+    folders: dict[str, dict[tuple, list[str]]] = {e: {} for e in scale.encoders}  # each cell's, for grid.json
     for encoder in scale.encoders:
         per_seed: dict[str, list[dict]] = {kind: [] for kind in found}
         for train_seed in train_seeds:
@@ -218,6 +219,8 @@ def run_demo(
                 for key, (model, cell) in cells.items()
             }
             done = clock(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
+            for key, (_, _, folder) in jobs.items():
+                folders[encoder].setdefault(key, []).append(folder.relative_to(out).as_posix())
             for kind, grids in per_seed.items():
                 grids.append({key[1:]: done[key] for key in jobs if key[0] == kind})
             if train_seed == train_seeds[0]:  # the gap and the landscape: the first seed's models
@@ -229,7 +232,7 @@ def run_demo(
         encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in scale.encoders
     }
     base_runs = {encoder: runs / "base" for encoder, runs in first_runs.items()}
-    write_grid(out, env, references, base_runs, found["grid"], found["other"], found["paper"])
+    write_grid(out, env, references, base_runs, found["grid"], found["other"], found["paper"], folders)
     return write_report(
         out,
         env,

@@ -1,29 +1,10 @@
-"""grid.json of `wmplan demo`: the demo's numbers in one machine-readable file, for users' own plots.
-
-Format (every number as the demo measured it; a reference is planning in the simulator itself):
-    {"format": 2, "task": str, "tuning_seed": int (pairs the task's defaults were chosen on),
-     "reference": {"method", "success_rate", "mean_final_distance"} (open loop, as in format 1),
-     "references": {"open loop" | "fixed" | "paper": {"method", "protocol", "success_rate", "ci95",
-                    "mean_final_distance", "max_replans", "execute", "mean_replans", "pair_seed", "episodes": [...]}},
-     "encoders": {name: {"pixels": bool, "latent_distance_spearman": float | null, "val_loss": float,
-                         "copy_last_loss": float}},
-     "cells": [{"encoder", "model" (base | online | adversarial), "planner", "mpc", "protocol" (fixed | paper),
-                "mpc_execute" (model steps executed per plan; null open loop), "max_replans", "mean_replans",
-                "bounded", "objective", "success_rate", "ci95", "mean_final_distance", "seconds_per_plan",
-                "pair_seed", "run_fingerprint", "run_epoch", "run_epochs", "run_finished" (the run that planned,
-                models.run_folder.RunState), "episodes": [{"pair", "success", "reached", "final_distance",
-                "replans" (, "train_seed")}, ...]}, ...]}
-`episodes` lists one entry per pair and training seed, so every paired test of the report can be
-recomputed from this file.
-`val_loss` and `copy_last_loss` are the base model's final validation loss and the loss of copying the
-last frame on the same windows. With several training seeds (`wmplan demo --seeds`), each cell is pooled
-over them and adds "train_seeds", "seed_success_rates" and "seed_final_distances" (one per seed); the
-encoder facts are the first seed's base model's.
+"""grid.json of `wmplan demo`: the demo's numbers in one machine-readable file, for users' own plots, in
+the format every grid writes (wmplan.experiments.results, whose docstring describes it): kind "demo", each
+cell built by `cell` from its eval summary, the one cell builder of every grid.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +12,9 @@ from wmplan.defaults import TUNING_PAIR_SEED
 from wmplan.evaluation.protocols import cell_protocol
 from wmplan.evaluation.report import Grid
 from wmplan.evaluation.summary import EvalSummary, seed_spread
+from wmplan.experiments.results import document, write_document
 from wmplan.models.encoder_registry import encoder_entry
 from wmplan.models.run_folder import NO_RUN_RECORD, RunFolder
-
-GRID_FILE = "grid.json"
 
 
 def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
@@ -122,33 +102,47 @@ def grid_document(
     grids: dict[str, Grid],
     other_objective: dict[str, dict] | None = None,
     paper_cells: dict[str, dict] | None = None,
+    folders: dict[str, dict[tuple, list[str]]] | None = None,
 ) -> dict[str, Any]:
     """The grid.json document: `references` maps each mode (open loop, fixed, paper) to its simulator
     reference, `runs` each encoder to its base run, `grids` each encoder to {(model, planner, mpc,
     bounded): eval summary}, `other_objective` each encoder to {(planner, mpc): summary} of the base model
     planned with the objective mode that is not the default, `paper_cells` each encoder to {(model,
-    planner): summary} of MPC under the paper protocol."""
-    cells = [cell(encoder, *key, s) for encoder, grid in grids.items() for key, s in grid.items()]
+    planner): summary} of MPC under the paper protocol, `folders` each encoder to {("grid" | "other" |
+    "paper", *key): the cell's folders relative to OUT, one per training seed}."""
+    placed = folders or {}
+
+    def located(encoder: str, key: tuple, found: dict[str, Any]) -> dict[str, Any]:
+        where = placed.get(encoder, {}).get(key)
+        if not where:
+            return found
+        return {**found, "folder": where[0], **({"seed_folders": where} if len(where) > 1 else {})}
+
+    cells = [
+        located(encoder, ("grid", *key), cell(encoder, *key, s))
+        for encoder, grid in grids.items()
+        for key, s in grid.items()
+    ]
     cells += [
-        cell(encoder, "base", planner, mpc, False, s)
+        located(encoder, ("other", planner, mpc), cell(encoder, "base", planner, mpc, False, s))
         for encoder, extra in (other_objective or {}).items()
         for (planner, mpc), s in extra.items()
     ]
     cells += [
-        cell(encoder, model, planner, True, False, s)
+        located(encoder, ("paper", model, planner), cell(encoder, model, planner, True, False, s))
         for encoder, extra in (paper_cells or {}).items()
         for (model, planner), s in extra.items()
     ]
     reference = references["open loop"]
-    return {
-        "format": 2,
-        "task": env,
-        "tuning_seed": TUNING_PAIR_SEED,
-        "reference": {k: reference[k] for k in ("method", "success_rate", "mean_final_distance")},
-        "references": {mode: reference_entry(r) for mode, r in references.items()},
-        "encoders": {encoder: encoder_facts(run, encoder) for encoder, run in runs.items()},
-        "cells": cells,
-    }
+    return document(
+        "demo",
+        env,
+        cells,
+        tuning_seed=TUNING_PAIR_SEED,
+        reference={k: reference[k] for k in ("method", "success_rate", "mean_final_distance")},
+        references={mode: reference_entry(r) for mode, r in references.items()},
+        encoders={encoder: encoder_facts(run, encoder) for encoder, run in runs.items()},
+    )
 
 
 def write_grid(
@@ -159,8 +153,9 @@ def write_grid(
     grids: dict[str, Grid],
     other_objective: dict[str, dict] | None = None,
     paper_cells: dict[str, dict] | None = None,
+    folders: dict[str, dict[tuple, list[str]]] | None = None,
 ) -> dict[str, Any]:
-    """Write out/grid.json and return its document."""
-    document = grid_document(env, references, runs, grids, other_objective, paper_cells)
-    (out / GRID_FILE).write_text(json.dumps(document, indent=2) + "\n")
-    return document
+    """Write out/grid.json and return its document (grid_document's arguments)."""
+    doc = grid_document(env, references, runs, grids, other_objective, paper_cells, folders)
+    write_document(out, doc)
+    return doc

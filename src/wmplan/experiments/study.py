@@ -9,7 +9,9 @@ the same pairs; resumable at every step.
     OUT/runs/seed<k>/<setting>/              a finetuned model: adversarial_e<epochs>_x<strength>, online_<steps>
     OUT/eval/seed<k>/<model>/<cell>/         one eval per model and cell: adam (open loop), and adam_mpc and
                                              cem_mpc under each protocol (the paper's with the suffix _paper)
-    OUT/study_grid.json, OUT/report.md       the numbers, the paired tests pooled over seeds, the verdicts
+    OUT/grid.json, OUT/report.md             the numbers (wmplan.experiments.results: one cell per seed, model
+                                             and cell, each model's training side and diagnostics), the paired
+                                             tests pooled over seeds, the verdicts
     OUT/effects.png, OUT/training.png        effect vs finetuning length; the training side vs length
 
 Resumable at every step (wmplan.experiments.resumable): a rerun redoes only what a kill interrupted.
@@ -36,10 +38,12 @@ import numpy as np
 
 from wmplan.config import AdversarialConfig, RunConfig, apply_overrides, preset
 from wmplan.defaults import REPORT_PAIR_SEED
-from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOLS, cell_protocol, check_protocol
+from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOLS, check_protocol
 from wmplan.evaluation.summary import EvalSummary
+from wmplan.experiments import demo_grid
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo import demo_scale
+from wmplan.experiments.results import GridResults, study_document, write_document
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.workers import check_workers
 from wmplan.training.finetune import length_overrides
@@ -140,8 +144,8 @@ def run_study(
     device: str = "cpu",
     from_demo: str | Path | None = None,
     workers: int = 1,
-) -> dict[str, Any]:
-    """Run (or resume) the study in `out`; returns the grid (also written, with the report). from_demo: a
+) -> GridResults:
+    """Run (or resume) the study in `out`; returns its results (also written, to grid.json, with the report). from_demo: a
     demo's folder whose data, models and cells the study adopts where they are what it would make
     (wmplan.experiments.study_from_demo). workers > 1: each seed's eval cells planned by that many
     one-thread processes at once (wmplan.experiments.workers)."""
@@ -166,13 +170,8 @@ def run_study(
         adopt_demo(Path(from_demo), out, spec, device, study_cells(spec))
     data = out / "data"
     store = dataset_once(data, spec.env, spec.collect_episodes or scale.collect_episodes, 0, progress)
-    grid: dict[str, Any] = {
-        "env": spec.env,
-        "episodes": spec.episodes,
-        "pair_seed": spec.pair_seed,
-        "protocols": spec.protocols,
-        "seeds": {},
-    }
+    cells: list[dict[str, Any]] = []
+    models_side: dict[str, dict[str, dict[str, Any]]] = {}
     for seed in spec.seeds:
         runs = out / "runs" / f"seed{seed}"
         train_once(base_config(spec, seed, store.path, device), runs / "base", progress)
@@ -182,28 +181,32 @@ def run_study(
             # this study's data, also for a base adopted from a demo (whose config names the demo's copy)
             overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
             finetune_once(runs / "base", runs / name, method, overrides, progress)
-        jobs = {
-            (name, cell.name): (
-                runs / name,
-                cell.eval_config(spec.episodes, spec.planner),
-                out / "eval" / f"seed{seed}" / name / cell.name,
-            )
+        folders = {
+            (name, cell): Path("eval") / f"seed{seed}" / name / cell.name
             for name in models
             for cell in study_cells(spec)
         }
-        done = evaluate_cells(jobs, workers, progress, device)
-        grid["seeds"][str(seed)] = {
-            name: {cell: _outcomes(done[(name, cell)]) for (model, cell) in jobs if model == name}
-            | {"training": training_side(runs / name)}
-            for name in models
+        jobs = {
+            (name, cell.name): (runs / name, cell.eval_config(spec.episodes, spec.planner), out / folder)
+            for (name, cell), folder in folders.items()
         }
+        done = evaluate_cells(jobs, workers, progress, device)
+        cells += [
+            study_cell(spec, name, seed, cell, folder, done[(name, cell.name)])
+            for (name, cell), folder in folders.items()
+        ]
         where = out / "diagnostics" / f"seed{seed}"
-        for name, found in diagnostics(runs, models, where, store.path, progress, device).items():
-            grid["seeds"][str(seed)][name]["diagnostics"] = found
+        found = diagnostics(runs, models, where, store.path, progress, device)
+        for name in models:
+            models_side.setdefault(name, {})[str(seed)] = {
+                "training": training_side(runs / name),
+                "diagnostics": found[name],
+            }
         # after every seed, so that a study of hours shows its finished seeds while the next one runs
-        (out / "study_grid.json").write_text(json.dumps(grid, indent=2))
-        write_study_report(out, spec, grid)
-    return grid
+        document = study_document(spec, spec.pair_seed, spec.protocols, cells, models_side)
+        write_document(out, document)
+        write_study_report(out, spec, GridResults.from_document(document))
+    return GridResults.from_document(document)
 
 
 def base_config(spec: StudySpec, seed: int, data: Path, device: str) -> RunConfig:
@@ -222,18 +225,11 @@ def study_cells(spec: StudySpec) -> list[Cell]:
     ]
 
 
-def _outcomes(summary: EvalSummary) -> dict[str, Any]:
-    """What the study keeps of a cell: its protocol, its per-episode outcomes (a reader can redo every
-    paired test) and its time."""
-    return {
-        "protocol": cell_protocol(summary),
-        "success": summary["episode_success"],
-        "final_distance": summary["episode_final_distance"],
-        # summaries written before these were recorded lack them
-        "reached": summary.get("episode_reached"),
-        "replans": summary.get("episode_replans"),
-        "seconds_per_plan": summary["seconds_per_plan"],
-    }
+def study_cell(spec: StudySpec, model: str, seed: int, cell: Cell, folder: Path, s: EvalSummary) -> dict[str, Any]:
+    """One grid.json cell of the study (experiments.results): demo_grid.cell of its summary, with its
+    training seed and its folder relative to OUT."""
+    found = demo_grid.cell(spec.encoder, model, cell.planner, cell.mode.mpc, cell.mode.bounded, s)
+    return {**found, "folder": folder.as_posix(), "train_seed": seed}
 
 
 def diagnostics(runs: Path, models: list[str], where: Path, data: Path, progress: bool, device: str) -> dict[str, dict]:

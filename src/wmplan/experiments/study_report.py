@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from wmplan.evaluation.multiple import (
 from wmplan.evaluation.paired import PairedEffect, gap_change, pair_clusters, seed_clusters, success_difference
 from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOL_NOTES
 from wmplan.experiments.cells import Cell
+from wmplan.experiments.results import GridResults
 from wmplan.experiments.study import LENGTH_RULE_GAIN, StudySpec, adversarial_name, choose_length, online_name
 from wmplan.experiments.study_plots import plot_effects, plot_training
 
@@ -32,26 +32,32 @@ ADAM_OPEN = Cell("adam", OPEN).name
 """The grid's name of the Adam open-loop cell (an MPC cell's name depends on its protocol)."""
 
 
-def pooled(grid: dict[str, Any], model: str, cell: str) -> np.ndarray:
+def pooled(grid: GridResults, model: str, cell: str) -> np.ndarray:
     """Per-episode success of `model` in `cell`, the seeds' episodes one after another."""
-    return np.concatenate([np.asarray(g[model][cell]["success"], bool) for g in grid["seeds"].values()])
+    return grid.success(model, cell)
 
 
-def pairs(grid: dict[str, Any]) -> np.ndarray:
+def _pairs_per_cell(grid: GridResults) -> int:
+    """The pairs every seed planned (the study's episodes)."""
+    return len(pooled(grid, "base", ADAM_OPEN)) // len(grid.train_seeds)
+
+
+def pairs(grid: GridResults) -> np.ndarray:
     """The pair of every pooled episode: each seed plans the same pairs, so the tests resample pairs."""
-    return pair_clusters(grid["episodes"], len(grid["seeds"]))
+    return pair_clusters(_pairs_per_cell(grid), len(grid.train_seeds))
 
 
-def seeds_of(grid: dict[str, Any]) -> np.ndarray | None:
+def seeds_of(grid: GridResults) -> np.ndarray | None:
     """The training seed of every pooled episode (for the two-level bootstrap); None for one seed."""
-    return seed_clusters(grid["episodes"], len(grid["seeds"])) if len(grid["seeds"]) > 1 else None
+    seeds = len(grid.train_seeds)
+    return seed_clusters(_pairs_per_cell(grid), seeds) if seeds > 1 else None
 
 
-def rates(grid: dict[str, Any], model: str, cell: str) -> list[float]:
-    return [float(np.mean(g[model][cell]["success"])) for g in grid["seeds"].values()]
+def rates(grid: GridResults, model: str, cell: str) -> list[float]:
+    return grid.seed_rates(model, cell)
 
 
-def effects(grid: dict[str, Any], model: str, protocol: str = "fixed") -> dict[str, PairedEffect]:
+def effects(grid: GridResults, model: str, protocol: str = "fixed") -> dict[str, PairedEffect]:
     """The finetuned `model` against its base, pooled over seeds and tested over pairs (with a two-level
     bootstrap interval over seeds and pairs): Adam + MPC success, Adam open loop success, and the change of
     (Adam - CEM) under MPC; the MPC cells those of `protocol`."""
@@ -74,7 +80,7 @@ def effects(grid: dict[str, Any], model: str, protocol: str = "fixed") -> dict[s
     }
 
 
-def seed_effects(grid: dict[str, Any], model: str, cell: str) -> list[float]:
+def seed_effects(grid: GridResults, model: str, cell: str) -> list[float]:
     """Each seed's own effect on `cell`: the finetuned model's success minus its base's."""
     return [a - b for a, b in zip(rates(grid, model, cell), rates(grid, "base", cell), strict=True)]
 
@@ -102,7 +108,7 @@ def _seed_text(per_seed: list[float]) -> str:
     return "per seed " + ", ".join(f"{100 * v:+.0f}" for v in per_seed)
 
 
-def _gaps(grid: dict[str, Any], protocol: str, model: str = "base") -> list[float]:
+def _gaps(grid: GridResults, protocol: str, model: str = "base") -> list[float]:
     """Each seed's Adam + MPC success minus its CEM + MPC success: the gap finetuning should narrow."""
     adam, cem = (rates(grid, model, Cell(planner, MPC, protocol).name) for planner in ("adam", "cem"))
     return [a - c for a, c in zip(adam, cem, strict=True)]
@@ -117,10 +123,11 @@ def effects_file(protocol: str) -> str:
     return "effects.png" if protocol == "fixed" else f"effects_{protocol}.png"
 
 
-def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
-    seeds = list(grid["seeds"])
-    models = list(next(iter(grid["seeds"].values())))
-    protocols = grid.get("protocols", ["fixed"])  # a grid written before protocols were recorded: fixed
+def write_study_report(out: Path, spec: StudySpec, grid: GridResults) -> str:
+    """Write out/report.md (and its plots) from the study's results `grid`; returns its text."""
+    seeds = [str(seed) for seed in grid.train_seeds]
+    models = grid.model_names()
+    protocols = grid.protocols
     lines = [
         f"# Finetuning study: {spec.env}",
         "",
@@ -191,7 +198,7 @@ def write_study_report(out: Path, spec: StudySpec, grid: dict[str, Any]) -> str:
 
 
 def _protocol_section(
-    grid: dict[str, Any], models: list[str], adversarial: list[str], online: list[str], protocol: str
+    grid: GridResults, models: list[str], adversarial: list[str], online: list[str], protocol: str
 ) -> tuple[dict[str, dict[str, PairedEffect]], dict[str, float], list[str]]:
     """One protocol's table of every model and its verdicts, Holm-adjusted over that protocol's family (one
     claim per finetuned model: Adam + MPC against its base); returns the effects, the adjusted p-values and
@@ -206,7 +213,7 @@ def _protocol_section(
     ]
     found: dict[str, dict[str, PairedEffect]] = {}
     for model in models:
-        side = [g[model]["training"] for g in grid["seeds"].values()]
+        side = grid.training(model)
         row = [model, *(_cell_text(rates(grid, model, c)) for c in (adam_mpc, ADAM_OPEN, cem_mpc))]
         if model == "base":
             gaps = 100 * np.array(_gaps(grid, protocol))
@@ -267,7 +274,7 @@ def length_rule_finding(unit: str, lengths: list[int], objective: list[float]) -
     return chosen, text
 
 
-def rule_objectives(spec: StudySpec, grid: dict[str, Any]) -> tuple[list[float], list[float]]:
+def rule_objectives(spec: StudySpec, grid: GridResults) -> tuple[list[float], list[float]]:
     """What the length rule reads, mean over seeds, by length: the adversarial training loss (perturbed
     batches, last epoch) and the online buffer loss (last tenth of its logged values)."""
     return (
@@ -276,7 +283,7 @@ def rule_objectives(spec: StudySpec, grid: dict[str, Any]) -> tuple[list[float],
     )
 
 
-def rule_lengths(spec: StudySpec, grid: dict[str, Any]) -> dict[str, int | None]:
+def rule_lengths(spec: StudySpec, grid: GridResults) -> dict[str, int | None]:
     """The finetuning lengths the training-side rule picks from a study (None: undetermined): what a
     task's demo recipe (wmplan.tasks) takes."""
     train_loss, online_loss = rule_objectives(spec, grid)
@@ -286,10 +293,10 @@ def rule_lengths(spec: StudySpec, grid: dict[str, Any]) -> dict[str, int | None]
     }
 
 
-def training_means(grid: dict[str, Any], names: list[str], key: str) -> list[float]:
+def training_means(grid: GridResults, names: list[str], key: str) -> list[float]:
     """Each model's training-side number `key` (study.training_side), mean over seeds; NaN where a seed
     lacks it (online finetuning that logged no buffer loss)."""
-    return [float(np.mean([g[n]["training"].get(key, np.nan) for g in grid["seeds"].values()])) for n in names]
+    return [float(np.mean([side.get(key, np.nan) for side in grid.training(n)])) for n in names]
 
 
 def _adopted(out: Path) -> list[str]:
@@ -309,9 +316,10 @@ def _adopted(out: Path) -> list[str]:
     ]
 
 
-def _diagnostics_table(grid: dict[str, Any], models: list[str]) -> list[str]:
+def _diagnostics_table(grid: GridResults, models: list[str]) -> list[str]:
     """The train-test gap and the cost landscape of every setting, mean over seeds [min-max]."""
-    per_seed = [g for g in grid["seeds"].values() if all("diagnostics" in g[m] for m in models)]
+    sides = [{m: grid.models[m][seed].diagnostics or {} for m in models} for seed in grid.train_seeds]
+    per_seed = [g for g in sides if all(g.values())]
     if not per_seed:
         return []
     columns = (
@@ -334,7 +342,7 @@ def _diagnostics_table(grid: dict[str, Any], models: list[str]) -> list[str]:
         "|---|" + "---|" * len(columns),
     ]
     for model in models:
-        values = [[g[model]["diagnostics"][key] for g in per_seed] for key, _ in columns]
+        values = [[g[model][key] for g in per_seed] for key, _ in columns]
         lines.append(
             f"| {model} | " + " | ".join(f"{np.mean(v):.4g} [{min(v):.3g}-{max(v):.3g}]" for v in values) + " |"
         )

@@ -5,8 +5,8 @@ submitit: wmplan.experiments.submitit_launcher), and resumable.
     OUT/sweep.json                            the spec of the last invocation
     OUT/<model>/<planner>_<mode>_seed<k>/     one cell: an eval folder (cell.json first: the cell's
                                               settings; episodes.jsonl; summary.json last, atomically)
-    OUT/grid.json                             every cell's numbers (wmplan.experiments.demo_grid.cell
-                                              plus "seed" and "folder"), once all cells are finished
+    OUT/grid.json                             every cell's numbers (wmplan.experiments.results, kind sweep:
+                                              demo_grid.cell plus "seed" and "folder"), once all cells are finished
     OUT/report.md                             the success and reached tables, one block per seed
 
 A cell is finished by the rule of every grid (wmplan.experiments.cell_folder): its cell.json says what is
@@ -54,6 +54,8 @@ from wmplan.evaluation.report import (
 from wmplan.evaluation.summary import EvalSummary
 from wmplan.experiments import demo_grid
 from wmplan.experiments.cell_folder import SUMMARY_FILE, finished_cell, plan_cell
+from wmplan.experiments.results import GRID_FILE as GRID_FILE  # where tests and callers look for it
+from wmplan.experiments.results import document, write_document
 from wmplan.experiments.submitit_launcher import check_launcher, require_submitit, run_jobs, slurm_settings
 from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cells_of, eval_config, sweep_cell_record
 from wmplan.experiments.workers import init_worker, pool_results
@@ -61,7 +63,6 @@ from wmplan.planning.registry import planner_title
 from wmplan.writing import OutputError, atomic_write, claim_folder
 
 SPEC_FILE, REPORT_FILE = "sweep.json", "report.md"
-GRID_FILE = demo_grid.GRID_FILE
 
 
 @dataclass
@@ -256,19 +257,17 @@ def write_grid_and_report(
 ) -> tuple[dict[str, Any], str]:
     """grid.json (demo_grid.cell of each cell, with its seed and folder) and report.md (per seed: the
     success table beside the paper's, the planners beyond the paper's, the reached table)."""
-    document = {
-        "task": task,
-        "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "slurm"},  # how the cells ran: sweep.json
-        "cells": [
-            {
-                **demo_grid.cell(s["encoder"], c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded, s),
-                "seed": c.cell.pair_seed,
-                "folder": c.folder,
-            }
-            for c, s in summaries.items()
-        ],
-    }
-    atomic_write(out / GRID_FILE, lambda tmp: tmp.write_text(json.dumps(document, indent=2) + "\n"))
+    cells = [
+        {
+            **demo_grid.cell(s["encoder"], c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded, s),
+            "seed": c.cell.pair_seed,
+            "folder": c.folder,
+        }
+        for c, s in summaries.items()
+    ]
+    spec_fields = {k: v for k, v in dataclasses.asdict(spec).items() if k != "slurm"}  # how the cells ran: sweep.json
+    grid_document = document("sweep", task, cells, spec=spec_fields)
+    write_document(out, grid_document)
     parts = [
         f"# wmplan sweep: {task}\n",
         f"MPC cells under the {spec.protocol} protocol ({PROTOCOL_NOTES[spec.protocol]}). "
@@ -286,7 +285,7 @@ def write_grid_and_report(
         parts += ["Reached at any step, %:\n", reached_table(grid), ""]
     report = "\n".join(parts)
     atomic_write(out / REPORT_FILE, lambda tmp: tmp.write_text(report))
-    return document, report
+    return grid_document, report
 
 
 def _other_planners(grid: Grid) -> str:
