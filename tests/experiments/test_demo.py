@@ -207,7 +207,7 @@ def test_a_resumed_demo_redoes_only_what_a_kill_left_unfinished_and_refuses_othe
     try:
         run_demo(out, DemoScale(**{**scale.__dict__, "episodes": 3}), progress=False, resume=True)
     except ValueError as e:
-        assert "--resume" in str(e) and "demo.json" in str(e)
+        assert "--resume" in str(e) and "demo.json: scale.episodes differs" in str(e)
     else:
         raise AssertionError("a resume with other arguments must be refused")
     assert (evals / "base" / "adam" / "summary.json").read_text() == kept_cell  # nothing written was lost

@@ -10,7 +10,15 @@ from wmplan.evaluation.multiple import NO_DIFFERENCE, OPPOSITE_DIRECTION, REPROD
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
 from wmplan.experiments.results import GridResults, convert_study_grid, read_results
-from wmplan.experiments.study import StudySpec, choose_length, extends, finetune_recipe, run_study, study_cells
+from wmplan.experiments.study import (
+    StudySpec,
+    choose_length,
+    extends,
+    finetune_recipe,
+    run_study,
+    spec_changes,
+    study_cells,
+)
 from wmplan.experiments.study_report import length_rule_finding, write_study_report
 
 
@@ -194,13 +202,13 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
     assert (out / "runs" / "seed0" / "online_3").is_dir() and not (out / "runs" / "seed0" / "online_3.partial").exists()
     assert [c for c in again.cells if c.train_seed == 1] == [c for c in grid.cells if c.train_seed == 1]
     assert {m: s[1] for m, s in again.models.items()} == {m: s[1] for m, s in grid.models.items()}
-    with pytest.raises(ValueError, match="another spec"):
+    with pytest.raises(ValueError, match="another spec .*episodes differs"):
         run_study(both(episodes=4), out, progress=False)
     # Extended with a longer online finetuning: made for every seed, the rest kept.
     wider = run_study(both(online_steps=[3, 6, 9]), out, progress=False)
     assert set(wider.models["online_9"]) == {0, 1} and kept.stat().st_mtime_ns == before
     assert json.loads((out / "study.json").read_text())["online_steps"] == [3, 6, 9]
-    with pytest.raises(ValueError, match="another spec"):
+    with pytest.raises(ValueError, match="another spec .*online_steps differs"):
         run_study(both(online_steps=[3]), out, progress=False)  # dropping a length is not extending
 
 
@@ -210,6 +218,7 @@ def test_a_study_extends_only_by_adding_seeds_lengths_or_strengths():
     assert extends(stored, stored)
     assert not extends(stored, dataclasses.asdict(_spec(seeds=[1, 2])))
     assert not extends(stored, dataclasses.asdict(_spec(encoder="conv")))
+    assert spec_changes(stored, dataclasses.asdict(_spec(encoder="conv", seeds=[1]))) == ["encoder", "seeds"]
     assert not extends(stored, dataclasses.asdict(_spec(planner={"steps": 5})))
     # a study made before protocols were recorded planned its MPC cells under the fixed protocol
     older = {k: v for k, v in stored.items() if k != "protocols"}

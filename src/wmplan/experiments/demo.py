@@ -45,6 +45,7 @@ from wmplan.overrides import apply_dataclass_overrides
 from wmplan.planning.objective import objective_mode
 from wmplan.tasks import task_spec
 from wmplan.training.finetune import length_overrides
+from wmplan.training.trainer import config_differences
 
 T = TypeVar("T")
 
@@ -370,10 +371,11 @@ def _diagnose(job: DemoJob, encoder: str, runs: dict[str, Path], seed: int) -> d
 def _start(out: Path, asked: dict[str, Any], resume: bool) -> dict[str, float]:
     """Prepare `out` for a run asking `asked`; returns the stage seconds already spent (resumed runs)."""
     spec = out / "demo.json"
-    if resume and spec.exists() and json.loads(spec.read_text()) != asked:
+    changed = config_differences(json.loads(spec.read_text()), asked) if resume and spec.exists() else []
+    if changed:
         raise ValueError(
-            f"--resume: {out} holds a demo run with other arguments ({spec}); rerun with those, or drop --resume "
-            "to start it again"
+            f"--resume: {out} holds a demo run with other arguments ({spec}: {changed[0]} differs); rerun with "
+            "those, or drop --resume to start it again"
         )
     # The demo owns its folder: fresh data, references and models each time, unless resuming (a 50-pair PointMaze
     # reference takes half an hour). The gap and the landscape are minutes at most and always made again.

@@ -47,6 +47,7 @@ from wmplan.experiments.results import GridResults, study_document, write_docume
 from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
 from wmplan.experiments.workers import check_workers
 from wmplan.training.finetune import length_overrides
+from wmplan.training.trainer import config_differences
 
 CELLS = (("adam", MPC), ("adam", OPEN), ("cem", MPC))
 """(planner, mode) of every model: the finetuning targets Adam; CEM + MPC is the reference it chases. The
@@ -106,13 +107,20 @@ EXTENSIBLE = ("seeds", "adversarial_epochs", "online_steps", "strengths", "proto
 
 def extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether the spec `wanted` is the stored one, or it with values added to EXTENSIBLE lists."""
+    return not spec_changes(stored, wanted)
+
+
+def spec_changes(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The settings in which `wanted` is not the stored spec extended (trainer.config_differences on the
+    settings that must stay; an EXTENSIBLE list that dropped a value)."""
 
     def fixed(spec: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in spec.items() if k not in EXTENSIBLE}
 
     # a study made before protocols were recorded planned its MPC cells under the fixed protocol only
     stored = {"protocols": ["fixed"], **stored}
-    return fixed(stored) == fixed(wanted) and all(set(stored.get(k, [])) <= set(wanted[k]) for k in EXTENSIBLE)
+    dropped = [k for k in EXTENSIBLE if not set(stored.get(k, [])) <= set(wanted[k])]
+    return config_differences(fixed(stored), fixed(wanted)) + dropped
 
 
 def adversarial_name(epochs: int, strength: float = 1.0) -> str:
@@ -156,9 +164,11 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     spec_file = out / "study.json"
     wanted = dataclasses.asdict(spec)
-    if spec_file.exists() and not extends(json.loads(spec_file.read_text()), wanted):
+    changes = spec_changes(json.loads(spec_file.read_text()), wanted) if spec_file.exists() else []
+    if changes:
         raise ValueError(
-            f"{out} holds a study with another spec ({spec_file}); choose another --out or remove that folder "
+            f"{out} holds a study with another spec ({spec_file}: {changes[0]} differs); choose another --out or "
+            "remove that folder "
             f"(a study may be extended: more {', '.join(EXTENSIBLE)}, everything else the same)"
         )
     spec_file.write_text(json.dumps(wanted, indent=2))
