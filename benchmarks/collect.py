@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.data.collect import COLLECTORS, collect
+from wmplan.data.collect import collect, collector
 from wmplan.envs import make_task
 
 IMAGE_SIZE = 64
@@ -47,7 +47,7 @@ INSTALL_HINT = 'pip install -c constraints.txt -e ".[compare]"'
 
 def simulate_render(name: str, episodes: int, copies: int, settings: dict[str, Any] | None = None) -> dict[str, float]:
     """Frames per second of task `name`'s collector producing `episodes` episodes, `copies` at a time."""
-    policy, cfg_type = COLLECTORS[name]
+    policy, cfg_type = collector(name)
     task, cfg = make_task(name, settings), cfg_type()
     policy(
         task, np.random.default_rng(1), min(copies, 2), dataclasses.replace(cfg, steps=1)

@@ -62,8 +62,9 @@ def workdir(tmp_path_factory):
     heavy entry points (and each collector's episode policy) raise WorkStarted."""
     import importlib
 
-    from wmplan.data.collect import COLLECTORS
+    from wmplan.data import collect as collect_module
 
+    registered = collect_module.collector
     root = tmp_path_factory.mktemp("cli")
     collect("wall", root / "data", episodes=2, seed=0, progress=False, collector_settings={"steps": 5})
     (root / "run").mkdir()
@@ -71,8 +72,7 @@ def workdir(tmp_path_factory):
         mp.chdir(root)
         for module, name in HEAVY:
             mp.setattr(importlib.import_module(module), name, _started)
-        for env, (_, cfg_type) in list(COLLECTORS.items()):
-            mp.setitem(COLLECTORS, env, (_started, cfg_type))
+        mp.setattr(collect_module, "collector", lambda env: (_started, registered(env)[1]))
         yield root
 
 
@@ -279,7 +279,7 @@ def test_every_option_with_a_type_has_a_known_range():
 
     def numeric(action: argparse.Action) -> bool:
         default = action.default
-        has_type = action.type is not None and getattr(action.type, "__name__", "") != "run_location"
+        has_type = action.type is not None and getattr(action.type, "__name__", "") not in ("run_location", "task_name")
         return has_type or (isinstance(default, (int, float)) and not isinstance(default, bool))
 
     typed = {

@@ -1,15 +1,17 @@
 import pytest
 
 from wmplan.config import preset
-from wmplan.data.collect import COLLECTORS
-from wmplan.envs.registry import task_names
-from wmplan.tasks import TASKS, check_covers_every_task, task_spec
+from wmplan.data.collect import collector
+from wmplan.envs.registry import task_type
+from wmplan.tasks import task_names, task_spec
 
 
-def test_the_code_registries_cover_exactly_the_tasks_of_the_table():
-    assert sorted(TASKS) == task_names() == sorted(COLLECTORS)
-    with pytest.raises(ImportError, match=r"collectors must cover exactly .* missing \['wall'\], extra \['walll'\]"):
-        check_covers_every_task({**{t: None for t in TASKS if t != "wall"}, "walll": None}, "collectors")
+def test_every_task_reaches_its_code_through_its_one_registration():
+    assert task_names() == ["granular", "pointmaze", "pusht", "rope", "wall"]
+    assert task_type("wall").__name__ == "WallTask" and task_type("pusht").__name__ == "PushTTask"
+    assert [collector(t)[0].__name__ for t in ("wall", "rope")] == ["random_walk_wall", "random_pushes_rope"]
+    with pytest.raises(ValueError, match="unknown task 'walll'; available: granular, pointmaze, pusht, rope, wall"):
+        collector("walll")
 
 
 def test_each_entry_reaches_the_code_that_reads_it():

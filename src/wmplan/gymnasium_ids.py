@@ -1,4 +1,5 @@
-"""The gymnasium ids wmplan/<Name>-v0, registered by `import wmplan` (when gymnasium is installed).
+"""The gymnasium ids wmplan/<Name>-v0 of every registered task (wmplan.tasks), registered by `import wmplan`
+(when gymnasium is installed) and by `register_task` for a task registered later.
 
 Registration names lazy entry points, so it imports no simulator (MuJoCo, pymunk) and no torch: those load
 on the first `gymnasium.make`. Each id declares its evaluation budget as `max_episode_steps`: the env steps
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from wmplan.config import DataConfig
 from wmplan.defaults import MPC_MODEL_STEPS
-from wmplan.tasks import TASKS, task_spec
+from wmplan.tasks import task_names, task_spec
 
 
 def gym_id(task: str) -> str:
@@ -24,16 +25,31 @@ def episode_budget(task: str) -> int:
     return MPC_MODEL_STEPS * int(frameskip)
 
 
+def register_gym_id(task: str) -> None:
+    """Register one task with gymnasium under wmplan/<Name>-v0 (idempotent; nothing without gymnasium)."""
+    try:
+        import gymnasium
+    except ImportError:  # gymnasium is a dependency; without it there is nothing to register with
+        return
+    if gym_id(task) not in gymnasium.registry:
+        gymnasium.register(
+            id=gym_id(task),
+            entry_point="wmplan.envs.gym_env:TaskEnv",
+            vector_entry_point="wmplan.envs.gym_vector_env:TaskVectorEnv",
+            kwargs={"task": task},
+            max_episode_steps=episode_budget(task),
+        )
+
+
+def unregister_gym_id(task: str) -> None:
+    try:
+        import gymnasium
+    except ImportError:
+        return
+    gymnasium.registry.pop(gym_id(task), None)
+
+
 def register_gymnasium() -> None:
     """Register every task with gymnasium under wmplan/<Name>-v0 (idempotent)."""
-    import gymnasium
-
-    for task in TASKS:
-        if gym_id(task) not in gymnasium.registry:
-            gymnasium.register(
-                id=gym_id(task),
-                entry_point="wmplan.envs.gym_env:TaskEnv",
-                vector_entry_point="wmplan.envs.gym_vector_env:TaskVectorEnv",
-                kwargs={"task": task},
-                max_episode_steps=episode_budget(task),
-            )
+    for task in task_names():
+        register_gym_id(task)

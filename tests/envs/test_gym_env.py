@@ -11,9 +11,9 @@ import pytest
 import wmplan  # noqa: F401  (registers the gymnasium ids)
 from wmplan.envs import make_task
 from wmplan.gymnasium_ids import gym_id
-from wmplan.tasks import TASKS
+from wmplan.tasks import task_names
 
-ALL_TASKS = sorted(TASKS)
+ALL_TASKS = task_names()
 
 
 def _env_and_pair(task: str):

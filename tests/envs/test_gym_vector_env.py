@@ -9,7 +9,7 @@ from gymnasium.vector import AutoresetMode
 import wmplan  # noqa: F401  (registers the gymnasium ids)
 from wmplan.envs.gym_vector_env import TaskVectorEnv
 from wmplan.gymnasium_ids import episode_budget, gym_id
-from wmplan.tasks import TASKS
+from wmplan.tasks import task_names
 
 
 def _vector(task: str, n: int, **kwargs) -> TaskVectorEnv:
@@ -34,7 +34,7 @@ def test_make_vec_gives_the_batched_env_with_batched_spaces_and_the_ids_budget()
     assert not isinstance(gymnasium.make_vec(gym_id("wall"), num_envs=2, vectorization_mode="sync"), TaskVectorEnv)
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", task_names())
 def test_n_copies_step_as_n_single_envs_stepped_one_by_one(task):
     env = _vector(task, 3)
     singles = [gymnasium.make(gym_id(task)) for _ in range(3)]

@@ -181,9 +181,7 @@ def test_collector_shapes_nan_last_action_and_travel():
     assert task.geometry.clearance(data["state"].reshape(-1, 4)).min() > 0
 
 
-def test_collect_writes_a_store_and_the_gymnasium_view_works(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry._TASKS, "pointmaze", (PointMazeTask, PointMazeSettings.from_dict))
-    monkeypatch.setitem(collect_module.COLLECTORS, "pointmaze", (random_pointmaze, PointMazeRandomConfig))
+def test_collect_writes_a_store_and_the_gymnasium_view_works(tmp_path):
     store = collect_module.collect(
         "pointmaze", tmp_path / "pm", episodes=5, seed=1, batch=4, progress=False, collector_settings={"steps": 12}
     )

@@ -55,16 +55,17 @@ def test_the_demo_finetunes_for_the_lengths_its_tasks_study_chose():
 
     from wmplan.experiments.demo import demo_scale
     from wmplan.experiments.study import adversarial_name, online_name
-    from wmplan.tasks import TASKS
+    from wmplan.tasks import task_names, task_spec
 
-    studied = [d for d in (Path(__file__).parents[2] / "docs/results/study").iterdir() if d.name in TASKS]
+    studied = [d for d in (Path(__file__).parents[2] / "docs/results/study").iterdir() if d.name in task_names()]
     assert studied, "no committed study of a task"
     for folder in studied:
         spec = StudySpec(**json.loads((folder / "study.json").read_text()))
         chosen = study_report.rule_lengths(spec, read_results(folder))
-        recipe = TASKS[spec.env].demo
+        recipe = task_spec(spec.env).demo
         assert (recipe.adversarial_epochs, recipe.online_steps) == (chosen["adversarial"], chosen["online"]), folder
-    for env, task in TASKS.items():
+    for env in task_names():
+        task = task_spec(env)
         scale = demo_scale(env)
         for setting, trained in (
             (adversarial_name(task.demo.adversarial_epochs), scale.adversarial),

@@ -277,20 +277,18 @@ def test_objective_modes_are_per_task_and_mode_and_eval_uses_them(tiny_run):
 
 
 def test_every_task_has_planning_defaults_and_a_bad_entry_is_refused():
-    from wmplan.envs.registry import task_names
-    from wmplan.planning.task_defaults import check_planning, task_planning
-    from wmplan.tasks import TASKS, TaskPlanning
+    from wmplan.planning.task_defaults import task_planning
+    from wmplan.tasks import TaskPlanning
 
-    assert sorted(TASKS) == sorted(task_names())
     assert (task_planning("pusht").cem_iterations, task_planning("wall").cem_iterations) == (30, 10)
     with pytest.raises(ValueError, match="unknown task 'nope'; available: granular, pointmaze"):
         task_planning("nope")
     good = dict(alpha=1.0, cem_iterations=10, open_loop_objective="last", mpc_objective="last", mpc_execute=1)
-    check_planning("x", TaskPlanning(**good))
+    TaskPlanning(**good).check("x")
     with pytest.raises(ValueError, match="x: mpc_execute must divide 10"):  # 3 model steps never add up to 10
-        check_planning("x", TaskPlanning(**{**good, "mpc_execute": 3}))
+        TaskPlanning(**{**good, "mpc_execute": 3}).check("x")
     with pytest.raises(ValueError, match="unknown objective mode 'first' in open_loop_objective"):
-        check_planning("x", TaskPlanning(**{**good, "open_loop_objective": "first"}))
+        TaskPlanning(**{**good, "open_loop_objective": "first"}).check("x")
 
 
 def test_the_planners_and_the_world_model_meet_the_protocols(tiny_run):

@@ -35,7 +35,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def add_collect_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="simulate episodes into a zarr dataset")
-    add_env_flag(p, help="task name (default: wall)")
+    add_env_flag(p)
     p.add_argument("--episodes", type=positive_int, required=True)
     add_out_flag(p, "dataset path (a folder)")
     add_seed_flag(p, 0)

@@ -10,10 +10,10 @@ import argparse
 from typing import Any
 
 from wmplan.cli_types import device, positive_int, seed
+from wmplan.tasks import task_names
 from wmplan.tracking import TRACKERS
 
 PRESETS = ["tiny", "small", "paper"]
-TASKS_HELP = "wall | pointmaze | pusht | rope | granular (default: wall)"
 
 
 def run_location(text: str) -> str:
@@ -113,10 +113,18 @@ def add_seed_flag(p: argparse.ArgumentParser, default: int, help: str | None = N
     p.add_argument("--seed", type=seed, default=default, help=help)
 
 
+def task_name(text: str) -> str:
+    """--env: a task registered when the parser is built (wmplan.tasks.register_task)."""
+    if text not in task_names():  # argparse names the option and exits with status 2
+        raise argparse.ArgumentTypeError(f"unknown task {text!r}; available: {', '.join(task_names())}")
+    return text
+
+
 def add_env_flag(
-    p: argparse.ArgumentParser, default: str | None = "wall", help: str = TASKS_HELP, required: bool = False
+    p: argparse.ArgumentParser, default: str | None = "wall", help: str | None = None, required: bool = False
 ) -> None:
-    """--env, the task (wmplan.tasks). Default wall, except: import (the export names its own), reference
-    (required: the task picks the kind of reference) and config show (None: --run refuses it; its check fills
-    in wall)."""
-    p.add_argument("--env", default=default, required=required, help=help)
+    """--env, the task (wmplan.tasks); its help lists every registered task unless the command gives its own.
+    Default wall, except: import (the export names its own), reference (required: the task picks the kind of
+    reference) and config show (None: --run refuses it; its check fills in wall)."""
+    names = " | ".join(task_names())
+    p.add_argument("--env", type=task_name, default=default, required=required, help=help or f"{names} (default: wall)")

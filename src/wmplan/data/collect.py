@@ -16,16 +16,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from wmplan.data.collect_deformable import RandomPushConfig, random_pushes_granular, random_pushes_rope
-from wmplan.data.collect_pointmaze import PointMazeRandomConfig, random_pointmaze
-from wmplan.data.collect_pusht import PushTPusherConfig, scripted_pusher
 from wmplan.data.episode_arrays import episode_arrays
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.envs import make_task
 from wmplan.envs.wall import WallTask
 from wmplan.overrides import typed_dataclass
 from wmplan.range_checks import check_interval, check_ranges
-from wmplan.tasks import check_covers_every_task
+from wmplan.tasks import load_code, task_entry
 from wmplan.writing import is_empty
 
 
@@ -108,14 +105,10 @@ def random_walk_wall(task: WallTask, rng: np.random.Generator, n: int, cfg: Wall
     return out
 
 
-COLLECTORS: dict[str, tuple[Callable[..., dict[str, np.ndarray]], type]] = {
-    "wall": (random_walk_wall, WallWalkConfig),
-    "pointmaze": (random_pointmaze, PointMazeRandomConfig),
-    "pusht": (scripted_pusher, PushTPusherConfig),
-    "rope": (random_pushes_rope, RandomPushConfig),
-    "granular": (random_pushes_granular, RandomPushConfig),
-}
-check_covers_every_task(COLLECTORS, "data.collect's collectors")
+def collector(env: str) -> tuple[Callable[..., dict[str, np.ndarray]], type]:
+    """Task `env`'s collector and its settings class, as registered with it (wmplan.tasks.register_task)."""
+    entry = task_entry(env)
+    return load_code(entry.collector), load_code(entry.collector_config)
 
 
 def collect(
@@ -138,13 +131,11 @@ def collect(
     loses at most the episodes of one commit); the random stream of each
     batch is seeded by (seed, index of its first episode), so a run is a pure function of its
     arguments. With `append`, the task settings come from the existing store."""
-    if env not in COLLECTORS:
-        raise ValueError(f"no collector for task {env!r}; available: {sorted(COLLECTORS)}")
+    policy, cfg_type = collector(env)  # first: an unknown task is named before any other complaint
     if overwrite and append:
         raise ValueError("--overwrite and --append exclude each other")
     if episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
-    policy, cfg_type = COLLECTORS[env]
     cfg = typed_dataclass(cfg_type, collector_settings or {}, f"collector settings of {env}")  # checked: cfg.check()
     if seed < 0:
         raise ValueError(f"--seed must be at least 0, got {seed}")
