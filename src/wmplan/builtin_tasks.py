@@ -29,6 +29,9 @@ PUSHT_TRAIN = {
     "train.lr_embeddings": 1e-3,
     "train.lr_schedule": "cosine",
     "train.epochs": 20,
+    # The patch encoder's 8 x 8 grid pooled to 4 x 4 tokens: on the tuning pairs (docs/results/pusht/encoders)
+    # it planned CEM + MPC at 60% against conv's 25%, with latent/pose-distance Spearman 0.91 against 0.75.
+    "model.encoder.patch_pool": 2,
 }
 PIXELS_AND_STATE = ("conv", "state")
 
@@ -131,7 +134,7 @@ register_task(
             mpc_execute=5,
             chosen_on="report",
         ),
-        demo=DemoRecipe(collect_episodes=2000, train=PUSHT_TRAIN, encoders=PIXELS_AND_STATE, bounded_cells=False),
+        demo=DemoRecipe(collect_episodes=2000, train=PUSHT_TRAIN, encoders=("patch", "state"), bounded_cells=False),
         reports_distance=False,
         paper_success={
             "base": {"gd": (38, 56), "adam": (54, 76), "cem": (78, 92)},
