@@ -25,9 +25,8 @@ from wmplan.registry import Registry
 @dataclass(frozen=True)
 class TaskPlanning:
     """A task's planner defaults, one setting for every model and planner, chosen on the tuning pairs
-    (defaults.TUNING_PAIR_SEED), which no report evaluates on, where the comments in builtin_tasks.py say so (Wall, PointMaze),
-    and on the report pairs (seed 99) before tuning pairs existed where they say that (PushT: not re-derived
-    yet). The fixed protocol's schedule is chosen where the simulator reference, a perfect
+    (defaults.TUNING_PAIR_SEED), which no report evaluates on (the comments in builtin_tasks.py give each
+    built-in task's evidence). The fixed protocol's schedule is chosen where the simulator reference, a perfect
     model, succeeds most (docs/results/ceilings). Checked against the planners' budget when the task is
     registered (`check`)."""
 

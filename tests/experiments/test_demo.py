@@ -255,10 +255,19 @@ def test_demo_preset_quick_and_encoders_reach_the_scale(monkeypatch, capsys, tmp
 def test_the_report_says_where_each_tasks_planning_defaults_were_chosen():
     from wmplan.experiments.demo_report import _defaults_origin
 
-    for env in ("wall", "pointmaze"):
+    for env in ("wall", "pointmaze", "pusht"):
         assert "chosen on other pairs, seed 7" in _defaults_origin(env)
-    # not yet re-derived on the tuning pairs: the report must not say it was
-    assert "chosen on these report pairs" in _defaults_origin("pusht") and "other pairs" not in _defaults_origin(
-        "pusht"
-    )
     assert "without a search" in _defaults_origin("rope")
+
+
+def test_a_task_whose_defaults_were_chosen_on_the_report_pairs_is_reported_so(monkeypatch):
+    import dataclasses
+
+    from wmplan.experiments import demo_report
+    from wmplan.tasks import task_spec
+
+    spec = task_spec("pusht")
+    flattered = dataclasses.replace(spec, planning=dataclasses.replace(spec.planning, chosen_on="report"))
+    monkeypatch.setattr(demo_report, "task_spec", lambda env: flattered)
+    origin = demo_report._defaults_origin("pusht")
+    assert "chosen on these report pairs" in origin and "other pairs" not in origin
