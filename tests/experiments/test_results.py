@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from wmplan.evaluation.protocols import MPC, OPEN
-from wmplan.experiments import demo_grid, results
+from wmplan.experiments import results
 from wmplan.experiments.cells import Cell
-from wmplan.experiments.results import GridResults, convert_study_folder, convert_study_grid, read_results
+from wmplan.experiments.legacy_results import convert_study_folder, convert_study_grid
+from wmplan.experiments.results import GridResults, read_results
 from wmplan.experiments.study import StudySpec, study_cell, study_document
 from wmplan.experiments.study_report import write_study_report
 
@@ -44,7 +45,7 @@ def _round_trip(tmp_path: Path, doc: dict) -> GridResults:
 
 
 def test_a_demo_grid_round_trips(tmp_path):
-    found = demo_grid.cell("state", "online", "adam", True, False, _summary([True, False, True]))
+    found = results.cell("state", "online", "adam", True, False, _summary([True, False, True]))
     doc = results.document("demo", "wall", [{**found, "folder": "eval/state/online/adam_mpc"}], tuning_seed=0)
     read = _round_trip(tmp_path, doc)
     assert (read.kind, read.task, read.document["format"], read.document["tuning_seed"]) == ("demo", "wall", 3, 0)
@@ -83,7 +84,7 @@ def test_a_study_grid_round_trips_and_pools_its_seeds_in_seed_order(tmp_path):
 
 
 def test_a_sweep_grid_round_trips(tmp_path):
-    found = demo_grid.cell("state", "base", "adam", False, False, _summary([False, True], seed=7))
+    found = results.cell("state", "base", "adam", False, False, _summary([False, True], seed=7))
     cell = {**found, "seed": 7, "folder": "base/adam_open_seed7"}
     read = _round_trip(tmp_path, results.document("sweep", "wall", [cell], spec={"episodes": 2}))
     assert read.kind == "sweep" and read.document["spec"] == {"episodes": 2}

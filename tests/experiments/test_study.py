@@ -9,7 +9,8 @@ import pytest
 from wmplan.evaluation.multiple import NO_DIFFERENCE, OPPOSITE_DIRECTION, REPRODUCED, REVERSED, SAME_DIRECTION
 from wmplan.evaluation.paired import PairedEffect
 from wmplan.experiments import study_report
-from wmplan.experiments.results import GridResults, convert_study_grid, read_results
+from wmplan.experiments.legacy_results import convert_study_grid
+from wmplan.experiments.results import GridResults, read_results
 from wmplan.experiments.study import (
     StudySpec,
     choose_length,
@@ -213,6 +214,11 @@ def test_study_runs_every_cell_reports_verdicts_and_resumes(tmp_path, monkeypatc
         run_study(both(online_steps=[3]), out, progress=False)  # dropping a length is not extending
 
 
+def test_a_study_plans_with_the_tasks_pixel_encoder_unless_told():
+    assert StudySpec(env="pusht").encoder == "patch" and StudySpec(env="wall").encoder == "conv"
+    assert StudySpec(env="pusht", encoder="state").encoder == "state"
+
+
 def test_a_study_extends_only_by_adding_seeds_lengths_or_strengths():
     stored = dataclasses.asdict(_spec())
     assert extends(stored, dataclasses.asdict(_spec(seeds=[0, 1, 2], adversarial_epochs=[1, 2, 5])))
@@ -242,7 +248,7 @@ def test_a_study_plans_its_mpc_cells_under_each_protocol_and_reports_each_apart(
 
 def test_a_study_from_a_demo_adopts_only_what_matches_its_recipe(tmp_path):
     from wmplan.experiments.demo import DemoScale, demo_scale, run_demo
-    from wmplan.experiments.study_from_demo import adopt_demo
+    from wmplan.experiments.study import adopt_demo
 
     spec = _spec(adversarial_epochs=[1], online_steps=[3], strengths=[1.0])
     shared = {k: spec.finetune_overrides[k] for k in ("online.every", "online.plan_steps")}

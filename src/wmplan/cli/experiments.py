@@ -174,7 +174,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         online_steps=args.online_steps,
         strengths=args.strengths,
         episodes=args.episodes,
-        encoder=args.encoder,
+        encoder=args.encoder or "",
         protocols=args.protocols,
     )
     start = time.perf_counter()
@@ -199,7 +199,9 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
         help="adversarial radii x the defaults (default: 0.5,1,2)",
     )
     p.add_argument("--episodes", type=positive_int, default=50, help="pairs per cell (default: 50)")
-    p.add_argument("--encoder", default="conv", choices=encoder_names(), help="(default: conv)")
+    p.add_argument(
+        "--encoder", choices=encoder_names(), help="(default: the task's pixel encoder, the first of its demo's)"
+    )
     p.add_argument(
         "--protocols",
         type=protocols,

@@ -1,9 +1,11 @@
 """The end-to-end job behind `make demo`: collect -> train -> finetune both ways -> plan in the
-simulator -> gap -> landscape -> report, for the pixel (`conv`) and the privileged-state (`state`) encoder.
+simulator -> gap -> landscape -> report, for the task's pixel encoder (its DemoRecipe) and the privileged-state
+(`state`) encoder. A recipe on the grid engine (wmplan.experiments.runner): one GridSpec per encoder
+(`demo_spec`), the simulator references, the diagnostics and the report around it.
 
 Everything lands under `out` (default results/demo), which the demo rewrites on each run (with `resume`,
-a rerun keeps what a killed run finished: wmplan.experiments.resumable; `wmplan demo` first asks for
---overwrite or --resume where a demo is there, wmplan.output_rule.output_folder):
+a rerun keeps what a killed run finished; `wmplan demo` first asks for --overwrite or --resume where a demo
+is there, wmplan.output_rule.output_folder):
 data/, runs/<encoder>/{base,online,adversarial}/, eval/<encoder>/<model>/<planner>[_mpc][_bounded]/,
 gap/<encoder>/, landscape/<encoder>/, reference/ (planning in the simulator itself, open loop: the
 ceiling; reference_mpc_fixed/ and reference_mpc_paper/ under MPC), eval cells of the paper protocol as
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wmplan.config import apply_overrides, preset
 from wmplan.evaluation.door_path import door_path_costs
 from wmplan.evaluation.eval_config import EvalConfig, MPCSettings, PlannerSettings
 from wmplan.evaluation.gap import gap
@@ -36,9 +37,10 @@ from wmplan.evaluation.landscape import landscape
 from wmplan.evaluation.protocols import MPC, MPC_BOUNDED, OPEN, Mode
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.cells import Cell
-from wmplan.experiments.demo_grid import write_grid
 from wmplan.experiments.demo_report import seed_folder, write_report
-from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, reference_once, train_once
+from wmplan.experiments.results import write_grid
+from wmplan.experiments.resumable import reference_once
+from wmplan.experiments.runner import EVAL, BaseRun, FinetunedRun, GridSpec, Run, make_dataset, run_folder, run_grid
 from wmplan.experiments.sim_reference import plans_pushes
 from wmplan.experiments.workers import check_workers
 from wmplan.overrides import apply_dataclass_overrides
@@ -188,51 +190,39 @@ def run_demo(
     windows; `train_seeds` (default: [seed]) trains every model once per seed on that same data, plans
     each on the same pairs, and the report pools the cells over seeds (`pool_over_seeds`). `resume`:
     keep the data, models and eval cells that an earlier run with the same arguments finished in `out`.
-    `workers` > 1: plan the eval cells of each model set in that many one-thread processes at once
+    `workers` > 1: plan the eval cells of each encoder in that many one-thread processes at once
     (wmplan.experiments.workers), their files as `OMP_NUM_THREADS=1 wmplan eval` would write them."""
     scale = scale or demo_scale(env)
     train_seeds = list(train_seeds) if train_seeds else [seed]
     if len(set(train_seeds)) != len(train_seeds):
         raise ValueError(f"--seeds lists a seed twice: {train_seeds}")
     check_workers(workers)
-    cells = demo_cells(env, scale)  # a mode that does not exist fails here, before any stage runs
+    cells = demo_cells(env, scale)
+    specs = {e: demo_spec(env, scale, e, seed, train_seeds, cells) for e in scale.encoders}  # checked: before any stage
     out = Path(out)
     asked = {"env": env, "seed": seed, "train_seeds": train_seeds, "scale": dataclasses.asdict(scale)}
     clock = StageClock(out, _start(out, json.loads(json.dumps(asked)), resume))
     job = DemoJob(out, env, scale, clock, device, progress)
-    store = clock("collect", dataset_once, out / "data", env, scale.collect_episodes, seed, progress)
+    store = clock("collect", make_dataset, specs[scale.encoders[0]], out, progress)
     references = _references(job, resume)
     found: dict[str, dict[str, dict]] = {kind: {} for kind in ("grid", "other", "paper")}
     diagnostics: dict[str, dict] = {}
     folders: dict[str, dict[tuple, list[str]]] = {e: {} for e in scale.encoders}  # each cell's, for grid.json
-    for encoder in scale.encoders:
+    for encoder, spec in specs.items():
+        done = run_grid(spec, out, workers=workers, device=device, progress=progress, clock=clock)
         per_seed: dict[str, list[dict]] = {kind: [] for kind in found}
         for train_seed in train_seeds:
-            runs = {m: seed_folder(out / "runs" / encoder, train_seed, train_seeds) / m for m in MODELS}
-            _train_models(job, encoder, runs, train_seed)
-            evals = seed_folder(out / "eval" / encoder, train_seed, train_seeds)
-            jobs = {
-                key: (
-                    runs[model],
-                    cell.eval_config(scale.episodes, scale.planner, scale.mpc),
-                    evals / model / cell.name,
-                )
-                for key, (model, cell) in cells.items()
-            }
-            done = clock(f"{encoder}: eval", evaluate_cells, jobs, workers, progress, device)
-            for key, (_, _, folder) in jobs.items():
-                folders[encoder].setdefault(key, []).append(folder.relative_to(out).as_posix())
+            runs = {m: demo_run(encoder, m, train_seed, train_seeds) for m in MODELS}
             for kind, grids in per_seed.items():
-                grids.append({key[1:]: done[key] for key in jobs if key[0] == kind})
-            if train_seed == train_seeds[0]:  # the gap and the landscape: the first seed's models
-                diagnostics[encoder] = _diagnose(job, encoder, runs, seed)
+                grids.append({key[1:]: done[(runs[m], c.name)] for key, (m, c) in cells.items() if key[0] == kind})
+            for key, (model, cell) in cells.items():
+                folders[encoder].setdefault(key, []).append(f"{EVAL}/{runs[model]}/{cell.name}")
+        first = {m: run_folder(out, demo_run(encoder, m, train_seeds[0], train_seeds)) for m in MODELS}
+        diagnostics[encoder] = _diagnose(job, encoder, first, seed)  # the gap and the landscape: the first seed's
         for kind, grids in per_seed.items():
             found[kind][encoder] = pool_grids(grids, train_seeds)
     seconds = clock.finish()
-    first_runs = {
-        encoder: seed_folder(out / "runs" / encoder, train_seeds[0], train_seeds) for encoder in scale.encoders
-    }
-    base_runs = {encoder: runs / "base" for encoder, runs in first_runs.items()}
+    base_runs = {e: run_folder(out, demo_run(e, "base", train_seeds[0], train_seeds)) for e in scale.encoders}
     write_grid(out, env, references, base_runs, found["grid"], found["other"], found["paper"], folders)
     return write_report(
         out,
@@ -248,6 +238,34 @@ def run_demo(
         train_seeds,
         workers,
         found["paper"],
+    )
+
+
+def demo_run(encoder: str, model: str, train_seed: int, train_seeds: list[int]) -> str:
+    """A demo run's name (its path under runs/ and eval/): <encoder>/<model>, with several training seeds
+    <encoder>/seed<k>/<model>."""
+    return seed_folder(Path(encoder), train_seed, train_seeds).joinpath(model).as_posix()
+
+
+def demo_spec(
+    env: str, scale: DemoScale, encoder: str, seed: int, train_seeds: list[int], cells: dict[tuple, tuple[str, Cell]]
+) -> GridSpec:
+    """The grid of one encoder: its base model per training seed, each finetuned both ways, every model
+    planned in its demo_cells."""
+    runs: list[Run] = []
+    planned: dict[str, tuple[Cell, ...]] = {}
+    for train_seed in train_seeds:
+        base = demo_run(encoder, "base", train_seed, train_seeds)
+        runs.append(BaseRun(base, encoder, train_seed, scale.preset, dict(scale.train)))
+        runs += [
+            FinetunedRun(demo_run(encoder, m, train_seed, train_seeds), base, m, dict(getattr(scale, m)))
+            for m in MODELS[1:]
+        ]
+        for model in MODELS:
+            own = tuple(cell for m, cell in cells.values() if m == model)
+            planned[demo_run(encoder, model, train_seed, train_seeds)] = own
+    return GridSpec(
+        env, scale.collect_episodes, seed, tuple(runs), planned, scale.episodes, planner=scale.planner, mpc=scale.mpc
     )
 
 
@@ -312,22 +330,6 @@ def _references(job: DemoJob, resume: bool) -> dict[str, dict[str, Any]]:
         )
         for name, protocol in reference_modes(env, scale.paper_protocol).items()
     }
-
-
-def _train_models(job: DemoJob, encoder: str, runs: dict[str, Path], train_seed: int) -> None:
-    """One model set: the base model of `encoder` trained with `train_seed`, then finetuned both ways."""
-    out, scale, clock, device, progress = job.out, job.scale, job.clock, job.device, job.progress
-    overrides = {
-        "data.path": str(out / "data"),
-        "train.seed": train_seed,
-        "model.encoder.name": encoder,
-        "train.device": device,
-    }
-    cfg = apply_overrides(preset(scale.preset, job.env), overrides | scale.train)
-    clock(f"{encoder}: train", train_once, cfg, runs["base"], progress)
-    for method in ("online", "adversarial"):
-        finetuning = {"train.device": device, **getattr(scale, method)}
-        clock(f"{encoder}: finetune {method}", finetune_once, runs["base"], runs[method], method, finetuning, progress)
 
 
 def _diagnose(job: DemoJob, encoder: str, runs: dict[str, Path], seed: int) -> dict[str, Any]:

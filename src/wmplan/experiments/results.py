@@ -31,8 +31,8 @@ first), and the encoder facts are the first seed's base model's (`val_loss`, `co
 validation loss and the loss of copying the last frame on the same windows).
 
 Older files still read: a demo's grid.json of format 1 (no per-episode outcomes) or 2 (kind demo, no
-folders), and a study folder holding study_grid.json instead (converted on reading by `convert_study_grid`;
-`convert_study_folder` writes the converted grid.json beside it). A converted study's cells hold what the
+folders), and a study folder holding study_grid.json instead (converted on reading, experiments.legacy_results,
+whose `convert_study_folder` writes the converted grid.json beside it). A converted study's cells hold what the
 old file kept (the outcomes, the protocol, the time); what it did not keep is null.
 
 Example:
@@ -50,7 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wmplan.models.run_folder import NO_RUN_RECORD
+from wmplan.defaults import TUNING_PAIR_SEED
+from wmplan.evaluation.protocols import cell_protocol
+from wmplan.evaluation.report import Grid
+from wmplan.evaluation.summary import EvalSummary, seed_spread
+from wmplan.models.encoder_registry import encoder_entry
+from wmplan.models.run_folder import NO_RUN_RECORD, RunFolder
 from wmplan.writing import atomic_write
 
 if TYPE_CHECKING:
@@ -73,6 +78,150 @@ def write_document(out: Path, doc: dict[str, Any]) -> Path:
     path = Path(out) / GRID_FILE
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
     return path
+
+
+def encoder_facts(run: Path, encoder: str) -> dict[str, Any]:
+    """What a trained run says about its encoder: pixels or state, the latent/true-distance Spearman
+    (from encoder.json; null where the encoder was not pretrained) and the final validation losses."""
+    folder = RunFolder(run)
+    last, facts = folder.metrics()[-1], folder.encoder_info()
+    return {
+        "pixels": not encoder_entry(encoder).reads_state,
+        "latent_distance_spearman": facts.get("latent_distance_spearman"),
+        "val_loss": float(last["val_loss"]),
+        "copy_last_loss": float(last["val_baseline_loss"]),
+    }
+
+
+def episode_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """A summary's per-episode outcomes, one row per (training seed, pair) in the summary's order."""
+    seeds = s.get("train_seeds") or [None]
+    pairs = len(s["episode_success"]) // len(seeds)
+    columns = {
+        "success": s["episode_success"],
+        "reached": s.get("episode_reached"),
+        "final_distance": s["episode_final_distance"],
+        "replans": s.get("episode_replans"),
+    }
+    rows = []
+    for i in range(len(s["episode_success"])):
+        row: dict[str, Any] = {"pair": i % pairs}
+        if seeds[0] is not None:
+            row["train_seed"] = seeds[i // pairs]
+        row |= {name: values[i] for name, values in columns.items() if values is not None}
+        rows.append(row)
+    return rows
+
+
+def cell(encoder: str, model: str, planner: str, mpc: bool, bounded: bool, s: EvalSummary) -> dict[str, Any]:
+    """One grid.json cell from an eval summary."""
+    return {
+        "encoder": encoder,
+        "model": model,
+        "planner": planner,
+        "mpc": mpc,
+        "protocol": cell_protocol(s),
+        "mpc_execute": s["mpc_config"]["execute"] if mpc else None,
+        "max_replans": s["mpc_config"]["replans"],
+        "mean_replans": s.get("mean_replans"),
+        "bounded": bounded,
+        "objective": s["objective"]["mode"],
+        "success_rate": s["success_rate"],
+        "ci95": s["ci95"],
+        "mean_final_distance": s["mean_final_distance"],
+        "seconds_per_plan": s["seconds_per_plan"],
+        **(seed_spread(s) or {}),
+        "pair_seed": s["seed"],
+        **{key: s.get(key) for key in NO_RUN_RECORD},
+        "episodes": episode_rows(dict(s)),
+    }
+
+
+def reference_entry(r: dict[str, Any]) -> dict[str, Any]:
+    """grid.json's record of one simulator reference (CEM in the simulator, or greedy pushes)."""
+    entry: dict[str, Any] = {k: r[k] for k in ("method", "success_rate", "mean_final_distance") if k in r}
+    entry |= {
+        "protocol": r.get("protocol", "fixed"),
+        "mode": r.get("mode", "open loop"),
+        "ci95": r.get("ci95"),
+        "pair_seed": r["seed"],
+    }
+    if "mpc_config" in r:
+        entry |= {
+            "max_replans": r["mpc_config"]["replans"],
+            "execute": r["mpc_config"]["execute"],
+            "mean_replans": r["mean_replans"],
+            "budget": {k: r[k] for k in ("samples", "topk", "iterations", "horizon", "frameskip")},
+        }
+    if "episode_success" in r:
+        entry["episodes"] = episode_rows(r)
+    return entry
+
+
+def grid_document(
+    env: str,
+    references: dict[str, dict[str, Any]],
+    runs: dict[str, Path],
+    grids: dict[str, Grid],
+    other_objective: dict[str, dict] | None = None,
+    paper_cells: dict[str, dict] | None = None,
+    folders: dict[str, dict[tuple, list[str]]] | None = None,
+) -> dict[str, Any]:
+    """The grid.json document: `references` maps each mode (open loop, fixed, paper) to its simulator
+    reference, `runs` each encoder to its base run, `grids` each encoder to {(model, planner, mpc,
+    bounded): eval summary}, `other_objective` each encoder to {(planner, mpc): summary} of the base model
+    planned with the objective mode that is not the default, `paper_cells` each encoder to {(model,
+    planner): summary} of MPC under the paper protocol, `folders` each encoder to {("grid" | "other" |
+    "paper", *key): the cell's folders relative to OUT, one per training seed}."""
+    placed = folders or {}
+
+    def located(encoder: str, key: tuple, found: dict[str, Any]) -> dict[str, Any]:
+        where = placed.get(encoder, {}).get(key)
+        if not where:
+            return found
+        return {**found, "folder": where[0], **({"seed_folders": where} if len(where) > 1 else {})}
+
+    cells = [
+        located(encoder, ("grid", *key), cell(encoder, *key, s))
+        for encoder, grid in grids.items()
+        for key, s in grid.items()
+    ]
+    cells += [
+        located(encoder, ("other", planner, mpc), cell(encoder, "base", planner, mpc, False, s))
+        for encoder, extra in (other_objective or {}).items()
+        for (planner, mpc), s in extra.items()
+    ]
+    cells += [
+        located(encoder, ("paper", model, planner), cell(encoder, model, planner, True, False, s))
+        for encoder, extra in (paper_cells or {}).items()
+        for (model, planner), s in extra.items()
+    ]
+    reference = references["open loop"]
+    return document(
+        "demo",
+        env,
+        cells,
+        tuning_seed=TUNING_PAIR_SEED,
+        reference={k: reference[k] for k in ("method", "success_rate", "mean_final_distance")},
+        references={mode: reference_entry(r) for mode, r in references.items()},
+        encoders={encoder: encoder_facts(run, encoder) for encoder, run in runs.items()},
+    )
+
+
+def write_grid(
+    out: Path,
+    env: str,
+    references: dict[str, dict[str, Any]],
+    runs: dict[str, Path],
+    grids: dict[str, Grid],
+    other_objective: dict[str, dict] | None = None,
+    paper_cells: dict[str, dict] | None = None,
+    folders: dict[str, dict[tuple, list[str]]] | None = None,
+) -> dict[str, Any]:
+    """Write out/grid.json and return its document (grid_document's arguments)."""
+    doc = grid_document(env, references, runs, grids, other_objective, paper_cells, folders)
+    write_document(out, doc)
+    return doc
 
 
 @dataclass(frozen=True)
@@ -196,60 +345,15 @@ def read_results(folder: str | Path) -> GridResults:
     converted on reading. A FileNotFoundError naming the folder when it holds neither."""
     folder = Path(folder)
     if (folder / GRID_FILE).exists():
-        return GridResults.from_document(_read_json(folder / GRID_FILE))
+        return GridResults.from_document(read_json(folder / GRID_FILE))
     if (folder / OLD_STUDY_GRID).exists():
-        return GridResults.from_document(_converted(folder))
+        from wmplan.experiments.legacy_results import converted_study
+
+        return GridResults.from_document(converted_study(folder))
     raise FileNotFoundError(
         f"{folder} holds no {GRID_FILE} (nor a study's {OLD_STUDY_GRID}); give the --out folder of a demo, "
         "study or sweep that finished"
     )
-
-
-def convert_study_folder(folder: str | Path) -> Path:
-    """Write grid.json beside a study's study_grid.json (which is kept); returns its path. Refused where
-    grid.json exists already: nothing written is replaced."""
-    folder = Path(folder)
-    if (folder / GRID_FILE).exists():
-        raise ValueError(f"{folder} already holds {GRID_FILE}; there is nothing to convert")
-    if not (folder / OLD_STUDY_GRID).exists():
-        raise FileNotFoundError(f"{folder} holds no {OLD_STUDY_GRID}; give a study folder made before {GRID_FILE}")
-    return write_document(folder, _converted(folder))
-
-
-def _converted(folder: Path) -> dict[str, Any]:
-    from wmplan.experiments.study import StudySpec
-
-    if not (folder / STUDY_SPEC).exists():
-        raise FileNotFoundError(f"{folder} holds {OLD_STUDY_GRID} but no {STUDY_SPEC}, which says what it studied")
-    return convert_study_grid(_read_json(folder / OLD_STUDY_GRID), StudySpec(**_read_json(folder / STUDY_SPEC)))
-
-
-def convert_study_grid(old: dict[str, Any], spec: StudySpec) -> dict[str, Any]:
-    """The format-3 document of a study_grid.json (grid["seeds"][seed][model][cell] holding the outcomes,
-    [model]["training"] and [model]["diagnostics"]) of the study `spec`. A cell name the study does not plan
-    is refused, naming it."""
-    from wmplan.experiments.study import study_cells
-
-    protocols = old.get("protocols", ["fixed"])  # a grid written before protocols were recorded: fixed
-    known = {c.name: c for c in study_cells(dataclasses.replace(spec, protocols=protocols))}
-    cells: list[dict[str, Any]] = []
-    models: dict[str, dict[str, dict[str, Any]]] = {}
-    for seed, by_model in old["seeds"].items():
-        for model, found in by_model.items():
-            models.setdefault(model, {})[seed] = {
-                "training": found["training"],
-                "diagnostics": found.get("diagnostics"),
-            }
-            for name, outcome in found.items():
-                if name in ("training", "diagnostics"):
-                    continue
-                if name not in known:
-                    raise ValueError(f"study_grid.json: cell {name!r} is none of the study's ({', '.join(known)})")
-                cell = known[name]
-                cells.append(
-                    _converted_cell(spec, model, int(seed), f"eval/seed{seed}/{model}/{name}", cell, outcome, old)
-                )
-    return study_document(spec, old.get("pair_seed", spec.pair_seed), protocols, cells, models)
 
 
 def study_document(
@@ -270,37 +374,7 @@ def study_document(
     )
 
 
-def _converted_cell(
-    spec: StudySpec, model: str, seed: int, folder: str, cell: Any, outcome: dict[str, Any], old: dict[str, Any]
-) -> dict[str, Any]:
-    """One cell of a converted study grid: what study_grid.json kept, null for what it did not."""
-    success, distance = outcome["success"], outcome["final_distance"]
-    columns = {"success": success, "reached": outcome.get("reached"), "final_distance": distance}
-    columns["replans"] = outcome.get("replans")
-    episodes = [
-        {"pair": i, **{key: values[i] for key, values in columns.items() if values is not None}}
-        for i in range(len(success))
-    ]
-    unknown = ("mpc_execute", "max_replans", "mean_replans", "objective", "ci95", *NO_RUN_RECORD)
-    return {
-        "encoder": spec.encoder,
-        "model": model,
-        "planner": cell.planner,
-        "mpc": cell.mode.mpc,
-        "protocol": outcome.get("protocol", cell.protocol),
-        "bounded": cell.mode.bounded,
-        **dict.fromkeys(unknown),
-        "success_rate": float(np.mean(success)),
-        "mean_final_distance": float(np.mean(distance)),
-        "seconds_per_plan": outcome.get("seconds_per_plan"),
-        "pair_seed": old.get("pair_seed", spec.pair_seed),
-        "episodes": episodes,
-        "folder": folder,
-        "train_seed": seed,
-    }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:

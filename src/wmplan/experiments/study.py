@@ -14,7 +14,8 @@ the same pairs; resumable at every step.
                                              tests pooled over seeds, the verdicts
     OUT/effects.png, OUT/training.png        effect vs finetuning length; the training side vs length
 
-Resumable at every step (wmplan.experiments.resumable): a rerun redoes only what a kill interrupted.
+A recipe on the grid engine (wmplan.experiments.runner: one GridSpec per seed, `study_grid`), so resumable at
+every step: a rerun redoes only what a kill interrupted.
 
 Defaults are chosen on the training side only (`choose_length`): the shortest length after which the next
 length lowers the finetuning objective's final value by less than LENGTH_RULE_GAIN of itself. No
@@ -36,16 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from wmplan.config import AdversarialConfig, RunConfig, apply_overrides, preset
+from wmplan.config import AdversarialConfig
 from wmplan.defaults import REPORT_PAIR_SEED
 from wmplan.evaluation.protocols import MPC, OPEN, PROTOCOLS, check_protocol
 from wmplan.evaluation.summary import EvalSummary
-from wmplan.experiments import demo_grid
+from wmplan.experiments.adoption import adopt_grid
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo import demo_scale
 from wmplan.experiments.results import GridResults, study_document, write_document
-from wmplan.experiments.resumable import dataset_once, evaluate_cells, finetune_once, train_once
+from wmplan.experiments.results import cell as grid_cell
+from wmplan.experiments.runner import DATA, EVAL, RUNS, BaseRun, FinetunedRun, GridSpec, Run, run_grid
 from wmplan.experiments.workers import check_workers
+from wmplan.tasks import task_spec
 from wmplan.training.finetune import length_overrides
 from wmplan.training.trainer import config_differences
 
@@ -69,7 +72,8 @@ class StudySpec:
     pair_seed: int = REPORT_PAIR_SEED
     collect_episodes: int | None = None
     """Episodes of the dataset (default: the task's demo recipe)."""
-    encoder: str = "conv"
+    encoder: str = ""
+    """The encoder of every model (default: the task's pixel encoder, the first of its demo's)."""
     base_overrides: dict[str, Any] = field(default_factory=dict)
     """Run overrides of the base models beyond the demo's recipe (tests shrink them)."""
     finetune_overrides: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +84,7 @@ class StudySpec:
     """The MPC protocols (evaluation.protocols) every MPC cell is planned under; open loop is one plan."""
 
     def __post_init__(self) -> None:
+        self.encoder = self.encoder or task_spec(self.env).demo.encoders[0]
         for name in self.protocols:
             check_protocol(name)
         # the length rule compares each length with the next, and the grid keys models by seed and length
@@ -155,7 +160,7 @@ def run_study(
 ) -> GridResults:
     """Run (or resume) the study in `out`; returns its results (also written, to grid.json, with the report). from_demo: a
     demo's folder whose data, models and cells the study adopts where they are what it would make
-    (wmplan.experiments.study_from_demo). workers > 1: each seed's eval cells planned by that many
+    (adopt_demo). workers > 1: each seed's eval cells planned by that many
     one-thread processes at once (wmplan.experiments.workers)."""
     from wmplan.experiments.study_report import write_study_report
 
@@ -172,41 +177,22 @@ def run_study(
             f"(a study may be extended: more {', '.join(EXTENSIBLE)}, everything else the same)"
         )
     spec_file.write_text(json.dumps(wanted, indent=2))
-    scale = demo_scale(spec.env)
-
     if from_demo is not None:
-        from wmplan.experiments.study_from_demo import adopt_demo
-
         adopt_demo(Path(from_demo), out, spec, device, study_cells(spec))
-    data = out / "data"
-    store = dataset_once(data, spec.env, spec.collect_episodes or scale.collect_episodes, 0, progress)
     cells: list[dict[str, Any]] = []
     models_side: dict[str, dict[str, dict[str, Any]]] = {}
+    models = ["base", *spec.settings()]
     for seed in spec.seeds:
-        runs = out / "runs" / f"seed{seed}"
-        train_once(base_config(spec, seed, store.path, device), runs / "base", progress)
-        models = ["base", *spec.settings()]
-        for name in models[1:]:
-            method, recipe = finetune_recipe(name)
-            # this study's data, also for a base adopted from a demo (whose config names the demo's copy)
-            overrides = {"train.device": device, "data.path": str(store.path), **spec.finetune_overrides, **recipe}
-            finetune_once(runs / "base", runs / name, method, overrides, progress)
+        done = run_grid(study_grid(spec, [seed], out), out, workers=workers, device=device, progress=progress)
         folders = {
-            (name, cell): Path("eval") / f"seed{seed}" / name / cell.name
-            for name in models
-            for cell in study_cells(spec)
+            (name, cell): Path(EVAL) / f"seed{seed}" / name / cell.name for name in models for cell in study_cells(spec)
         }
-        jobs = {
-            (name, cell.name): (runs / name, cell.eval_config(spec.episodes, spec.planner), out / folder)
-            for (name, cell), folder in folders.items()
-        }
-        done = evaluate_cells(jobs, workers, progress, device)
         cells += [
-            study_cell(spec, name, seed, cell, folder, done[(name, cell.name)])
+            study_cell(spec, name, seed, cell, folder, done[(f"seed{seed}/{name}", cell.name)])
             for (name, cell), folder in folders.items()
         ]
-        where = out / "diagnostics" / f"seed{seed}"
-        found = diagnostics(runs, models, where, store.path, progress, device)
+        runs = out / RUNS / f"seed{seed}"
+        found = diagnostics(runs, models, out / "diagnostics" / f"seed{seed}", out / DATA, progress, device)
         for name in models:
             models_side.setdefault(name, {})[str(seed)] = {
                 "training": training_side(runs / name),
@@ -219,11 +205,49 @@ def run_study(
     return GridResults.from_document(document)
 
 
-def base_config(spec: StudySpec, seed: int, data: Path, device: str) -> RunConfig:
-    """The base model of one training seed: the demo's recipe for the task, then spec.base_overrides."""
+def study_grid(spec: StudySpec, seeds: list[int], out: Path, cells: list[Cell] | None = None) -> GridSpec:
+    """The study's grid for `seeds` in `out`: per seed a base model (the demo's recipe for the task, then
+    spec.base_overrides) and each setting's finetuning of it, every model planned in `cells` (default
+    study_cells) on the spec's pairs."""
     scale = demo_scale(spec.env)
-    overrides = {"data.path": str(data), "train.seed": seed, "model.encoder.name": spec.encoder, "train.device": device}
-    return apply_overrides(preset(scale.preset, spec.env), {**scale.train, **overrides, **spec.base_overrides})
+    planned = tuple(study_cells(spec) if cells is None else cells)
+    runs: list[Run] = []
+    for seed in seeds:
+        base = f"seed{seed}/base"
+        runs.append(BaseRun(base, spec.encoder, seed, scale.preset, {**scale.train, **spec.base_overrides}))
+        for name in spec.settings():
+            method, recipe = finetune_recipe(name)
+            # this study's data, also for a base adopted from a demo (whose config names the demo's copy)
+            overrides = {"data.path": str(out / DATA), **spec.finetune_overrides, **recipe}
+            runs.append(FinetunedRun(f"seed{seed}/{name}", base, method, overrides))
+    return GridSpec(
+        spec.env,
+        spec.collect_episodes or scale.collect_episodes,
+        0,
+        tuple(runs),
+        {run.name: planned for run in runs},
+        spec.episodes,
+        pair_seed=spec.pair_seed,
+        planner=spec.planner,
+    )
+
+
+def adopt_demo(demo: Path, out: Path, spec: StudySpec, device: str, cells: list[Cell]) -> list[str]:
+    """`--from-demo`: copy into `out` what the demo in `demo` made that the study `spec` (on `device`) would
+    make too (experiments.adoption's rules: a demo's 3 adversarial epochs are the study's adversarial_e3_x1,
+    its 200 online steps online_200); returns the copied paths, relative to `out`. cells: the study's cells
+    (study_cells), which the demo names alike."""
+    try:
+        asked = json.loads((demo / "demo.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"--from-demo: {demo} has no demo.json; give the --out folder of a finished `wmplan demo` run "
+            "(demos older than `wmplan demo --resume` do not write one)"
+        ) from None
+    encoders = asked["scale"]["encoders"]
+    if spec.encoder not in encoders:
+        raise ValueError(f"--from-demo: {demo} has no {spec.encoder} models (it has {', '.join(encoders)})")
+    return adopt_grid(demo, study_grid(spec, spec.seeds, out, cells), out, device)
 
 
 def study_cells(spec: StudySpec) -> list[Cell]:
@@ -236,9 +260,9 @@ def study_cells(spec: StudySpec) -> list[Cell]:
 
 
 def study_cell(spec: StudySpec, model: str, seed: int, cell: Cell, folder: Path, s: EvalSummary) -> dict[str, Any]:
-    """One grid.json cell of the study (experiments.results): demo_grid.cell of its summary, with its
+    """One grid.json cell of the study (experiments.results): results.cell of its summary, with its
     training seed and its folder relative to OUT."""
-    found = demo_grid.cell(spec.encoder, model, cell.planner, cell.mode.mpc, cell.mode.bounded, s)
+    found = grid_cell(spec.encoder, model, cell.planner, cell.mode.mpc, cell.mode.bounded, s)
     return {**found, "folder": folder.as_posix(), "train_seed": seed}
 
 

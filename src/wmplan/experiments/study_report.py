@@ -300,7 +300,7 @@ def training_means(grid: GridResults, names: list[str], key: str) -> list[float]
 
 
 def _adopted(out: Path) -> list[str]:
-    """The report's account of what `--from-demo` copied in rather than made (study_from_demo)."""
+    """The report's account of what `--from-demo` copied in rather than made (experiments.adoption)."""
     listing = out / "adopted.json"
     if not listing.exists():
         return []

@@ -6,7 +6,7 @@ submitit: wmplan.experiments.submitit_launcher), and resumable.
     OUT/<model>/<planner>_<mode>_seed<k>/     one cell: an eval folder (cell.json first: the cell's
                                               settings; episodes.jsonl; summary.json last, atomically)
     OUT/grid.json                             every cell's numbers (wmplan.experiments.results, kind sweep:
-                                              demo_grid.cell plus "seed" and "folder"), once all cells are finished
+                                              results.cell plus "seed" and "folder"), once all cells are finished
     OUT/report.md                             the success and reached tables, one block per seed
 
 A cell is finished by the rule of every grid (wmplan.experiments.cell_folder): its cell.json says what is
@@ -52,9 +52,9 @@ from wmplan.evaluation.report import (
     success_grid_table,
 )
 from wmplan.evaluation.summary import EvalSummary
-from wmplan.experiments import demo_grid
 from wmplan.experiments.cell_folder import SUMMARY_FILE, finished_cell, plan_cell
 from wmplan.experiments.results import GRID_FILE as GRID_FILE  # where tests and callers look for it
+from wmplan.experiments.results import cell as grid_cell
 from wmplan.experiments.results import document, write_document
 from wmplan.experiments.submitit_launcher import check_launcher, require_submitit, run_jobs, slurm_settings
 from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cells_of, eval_config, sweep_cell_record
@@ -255,11 +255,11 @@ def _run_jobs(jobs: list[tuple], workers: int) -> Iterable[tuple[str, str]]:
 def write_grid_and_report(
     out: Path, spec: SweepSpec, task: str, summaries: dict[SweepCell, EvalSummary]
 ) -> tuple[dict[str, Any], str]:
-    """grid.json (demo_grid.cell of each cell, with its seed and folder) and report.md (per seed: the
+    """grid.json (results.cell of each cell, with its seed and folder) and report.md (per seed: the
     success table beside the paper's, the planners beyond the paper's, the reached table)."""
     cells = [
         {
-            **demo_grid.cell(s["encoder"], c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded, s),
+            **grid_cell(s["encoder"], c.model, c.cell.planner, c.cell.mode.mpc, c.cell.mode.bounded, s),
             "seed": c.cell.pair_seed,
             "folder": c.folder,
         }
