@@ -38,7 +38,7 @@ from wmplan.evaluation.protocols import MPC, MPC_BOUNDED, OPEN, Mode
 from wmplan.evaluation.summary import pool_over_seeds
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.demo_report import seed_folder, write_report
-from wmplan.experiments.results import write_grid
+from wmplan.experiments.results import grid_document, write_document
 from wmplan.experiments.resumable import reference_once
 from wmplan.experiments.runner import EVAL, BaseRun, FinetunedRun, GridSpec, Run, make_dataset, run_folder, run_grid
 from wmplan.experiments.sim_reference import plans_pushes
@@ -223,7 +223,9 @@ def run_demo(
             found[kind][encoder] = pool_grids(grids, train_seeds)
     seconds = clock.finish()
     base_runs = {e: run_folder(out, demo_run(e, "base", train_seeds[0], train_seeds)) for e in scale.encoders}
-    write_grid(out, env, references, base_runs, found["grid"], found["other"], found["paper"], folders)
+    write_document(
+        out, grid_document(env, references, base_runs, found["grid"], found["other"], found["paper"], folders)
+    )
     return write_report(
         out,
         env,

@@ -208,22 +208,6 @@ def grid_document(
     )
 
 
-def write_grid(
-    out: Path,
-    env: str,
-    references: dict[str, dict[str, Any]],
-    runs: dict[str, Path],
-    grids: dict[str, Grid],
-    other_objective: dict[str, dict] | None = None,
-    paper_cells: dict[str, dict] | None = None,
-    folders: dict[str, dict[tuple, list[str]]] | None = None,
-) -> dict[str, Any]:
-    """Write out/grid.json and return its document (grid_document's arguments)."""
-    doc = grid_document(env, references, runs, grids, other_objective, paper_cells, folders)
-    write_document(out, doc)
-    return doc
-
-
 @dataclass(frozen=True)
 class CellResult:
     """One cell of a grid: the names a report selects it by, its per-episode outcomes, the whole record."""
