@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from wmplan.config import apply_overrides, preset
-from wmplan.experiments import resumable
+from wmplan.experiments import cell_jobs, resumable
 from wmplan.training.trainer import train
 
 
@@ -65,15 +65,19 @@ def test_an_eval_cell_is_kept_while_its_run_is_unchanged_and_planned_again_once_
 
     cfg, out = finished
     cell = EvalConfig(planner="adam", episodes=2, settings=PlannerSettings(steps=2))
-    first = resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu")
+
+    def evaluate():
+        return resumable.evaluate_cells({"cell": (out, cell, tmp_path / "cell")}, 1, False, "cpu")["cell"]
+
+    first = evaluate()
     assert (first["run_fingerprint"], first["run_epoch"]) == (RunFolder(out).state().fingerprint, 2)
     with monkeypatch.context() as patch:
-        patch.setattr(resumable, "plan_cell", lambda *a, **k: pytest.fail("a finished cell was planned again"))
-        assert resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu") == first
+        patch.setattr(cell_jobs, "plan_cell", lambda *a, **k: pytest.fail("a finished cell was planned again"))
+        assert evaluate() == first
     capsys.readouterr()
 
     resumable.train_once(apply_overrides(cfg, {"train.epochs": 3}), out, progress=False)  # a demo --resume retrains
-    again = resumable.evaluate_once(out, cell, tmp_path / "cell", progress=False, device="cpu")
+    again = evaluate()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has changed since this cell was planned" in err and str(tmp_path / "cell") in err
     assert again["run_epoch"] == 3 and again["run_fingerprint"] == RunFolder(out).state().fingerprint

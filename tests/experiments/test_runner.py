@@ -6,7 +6,7 @@ import json
 import pytest
 
 from wmplan.evaluation.protocols import MPC, OPEN
-from wmplan.experiments import cell_folder, resumable
+from wmplan.experiments import cell_folder, cell_jobs, resumable
 from wmplan.experiments.adoption import adopt_grid
 from wmplan.experiments.cells import Cell
 from wmplan.experiments.runner import BaseRun, FinetunedRun, GridSpec, run_grid
@@ -84,7 +84,7 @@ def test_run_grid_makes_every_cell_and_a_second_call_redoes_nothing(grid, monkey
     def counted(name, original):
         return lambda *args, **kwargs: calls.append(name) or original(*args, **kwargs)
 
-    monkeypatch.setattr(resumable, "plan_cell", counted("plan", cell_folder.plan_cell))
+    monkeypatch.setattr(cell_jobs, "plan_cell", counted("plan", cell_folder.plan_cell))
     monkeypatch.setattr(resumable, "train", counted("train", resumable.train))
     monkeypatch.setattr(resumable, "finetune", counted("finetune", resumable.finetune))
     again = run_grid(tiny_spec(), out, progress=False)

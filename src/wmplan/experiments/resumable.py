@@ -26,9 +26,9 @@ from wmplan.data.collect import collect
 from wmplan.data.store import DatasetError, TrajectoryStore
 from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.summary import EvalSummary
-from wmplan.experiments.cell_folder import cell_record, finished_cell, plan_cell
+from wmplan.experiments.cell_folder import cell_record
+from wmplan.experiments.cell_jobs import CellJob, do_cells, pooled
 from wmplan.experiments.sim_reference import simulator_reference
-from wmplan.models.run_folder import RunFolder
 from wmplan.training.finetune import finetune
 from wmplan.training.trainer import resume_conflicts, train
 from wmplan.writing import MANIFEST, OutputError, checkpoint_source
@@ -93,31 +93,23 @@ def finetune_once(parent: Path, target: Path, method: str, overrides: dict[str, 
     partial.rename(target)
 
 
-def evaluate_once(run: Path, cfg: EvalConfig, where: Path, progress: bool, device: str) -> EvalSummary:
-    """The eval cell's summary: read from `where` when finished there (experiments.cell_folder's rule),
-    else planned now."""
-    record = cell_record(cfg)
-    done = finished_cell(where, record, RunFolder(run).state().fingerprint)
-    return done if done is not None else plan_cell(run, cfg, where, record, device, progress)
-
-
 def evaluate_cells(
     jobs: dict[Any, tuple[Path, EvalConfig, Path]], workers: int, progress: bool, device: str
 ) -> dict[Any, EvalSummary]:
-    """Every job's (run, cfg, where) cell by `evaluate_once`: one after another in this process, or in a
-    pool of `workers` one-thread processes, each on its own GPU where there are several (a bar counts the
-    finished cells)."""
-    if workers == 1 or len(jobs) <= 1:
-        return {key: evaluate_once(run, cfg, where, progress, device) for key, (run, cfg, where) in jobs.items()}
+    """Every job's (run, cfg, where) cell, keyed as `jobs`, by experiments.cell_jobs: in this process on every
+    thread, or in a pool of `workers` one-thread processes, each on its own GPU where there are several (a bar
+    counts the finished cells)."""
     from tqdm.auto import tqdm
 
-    from wmplan.experiments.workers import pool_results
-
-    named = {str(where): (key, (run, cfg, where, False, device)) for key, (run, cfg, where) in jobs.items()}
+    cells = {
+        str(where): (key, CellJob(run, str(where), cfg, where, cell_record(cfg), None))
+        for key, (run, cfg, where) in jobs.items()
+    }
     found = {}
-    with tqdm(total=len(jobs), desc=f"eval cells, {workers} workers", unit="cell", disable=not progress) as bar:
-        cells = {name: args for name, (_, args) in named.items()}
-        for name, summary in pool_results(evaluate_once, cells, workers, "cell", device):
-            found[named[name][0]] = summary
+    shown = progress and pooled(workers, len(jobs))
+    with tqdm(total=len(jobs), desc=f"eval cells, {workers} workers", unit="cell", disable=not shown) as bar:
+        for name, _, summary in do_cells([job for _, job in cells.values()], workers, device, progress):
+            assert summary is not None  # "busy" only where cells are claimed
+            found[cells[name][0]] = summary
             bar.update(1)
     return found

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wmplan.experiments.cell_jobs import CellJob
 from wmplan.overrides import apply_dataclass_overrides
 from wmplan.range_checks import check_finite, check_ranges
 
@@ -121,23 +122,23 @@ def make_executor(settings: SlurmSettings, folder: Path, cluster: str | None) ->
 
 
 def run_jobs(
-    fn: Callable[[list[tuple], int], Any],
-    groups: list[list[tuple]],
+    fn: Callable[[list[CellJob], int], Any],
+    groups: list[list[CellJob]],
     settings: SlurmSettings,
     folder: Path,
     cluster: str | None,
     finished: Callable[[str], bool],
     progress: bool,
 ) -> None:
-    """Submit one job fn(group, workers) per group of cell jobs (each a tuple whose item 1 is the cell's
-    folder) and wait for them all; `finished(folder)` tells a finished cell. A RuntimeError then names each
-    failed job's unfinished cells, the cause and the job's log."""
+    """Submit one job fn(group, workers) per group of cells and wait for them all; `finished(name)` tells a
+    finished cell (by its CellJob name). A RuntimeError then names each failed job's unfinished cells, the
+    cause and the job's log."""
     from tqdm.auto import tqdm
 
     executor = make_executor(settings, folder, cluster)
     workers = [min(settings.cpus_per_task, len(group)) for group in groups]
     jobs = executor.map_array(fn, groups, workers)
-    cells = [job[1] for group in groups for job in group]
+    cells = [cell.name for group in groups for cell in group]
     try:
         with tqdm(total=len(cells), desc="sweep jobs", unit="cell", disable=not progress) as bar:
             while True:
@@ -160,10 +161,10 @@ def run_jobs(
         )
 
 
-def _failure(job: Any, group: list[tuple], finished: Callable[[str], bool]) -> str | None:
+def _failure(job: Any, group: list[CellJob], finished: Callable[[str], bool]) -> str | None:
     """A failed job in words: the cells it left unfinished, its last error line and its log (None when it
     failed after finishing every cell: nothing is missing)."""
-    unfinished = [cell[1] for cell in group if not finished(cell[1])]
+    unfinished = [cell.name for cell in group if not finished(cell.name)]
     if not unfinished:
         return None
     return f"cells {', '.join(unfinished)} (job {job.job_id}: {_cause(job)}; log {job.paths.stderr})"

@@ -34,14 +34,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from wmplan.evaluation.eval_config import EvalConfig
 from wmplan.evaluation.protocols import MODES, PROTOCOL_NOTES
 from wmplan.evaluation.report import (
     MODEL_NAMES,
@@ -52,15 +51,15 @@ from wmplan.evaluation.report import (
     success_grid_table,
 )
 from wmplan.evaluation.summary import EvalSummary
-from wmplan.experiments.cell_folder import SUMMARY_FILE, finished_cell, plan_cell
+from wmplan.experiments.cell_folder import SUMMARY_FILE, finished_cell
+from wmplan.experiments.cell_jobs import CellJob, do_cells
 from wmplan.experiments.results import GRID_FILE as GRID_FILE  # where tests and callers look for it
 from wmplan.experiments.results import cell as grid_cell
 from wmplan.experiments.results import document, write_document
 from wmplan.experiments.submitit_launcher import check_launcher, require_submitit, run_jobs, slurm_settings
 from wmplan.experiments.sweep_spec import SweepCell, SweepSpec, cells_of, eval_config, sweep_cell_record
-from wmplan.experiments.workers import init_worker, pool_results
 from wmplan.planning.registry import planner_title
-from wmplan.writing import OutputError, atomic_write, claim_folder
+from wmplan.writing import atomic_write
 
 SPEC_FILE, REPORT_FILE = "sweep.json", "report.md"
 
@@ -78,50 +77,12 @@ class SweepResult:
     report: str | None
 
 
-def run_cell(
-    out: str,
-    folder: str,
-    run: str,
-    record: dict[str, Any],
-    cfg: EvalConfig,
-    device: str,
-    fingerprint: str,
-    claim: bool = True,
-) -> str:
-    """Plan one cell unless it is finished (by the run whose fingerprint is `fingerprint`) or, with `claim`,
-    another process holds its folder: "ran", "finished" or "busy". Without `claim` (a submitit job, whose
-    cells the submitting process claimed) no lock is taken."""
-    path = Path(out) / folder
-    try:
-        lock = claim_folder(path, "the sweep cell") if claim else None
-    except OutputError:
-        return "busy"
-    try:
-        if finished_cell(path, record, fingerprint, say=False) is not None:  # finished by another process since
-            return "finished"
-        plan_cell(run, cfg, path, record, _rank_device(device), progress=False)
-        return "ran"
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _rank_device(device: str) -> str:
-    """Under torchrun, a CUDA device is the rank's own (cuda:LOCAL_RANK)."""
-    from wmplan.models.world_model import resolve_device
-
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return str(resolved)
-
-
-def plan_job(jobs: list[tuple], workers: int) -> dict[str, str]:
-    """A submitit job: its cells (run_cell's arguments, claimed by the submitting process), in `workers`
-    one-thread processes; each cell's outcome by its folder. A failing cell fails the job with the cell's own
+def plan_job(jobs: list[CellJob], workers: int, device: str) -> dict[str, str]:
+    """A submitit job: its cells (claimed by the submitting process, so no lock is taken), in `workers`
+    one-thread processes; each cell's outcome by its name. A failing cell fails the job with the cell's own
     error (the submitting process names the cell and says to rerun)."""
     try:
-        return dict(_run_jobs([(*job, False) for job in jobs], workers))
+        return {name: outcome for name, outcome, _ in do_cells(jobs, workers, device, False, one_thread=True)}
     except RuntimeError as exc:
         raise (exc.__cause__ or exc) from None
 
@@ -170,14 +131,16 @@ def run_sweep(
     if world > 1:  # each rank starts at its own offset, so the ranks begin on different cells
         todo = todo[rank:] + todo[:rank]
     jobs = [
-        (str(out), c.folder, c.run, records[c.folder], eval_config(spec, c), device, fingerprints[c.run]) for c in todo
+        CellJob(c.run, c.folder, eval_config(spec, c), out / c.folder, records[c.folder], fingerprints[c.run])
+        for c in todo
     ]
     if launcher == "submitit":
-        _submit(jobs, out, spec, cells_per_job or 1, cluster, progress)
-        status |= {job[1]: "ran" for job in jobs}  # every one: a cell left unfinished raised above
+        _submit(jobs, out, spec, cells_per_job or 1, cluster, device, progress)
+        status |= {job.name: "ran" for job in jobs}  # every one: a cell left unfinished raised above
     else:
+        cells_run = do_cells(jobs, workers, device, False, claim=True, one_thread=True, what="sweep cell")
         with tqdm(total=len(todo), desc="sweep", unit="cell", disable=not (progress and rank == 0 and todo)) as bar:
-            for folder, outcome in _run_jobs(jobs, workers):
+            for folder, outcome, _ in cells_run:
                 status[folder] = outcome
                 bar.update(1)
     ran = [c.folder for c in todo if status[c.folder] == "ran"]
@@ -211,45 +174,27 @@ def _checked_cells(
 
 
 def _submit(
-    jobs: list[tuple], out: Path, spec: SweepSpec, cells_per_job: int, cluster: str | None, progress: bool
+    jobs: list[CellJob],
+    out: Path,
+    spec: SweepSpec,
+    cells_per_job: int,
+    cluster: str | None,
+    device: str,
+    progress: bool,
 ) -> None:
     """The cells of `jobs` as submitit jobs of `cells_per_job` cells each, waited for (submitit_launcher)."""
     if not jobs:
         return
     settings = slurm_settings(spec.slurm)
     folder = Path(settings.folder) if settings.folder else out / ".submitit"
-    records = {job[1]: (job[3], job[6]) for job in jobs}
+    by_name = {job.name: job for job in jobs}
 
     def finished(cell: str) -> bool:
-        record, fingerprint = records[cell]
-        return finished_cell(out / cell, record, fingerprint, say=False) is not None
+        job = by_name[cell]
+        return finished_cell(job.folder, job.record, job.fingerprint, say=False) is not None
 
     groups = [jobs[i : i + cells_per_job] for i in range(0, len(jobs), cells_per_job)]
-    run_jobs(plan_job, groups, settings, folder.absolute(), cluster, finished, progress)
-
-
-def _run_jobs(jobs: list[tuple], workers: int) -> Iterable[tuple[str, str]]:
-    """(cell folder, outcome) as each job ends: in this process (one thread, restored after), or in a
-    pool of `workers` spawned processes (each on its own GPU where there are several). A failing cell stops
-    the sweep; finished cells stay."""
-    if workers > 1 and len(jobs) > 1:
-        yield from pool_results(run_cell, {job[1]: job for job in jobs}, workers, "sweep cell", jobs[0][5])
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    init_worker()
-    try:
-        for job in jobs:
-            try:
-                outcome = run_cell(*job)
-            except Exception as exc:
-                raise RuntimeError(
-                    f"sweep cell {job[1]} failed: {exc}; fix it and rerun: finished cells are kept"
-                ) from exc
-            yield job[1], outcome
-    finally:
-        torch.set_num_threads(threads)
+    run_jobs(partial(plan_job, device=device), groups, settings, folder.absolute(), cluster, finished, progress)
 
 
 def write_grid_and_report(

@@ -85,7 +85,11 @@ def pool_results(
                 if future.exception() is not None:
                     for other in pending:
                         other.cancel()
-                    raise RuntimeError(
-                        f"{what} {name} failed: {future.exception()}; fix it and rerun: finished cells are kept"
-                    ) from future.exception()
+                    raise cell_failure(what, name, future.exception()) from future.exception()
                 yield name, future.result()
+
+
+def cell_failure(what: str, name: str, error: BaseException | None) -> RuntimeError:
+    """The error that stops a grid's cells when one fails: it names the cell and says that a rerun keeps the
+    finished ones."""
+    return RuntimeError(f"{what} {name} failed: {error}; fix it and rerun: finished cells are kept")
