@@ -154,10 +154,12 @@ register_task(
 # episodes; the 20,000 transitions make an epoch cheap (~2 s), and push dynamics need many: on Rope 6
 # epochs left the state model's val loss 21% under copying the last frame and CEM's final Chamfer
 # distance at 0.51; 60 epochs, 65% and 0.24.
-register_task(
-    "rope",
-    TaskSpec(
-        gym_name="Rope",
+
+
+def deformable_task(gym_name: str, demo: DemoRecipe) -> TaskSpec:
+    """Rope's or Granular's spec: the two share everything but their names and their demo recipes."""
+    return TaskSpec(
+        gym_name=gym_name,
         run_defaults={"data.num_hist": 1, "data.frameskip": 1},
         planning=TaskPlanning(
             alpha=0.0,
@@ -167,17 +169,25 @@ register_task(
             mpc_execute=1,
             chosen_on="unsearched",
         ),
+        demo=demo,
+        reports_distance=True,
+        paper_success=None,
+        render_fps=2,  # an env step is a whole push: lower, move, raise, settle
+    )
+
+
+register_task(
+    "rope",
+    deformable_task(
+        "Rope",
         # Two state controls separate what the pixel encoder cannot see from what the dynamics cannot
         # learn: the flat state and a token per bead (`particles`, ~9 s an epoch).
-        demo=DemoRecipe(
+        DemoRecipe(
             collect_episodes=1000,
             train={**NARROW, "train.epochs": 60},
             encoders=(*PIXELS_AND_STATE, "particles"),
             bounded_cells=False,
         ),
-        reports_distance=True,
-        paper_success=None,
-        render_fps=2,  # an env step is a whole push: lower, move, raise, settle
     ),
     simulator="wmplan.envs.rope:RopeTask",
     settings="wmplan.envs.rope:RopeSettings.from_dict",
@@ -186,27 +196,15 @@ register_task(
 )
 register_task(
     "granular",
-    TaskSpec(
-        gym_name="Granular",
-        run_defaults={"data.num_hist": 1, "data.frameskip": 1},
-        planning=TaskPlanning(
-            alpha=0.0,
-            cem_iterations=10,
-            open_loop_objective="last",
-            mpc_objective="last",
-            mpc_execute=1,
-            chosen_on="unsearched",
-        ),
+    deformable_task(
+        "Granular",
         # No control: its 400 numbers in one token are none (through the narrow predictor's 64 wide
         # residual stream, val loss 60x copying the last frame; 400 wide, 3x, overfitting), and 200
         # particle tokens cost ~80 s an epoch (still above copying the last frame after 2), 30x the pixel
         # model: 60 epochs do not fit the demo.
-        demo=DemoRecipe(
+        DemoRecipe(
             collect_episodes=1000, train={**NARROW, "train.epochs": 60}, encoders=("conv",), bounded_cells=False
         ),
-        reports_distance=True,
-        paper_success=None,
-        render_fps=2,  # an env step is a whole push: lower, move, raise, settle
     ),
     simulator="wmplan.envs.granular:GranularTask",
     settings="wmplan.envs.granular:GranularSettings.from_dict",
