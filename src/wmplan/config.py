@@ -168,6 +168,10 @@ class AdversarialConfig:
     """Size of each ascent step, in units of eps (FGSM with random start: 1.25)."""
 
 
+ONLINE_SHARES = ("fixed", "growing")
+"""OnlineConfig.share: how much of each batch is online windows."""
+
+
 @dataclass
 class OnlineConfig:
     """Online World Modeling (`wmplan finetune --method online`); see training/online.py. Planner
@@ -194,6 +198,10 @@ class OnlineConfig:
     online_fraction: float = 0.5
     """Share of each training batch drawn from the buffer once it holds windows; the rest is expert data
     (below 1: the expert windows anchor the model)."""
+    share: str = "fixed"
+    """fixed: `online_fraction` of every batch; growing: the authors' code's schedule, where the k-th pass over
+    the training windows trains on expert and online windows 1 : k (share k / (k + 1): 1/2, 2/3, 3/4, ...;
+    `online_fraction` unused). Their code makes one expert update and then one per earlier pass's online batch."""
 
     def check(self) -> OnlineConfig:
         """Raise a ValueError naming the first online setting out of its range (the online.* keys of
@@ -201,6 +209,8 @@ class OnlineConfig:
         section = {k.split(".", 1)[1]: low for k, low in RUN_MINIMUMS.items() if k.startswith("online.")}
         positive = tuple(k.split(".", 1)[1] for k in RUN_POSITIVE if k.startswith("online."))
         check_ranges(self, section, positive, prefix="online.")
+        if self.share not in ONLINE_SHARES:
+            raise ValueError(f"online.share must be one of {', '.join(ONLINE_SHARES)}, got {self.share!r}")
         if not 0 <= self.online_fraction < 1:
             raise ValueError(
                 f"online.online_fraction must lie in [0, 1) (the rest of each batch is expert data), "

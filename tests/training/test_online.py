@@ -115,6 +115,34 @@ def test_online_batches_enter_the_loss_after_the_first_refresh(tiny_run, monkeyp
     assert "plan_cost" in online.log[2] and "plan_cost" not in online.log[1]
 
 
+def test_the_growing_share_trains_expert_and_online_windows_one_to_k_in_the_kth_pass(tiny_run, monkeypatch):
+    """online.share=growing (the authors' code's schedule): 1/2 online in the first pass over the training
+    windows, 2/3 in the second, 3/4 in the third; a second rank doubles the windows each step consumes."""
+    model = WorldModel.load(tiny_run).train()
+    data = TrainingData(model.cfg)
+    with pytest.raises(ValueError, match="online.share must be one of fixed, growing"):
+        OnlineLoss(model, data, OnlineConfig(share="rising"))
+    n, b = len(data.train), 12
+    sizes: list[int] = []
+    cfg = OnlineConfig(every=1000, windows=2, plan_steps=1, share="growing", online_fraction=0.1)
+    online = OnlineLoss(model, data, cfg)
+
+    def share_at(step: int, ranks: int = 1) -> float:
+        online.calls, online.world_size = step, ranks
+        return online.online_share(b)
+
+    second, third = -(-n // b), -(-2 * n // b)  # the first steps of the second and third passes
+    assert n > 3 * b and [share_at(s) for s in (0, second - 1, second, third)] == [1 / 2, 1 / 2, 2 / 3, 3 / 4]
+    assert share_at(-(-n // (2 * b)), ranks=2) == 2 / 3 and share_at(-(-n // (2 * b)) - 1, ranks=2) == 1 / 2
+    share_at(0)
+    zero = torch.zeros(())
+    monkeypatch.setattr(
+        model, "loss", lambda batch: sizes.append(len(batch["action"])) or {"loss": zero, "baseline": zero}
+    )
+    online(data.batch("train", torch.arange(b), torch.device("cpu")))
+    assert sizes == [6, 6]  # the refresh filled the buffer; half of the first pass's batch is online
+
+
 def test_cli_finetune_online_end_to_end(tiny_run, tmp_path, capsys):
     out = tmp_path / "online"
     args = ["finetune", "--method", "online", "--run", str(tiny_run), "--out", str(out), "--preset", "tiny"]

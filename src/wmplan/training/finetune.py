@@ -126,7 +126,7 @@ def finetune(
     data.cache_tokens(model, cfg.train.cache_tokens_gb, ctx, out)
     loss: nn.Module
     if method == "online":  # seeded per rank: each process plans its own starts
-        loss = OnlineLoss(model, data, cfg.online, seed=cfg.train.seed * 1000 + ctx.rank).to(ctx.device)
+        loss = OnlineLoss(model, data, cfg.online, cfg.train.seed * 1000 + ctx.rank, ctx.world_size).to(ctx.device)
     else:
         loss = AdversarialLoss(model, cfg.adversarial).to(ctx.device)
     meta = {"parent_run": str(parent_run), "method": method, "parent_fingerprint": parent.fingerprint}

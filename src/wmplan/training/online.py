@@ -10,8 +10,9 @@ Every `online.every` training batches (from the first) the loss module refreshes
   4. cut windows of h + 1 frames (h = num_hist) out of that ONE rollout: frames i..i+h with actions
      i..i+h-1, i = 0..H-h. Context and target come from the same executed trajectory (the authors' code
      put the rollout's frames after h ground-truth frames, although the rollout started at the first).
-Each training step then uses (1 - online_fraction) x B expert windows and online_fraction x B windows
-drawn from the FIFO buffer; the loss is their sample-weighted mean, i.e. the plain loss of the mixed batch.
+Each training step then uses (1 - s) x B expert windows and s x B windows drawn from the FIFO buffer,
+s = online_fraction (or, with online.share=growing, k / (k + 1) in the k-th pass over the training windows);
+the loss is their sample-weighted mean, i.e. the plain loss of the mixed batch.
 
 Example:
     >>> online = OnlineLoss(model, data, cfg.online)     # doctest: +SKIP
@@ -111,8 +112,9 @@ class OnlineLoss(nn.Module):
     and refreshes the buffer itself every `cfg.every` calls. `log` has one row per call (step,
     expert_loss, online_loss, buffer; plan_cost and final_distance on refresh steps)."""
 
-    def __init__(self, model: WorldModel, data, cfg: OnlineConfig, seed: int = 0):
+    def __init__(self, model: WorldModel, data, cfg: OnlineConfig, seed: int = 0, world_size: int = 1):
         super().__init__()
+        self.world_size = world_size  # the processes whose batches together make one step (share=growing's passes)
         cfg.check()
         if cfg.horizon < model.num_hist:
             raise ValueError(f"online.horizon={cfg.horizon} must be >= num_hist={model.num_hist} to give any window")
@@ -171,9 +173,9 @@ class OnlineLoss(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         row = {"step": self.calls, **(self.refresh() if self.calls % self.cfg.every == 0 else {})}
-        self.calls += 1
         b = len(batch["action"])
-        n_online = int(round(self.cfg.online_fraction * b)) if len(self.buffer) else 0
+        n_online = int(round(self.online_share(b) * b)) if len(self.buffer) else 0
+        self.calls += 1
         n_online = min(n_online, b - 1)  # keep at least one expert window per step
         expert = self.model.loss({k: v[: b - n_online] for k, v in batch.items()})
         out = {
@@ -195,6 +197,14 @@ class OnlineLoss(nn.Module):
             row["online_loss"] = float(online["loss"].detach())
         self.log.append({**row, "buffer": len(self.buffer)})
         return out
+
+    def online_share(self, batch_size: int) -> float:
+        """The share of this step's batch drawn from the buffer (OnlineConfig.share)."""
+        if self.cfg.share == "fixed":
+            return self.cfg.online_fraction
+        seen = self.calls * batch_size * self.world_size  # training windows before this step, all ranks
+        passes = 1 + seen // max(1, len(self.data.train))
+        return passes / (passes + 1)
 
     def describe(self) -> dict:
         """What config.json records: refreshes, buffer fill and the mean expert / online losses so far."""
