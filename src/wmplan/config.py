@@ -317,7 +317,11 @@ def stored_settings(values: dict[str, Any]) -> dict[str, Any]:
     """A stored run config (config.json's "config") in today's keys, for loading it and for comparing it
     with a config asked for. A config stored before train.precision existed has train.bf16 (CUDA autocast
     when true, fp32 otherwise, the CPU always fp32): read as the precision that run was trained in. One
-    stored before train.global_batch_size existed took train.batch_size per process: read as 0."""
+    stored before train.global_batch_size existed took train.batch_size per process: read as 0; one stored
+    before online.share existed mixed online_fraction into every batch: read as "fixed"."""
+    online = values.get("online") if isinstance(values, dict) else None
+    if isinstance(online, dict) and "share" not in online:
+        values = {**values, "online": {**online, "share": "fixed"}}
     train = values.get("train") if isinstance(values, dict) else None
     if isinstance(train, dict) and "global_batch_size" not in train:
         train = {**train, "global_batch_size": 0}

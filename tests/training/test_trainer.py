@@ -218,6 +218,16 @@ def test_a_config_stored_before_precision_existed_reads_as_the_precision_it_trai
     assert RunConfig.from_dict({**stored, "train": {**stored["train"], "bf16": True}}).train.precision == "bf16"
 
 
+def test_a_run_stored_before_online_share_existed_resumes_as_the_fixed_share(wall_store):
+    from wmplan.training.trainer import resume_conflicts
+
+    cfg = _cfg(wall_store, **{"train.epochs": 2})
+    stored = cfg.to_dict()
+    del stored["online"]["share"]  # how such a run was written: online_fraction in every batch
+    assert resume_conflicts(stored, cfg) == []
+    assert resume_conflicts(stored, apply_overrides(cfg, {"online.share": "growing"})) == ["online.share"]
+
+
 def test_a_run_stored_with_train_bf16_resumes_as_the_same_config(wall_store, tmp_path):
     from wmplan.training.trainer import resume_conflicts
 
