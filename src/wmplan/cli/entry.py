@@ -18,6 +18,7 @@ wmplan sweep [--config sweep.yaml] [--set models=base:runs/wall,... --set planne
 wmplan gap --run runs/wall [--run runs/wall-adv ...] --out DIR [--episodes 50] [--allow-unfinished] [--overwrite | --resume]
 wmplan landscape --run runs/wall [--run runs/wall-adv ...] --out DIR [--grid 41] [--allow-unfinished] [--overwrite | --resume]
 wmplan study [--env wall] --out DIR [--seeds 0,1,2] [--adversarial-epochs 1,3,10] [--online-steps 200,1000,3000] [--from-demo DIR] [--workers N]
+             [--code-versions SEED]
 wmplan reference --env wall --out DIR [--episodes 20] [--mpc] [--overwrite | --resume]
 wmplan config show [--env wall] [--preset tiny|small|paper] [--run RUN] [--set key=value ...]
 wmplan push --run runs/wall --repo-id OWNER/NAME [--private]

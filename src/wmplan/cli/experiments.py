@@ -177,9 +177,16 @@ def cmd_study(args: argparse.Namespace) -> int:
         encoder=args.encoder or "",
         protocols=args.protocols,
     )
+    if args.code_versions is not None and args.code_versions not in spec.seeds:  # refused before hours of work
+        raise SystemExit(f"--code-versions {args.code_versions}: not one of the study's --seeds {spec.seeds}")
     start = time.perf_counter()
     run_study(spec, args.out, device=args.device, from_demo=args.from_demo, workers=args.workers)
     print(f"wrote {args.out}/report.md ({(time.perf_counter() - start) / 60:.1f} min)")
+    if args.code_versions is not None:
+        from wmplan.experiments.study_variants import run_variants
+
+        run_variants(args.out, args.code_versions, workers=args.workers, device=args.device)
+        print(f"wrote {args.out}/variants.md ({(time.perf_counter() - start) / 60:.1f} min in all)")
     return 0
 
 
@@ -215,4 +222,11 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
         "match the study's recipe, instead of making them again",
     )
     add_workers_flag(p, "plan each seed's eval cells in this many one-thread processes")
+    p.add_argument(
+        "--code-versions",
+        type=int,
+        metavar="SEED",
+        help="then finetune the middle settings again as the authors' code does, from this training seed's base "
+        "model, and compare them with the study's, paired, in OUT/variants.md",
+    )
     p.set_defaults(func=cmd_study)

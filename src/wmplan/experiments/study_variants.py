@@ -1,0 +1,143 @@
+"""Where the authors' code differs from the paper's text: each finetuning method's middle-length setting of a
+finished study, finetuned again on one training seed's base model the way the code does it, planned in the
+study's cells on the same pairs and compared, paired, with the study's own (text) version.
+
+    OUT/runs/seed<k>/<setting>_code/          the code's version of a study setting (the study's other runs kept)
+    OUT/eval/seed<k>/<setting>_code/<cell>/   its cells, the study's cells and pairs
+    OUT/variants.json, OUT/variants.md        per method and cell: both successes, the paired difference
+                                              (code - text) with its interval and Holm-adjusted p, distances
+
+The versions (PAPER.md):
+- adversarial: the text perturbs the visual latents and the raw actions, with radii fixed from the first
+  minibatch's spread; the code perturbs the predictor's input tokens, the action embedding included, with
+  radii from each batch's own spread;
+- online: the text (and the study) mixes a fixed share of buffer windows into every batch from a bounded
+  buffer; the code trains expert and online windows 1 : k in the k-th pass over the data, from a buffer that
+  keeps every window. Its planner (Adam, lr 0.3, 100 steps) is already the study's.
+
+Example:
+    >>> rows = run_variants("results/study/pusht_state", seed=0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wmplan.evaluation.multiple import holm
+from wmplan.evaluation.paired import success_difference
+from wmplan.experiments.runner import EVAL, BaseRun, FinetunedRun, run_grid
+from wmplan.experiments.study import (
+    StudySpec,
+    adversarial_name,
+    online_name,
+    study_cells,
+    study_grid,
+)
+from wmplan.writing import atomic_write
+
+CODE_VERSIONS: dict[str, dict[str, Any]] = {
+    "adversarial": {"adversarial.action_space": "embedding", "adversarial.eps_mode": "adaptive"},
+    # a buffer far above what the study's longest online length adds (3,000 steps: 300 refreshes x 32 starts
+    # x 5 windows = 48,000), i.e. one that keeps everything, as the code's does
+    "online": {"online.share": "growing", "online.buffer_size": 1_000_000},
+}
+"""Per method, the settings that turn the study's (the text's) version into the authors' code's."""
+
+
+def middle_settings(spec: StudySpec) -> dict[str, str]:
+    """Per method, the study setting whose code version is measured: the middle length, default radii."""
+    return {
+        "adversarial": adversarial_name(spec.adversarial_epochs[len(spec.adversarial_epochs) // 2]),
+        "online": online_name(spec.online_steps[len(spec.online_steps) // 2]),
+    }
+
+
+def run_variants(
+    out: str | Path, seed: int = 0, *, workers: int = 1, device: str = "cpu", progress: bool = True
+) -> list[dict[str, Any]]:
+    """Finetune and plan the code versions in the study folder `out` (resumable: the grid engine skips what a
+    call finished) and write variants.json and variants.md; returns the comparison's rows."""
+    out = Path(out)
+    spec = StudySpec(**json.loads((out / "study.json").read_text()))
+    if seed not in spec.seeds:
+        raise ValueError(f"{out} has no training seed {seed} (its seeds: {spec.seeds}); choose one of them")
+    grid = study_grid(spec, [seed], out)
+    base = next(run for run in grid.runs if isinstance(run, BaseRun))
+    settings = middle_settings(spec)
+    runs: list[BaseRun | FinetunedRun] = [base]
+    for method, setting in settings.items():
+        study_run = next(run for run in grid.runs if run.name == f"seed{seed}/{setting}")
+        assert isinstance(study_run, FinetunedRun)
+        overrides = {**study_run.overrides, **CODE_VERSIONS[method]}
+        runs.append(FinetunedRun(f"{study_run.name}_code", base.name, method, overrides))
+    cells = study_cells(spec)
+    variant_grid = dataclasses.replace(grid, runs=tuple(runs), cells={run.name: tuple(cells) for run in runs})
+    written = out / "variants.json"
+    # minutes summed over the calls that made it (a resumed call adds its own)
+    minutes: dict[str, float] = json.loads(written.read_text())["minutes"] if written.exists() else {}
+
+    def clock(stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            minutes[stage] = round(minutes.get(stage, 0.0) + (time.monotonic() - start) / 60, 2)
+
+    done = run_grid(variant_grid, out, workers=workers, device=device, progress=progress, clock=clock)
+    rows = []
+    for method, setting in settings.items():
+        for cell in cells:
+            code = done[(f"seed{seed}/{setting}_code", cell.name)]
+            text = json.loads((out / EVAL / f"seed{seed}" / setting / cell.name / "summary.json").read_text())
+            effect = success_difference(np.array(code["episode_success"]), np.array(text["episode_success"]))
+            rows.append(
+                {
+                    "method": method,
+                    "setting": setting,
+                    "cell": cell.name,
+                    "text_success": text["success_rate"],
+                    "code_success": code["success_rate"],
+                    "difference": effect.estimate,
+                    "ci95": list(effect.ci95),
+                    "p_value": effect.p_value,
+                    "text_mean_final_distance": text["mean_final_distance"],
+                    "code_mean_final_distance": code["mean_final_distance"],
+                }
+            )
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = adjusted
+    document = {"seed": seed, "code_versions": CODE_VERSIONS, "rows": rows, "minutes": minutes}
+    atomic_write(written, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
+    atomic_write(out / "variants.md", lambda p: p.write_text(variants_markdown(spec, document)))
+    return rows
+
+
+def variants_markdown(spec: StudySpec, document: dict[str, Any]) -> str:
+    """The comparison as a table; p-values Holm-adjusted over every row (the family)."""
+    lines = [
+        f"# The authors' code against the paper's text: {spec.env}, {spec.encoder} encoder, training seed "
+        f"{document['seed']}",
+        "",
+        f"{spec.episodes} pairs of seed {spec.pair_seed}, the study's cells. Code versions: "
+        + "; ".join(f"{m}: " + ", ".join(f"`{k}={v}`" for k, v in s.items()) for m, s in CODE_VERSIONS.items())
+        + f". p-values Holm-adjusted over the {len(document['rows'])} rows.",
+        "",
+        "| setting | cell | text | code | code - text (95% CI) | p (Holm) | final distance text / code |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in document["rows"]:
+        low, high = (100 * v for v in r["ci95"])
+        lines.append(
+            f"| {r['setting']} | {r['cell']} | {100 * r['text_success']:.0f}% | {100 * r['code_success']:.0f}% "
+            f"| {100 * r['difference']:+.0f} ({low:+.0f} to {high:+.0f}) | {r['p_holm']:.3f} "
+            f"| {r['text_mean_final_distance']:.3g} / {r['code_mean_final_distance']:.3g} |"
+        )
+    lines += ["", "Minutes: " + ", ".join(f"{k} {v}" for k, v in document["minutes"].items()), ""]
+    return "\n".join(lines)
