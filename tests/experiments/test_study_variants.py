@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from wmplan.evaluation.multiple import NO_DIFFERENCE, VERDICTS
 from wmplan.experiments.study import run_study
 from wmplan.experiments.study_variants import CODE_VERSIONS, middle_settings, run_variants
 from wmplan.models.run_folder import RunFolder
@@ -38,7 +39,12 @@ def test_the_code_versions_are_finetuned_from_the_seeds_base_and_compared_on_the
         assert code["seed"] == text["seed"] and code["episodes"] == text["episodes"] == 3  # the same pairs
         assert row["text_success"] == text["success_rate"] and row["code_success"] == code["success_rate"]
         assert row["difference"] == pytest.approx(code["success_rate"] - text["success_rate"])
-        assert row["p_holm"] >= row["p_value"]
+        base = json.loads((out / "eval" / "seed0" / "base" / row["cell"] / "summary.json").read_text())
+        assert row["base_success"] == base["success_rate"] and row["p_holm"] >= row["p_value"]
+        for version, cell in (("text_vs_base", text), ("code_vs_base", code)):
+            effect = row[version]
+            assert effect["difference"] == pytest.approx(cell["success_rate"] - base["success_rate"])
+            assert effect["p_holm"] >= effect["p_value"] and effect["verdict"] in (*VERDICTS, NO_DIFFERENCE)
     written = json.loads((out / "variants.json").read_text())
     assert written["rows"] == rows and "Holm-adjusted over the 6 rows" in (out / "variants.md").read_text()
     kept = out / "eval" / "seed0" / "online_6_code" / "cem_mpc" / "summary.json"
