@@ -22,26 +22,26 @@ def test_the_code_versions_are_finetuned_from_the_seeds_base_and_compared_on_the
     rows = run_variants(out, seed=0, progress=False)
     for method, setting in middle_settings(spec).items():
         code = RunFolder(out / "runs" / "seed0" / f"{setting}_code").meta()
-        text = RunFolder(out / "runs" / "seed0" / setting).meta()
-        assert code["parent_fingerprint"] == text["parent_fingerprint"]  # the same base model
+        ours = RunFolder(out / "runs" / "seed0" / setting).meta()
+        assert code["parent_fingerprint"] == ours["parent_fingerprint"]  # the same base model
         for key, value in CODE_VERSIONS[method].items():
             section, name = key.split(".")
-            assert code["config"][section][name] == value and text["config"][section][name] != value
-        assert code["config"]["train"] == text["config"]["train"]  # the same length
+            assert code["config"][section][name] == value and ours["config"][section][name] != value
+        assert code["config"]["train"] == ours["config"]["train"]  # the same length
     assert [(r["setting"], r["cell"]) for r in rows] == [
         (setting, cell) for setting in ("adversarial_e2_x1", "online_6") for cell in ("adam_mpc", "adam", "cem_mpc")
     ]
     for row in rows:
-        text = json.loads((out / "eval" / "seed0" / row["setting"] / row["cell"] / "summary.json").read_text())
+        ours = json.loads((out / "eval" / "seed0" / row["setting"] / row["cell"] / "summary.json").read_text())
         code = json.loads(
             (out / "eval" / "seed0" / f"{row['setting']}_code" / row["cell"] / "summary.json").read_text()
         )
-        assert code["seed"] == text["seed"] and code["episodes"] == text["episodes"] == 3  # the same pairs
-        assert row["text_success"] == text["success_rate"] and row["code_success"] == code["success_rate"]
-        assert row["difference"] == pytest.approx(code["success_rate"] - text["success_rate"])
+        assert code["seed"] == ours["seed"] and code["episodes"] == ours["episodes"] == 3  # the same pairs
+        assert row["study_success"] == ours["success_rate"] and row["code_success"] == code["success_rate"]
+        assert row["difference"] == pytest.approx(code["success_rate"] - ours["success_rate"])
         base = json.loads((out / "eval" / "seed0" / "base" / row["cell"] / "summary.json").read_text())
         assert row["base_success"] == base["success_rate"] and row["p_holm"] >= row["p_value"]
-        for version, cell in (("text_vs_base", text), ("code_vs_base", code)):
+        for version, cell in (("study_vs_base", ours), ("code_vs_base", code)):
             effect = row[version]
             assert effect["difference"] == pytest.approx(cell["success_rate"] - base["success_rate"])
             assert effect["p_holm"] >= effect["p_value"] and effect["verdict"] in (*VERDICTS, NO_DIFFERENCE)

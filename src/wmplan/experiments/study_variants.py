@@ -1,19 +1,20 @@
-"""Where the authors' code differs from the paper's text: each finetuning method's middle-length setting of a
-finished study, finetuned again on one training seed's base model the way the code does it, planned in the
-study's cells on the same pairs and compared, paired, with the study's own (text) version.
+"""Where the authors' code differs from the study's finetuning: each method's middle-length setting of a finished
+study, finetuned again on one training seed's base model the way the code does it, planned in the study's cells
+on the same pairs and compared, paired, with the study's own version.
 
     OUT/runs/seed<k>/<setting>_code/          the code's version of a study setting (the study's other runs kept)
     OUT/eval/seed<k>/<setting>_code/<cell>/   its cells, the study's cells and pairs
-    OUT/variants.json, OUT/variants.md        per method and cell: both successes, the paired difference
-                                              (code - text) with its interval and Holm-adjusted p, distances
+    OUT/variants.json, OUT/variants.md        per method and cell: the successes of base, study and code version,
+                                              code - study paired with its interval and Holm-adjusted p, and each
+                                              version against the base model with its verdict
 
 The versions (PAPER.md):
-- adversarial: the text perturbs the visual latents and the raw actions, with radii fixed from the first
-  minibatch's spread; the code perturbs the predictor's input tokens, the action embedding included, with
-  radii from each batch's own spread;
-- online: the text (and the study) mixes a fixed share of buffer windows into every batch from a bounded
-  buffer; the code trains expert and online windows 1 : k in the k-th pass over the data, from a buffer that
-  keeps every window. Its planner (Adam, lr 0.3, 100 steps) is already the study's.
+- adversarial: the study follows the paper's text, perturbing the visual latents and the raw actions with radii
+  fixed from the first minibatch's spread; the code perturbs the predictor's input tokens, the action embedding
+  included, with radii from each batch's own spread;
+- online: the study mixes a fixed share of buffer windows into every batch from a bounded buffer (its own
+  choice, where the text is silent); the code trains expert and online windows 1 : k in the k-th pass over the
+  data, from a buffer that keeps every window. Its planner (Adam, lr 0.3, 100 steps) is already the study's.
 
 Example:
     >>> rows = run_variants("results/study/pusht_state", seed=0)   # doctest: +SKIP
@@ -48,7 +49,7 @@ CODE_VERSIONS: dict[str, dict[str, Any]] = {
     # x 5 windows = 48,000), i.e. one that keeps everything, as the code's does
     "online": {"online.share": "growing", "online.buffer_size": 1_000_000},
 }
-"""Per method, the settings that turn the study's (the text's) version into the authors' code's."""
+"""Per method, the settings that turn the study's version into the authors' code's."""
 
 
 def middle_settings(spec: StudySpec) -> dict[str, str]:
@@ -94,29 +95,29 @@ def run_variants(
     rows = []
     for method, setting in settings.items():
         for cell in cells:
-            before, text = (planned(out / EVAL / f"seed{seed}" / model / cell.name) for model in ("base", setting))
+            before, ours = (planned(out / EVAL / f"seed{seed}" / model / cell.name) for model in ("base", setting))
             code = dict(done[(f"seed{seed}/{setting}_code", cell.name)])
-            effect = paired(code, text)
+            effect = paired(code, ours)
             rows.append(
                 {
                     "method": method,
                     "setting": setting,
                     "cell": cell.name,
                     "base_success": before["success_rate"],
-                    "text_success": text["success_rate"],
+                    "study_success": ours["success_rate"],
                     "code_success": code["success_rate"],
                     "difference": effect.estimate,
                     "ci95": list(effect.ci95),
                     "p_value": effect.p_value,
-                    "text_mean_final_distance": text["mean_final_distance"],
+                    "study_mean_final_distance": ours["mean_final_distance"],
                     "code_mean_final_distance": code["mean_final_distance"],
-                    "text_vs_base": as_row(paired(text, before)),
+                    "study_vs_base": as_row(paired(ours, before)),
                     "code_vs_base": as_row(paired(code, before)),
                 }
             )
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
         row["p_holm"] = adjusted
-    for version in ("text_vs_base", "code_vs_base"):  # each version's verdicts: Holm over its own claims
+    for version in ("study_vs_base", "code_vs_base"):  # each version's verdicts: Holm over its own claims
         for row, adjusted in zip(rows, holm([r[version]["p_value"] for r in rows])):
             row[version] |= {"p_holm": adjusted, "verdict": claim_verdict(row[version]["difference"], adjusted)}
     document = {"seed": seed, "code_versions": CODE_VERSIONS, "rows": rows, "minutes": minutes}
@@ -140,31 +141,31 @@ def as_row(effect: PairedEffect) -> dict[str, Any]:
 
 
 def variants_markdown(spec: StudySpec, document: dict[str, Any]) -> str:
-    """The comparison as a table: code - text per cell, and each version against the base model."""
+    """The comparison as a table: code - study per cell, and each version against the base model."""
     lines = [
-        f"# The authors' code against the paper's text: {spec.env}, {spec.encoder} encoder, training seed "
+        f"# The authors' code against the study's finetuning: {spec.env}, {spec.encoder} encoder, training seed "
         f"{document['seed']}",
         "",
         f"{spec.episodes} pairs of seed {spec.pair_seed}, the study's cells. Code versions: "
         + "; ".join(f"{m}: " + ", ".join(f"`{k}={v}`" for k, v in s.items()) for m, s in CODE_VERSIONS.items())
-        + f". p-values Holm-adjusted over the {len(document['rows'])} rows for code - text, and for each version's "
-        "effect against the base model over that version's rows (so the text version's verdicts here may differ "
+        + f". p-values Holm-adjusted over the {len(document['rows'])} rows for code - study, and for each version's "
+        "effect against the base model over that version's rows (so the study version's verdicts here may differ "
         "from the study report's, whose family is every length of its block).",
         "",
-        "| setting | cell | base | text | code | code - text (95% CI) | p (Holm) | text vs base | code vs base "
-        "| final distance text / code |",
+        "| setting | cell | base | study | code | code - study (95% CI) | p (Holm) | study vs base | code vs base "
+        "| final distance study / code |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in document["rows"]:
         low, high = (100 * v for v in r["ci95"])
-        success = " | ".join(f"{100 * r[k]:.0f}%" for k in ("base_success", "text_success", "code_success"))
+        success = " | ".join(f"{100 * r[k]:.0f}%" for k in ("base_success", "study_success", "code_success"))
         against = " | ".join(
             f"{100 * r[k]['difference']:+.0f}, p = {r[k]['p_holm']:.3f}, {r[k]['verdict']}"
-            for k in ("text_vs_base", "code_vs_base")
+            for k in ("study_vs_base", "code_vs_base")
         )
         lines.append(
             f"| {r['setting']} | {r['cell']} | {success} | {100 * r['difference']:+.0f} ({low:+.0f} to {high:+.0f}) "
-            f"| {r['p_holm']:.3f} | {against} | {r['text_mean_final_distance']:.3g} / "
+            f"| {r['p_holm']:.3f} | {against} | {r['study_mean_final_distance']:.3g} / "
             f"{r['code_mean_final_distance']:.3g} |"
         )
     lines += ["", "Minutes: " + ", ".join(f"{k} {v}" for k, v in document["minutes"].items()), ""]
