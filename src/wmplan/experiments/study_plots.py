@@ -29,7 +29,7 @@ def plot_effects(
     # pooled seeds: the two-level bootstrap interval, which counts the seeds and has no artefact end at 0
     interval = lambda e: e.ci95 if e.bootstrap_ci95 is None else e.bootstrap_ci95  # noqa: E731
     pooled = any(e.bootstrap_ci95 is not None for effects in found.values() for e in effects.values())
-    bootstrapped = ": bootstrap over seeds and pairs" if pooled else ""
+    bootstrapped = ":\nbootstrap over seeds and pairs" if pooled else ""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, names, lengths, label in (
         (axes[0], adversarial, spec.adversarial_epochs, "adversarial epochs"),
@@ -49,7 +49,7 @@ def plot_effects(
             )
         ax.axhline(0, color="grey", lw=0.8)
         _length_axis(ax, lengths, label)
-        ax.set_ylabel(f"points (95% CI{bootstrapped}, pooled over seeds)")
+        ax.set_ylabel(f"points, pooled over seeds\n(95% CI{bootstrapped})", fontsize=9)  # two lines: it fits
         ax.legend(fontsize=8)
     fig.suptitle(f"{spec.env}: effect of finetuning length ({protocol} protocol)")
     fig.tight_layout()
