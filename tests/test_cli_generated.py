@@ -243,6 +243,7 @@ OPTION_KINDS = {
     "--video": "non-negative",
     "--seed": "seed",
     "--seeds": "seeds",
+    "--code-versions": "seed",
     "--grid": "odd grid",
     "--adversarial-epochs": "counts",
     "--online-steps": "counts",

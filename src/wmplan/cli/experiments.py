@@ -7,7 +7,7 @@ import os
 import time
 
 from wmplan.cli.flags import add_device_flag, add_env_flag, add_out_flag, add_seed_flag, add_set_flag, add_workers_flag
-from wmplan.cli_types import positive_floats, positive_int, positive_ints, protocols, seeds
+from wmplan.cli_types import positive_floats, positive_int, positive_ints, protocols, seed, seeds
 from wmplan.experiments.submitit_launcher import LAUNCHERS
 from wmplan.models.encoder_registry import encoder_entry, encoder_names
 
@@ -224,7 +224,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     add_workers_flag(p, "plan each seed's eval cells in this many one-thread processes")
     p.add_argument(
         "--code-versions",
-        type=int,
+        type=seed,
         metavar="SEED",
         help="then finetune the middle settings again as the authors' code does, from this training seed's base "
         "model, and compare them with the study's, paired, in OUT/variants.md",
