@@ -135,9 +135,10 @@ register_task(
             mpc_objective="last",
             mpc_execute=5,
         ),
-        # Finetuning lengths from docs/results/study/pusht (1 seed, patch model): the adversarial loss fell 17%
-        # from 1 to 3 epochs and the online buffer loss 22% from 200 to 1,000 steps, so the rule takes the longest
-        # studied (no plateau within them). The demo of docs/results/pusht predates this and ran 1 and 200.
+        # Finetuning lengths from docs/results/study/pusht_partial (1 seed, patch model, its training side): the
+        # adversarial loss fell 17% from 1 to 3 epochs and the online buffer loss 22% from 200 to 1,000 steps,
+        # so the rule takes the longest studied (no plateau within them). The demo of docs/results/pusht
+        # predates this and ran 1 and 200.
         demo=DemoRecipe(
             collect_episodes=2000,
             train=PUSHT_TRAIN,
