@@ -33,7 +33,8 @@ import numpy as np
 
 from wmplan.evaluation.multiple import claim_verdict, holm
 from wmplan.evaluation.paired import PairedEffect, success_difference
-from wmplan.experiments.runner import EVAL, BaseRun, FinetunedRun, run_grid
+from wmplan.evaluation.summary import EvalSummary
+from wmplan.experiments.runner import BaseRun, FinetunedRun, run_grid
 from wmplan.experiments.study import (
     StudySpec,
     adversarial_name,
@@ -72,12 +73,12 @@ def run_variants(
     grid = study_grid(spec, [seed], out)
     base = next(run for run in grid.runs if isinstance(run, BaseRun))
     settings = middle_settings(spec)
-    runs: list[BaseRun | FinetunedRun] = [base]
+    runs: list[BaseRun | FinetunedRun] = [base]  # with the study's own runs, which the engine finds finished
     for method, setting in settings.items():
         study_run = next(run for run in grid.runs if run.name == f"seed{seed}/{setting}")
         assert isinstance(study_run, FinetunedRun)
         overrides = {**study_run.overrides, **CODE_VERSIONS[method]}
-        runs.append(FinetunedRun(f"{study_run.name}_code", base.name, method, overrides))
+        runs += [study_run, FinetunedRun(f"{study_run.name}_code", base.name, method, overrides)]
     cells = study_cells(spec)
     variant_grid = dataclasses.replace(grid, runs=tuple(runs), cells={run.name: tuple(cells) for run in runs})
     written = out / "variants.json"
@@ -92,11 +93,12 @@ def run_variants(
             minutes[stage] = round(minutes.get(stage, 0.0) + (time.monotonic() - start) / 60, 2)
 
     done = run_grid(variant_grid, out, workers=workers, device=device, progress=progress, clock=clock)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for method, setting in settings.items():
         for cell in cells:
-            before, ours = (planned(out / EVAL / f"seed{seed}" / model / cell.name) for model in ("base", setting))
-            code = dict(done[(f"seed{seed}/{setting}_code", cell.name)])
+            before, ours, code = (
+                done[(name, cell.name)] for name in (base.name, f"seed{seed}/{setting}", f"seed{seed}/{setting}_code")
+            )
             effect = paired(code, ours)
             rows.append(
                 {
@@ -126,12 +128,7 @@ def run_variants(
     return rows
 
 
-def planned(cell: Path) -> dict[str, Any]:
-    """A finished cell's eval summary."""
-    return json.loads((cell / "summary.json").read_text())
-
-
-def paired(a: dict[str, Any], b: dict[str, Any]) -> PairedEffect:
+def paired(a: EvalSummary, b: EvalSummary) -> PairedEffect:
     """Success of cell a minus cell b (eval summaries) over their shared pairs."""
     return success_difference(np.array(a["episode_success"]), np.array(b["episode_success"]))
 
